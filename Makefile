@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   create .venv, install the pinned dependencies, run configs/demo/sandbox.yaml
+#   make test   the same install, then the whole test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Nothing may be installed or downloaded behind our back at run time.
+OFFLINE := UV_OFFLINE=1 PIP_NO_INDEX=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
+
+.PHONY: install demo test check clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/demo/sandbox.yaml
+	@echo "context_infos.json: outputs/demo-sandbox/context_infos.json"
+
+test: install
+	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf outputs .snakemake

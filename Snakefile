@@ -1,0 +1,40 @@
+# sandflow: a DJ-Sandbox experiment as a Snakemake workflow of content-hashed jobs.
+#
+#   snakemake --cores 2 --configfile configs/demo/sandbox.yaml
+#
+# Output paths, all under the config's work_dir:
+#   jobs/<hook>/<key>/          one job: its artifacts, manifest.json, context.json (written last, by rename)
+#   logs/<hook>/<key>.log       the job's log
+#   context_infos.json          DJ-Sandbox's record of every job's outputs, assembled from the jobs
+#   pipelines/<pipeline>/iter_<N>/<meta_name>  readable links to job directories
+# <key> is a hash of everything that produces the job's result (src/sandflow/plan.py),
+# so changing one value reruns only the jobs downstream of it.
+
+from snakemake.utils import min_version
+
+from sandflow.workflow import load_or_exit
+
+min_version("9.0")
+
+SANDFLOW = load_or_exit(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+
+
+wildcard_constraints:
+    key="[0-9a-f]{16}",
+
+
+include: "rules/probe.smk"
+include: "rules/refine.smk"
+include: "rules/execute.smk"
+include: "rules/evaluate.smk"
+include: "rules/context.smk"
+
+
+onstart:
+    SANDFLOW.start_run()
+
+
+rule all:
+    input:
+        SANDFLOW.plan.context_infos_path,
+    default_target: True

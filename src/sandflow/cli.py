@@ -1,0 +1,107 @@
+"""sandflow check / run: validate a config and describe its job graph, or run it with Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sandflow.config import ConfigError, load_config_file
+from sandflow.plan import Job, Plan, plan_config
+from sandflow.workflow import cannot_run_here
+
+SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
+
+
+def describe_job(job: Job, number: dict[int, int]) -> list[str]:
+    state = "done" if os.path.exists(job.context_path) else "to run"
+    head = f"  {number[id(job)]:>3}. {job.cfg.display_name}  [{job.hook.name}{' ' + job.component if job.component else ''}]  key {job.key}  ({state})"
+    lines = [head]
+    for ref in job.refs:
+        lines.append(f"         {'.'.join(map(str, ref['target']))} <- output {ref['index']} of job {number[id(ref['job'])]} ({ref['text']})")
+    for section, source in job.section_sources.items():
+        if "ref" in source:
+            lines.append(f"         {section} <- output {source['ref']['index']} of job {number[id(source['ref']['job'])]} ({source['ref']['text']})")
+        else:
+            writers = ", ".join(str(number[id(c['job'])]) for c in source["path"]["candidates"])
+            lines.append(f"         {section} <- {source['path']['text']} written by job {writers}")
+    for read in job.path_reads:
+        writers = ", ".join(str(number[id(c['job'])]) for c in read["candidates"])
+        lines.append(f"         {'.'.join(map(str, read['target']))} <- {read['text']} written by job {writers}")
+    if job.after is not None:
+        lines.append(f"         after job {number[id(job.after)]} (reads paths sandflow cannot see)")
+    for role, linked in job.linked.items():
+        lines.append(f"         {role} <- job {number[id(linked)]}")
+    for write in job.writes:
+        lines.append(f"         writes {write.published(job.iteration)}")
+    return lines
+
+
+def describe(plan: Plan) -> str:
+    config = plan.config
+    unique = len(plan.unique_jobs())
+    iterations = max((job.iteration for job in plan.jobs), default=0)
+    lines = [
+        f"{config.source}: valid. {len(plan.jobs)} jobs ({unique} distinct) in {len(config.pipelines)} pipeline(s), "
+        f"{iterations} iteration(s) planned; work_dir {plan.work_dir}",
+    ]
+    if plan.pending_note:
+        lines.append(f"note: {plan.pending_note}")
+    number = {id(job): position + 1 for position, job in enumerate(plan.jobs)}
+    current = None
+    for job in plan.jobs:
+        header = (job.iteration, job.cfg.pipeline)
+        if header != current:
+            current = header
+            lines.append(f"iteration {job.iteration}, pipeline {job.cfg.pipeline}:")
+        lines.extend(describe_job(job, number))
+    problems = cannot_run_here(plan)
+    if problems:
+        lines.append("cannot run here yet:")
+        lines.extend(f"  {problem}" for problem in problems)
+    return "\n".join(lines)
+
+
+def check(config_file: str) -> int:
+    try:
+        plan = plan_config(load_config_file(config_file))
+    except ConfigError as exc:
+        print(f"sandflow: error: {config_file}: {exc}", file=sys.stderr)
+        return 2
+    print(describe(plan))
+    return 0
+
+
+def run(config_file: str, snakemake_args: list[str]) -> int:
+    """Same as `snakemake --configfile <config> <args>` from the current directory."""
+    from snakemake.cli import main as snakemake_main
+
+    if not any(arg in ("--cores", "-c", "--jobs", "-j", "--profile") or arg.startswith(("--cores=", "-c", "--jobs=", "-j"))
+               for arg in snakemake_args):
+        snakemake_args = ["--cores", "all", *snakemake_args]
+    argv = ["--snakefile", str(SNAKEFILE), "--configfile", config_file, *snakemake_args]
+    try:
+        snakemake_main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sandflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check_parser = commands.add_parser("check", help="validate a sandbox config and print its job graph")
+    check_parser.add_argument("config")
+    run_parser = commands.add_parser("run", help="run a sandbox config with snakemake (extra args go to snakemake)")
+    run_parser.add_argument("config")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "check":
+        if rest:
+            parser.error(f"unexpected arguments: {' '.join(rest)}")
+        return check(args.config)
+    return run(args.config, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

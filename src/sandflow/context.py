@@ -1,0 +1,84 @@
+"""Assemble context_infos.json from per-job records, publish artifacts, link readable names.
+
+context_infos.json is DJ-Sandbox's format, a product of the graph (never the
+state that drives it):
+``[{"iter": 1, "pipeline_infos": [{"pipeline_name": ..., "job_infos": [{"meta_name": ..., "<output>": value}]}]}]``.
+Paths in it are the published ones (export_path with iter_<N>, path_k_sigma_recipe),
+where DJ-Sandbox users expect them; publishing copies each job's artifacts
+there, the last writer in sequential order winning, as upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sandflow.plan import Write
+from sandflow.runner import CONTEXT_FILE, load_context, replace_prefix
+
+
+def publish_tree(source: Path, destination: Path) -> None:
+    """Copy every file under source into destination (overlaying what is there), each by temp + rename."""
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        target = destination / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.publishing")
+        shutil.copyfile(path, temp)
+        os.replace(temp, target)
+
+
+def link(target: Path, link_path: Path) -> None:
+    """Point link_path at target with a relative symlink, replacing an older one atomically."""
+    link_path.parent.mkdir(parents=True, exist_ok=True)
+    temp = link_path.with_name(f".{link_path.name}.linking")
+    if temp.is_symlink() or temp.exists():
+        temp.unlink()
+    temp.symlink_to(os.path.relpath(target, link_path.parent))
+    os.replace(temp, link_path)
+
+
+def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    contexts: dict[str, dict[str, Any]] = {}
+    iterations: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    work_dir = Path(spec["work_dir"])
+    for job in spec["jobs"]:
+        context = contexts.get(job["key"])
+        if context is None:
+            context = contexts[job["key"]] = load_context(os.path.join(job["job_dir"], CONTEXT_FILE))
+        writes = job["writes"] if job["writes"] is not None else context["writes"]
+        values = context["values"]
+        for raw in writes:
+            write = Write(tuple(raw["slot"].split(".")), raw["value"], raw["kind"], raw["iterized"])
+            slot_dir = os.path.join(job["job_dir"], raw["slot"])
+            root = write.publish_root(job["iteration"])
+            publish_tree(Path(slot_dir), Path(root))
+            values = replace_prefix(values, os.path.normpath(slot_dir), os.path.normpath(root))
+        names = job["output_names"] or [str(i) for i in range(len(values))]
+        info: dict[str, Any] = {"meta_name": job["meta_name"]}
+        info.update(zip(names, values))
+        iterations.setdefault(job["iteration"], {}).setdefault(job["pipeline"], []).append(info)
+        link(Path(job["job_dir"]), work_dir / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"])
+    return [
+        {"iter": iteration, "pipeline_infos": [{"pipeline_name": name, "job_infos": infos} for name, infos in pipelines.items()]}
+        for iteration, pipelines in sorted(iterations.items())
+    ]
+
+
+def assemble_context_infos(spec: dict[str, Any], output: str) -> None:
+    """Write context_infos.json (upstream's layout: indent 4, keys in output order) by temp + rename."""
+    target = Path(output)
+    temp = target.with_name(f".{target.name}.tmp")
+    temp.write_text(json.dumps(assemble(spec), indent=4, ensure_ascii=False) + "\n")
+    os.replace(temp, target)
+
+
+def main_from_snakemake(snakemake: Any) -> None:
+    from sandflow.runner import job_logging
+
+    with job_logging(snakemake.log[0]):
+        assemble_context_infos(snakemake.params.spec, snakemake.output[0])

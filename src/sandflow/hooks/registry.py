@@ -1,0 +1,103 @@
+"""Every DJ-Sandbox hook and component type, and what sandflow knows about each before it runs.
+
+Hooks whose work needs something this version does not provide yet carry
+``unavailable``: their jobs plan normally (``snakemake -n`` shows them), and a
+real run stops before any job with that line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sandflow import dj_requirements
+from sandflow.hooks.base import Component, Hook, JobRun
+
+DATA_JUICER = ("py-data-juicer",)
+
+
+def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
+    """Import the hook's module only when the job runs (keeps Snakefile parsing fast)."""
+
+    def run(job: JobRun) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), function)(job)
+
+    run.__qualname__ = f"{module}.{function}"
+    return run
+
+
+def _planned(issue: str, third_party: bool = False) -> Component:
+    return Component(run=None, n_outputs=None, unavailable=f"not implemented in sandflow yet (tracked in issue {issue})",
+                     follows_previous=third_party)
+
+
+def _third_party(issue: str) -> Component:
+    """A third-party system (EasyAnimate, VBench, InternVL, ...) whose configs name paths relative to its own tree."""
+    return _planned(issue, third_party=True)
+
+
+def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
+    return dj_requirements.missing_requirements(dj_configs if isinstance(dj_configs, dict) else None)
+
+
+POOL_TYPES = ("data_pool_construction", "data_pool_combination", "data_pool_duplication", "data_pool_downsampling",
+              "data_pool_ranking", "data_pool_merging", "data_pool_cartesian_join")
+
+HOOKS: dict[str, Hook] = {
+    hook.name: hook
+    for hook in (
+        Hook("ProbeViaAnalyzerHook", _lazy("sandflow.hooks.data_juicer", "probe_via_analyzer"),
+             libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
+        Hook("ProbeViaModelInferHook", None, n_outputs=None,
+             components={"modelscope": _third_party("#5"), **{t: _planned("#5") for t in ("huggingface", "vllm", "api")}}),
+        Hook("GeneralProbeHook", None, n_outputs=None, components={"data_pool_ranking": _planned("#4")}),
+        Hook("RefineRecipeViaKSigmaHook", _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
+             libraries=DATA_JUICER, writes=("extra_configs.path_k_sigma_recipe",),
+             reads_same_meta_name_analysis=True),
+        Hook("RefineRecipeViaModelFeedbackHook", None, writes=("extra_configs.path_model_feedback_recipe",),
+             unavailable="not implemented in sandflow yet (tracked in issue #5)"),
+        Hook("ProcessDataHook", _lazy("sandflow.hooks.data_juicer", "process_data"),
+             libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
+        Hook("DataPoolManipulationHook", None, n_outputs=None,
+             components={t: _planned("#4") for t in POOL_TYPES if t != "data_pool_ranking"}),
+        Hook("GeneralDataExecutorHook", None, n_outputs=None,
+             components={t: _planned("#4") for t in ("coco_caption_to_dj_conversion", "coco_caption_meta_generation",
+                                                      "dj_to_easyanimate_video_dataset_conversion")}),
+        Hook("TrainModelHook", None, n_outputs=None,
+             writes=("extra_configs.export_path", "extra_configs.work_dir"),
+             components={"huggingface": _planned("#5"),
+                         **{t: _third_party("#5") for t in ("modelscope", "easyanimate", "trinity-rft", "internvl_coco_caption")}}),
+        Hook("InferModelHook", None, n_outputs=None,
+             components={"easyanimate": _third_party("#5"), **{t: _planned("#5") for t in ("huggingface", "vllm", "api")}}),
+        Hook("EvaluateDataHook", None, n_outputs=None,
+             components={
+                 "accuracy": Component(None, n_outputs=2, unavailable=_planned("#4").unavailable),
+                 "mse": Component(None, n_outputs=2, unavailable=_planned("#4").unavailable),
+                 "dj_text_quality_classifier": _planned("#4"),
+                 "vbench_video_evaluator": _third_party("#5"),
+                 "video_inception_evaluator": _third_party("#5"),
+             }),
+        Hook("EvaluateModelHook", None, n_outputs=None, components={"internvl_coco_caption": _third_party("#5")}),
+    )
+}
+
+
+def component_of(hook: Hook, extra_configs: Any) -> tuple[str | None, Component | None]:
+    """The component a job selects through extra_configs.type (None when the hook takes none)."""
+    if hook.components is None or not isinstance(extra_configs, dict):
+        return None, None
+    kind = extra_configs.get("type")
+    return kind, hook.components.get(kind) if isinstance(kind, str) else None
+
+
+def unavailable_reason(hook: Hook, extra_configs: Any) -> str:
+    """Why a job of this hook cannot run in this version ('' when it can)."""
+    if hook.unavailable:
+        return f"{hook.name} is {hook.unavailable}"
+    kind, component = component_of(hook, extra_configs)
+    if component is not None and component.unavailable:
+        return f"{hook.name} type {kind!r} is {component.unavailable}"
+    if hook.run is None and component is None:
+        return f"{hook.name} is not implemented in sandflow yet"
+    return ""

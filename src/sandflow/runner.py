@@ -1,0 +1,205 @@
+"""Run one planned job inside its rule: resolve run-time values, call the hook, commit the job directory.
+
+Everything is written under ``<job_dir>.partial-<pid>`` and renamed to the job
+directory at the end, ``context.json`` included, so a job killed half-way
+leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from sandflow.config import read_yaml_or_json
+from sandflow.filehash import sha256_file
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.registry import HOOKS, component_of
+from sandflow.plan import guess_kind, library_version, set_path
+
+CONTEXT_FILE = "context.json"
+MANIFEST_FILE = "manifest.json"
+
+
+class JobFailed(RuntimeError):
+    """A job could not run; the message says why."""
+
+
+def load_context(path: str | Path) -> dict[str, Any]:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def upstream_value(context_path: str, index: int) -> Any:
+    values = load_context(context_path)["values"]
+    if index >= len(values):
+        raise JobFailed(f"{context_path} has {len(values)} output(s); output {index} was asked for")
+    return values[index]
+
+
+def artifact_path(candidates: list[dict[str, str]], text: str) -> str:
+    """The newest earlier job's artifact that exists for a path it publishes."""
+    for candidate in candidates:
+        path = os.path.normpath(os.path.join(candidate["job_dir"], candidate["slot"], candidate["rel"]))
+        if os.path.exists(path):
+            return path
+    writers = ", ".join(c["job_dir"] for c in candidates)
+    raise JobFailed(f"{text} should have been written by an earlier job ({writers}), but none of them wrote it")
+
+
+def resolve_sections(spec: dict[str, Any]) -> dict[str, Any]:
+    """The job's dj_configs / extra_configs with every run-time value filled in."""
+    sections = copy.deepcopy(spec["sections"])
+    for section, source in spec["section_sources"].items():
+        if "ref" in source:
+            value = upstream_value(source["ref"]["context"], source["ref"]["index"])
+        else:
+            value = artifact_path(source["path"]["candidates"], source["path"]["text"])
+        sections[section] = read_yaml_or_json(value) if isinstance(value, str) else value
+    for target, value in spec["deferred_local"].items():
+        set_path(sections, tuple(target.split(".")), copy.deepcopy(value), spec["where"])
+    for ref in spec["refs"]:
+        if sections.get(ref["target"][0]) is None:
+            sections[ref["target"][0]] = {}
+        set_path(sections, tuple(ref["target"]), upstream_value(ref["context"], ref["index"]), spec["where"])
+    for read in spec["path_reads"]:
+        set_path(sections, tuple(read["target"]), artifact_path(read["candidates"], read["text"]), spec["where"])
+    return sections
+
+
+def redirect_writes(sections: dict[str, Any], writes: list[str], job_dir: Path) -> list[dict[str, Any]]:
+    """Point every path the hook writes into <job_dir>/<slot>/ and record what it stood for."""
+    recorded = []
+    for dotted in writes:
+        target = tuple(dotted.split("."))
+        node: Any = sections
+        for part in target:
+            node = node.get(part) if isinstance(node, dict) else None
+        values = node if isinstance(node, list) else [node]
+        for position, value in enumerate(values):
+            if not isinstance(value, str):
+                continue
+            sub = target + (position,) if isinstance(node, list) else target
+            slot = ".".join(map(str, sub))
+            kind = guess_kind(value)
+            slot_dir = job_dir / slot
+            slot_dir.mkdir(parents=True, exist_ok=True)
+            redirected = slot_dir / os.path.basename(value.rstrip("/")) if kind == "file" else slot_dir
+            set_path(sections, sub, str(redirected), dotted)
+            recorded.append({"target": list(sub), "slot": slot, "value": value, "kind": kind,
+                             "iterized": target[-1] == "export_path"})
+    return recorded
+
+
+def name_outputs(result: Any) -> list[Any]:
+    """DJ-Sandbox's rule: a tuple is several outputs; a one-element list is unpacked; None is none."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    if isinstance(result, list) and len(result) == 1:
+        return [result[0]]
+    return [result]
+
+
+def replace_prefix(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return new + value[len(old):] if value == old or value.startswith(old + os.sep) else value
+    if isinstance(value, list):
+        return [replace_prefix(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: replace_prefix(v, old, new) for k, v in value.items()}
+    return value
+
+
+def manifest_of(job_dir: Path) -> dict[str, str]:
+    files = {}
+    for path in sorted(job_dir.rglob("*")):
+        if path.is_file() and not path.is_symlink() and path.name not in (CONTEXT_FILE, MANIFEST_FILE):
+            files[str(path.relative_to(job_dir))] = sha256_file(path)
+    return files
+
+
+def write_json(path: Path, data: Any) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(temp, path)
+
+
+@contextlib.contextmanager
+def job_logging(log_path: str) -> Iterator[logging.Logger]:
+    """Send our logging and Data-Juicer's loguru output to the rule's log file."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield logging.getLogger("sandflow.job")
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def run_job(spec: dict[str, Any], log_path: str) -> None:
+    final_dir = Path(spec["job_dir"])
+    partial = final_dir.with_name(f"{final_dir.name}.partial-{os.getpid()}")
+    for stale in final_dir.parent.glob(f"{final_dir.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    partial.mkdir(parents=True)
+    started = time.time()
+    hook = HOOKS[spec["hook"]]
+    with job_logging(log_path) as log:
+        log.info("job %s: %s %s.%s (iteration %s)", spec["key"], spec["hook"], spec["pipeline"], spec["meta_name"], spec["iteration"])
+        try:
+            sections = resolve_sections(spec)
+            writes = redirect_writes(sections, spec["writes"], partial)
+            kind, component = component_of(hook, sections.get("extra_configs"))
+            run = component.run if component is not None else hook.run
+            if run is None:
+                raise JobFailed(f"{hook.name}{' type ' + repr(kind) if kind else ''} cannot run in this version of sandflow")
+            job = JobRun(hook=hook.name, key=spec["key"], pipeline=spec["pipeline"], meta_name=spec["meta_name"],
+                         iteration=spec["iteration"], job_dir=partial,
+                         dj_configs=sections.get("dj_configs"), extra_configs=sections.get("extra_configs"),
+                         linked_jobs={role: Path(path) for role, path in spec["linked"].items()}, log=log)
+            values = name_outputs(run(job))
+            expected = spec["n_outputs"]
+            if expected is not None and len(values) != expected:
+                raise JobFailed(f"{hook.name} returned {len(values)} output(s) but {expected} are named in {spec['where']}.output")
+            record = {
+                "key": spec["key"],
+                "hook": hook.name,
+                "component": kind,
+                "values": replace_prefix(values, str(partial), str(final_dir)),
+                "writes": writes,
+                "config": replace_prefix(sections, str(partial), str(final_dir)),
+                "libraries": {name: library_version(name) for name in hook.libraries},
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+                "duration_s": round(time.time() - started, 3),
+            }
+            write_json(partial / MANIFEST_FILE, manifest_of(partial))
+            write_json(partial / CONTEXT_FILE, record)
+        except BaseException:
+            log.exception("job %s failed", spec["key"])
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        os.rename(partial, final_dir)
+        log.info("job %s done in %.1f s", spec["key"], time.time() - started)
+
+
+def main_from_snakemake(snakemake: Any) -> None:
+    try:
+        run_job(snakemake.params.spec, snakemake.log[0])
+    except JobFailed as exc:
+        print(f"sandflow: job failed: {exc}", file=sys.stderr)
+        sys.exit(1)

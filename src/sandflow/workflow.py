@@ -1,0 +1,170 @@
+"""What the Snakefile asks of a plan: targets, each job's inputs and its run-time spec.
+
+Rules stay generic (one per hook, keyed by ``{key}``); everything specific to a
+job reaches it through ``get_job_spec`` as one params value, so no config value
+is ever spliced into a shell command and the job never re-plans the config.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from typing import Any
+
+from sandflow.config import ConfigError, load_config
+from sandflow.plan import Job, Plan, plan_config
+
+
+def exit_with_error(message: str) -> None:
+    """One line on stderr, exit code 2, before any job (SystemExit in a Snakefile would become exit 1)."""
+    print(f"sandflow: error: {message}", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(2)
+
+
+def cannot_run_here(plan: Plan) -> list[str]:
+    """One line per job still to run that needs what is not here (a model, a package, a later sandflow)."""
+    problems = []
+    for job in plan.unique_jobs():
+        if os.path.exists(job.context_path):
+            continue
+        if job.unavailable:
+            problems.append(f"{job.where}: {job.unavailable}")
+        problems.extend(f"{job.where}: {line}" for line in job.missing)
+    return problems
+
+
+class Workflow:
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.jobs = plan.by_key
+        self._lock: int | None = None
+
+    def start_run(self) -> None:
+        """Snakemake's onstart (not in a dry run): refuse what cannot run here, then hold the work_dir lock."""
+        problems = cannot_run_here(self.plan)
+        if problems:
+            more = f" (and {len(problems) - 1} more: `sandflow check` lists them)" if len(problems) > 1 else ""
+            exit_with_error(f"cannot run here: {problems[0]}{more}")
+        self._lock = hold_lock(self.work_dir)
+        self.plan.hashes.save()
+
+    @property
+    def work_dir(self) -> str:
+        return self.plan.work_dir
+
+    def job_output(self, hook: str) -> str:
+        return os.path.join(self.work_dir, "jobs", hook, "{key}", "context.json")
+
+    def job_log(self, hook: str) -> str:
+        return os.path.join(self.work_dir, "logs", hook, "{key}.log")
+
+    def targets(self) -> list[str]:
+        return [job.context_path for job in self.plan.unique_jobs()]
+
+    def get_job_inputs(self, wildcards: Any) -> list[str]:
+        return sorted({dep.context_path for dep in self.jobs[wildcards.key].deps})
+
+    def get_job_spec(self, wildcards: Any) -> dict[str, Any]:
+        return job_spec(self.jobs[wildcards.key])
+
+    def get_assembly_spec(self, wildcards: Any = None) -> dict[str, Any]:
+        return assembly_spec(self.plan)
+
+
+def _candidates(candidates: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"job_dir": c["job"].job_dir, "slot": c["slot"], "rel": c["rel"]} for c in candidates]
+
+
+def job_spec(job: Job) -> dict[str, Any]:
+    """Everything the rule needs to run the job, as plain JSON-able data."""
+    sources: dict[str, Any] = {}
+    for section, source in job.section_sources.items():
+        if "ref" in source:
+            sources[section] = {"ref": {"context": source["ref"]["job"].context_path, "index": source["ref"]["index"]}}
+        else:
+            sources[section] = {"path": {"candidates": _candidates(source["path"]["candidates"]), "text": source["path"]["text"]}}
+    return {
+        "key": job.key,
+        "hook": job.hook.name,
+        "job_dir": job.job_dir,
+        "where": job.where,
+        "pipeline": job.cfg.pipeline,
+        "meta_name": job.cfg.display_name,
+        "iteration": job.iteration,
+        "sections": job.sections,
+        "section_sources": sources,
+        "deferred_local": job.deferred_local,
+        "refs": [{"target": list(r["target"]), "context": r["job"].context_path, "index": r["index"]}
+                 for r in job.refs],
+        "path_reads": [{"target": list(r["target"]), "candidates": _candidates(r["candidates"]), "text": r["text"]}
+                       for r in job.path_reads],
+        "writes": list(job.hook.writes),
+        "linked": {role: linked.job_dir for role, linked in job.linked.items()},
+        "n_outputs": len(job.cfg.outputs) if job.cfg.outputs is not None else job.n_outputs,
+    }
+
+
+def readable_names(plan: Plan) -> dict[int, str]:
+    """<meta_name> where unique in its pipeline, else <meta_name>-<position>; <position> without meta_name."""
+    names: dict[int, str] = {}
+    for job in plan.jobs:
+        siblings = [j for j in plan.jobs if j.iteration == job.iteration and j.cfg.pipeline == job.cfg.pipeline]
+        position = siblings.index(job)
+        meta = job.cfg.meta_name
+        if meta is None:
+            names[id(job)] = str(position)
+        elif sum(1 for s in siblings if s.cfg.meta_name == meta) == 1:
+            names[id(job)] = meta
+        else:
+            names[id(job)] = f"{meta}-{position}"
+    return names
+
+
+def assembly_spec(plan: Plan) -> dict[str, Any]:
+    names = readable_names(plan)
+    return {
+        "work_dir": plan.work_dir,
+        "context_infos": plan.context_infos_path,
+        "jobs": [
+            {
+                "iteration": job.iteration,
+                "pipeline": job.cfg.pipeline,
+                "meta_name": job.cfg.display_name,
+                "readable_name": names[id(job)],
+                "key": job.key,
+                "job_dir": job.job_dir,
+                "output_names": list(job.cfg.outputs) if job.cfg.outputs is not None else None,
+                # Publish locations known now; a job whose sections arrive at run time records its own.
+                "writes": None if job.section_sources else [
+                    {"slot": w.slot, "value": w.value, "kind": w.kind, "iterized": w.iterized} for w in job.writes
+                ],
+            }
+            for job in plan.jobs
+        ],
+    }
+
+
+def hold_lock(work_dir: str) -> int:
+    """An exclusive lock on work_dir for this process's life (released by the kernel even on SIGKILL)."""
+    lock_dir = os.path.join(work_dir, ".sandflow")
+    os.makedirs(lock_dir, exist_ok=True)
+    fd = os.open(os.path.join(lock_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        exit_with_error(f"another sandflow run (pid {holder}) is using work_dir {work_dir}; wait for it to finish or stop it")
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def load_or_exit(config: dict[str, Any], source: str) -> Workflow:
+    """Plan the Snakemake config; a bad config prints one line and exits 2 before anything runs."""
+    try:
+        return Workflow(plan_config(load_config(dict(config), source=source)))
+    except ConfigError as exc:
+        exit_with_error(f"{source}: {exc}")
+        raise  # unreachable: exit_with_error does not return
