@@ -3,9 +3,21 @@
 # export_path / path_k_sigma_recipe and links readable names under pipelines/.
 
 
+rule publication_record:
+    output:
+        SANDFLOW.publication_record(),
+    log:
+        f"{SANDFLOW.work_dir}/logs/publication_record.log",
+    params:
+        spec=SANDFLOW.get_assembly_spec,
+    script:
+        "../scripts/record_publication.py"
+
+
 rule context_infos:
     input:
-        SANDFLOW.targets(),
+        jobs=SANDFLOW.targets(),
+        publication=SANDFLOW.publication_record(),
     output:
         SANDFLOW.plan.context_infos_path,
     log:

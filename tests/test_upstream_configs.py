@@ -100,7 +100,7 @@ def test_snakemake_dry_run_lists_every_job_and_writes_nothing(config: str, upstr
     result = snakemake(upstream_dir, f"configs/{config}", "-n")
     counts = job_counts(result)
     jobs = EXPECTED_GRAPHS[config]
-    assert sum(counts.values()) == len(jobs) + 2  # + context_infos + all
+    assert sum(counts.values()) == len(jobs) + 3  # + publication_record, context_infos, all
     assert counts["context_infos"] == 1
     assert sorted(upstream_dir.iterdir()) == [upstream_dir / ".snakemake", upstream_dir / "configs"]
 

@@ -77,6 +77,14 @@ def assemble_context_infos(spec: dict[str, Any], output: str) -> None:
     os.replace(temp, target)
 
 
+def record_publication(spec: dict[str, Any], output: str) -> None:
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp")
+    temp.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    os.replace(temp, target)
+
+
 def main_from_snakemake(snakemake: Any) -> None:
     from sandflow.runner import job_logging
 

@@ -119,6 +119,12 @@ def replace_prefix(value: Any, old: str, new: str) -> Any:
     return value
 
 
+def relocate(value: Any, partial: Path, final_dir: Path) -> Any:
+    """Paths the hook saw inside the partial directory (relative or absolute) -> the job directory."""
+    value = replace_prefix(value, os.path.abspath(partial), str(final_dir))
+    return replace_prefix(value, str(partial), str(final_dir))
+
+
 def manifest_of(job_dir: Path) -> dict[str, str]:
     files = {}
     for path in sorted(job_dir.rglob("*")):
@@ -178,9 +184,9 @@ def run_job(spec: dict[str, Any], log_path: str) -> None:
                 "key": spec["key"],
                 "hook": hook.name,
                 "component": kind,
-                "values": replace_prefix(values, str(partial), str(final_dir)),
+                "values": relocate(values, partial, final_dir),
                 "writes": writes,
-                "config": replace_prefix(sections, str(partial), str(final_dir)),
+                "config": relocate(sections, partial, final_dir),
                 "libraries": {name: library_version(name) for name in hook.libraries},
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                 "duration_s": round(time.time() - started, 3),

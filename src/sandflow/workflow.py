@@ -8,12 +8,13 @@ is ever spliced into a shell command and the job never re-plans the config.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sys
 from typing import Any
 
 from sandflow.config import ConfigError, load_config
-from sandflow.plan import Job, Plan, plan_config
+from sandflow.plan import KEY_LENGTH, Job, Plan, canonical_json, plan_config
 
 
 def exit_with_error(message: str) -> None:
@@ -71,6 +72,15 @@ class Workflow:
 
     def get_assembly_spec(self, wildcards: Any = None) -> dict[str, Any]:
         return assembly_spec(self.plan)
+
+    def publication_record(self) -> str:
+        """A file named by the hash of what the assembly publishes where.
+
+        Job keys leave publishing out, so a moved export_path changes no job; this
+        file's name changes instead, and the assembly (which lists it as input) reruns.
+        """
+        digest = hashlib.sha256(canonical_json(assembly_spec(self.plan)).encode()).hexdigest()[:KEY_LENGTH]
+        return os.path.join(self.work_dir, ".sandflow", "publication", f"{digest}.json")
 
 
 def _candidates(candidates: list[dict[str, Any]]) -> list[dict[str, str]]:

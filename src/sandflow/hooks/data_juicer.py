@@ -1,0 +1,253 @@
+"""Hooks that run py-data-juicer: ProbeViaAnalyzerHook, RefineRecipeViaKSigmaHook, ProcessDataHook.
+
+Data-Juicer is imported inside the functions only (the registry imports this
+module lazily, but keep it that way: ``import data_juicer`` costs seconds).
+
+Every Data-Juicer run here is made safe and self-contained the same way
+(``dj_session`` and ``dj_recipe``):
+
+* ``skip_op_error`` is forced false, globally and on every op: Data-Juicer's
+  default silently drops every sample of a batch an op fails on and exits 0;
+* ``use_cache`` is off and ``open_tracer`` is off; ``executor_type`` is
+  ``default`` (DJ-Sandbox always builds a ``DefaultExecutor`` / ``Analyzer``);
+* everything Data-Juicer writes lands in the job directory: its ``work_dir``
+  is ``<job_dir>/dj_work`` (analysis tables and plots in ``dj_work/analysis``,
+  event logs), and the Hugging Face datasets cache it loads the input through
+  (an Arrow copy of the dataset, normally ``~/.cache/huggingface/datasets``)
+  is ``<job_dir>/dj_work/scratch``, deleted when the run ends; intermediate
+  results go to the process's temp dir ($TMPDIR), removed at exit;
+* Data-Juicer's loguru output is forwarded to ``job.log`` (the job's log file)
+  for the duration of the run;
+* ``export_shard_size`` is 0, so ``export_path`` is one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma, write_atomic
+
+__all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats", "VERSION"]
+
+VERSION = "1"
+
+WORK_SUBDIR = "dj_work"  # Data-Juicer's work_dir inside the job directory
+SCRATCH_SUBDIR = "scratch"  # under WORK_SUBDIR; removed after the run
+STATS_FIELD = "__dj__stats__"  # data_juicer.utils.constant.Fields.stats
+
+# Settings every Data-Juicer run of ours gets, whatever the recipe says.
+FORCED: dict[str, Any] = {
+    "skip_op_error": False,
+    "use_cache": False,
+    "open_tracer": False,
+    "executor_type": "default",
+    "export_shard_size": 0,
+}
+# Directory settings that would put Data-Juicer's files outside the job directory.
+# (temp_dir stays unset: with the cache off, Hugging Face datasets keeps one temp directory per process in the
+# system temp dir ($TMPDIR) and deletes it at exit; a temp dir inside a job would be reused by the next job run
+# in the same process after the first one's directory is gone.)
+DROPPED_DIRS = ("event_log_dir", "checkpoint_dir", "partition_dir", "work_dir", "job_id", "temp_dir", "ds_cache_dir")
+
+
+def dj_recipe(job: JobRun) -> dict[str, Any]:
+    """The job's recipe with FORCED settings and every Data-Juicer directory inside job.job_dir."""
+    if not isinstance(job.dj_configs, Mapping):
+        raise ValueError(f"{job.hook} needs dj_configs: a Data-Juicer recipe")
+    recipe = copy.deepcopy(dict(job.dj_configs))
+    if not recipe.get("export_path"):
+        raise ValueError(f"{job.hook} needs dj_configs.export_path")
+    for key, value in FORCED.items():
+        if key in recipe and recipe[key] != value:
+            job.log.warning("dj_configs.%s=%r is overridden with %r", key, recipe[key], value)
+        recipe[key] = value
+    for key in DROPPED_DIRS:
+        if recipe.pop(key, None) is not None:
+            job.log.warning("dj_configs.%s is ignored: Data-Juicer writes inside the job directory", key)
+    work_dir = Path(job.job_dir)
+    scratch = work_dir / WORK_SUBDIR / SCRATCH_SUBDIR
+    # Data-Juicer appends job_id to work_dir: <job_dir>/dj_work
+    recipe.update(work_dir=str(work_dir), job_id=WORK_SUBDIR, ds_cache_dir=str(scratch / "hf_datasets"))
+    process = recipe.get("process") or []
+    if not isinstance(process, list):
+        raise ValueError("dj_configs.process must be a list of ops")
+    for index, entry in enumerate(process):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ValueError(f"dj_configs.process[{index}] must be a mapping with one op name, got {entry!r}")
+        (name, args), = entry.items()
+        args = {} if args is None else dict(args)
+        if args.get("skip_op_error"):
+            job.log.warning("dj_configs.process[%d].%s.skip_op_error is overridden with False", index, name)
+        args["skip_op_error"] = False
+        entry[name] = args
+    recipe["process"] = process
+    Path(recipe["export_path"]).parent.mkdir(parents=True, exist_ok=True)
+    return recipe
+
+
+def init_dj_config(recipe: dict[str, Any]) -> Any:
+    """Data-Juicer's config namespace for a recipe dict (``get_init_configs``, no logger or config backup)."""
+    from data_juicer.config import get_init_configs
+
+    cfg = get_init_configs(recipe, load_configs_only=True)
+    # get_init_configs re-parses the recipe: make sure nothing switched error skipping back on.
+    not_forced = [name for op in cfg.process for name, args in op.items() if (args or {}).get("skip_op_error")]
+    if cfg.skip_op_error or not_forced:
+        raise RuntimeError(f"skip_op_error is still on after config init ({not_forced or 'global'})")
+    return cfg
+
+
+class LoguruToLogging:
+    """A loguru sink that hands each message to a stdlib logger (picklable, for Data-Juicer's worker processes)."""
+
+    def __init__(self, logger_name: str) -> None:
+        self.logger_name = logger_name
+
+    def __call__(self, message: Any) -> None:
+        import logging
+
+        logging.getLogger(self.logger_name).log(message.record["level"].no, "%s", str(message).rstrip("\n"))
+
+
+@contextlib.contextmanager
+def dj_session(job: JobRun) -> Iterator[None]:
+    """Forward Data-Juicer's loguru output to job.log; undo Data-Juicer's process-wide settings afterwards.
+
+    Data-Juicer's config init with the cache off sets ``tempfile.tempdir``,
+    disables Hugging Face datasets caching and points its cache directory at
+    ``ds_cache_dir``, all process-wide: restored here so that one job does not
+    leak into the next one run in the same process (e.g. tests).
+    """
+    import tempfile
+
+    import data_juicer  # noqa: F401  (its import resets loguru's handlers: import it before adding ours)
+    import datasets
+    from loguru import logger
+
+    saved_tempdir = tempfile.tempdir
+    saved_caching = datasets.is_caching_enabled()
+    config_names = ("HF_DATASETS_CACHE", "DEFAULT_DOWNLOADED_DATASETS_PATH", "DOWNLOADED_DATASETS_PATH",
+                    "DEFAULT_EXTRACTED_DATASETS_PATH", "EXTRACTED_DATASETS_PATH")
+    saved_config = {name: getattr(datasets.config, name) for name in config_names if hasattr(datasets.config, name)}
+
+    sink = logger.add(LoguruToLogging(job.log.name), level="INFO", format="[data_juicer] {name}:{line} - {message}",
+                      colorize=False)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # already removed by a logger.remove() inside Data-Juicer
+            logger.remove(sink)
+        tempfile.tempdir = saved_tempdir
+        for name, value in saved_config.items():
+            setattr(datasets.config, name, value)
+        (datasets.enable_caching if saved_caching else datasets.disable_caching)()
+        shutil.rmtree(Path(job.job_dir) / WORK_SUBDIR / SCRATCH_SUBDIR, ignore_errors=True)
+
+
+def stats_file_of(export_path: str, suffix: str) -> str:
+    """Where Data-Juicer's Exporter writes the per-sample stats (its own rule: ``<base>_stats.jsonl``)."""
+    return export_path.replace("." + suffix, "_stats.jsonl")
+
+
+def _numbers(value: Any) -> list[int | float]:
+    """The numeric values of one stat of one sample; lists are flattened as DJ's analysis does (explode)."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, (int, float)):
+        return [value] if math.isfinite(value) else []
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return []  # strings (e.g. lang) are not summarised
+
+
+def summarise_stats(stats_file: str | Path) -> dict[str, dict[str, Any]]:
+    """{stat: {count, mean, std, min, max}} over the per-sample stats in a Data-Juicer stats jsonl.
+
+    std is the *sample* standard deviation (ddof=1), as in Data-Juicer's overall
+    table (pandas ``describe``), which DJ-Sandbox's k-sigma read; it is None when
+    count < 2. Non-numeric stats (e.g. ``lang``) are left out; missing or
+    non-finite values are skipped, as pandas does.
+    """
+    values: dict[str, list[int | float]] = {}
+    with open(stats_file, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            stats = json.loads(line).get(STATS_FIELD) or {}
+            for name, value in stats.items():
+                numbers = _numbers(value)
+                if numbers:
+                    values.setdefault(name, []).extend(numbers)
+    summary = {}
+    for name in sorted(values):
+        xs = values[name]
+        n = len(xs)
+        mean = math.fsum(xs) / n
+        std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else None
+        summary[name] = {"count": n, "mean": mean, "std": std, "min": min(xs), "max": max(xs)}
+    return summary
+
+
+def probe_via_analyzer(job: JobRun) -> str:
+    """ProbeViaAnalyzerHook: run Data-Juicer's Analyzer; return the analysed dataset's path.
+
+    That is ``export_path`` (the dataset with its stats) when the recipe sets
+    ``export_original_dataset: true``; otherwise Data-Juicer 1.6.1 writes only
+    the stats file ``<export base>_stats.jsonl`` and that is returned (DJ-Sandbox
+    returns ``export_path``, which then does not exist). Also writes
+    ``<job_dir>/stats_summary.json`` (see ``summarise_stats``) for k-sigma
+    refinement; Data-Juicer's own tables and plots are in ``<job_dir>/dj_work/analysis``.
+    """
+    recipe = dj_recipe(job)
+    with dj_session(job):
+        cfg = init_dj_config(recipe)
+        from data_juicer.core import Analyzer
+
+        analyzer = Analyzer(cfg)
+        job.log.info("analysing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
+        analyzer.run(skip_return=True)
+        exporter = analyzer.exporter
+        stats_file = stats_file_of(exporter.export_path, exporter.suffix)
+        if not os.path.isfile(stats_file):
+            raise RuntimeError(f"Data-Juicer's Analyzer wrote no stats ({stats_file} is missing): the recipe needs at "
+                               f"least one Filter or tagging op in dj_configs.process")
+        summary = summarise_stats(stats_file)
+        write_atomic(Path(job.job_dir) / STATS_SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        if cfg.export_original_dataset:
+            if not os.path.isfile(exporter.export_path):
+                raise RuntimeError(f"Data-Juicer's Analyzer did not write {exporter.export_path}")
+            return exporter.export_path
+        return stats_file
+
+
+def process_data(job: JobRun) -> str:
+    """ProcessDataHook: run Data-Juicer's DefaultExecutor on the recipe; return its export_path.
+
+    An op that fails raises (skip_op_error is forced off). When every sample is
+    filtered out the export file still exists (empty).
+    """
+    recipe = dj_recipe(job)
+    with dj_session(job):
+        cfg = init_dj_config(recipe)
+        from data_juicer.core import DefaultExecutor
+
+        executor = DefaultExecutor(cfg)
+        job.log.info("processing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
+        dataset = executor.run()
+        export_path = cfg.export_path
+        if not os.path.isfile(export_path):
+            if len(dataset) == 0 and executor.exporter.suffix in ("jsonl", "json"):
+                job.log.warning("no sample survived the recipe: writing an empty %s", export_path)
+                write_atomic(Path(export_path), "")
+            else:
+                raise RuntimeError(f"Data-Juicer's executor did not write {export_path}")
+        job.log.info("%d sample(s) exported to %s", len(dataset), export_path)
+        return export_path

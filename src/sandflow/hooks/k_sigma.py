@@ -1,0 +1,269 @@
+"""RefineRecipeViaKSigmaHook: rewrite each filter's min/max thresholds to mean -/+ k * std of its stat.
+
+DJ-Sandbox delegates this to Data-Juicer's ``modify_recipe_k_sigma``, which
+finds an op's stats keys through ``StatsKeys.get_access_log``: under
+py-data-juicer 1.6.1 that crashes, under 1.4.4 it silently returns the recipe
+unchanged. We implement the documented rule ourselves, with the op -> stats
+key mapping written out in ``THRESHOLDS`` (checked against Data-Juicer's
+``StatsKeys`` and each op's signature by tests/test_dj_hooks.py).
+
+The rule, for each op of ``process`` that appears in ``THRESHOLDS`` and whose
+stat is in the probe job's ``stats_summary.json``:
+
+* every min argument becomes ``mean - k * std`` and every max argument
+  ``mean + k * std`` (k from ``extra_configs.k``, default 3, as upstream);
+* every threshold argument the op accepts is set, also those the recipe leaves
+  at their default (a recipe giving only ``min_len`` also gets ``max_len``):
+  the refined recipe then states every threshold the data was filtered with;
+* each value is clipped to the stat's observed ``[min, max]`` (upstream wrote
+  ``min_len: -1348.35``), so a threshold never lies outside the data;
+* integer arguments (``min_len``, ``max_num``, ...) stay integers: a min is
+  rounded down and a max up, so rounding never drops a sample that the
+  unrounded threshold keeps (Data-Juicer's intervals are closed by default);
+* an op with ``reversed_range: true`` or open intervals is left unchanged (the
+  rule assumes it keeps the samples inside [min, max]); so is an argument whose
+  stat has no std (fewer than two samples).
+
+Nothing else in the recipe changes, except ``skip_op_error: false`` (a failing
+op must fail the run instead of silently dropping samples). The job also writes
+``k_sigma_changes.csv`` / ``.md``: one row per threshold argument considered.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from sandflow.hooks.base import JobRun
+
+VERSION = "1"
+
+STATS_SUMMARY = "stats_summary.json"
+CHANGES_CSV = "k_sigma_changes.csv"
+CHANGES_MD = "k_sigma_changes.md"
+DEFAULT_K = 3.0
+
+INT_MAX = 9223372036854775807  # sys.maxsize: Data-Juicer's default for "no upper bound"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One threshold argument of a Data-Juicer filter and the stat it is compared with."""
+
+    arg: str
+    stat: str
+    bound: str  # "min" or "max"
+    integer: bool
+    default: int | float
+    # Only when the op's ``tokenization`` argument has this value (alphanumeric_filter); None: always.
+    tokenization: bool | None = None
+
+
+def _pair(stat: str, low: str, high: str | None, integer: bool, low_default: float, high_default: float | None,
+          tokenization: bool | None = None) -> tuple[Threshold, ...]:
+    pair = [Threshold(low, stat, "min", integer, low_default, tokenization)]
+    if high is not None:
+        pair.append(Threshold(high, stat, "max", integer, high_default, tokenization))
+    return tuple(pair)
+
+
+# op name -> its threshold arguments (names, types and defaults as in py-data-juicer 1.6.1).
+THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
+    "text_length_filter": _pair("text_len", "min_len", "max_len", True, 10, INT_MAX),
+    "alphanumeric_filter": (
+        _pair("alnum_ratio", "min_ratio", "max_ratio", False, 0.25, INT_MAX, tokenization=False)
+        + _pair("alpha_token_ratio", "min_ratio", "max_ratio", False, 0.25, INT_MAX, tokenization=True)
+    ),
+    "special_characters_filter": _pair("special_char_ratio", "min_ratio", "max_ratio", False, 0.0, 0.25),
+    "character_repetition_filter": _pair("char_rep_ratio", "min_ratio", "max_ratio", False, 0.0, 0.5),
+    "word_repetition_filter": _pair("word_rep_ratio", "min_ratio", "max_ratio", False, 0.0, 0.5),
+    "words_num_filter": _pair("num_words", "min_num", "max_num", True, 10, INT_MAX),
+    "average_line_length_filter": _pair("avg_line_length", "min_len", "max_len", True, 10, INT_MAX),
+    "maximum_line_length_filter": _pair("max_line_length", "min_len", "max_len", True, 10, INT_MAX),
+    "language_id_score_filter": _pair("lang_score", "min_score", None, False, 0.8, None),
+    "perplexity_filter": _pair("perplexity", "min_ppl", "max_ppl", False, 0, 1500),
+    "stopwords_filter": _pair("stopwords_ratio", "min_ratio", "max_ratio", False, 0.3, 1.0),
+    "flagged_words_filter": _pair("flagged_words_ratio", "min_ratio", "max_ratio", False, 0.0, 0.045),
+    "token_num_filter": _pair("num_token", "min_num", "max_num", True, 10, INT_MAX),
+    "text_action_filter": _pair("num_action", "min_action_num", None, True, 1, None),
+    "text_entity_dependency_filter": _pair("num_dependency_edges", "min_dependency_num", None, True, 1, None),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One threshold argument considered by the refinement (a row of k_sigma_changes.*)."""
+
+    op_index: int
+    op: str
+    arg: str
+    stat: str
+    before: Any  # the recipe's value, or the op's default when the recipe leaves it out
+    before_is_default: bool
+    after: Any  # == before when unchanged
+    mean: float | None
+    std: float | None
+    observed_min: float | None
+    observed_max: float | None
+    note: str = ""
+
+
+def thresholds_for(op_name: str, args: Mapping[str, Any]) -> tuple[Threshold, ...]:
+    """The threshold arguments of one op as configured (alphanumeric_filter depends on tokenization)."""
+    tokenization = bool(args.get("tokenization", False))
+    return tuple(t for t in THRESHOLDS.get(op_name, ()) if t.tokenization is None or t.tokenization == tokenization)
+
+
+def k_sigma_value(threshold: Threshold, summary: Mapping[str, Any], k: float) -> int | float:
+    """mean -/+ k*std, clipped to the observed range; integers rounded outwards (min down, max up)."""
+    mean, std = float(summary["mean"]), float(summary["std"])
+    low, high = float(summary["min"]), float(summary["max"])
+    value = mean - k * std if threshold.bound == "min" else mean + k * std
+    value = min(max(value, low), high)
+    if threshold.integer:
+        return int(math.floor(value)) if threshold.bound == "min" else int(math.ceil(value))
+    return float(value)
+
+
+def refine_recipe(recipe: Mapping[str, Any], stats_summary: Mapping[str, Mapping[str, Any]],
+                  k: float = DEFAULT_K) -> tuple[dict[str, Any], list[Change]]:
+    """The refined recipe (a new dict) and every threshold argument considered."""
+    refined = copy.deepcopy(dict(recipe))
+    changes: list[Change] = []
+    process = refined.get("process") or []
+    if not isinstance(process, list):
+        raise ValueError(f"dj_configs.process must be a list of ops, got {type(process).__name__}")
+    for index, entry in enumerate(process):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ValueError(f"dj_configs.process[{index}] must be a mapping with one op name, got {entry!r}")
+        (op_name, args), = entry.items()
+        args = {} if args is None else args
+        if not isinstance(args, dict):
+            raise ValueError(f"dj_configs.process[{index}].{op_name} must be a mapping of arguments, got {args!r}")
+        skipped_reason = ""
+        open_interval = args.get("min_closed_interval") is False or args.get("max_closed_interval") is False
+        if args.get("reversed_range") or open_interval:
+            skipped_reason = "op keeps samples outside [min, max] or uses open intervals: left unchanged"
+        changed = False
+        for threshold in thresholds_for(op_name, args):
+            before_is_default = threshold.arg not in args
+            before = threshold.default if before_is_default else args[threshold.arg]
+            summary = stats_summary.get(threshold.stat)
+            stats = summary or {}
+            row = dict(op_index=index, op=op_name, arg=threshold.arg, stat=threshold.stat, before=before,
+                       before_is_default=before_is_default, mean=stats.get("mean"), std=stats.get("std"),
+                       observed_min=stats.get("min"), observed_max=stats.get("max"))
+            if summary is None:
+                note = f"stat {threshold.stat} not in the analysis: unchanged"
+                changes.append(Change(after=before, note=note, **row))
+                continue
+            if skipped_reason:
+                changes.append(Change(after=before, note=skipped_reason, **row))
+                continue
+            if not _finite(summary.get("std")) or not all(_finite(summary.get(f)) for f in ("mean", "min", "max")):
+                changes.append(Change(after=before, note="std undefined (fewer than 2 samples): unchanged", **row))
+                continue
+            after = k_sigma_value(threshold, summary, k)
+            args[threshold.arg] = after
+            changed = True
+            changes.append(Change(after=after, **row))
+        if changed:
+            entry[op_name] = args
+    refined["skip_op_error"] = False
+    return refined, changes
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+COLUMNS = ("op_index", "op", "argument", "stat", "before", "after", "mean", "std", "observed_min", "observed_max",
+           "note")
+
+
+def _row(change: Change) -> list[Any]:
+    before = f"{change.before} (default)" if change.before_is_default else change.before
+    return [change.op_index, change.op, change.arg, change.stat, before, change.after, change.mean, change.std,
+            change.observed_min, change.observed_max, change.note]
+
+
+def changes_csv(changes: list[Change]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(_row(c) for c in changes)
+    return out.getvalue()
+
+
+def changes_markdown(changes: list[Change], k: float) -> str:
+    lines = [f"# k-sigma refinement (k = {k:g})", "",
+             "Each threshold becomes mean -/+ k * std of its stat, clipped to the observed [min, max];",
+             "integer thresholds are rounded outwards (min down, max up).", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for change in changes:
+        cells = ["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in _row(change)]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if not changes:
+        lines.append("| " + " | ".join([""] * len(COLUMNS)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary name next to path, then rename (a killed job leaves no finished-looking file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def load_stats_summary(analysis_dir: Path) -> dict[str, dict[str, Any]]:
+    path = Path(analysis_dir) / STATS_SUMMARY
+    if not path.is_file():
+        raise FileNotFoundError(f"k-sigma refinement needs the probe job's {STATS_SUMMARY}, not found at {path}")
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def refine_recipe_via_k_sigma(job: JobRun) -> str:
+    """RefineRecipeViaKSigmaHook: write the refined recipe to extra_configs.path_k_sigma_recipe and return that path."""
+    extra = job.extra_configs or {}
+    target = extra.get("path_k_sigma_recipe")
+    if not target:
+        raise ValueError("RefineRecipeViaKSigmaHook needs extra_configs.path_k_sigma_recipe")
+    if not isinstance(job.dj_configs, dict):
+        raise ValueError("RefineRecipeViaKSigmaHook needs dj_configs: the recipe to refine")
+    k = extra.get("k", DEFAULT_K)
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
+        raise ValueError(f"extra_configs.k must be a non-negative number, got {k!r}")
+    if "analysis" not in job.linked_jobs:
+        raise ValueError("RefineRecipeViaKSigmaHook needs the analysis of the probe job sharing its meta_name")
+    summary = load_stats_summary(job.linked_jobs["analysis"])
+    refined, changes = refine_recipe(job.dj_configs, summary, float(k))
+
+    for change in changes:
+        if change.note:
+            job.log.info("k-sigma: %s.%s: %s", change.op, change.arg, change.note)
+        else:
+            job.log.info("k-sigma: %s.%s: %r -> %r (stat %s: mean %.6g, std %.6g, observed [%g, %g])", change.op,
+                         change.arg, change.before, change.after, change.stat, change.mean, change.std,
+                         change.observed_min, change.observed_max)
+    target_path = Path(target)
+    if target_path.suffix in (".yaml", ".yml"):
+        text = yaml.safe_dump(refined, sort_keys=False, allow_unicode=True)
+    elif target_path.suffix == ".json":
+        text = json.dumps(refined, indent=2, ensure_ascii=False) + "\n"
+    else:
+        raise ValueError(f"extra_configs.path_k_sigma_recipe must end with .yaml, .yml or .json: {target}")
+    write_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
+    write_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, float(k)))
+    write_atomic(target_path, text)
+    return str(target_path)

@@ -1,0 +1,184 @@
+"""The demo end to end with real snakemake and real py-data-juicer: results, resume and partial reruns.
+
+The tests share one run directory and run in order: cold run, no-op rerun,
+last-job change, first-job change, revert, kill and restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, SNAKEFILE, job_counts, snakemake, snakemake_env
+
+pytestmark = pytest.mark.slow
+
+CONFIG = "configs/demo/sandbox.yaml"
+WORK = Path("outputs/demo-sandbox")
+PUBLISHED = ["outputs/demo-process/iter_1/demo-processed.jsonl", "outputs/demo-process/k_sigma_new_recipe.yaml"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify_manifests(work: Path) -> int:
+    """Every finished job's artifacts match its manifest; returns how many jobs were checked."""
+    checked = 0
+    for manifest in work.glob("jobs/*/*/manifest.json"):
+        for name, sha in json.loads(manifest.read_text()).items():
+            assert digest(manifest.parent / name) == sha, f"{manifest.parent / name} does not match its manifest"
+        checked += 1
+    return checked
+
+
+def variant(run_dir: Path, name: str, edit) -> str:
+    """A copy of the demo config with one edit, written next to it."""
+    data = yaml.safe_load((run_dir / CONFIG).read_text())
+    edit(data)
+    path = run_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path.name
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("demo")
+    (directory / "configs").mkdir()
+    for part in ("demo", "data"):
+        shutil.copytree(REPO / "configs" / part, directory / "configs" / part)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def cold(run_dir: Path) -> dict:
+    started = time.time()
+    result = snakemake(run_dir, CONFIG)
+    return {"counts": job_counts(result), "seconds": time.time() - started,
+            "context_infos": (run_dir / WORK / "context_infos.json").read_bytes(),
+            "published": {p: digest(run_dir / p) for p in PUBLISHED}}
+
+
+def test_cold_run_runs_every_job_and_the_refined_recipe_drops_exactly_the_planted_samples(run_dir: Path, cold: dict):
+    assert cold["counts"] == {"probe_via_analyzer": 2, "refine_recipe_via_k_sigma": 1, "process_data": 1,
+                              "publication_record": 1, "context_infos": 1, "all": 1}
+    original = yaml.safe_load((run_dir / "configs/demo/process.yaml").read_text())
+    refined = yaml.safe_load((run_dir / "outputs/demo-process/k_sigma_new_recipe.yaml").read_text())
+    assert refined["process"] != original["process"]
+    samples = read_jsonl(run_dir / "configs/data/demo/demo-dataset.jsonl")
+    kept = read_jsonl(run_dir / "outputs/demo-process/iter_1/demo-processed.jsonl")
+    clean_ids = {s["meta"]["id"] for s in samples if not s["meta"]["planted"]}
+    assert {s["meta"]["id"] for s in kept} == clean_ids
+    assert len(clean_ids) < len(samples)
+
+
+def test_context_infos_has_dj_sandbox_format_with_published_paths(run_dir: Path, cold: dict):
+    infos = json.loads(cold["context_infos"])
+    assert [i["iter"] for i in infos] == [1]
+    (pipeline,) = infos[0]["pipeline_infos"]
+    assert pipeline["pipeline_name"] == "anonymous"
+    jobs = pipeline["job_infos"]
+    assert [j["meta_name"] for j in jobs] == ["analysis_ori_data", "analysis_ori_data",
+                                              "process_data_with_refined_recipe", "analysis_processed_data"]
+    assert jobs[1]["refined_recipe_path"] == "outputs/demo-process/k_sigma_new_recipe.yaml"
+    assert jobs[2]["processed_dataset_path"] == "outputs/demo-process/iter_1/demo-processed.jsonl"
+    for job in jobs:
+        for key, value in job.items():
+            if key != "meta_name":
+                assert (run_dir / value).exists(), f"{key}: {value} was not published"
+    assert verify_manifests(run_dir / WORK) == 4
+    links = sorted(p.name for p in (run_dir / WORK / "pipelines/anonymous/iter_1").iterdir())
+    assert links == ["analysis_ori_data-0", "analysis_ori_data-1", "analysis_processed_data", "process_data_with_refined_recipe"]
+    assert not list((run_dir / WORK / "jobs").glob("*/*.partial-*"))
+
+
+def test_finished_run_reruns_nothing(run_dir: Path, cold: dict):
+    assert job_counts(snakemake(run_dir, CONFIG)) == {}
+
+
+def test_changing_the_last_job_reruns_only_it_and_the_assembly(run_dir: Path, cold: dict):
+    def stricter_analysis(data):
+        data["evaluation_job_configs"][0]["local"] = {"dj_configs.process": [{"words_num_filter": {"lang": "en", "tokenization": False, "min_num": 3}}]}
+
+    name = variant(run_dir, "last_changed", stricter_analysis)
+    counts = job_counts(snakemake(run_dir, name))
+    assert counts == {"probe_via_analyzer": 1, "publication_record": 1, "context_infos": 1, "all": 1}
+
+
+def test_np_and_export_directory_are_not_part_of_the_work(run_dir: Path, cold: dict):
+    def faster_and_elsewhere(data):
+        data["probe_job_configs"][0]["local"] = {"dj_configs.np": 1, "dj_configs.export_path": "./outputs/elsewhere/probe.jsonl"}
+
+    name = variant(run_dir, "np_changed", faster_and_elsewhere)
+    counts = job_counts(snakemake(run_dir, name))
+    assert counts == {"publication_record": 1, "context_infos": 1, "all": 1}
+    assert (run_dir / "outputs/elsewhere/iter_1/probe.jsonl").exists()
+
+
+def test_changing_the_first_job_reruns_everything_downstream(run_dir: Path, cold: dict):
+    def other_percentiles(data):
+        data["probe_job_configs"][0]["local"] = {"dj_configs.percentiles": [0.1, 0.9]}
+
+    name = variant(run_dir, "first_changed", other_percentiles)
+    counts = job_counts(snakemake(run_dir, name))
+    assert counts == {"probe_via_analyzer": 1, "refine_recipe_via_k_sigma": 1, "process_data": 1,
+                      "publication_record": 1, "context_infos": 1, "all": 1}
+
+
+def test_putting_the_old_value_back_reruns_no_hook_and_restores_outputs_byte_identical(run_dir: Path, cold: dict):
+    counts = job_counts(snakemake(run_dir, CONFIG))
+    assert counts == {"context_infos": 1, "all": 1}
+    assert (run_dir / WORK / "context_infos.json").read_bytes() == cold["context_infos"]
+    assert {p: digest(run_dir / p) for p in PUBLISHED} == cold["published"]
+
+
+def test_dry_run_executes_nothing_and_writes_no_job_output(run_dir: Path, cold: dict):
+    def new_threshold(data):
+        data["evaluation_job_configs"][0]["local"] = {"dj_configs.process": [{"text_length_filter": {"min_len": 20}}]}
+
+    name = variant(run_dir, "dry", new_threshold)
+    before = sorted(str(p) for p in (run_dir / WORK).rglob("*"))
+    counts = job_counts(snakemake(run_dir, name, "-n"))
+    assert counts["probe_via_analyzer"] == 1
+    assert sorted(str(p) for p in (run_dir / WORK).rglob("*")) == before
+
+
+def test_killed_run_restarts_without_redoing_finished_jobs(run_dir: Path, cold: dict):
+    def fresh(data):
+        data["work_dir"] = "./outputs/killed"
+
+    name = variant(run_dir, "killed", fresh)
+    work = run_dir / "outputs/killed"
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", name, "--cores", "1"]
+    process = subprocess.Popen(command, cwd=run_dir, env=snakemake_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    # Kill while the second job (k-sigma) or the third is running: the first has finished.
+    while time.time() < deadline and len(list(work.glob("jobs/*/*/context.json"))) < 2:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {p.parent.name for p in work.glob("jobs/*/*/context.json")}
+    assert finished, "the run was killed before any job finished"
+    assert not (work / "context_infos.json").exists()
+    result = snakemake(run_dir, name)
+    counts = job_counts(result)
+    assert sum(v for k, v in counts.items() if k not in ("publication_record", "context_infos", "all")) == 4 - len(finished)
+    assert verify_manifests(work) == 4
+    assert not list(work.glob("jobs/*/*.partial-*"))
+    infos = json.loads((work / "context_infos.json").read_text())
+    assert len(infos[0]["pipeline_infos"][0]["job_infos"]) == 4
