@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from sandflow.atomic import write_text_atomic
 from sandflow.plan import Write
 from sandflow.runner import CONTEXT_FILE, load_context, replace_prefix
 
@@ -71,18 +72,11 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def assemble_context_infos(spec: dict[str, Any], output: str) -> None:
     """Write context_infos.json (upstream's layout: indent 4, keys in output order) by temp + rename."""
-    target = Path(output)
-    temp = target.with_name(f".{target.name}.tmp")
-    temp.write_text(json.dumps(assemble(spec), indent=4, ensure_ascii=False) + "\n")
-    os.replace(temp, target)
+    write_text_atomic(output, json.dumps(assemble(spec), indent=4, ensure_ascii=False) + "\n")
 
 
 def record_publication(spec: dict[str, Any], output: str) -> None:
-    target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.tmp")
-    temp.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-    os.replace(temp, target)
+    write_text_atomic(output, json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
 def main_from_snakemake(snakemake: Any) -> None:

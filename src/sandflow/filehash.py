@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from sandflow.atomic import write_text_atomic
+
 CHUNK = 1 << 20
 
 
@@ -54,8 +56,5 @@ class FileHashCache:
     def save(self) -> None:
         if not self.changed:
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(self.entries, sort_keys=True))
-        os.replace(temp, self.cache_file)
+        write_text_atomic(self.cache_file, json.dumps(self.entries, sort_keys=True))
         self.changed = False

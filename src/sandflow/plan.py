@@ -28,12 +28,10 @@ from importlib import metadata
 from typing import Any, Iterator
 
 from sandflow.config import (
-    ANONYMOUS_META_NAME,
     SECTIONS,
     ConfigError,
     JobConfig,
     SandboxConfig,
-    config_path,
     did_you_mean,
     read_yaml_or_json,
 )
@@ -578,5 +576,3 @@ class Planner:
 def plan_config(config: SandboxConfig, hash_cache: FileHashCache | None = None) -> Plan:
     return Planner(config, hash_cache).plan()
 
-
-__all__ = ["ANONYMOUS_META_NAME", "Job", "Plan", "Planner", "Write", "plan_config", "iterize", "guess_kind", "canonical_json"]

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from sandflow.atomic import write_text_atomic
 from sandflow.config import read_yaml_or_json
 from sandflow.filehash import sha256_file
 from sandflow.hooks.base import JobRun
@@ -134,9 +135,7 @@ def manifest_of(job_dir: Path) -> dict[str, str]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(temp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @contextlib.contextmanager
@@ -169,6 +168,10 @@ def run_job(spec: dict[str, Any], log_path: str) -> None:
             sections = resolve_sections(spec)
             writes = redirect_writes(sections, spec["writes"], partial)
             kind, component = component_of(hook, sections.get("extra_configs"))
+            # Sections that arrived at run time (a refined recipe) are checked now, before any work.
+            missing = hook.requires(sections.get("dj_configs"), sections.get("extra_configs"))
+            if missing:
+                raise JobFailed(f"cannot run here: {missing[0]}")
             run = component.run if component is not None else hook.run
             if run is None:
                 raise JobFailed(f"{hook.name}{' type ' + repr(kind) if kind else ''} cannot run in this version of sandflow")

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma, write_atomic
+from sandflow.atomic import write_text_atomic
+from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma
 
 __all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats", "VERSION"]
 
@@ -220,7 +221,7 @@ def probe_via_analyzer(job: JobRun) -> str:
             raise RuntimeError(f"Data-Juicer's Analyzer wrote no stats ({stats_file} is missing): the recipe needs at "
                                f"least one Filter or tagging op in dj_configs.process")
         summary = summarise_stats(stats_file)
-        write_atomic(Path(job.job_dir) / STATS_SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(Path(job.job_dir) / STATS_SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         if cfg.export_original_dataset:
             if not os.path.isfile(exporter.export_path):
                 raise RuntimeError(f"Data-Juicer's Analyzer did not write {exporter.export_path}")
@@ -246,7 +247,7 @@ def process_data(job: JobRun) -> str:
         if not os.path.isfile(export_path):
             if len(dataset) == 0 and executor.exporter.suffix in ("jsonl", "json"):
                 job.log.warning("no sample survived the recipe: writing an empty %s", export_path)
-                write_atomic(Path(export_path), "")
+                write_text_atomic(Path(export_path), "")
             else:
                 raise RuntimeError(f"Data-Juicer's executor did not write {export_path}")
         job.log.info("%d sample(s) exported to %s", len(dataset), export_path)

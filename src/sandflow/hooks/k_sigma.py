@@ -36,13 +36,13 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from sandflow.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 
 VERSION = "1"
@@ -217,14 +217,6 @@ def changes_markdown(changes: list[Change], k: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary name next to path, then rename (a killed job leaves no finished-looking file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text)
-    os.replace(temp, path)
-
-
 def load_stats_summary(analysis_dir: Path) -> dict[str, dict[str, Any]]:
     path = Path(analysis_dir) / STATS_SUMMARY
     if not path.is_file():
@@ -263,7 +255,7 @@ def refine_recipe_via_k_sigma(job: JobRun) -> str:
         text = json.dumps(refined, indent=2, ensure_ascii=False) + "\n"
     else:
         raise ValueError(f"extra_configs.path_k_sigma_recipe must end with .yaml, .yml or .json: {target}")
-    write_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
-    write_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, float(k)))
-    write_atomic(target_path, text)
+    write_text_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
+    write_text_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, float(k)))
+    write_text_atomic(target_path, text)
     return str(target_path)
