@@ -16,7 +16,7 @@ from sandflow.workflow import load_or_exit
 
 min_version("9.0")
 
-SANDFLOW = load_or_exit(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+SANDFLOW = load_or_exit(config, workflow.configfiles)
 
 
 wildcard_constraints:

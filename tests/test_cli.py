@@ -30,3 +30,17 @@ def test_check_of_a_bad_config_prints_one_line_and_exits_2(tmp_path: Path, monke
     assert captured.err == "sandflow: error: bad.yaml: probe_job_configs[0].dj_configs: file not found: nowhere.yaml " \
                            f"(relative paths are resolved against {tmp_path})\n"
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.yaml"]
+
+
+def test_multi_pipeline_example_runs_its_two_cleanings_independently(monkeypatch: pytest.MonkeyPatch):
+    from sandflow.config import load_config_file
+    from sandflow.plan import plan_config
+
+    monkeypatch.chdir(REPO)
+    plan = plan_config(load_config_file("configs/demo/multi_pipeline.yaml"))
+    jobs = {(j.cfg.pipeline, j.cfg.display_name, j.hook.name): j for j in plan.jobs}
+    k_sigma_process = jobs[("refine_with_k_sigma", "process", "ProcessDataHook")]
+    fixed_process = jobs[("fixed_thresholds", "process", "ProcessDataHook")]
+    assert fixed_process.deps == [], "the fixed-threshold pipeline shares no path with the k-sigma one"
+    assert jobs[("compare", "analysis_k_sigma", "ProbeViaAnalyzerHook")].deps == [k_sigma_process]
+    assert jobs[("compare", "analysis_fixed", "ProbeViaAnalyzerHook")].deps == [fixed_process]

@@ -121,12 +121,14 @@ def test_changing_the_last_job_reruns_only_it_and_the_assembly(run_dir: Path, co
 
 def test_np_and_export_directory_are_not_part_of_the_work(run_dir: Path, cold: dict):
     def faster_and_elsewhere(data):
-        data["probe_job_configs"][0]["local"] = {"dj_configs.np": 1, "dj_configs.export_path": "./outputs/elsewhere/probe.jsonl"}
+        # The file name stays: it names the artifacts, so it is part of the work.
+        data["probe_job_configs"][0]["local"] = {"dj_configs.np": 2,
+                                                 "dj_configs.export_path": "./outputs/elsewhere/demo-processed.jsonl"}
 
     name = variant(run_dir, "np_changed", faster_and_elsewhere)
     counts = job_counts(snakemake(run_dir, name))
     assert counts == {"publication_record": 1, "context_infos": 1, "all": 1}
-    assert (run_dir / "outputs/elsewhere/iter_1/probe.jsonl").exists()
+    assert (run_dir / "outputs/elsewhere/iter_1/demo-processed_stats.jsonl").exists()
 
 
 def test_changing_the_first_job_reruns_everything_downstream_even_across_a_kill(run_dir: Path, cold: dict):

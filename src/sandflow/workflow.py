@@ -171,8 +171,10 @@ def hold_lock(work_dir: str) -> int:
     return fd
 
 
-def load_or_exit(config: dict[str, Any], source: str) -> Workflow:
+def load_or_exit(config: dict[str, Any], configfiles: list[str]) -> Workflow:
     """Plan the Snakemake config; a bad config prints one line and exits 2 before anything runs."""
+    # Name config files as the user gave them (Snakemake hands them over absolute).
+    source = ", ".join(os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in configfiles) or "config"
     try:
         return Workflow(plan_config(load_config(dict(config), source=source)))
     except ConfigError as exc:
