@@ -41,6 +41,10 @@ def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
     return dj_requirements.missing_requirements(dj_configs if isinstance(dj_configs, dict) else None)
 
 
+def _pool_component(kind: str) -> Component:
+    return Component(_lazy("sandflow.hooks.data_pools", kind))
+
+
 POOL_TYPES = ("data_pool_construction", "data_pool_combination", "data_pool_duplication", "data_pool_downsampling",
               "data_pool_ranking", "data_pool_merging", "data_pool_cartesian_join")
 
@@ -51,7 +55,7 @@ HOOKS: dict[str, Hook] = {
              libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
         Hook("ProbeViaModelInferHook", None, n_outputs=None,
              components={"modelscope": _third_party("#5"), **{t: _planned("#5") for t in ("huggingface", "vllm", "api")}}),
-        Hook("GeneralProbeHook", None, n_outputs=None, components={"data_pool_ranking": _planned("#4")}),
+        Hook("GeneralProbeHook", None, n_outputs=None, components={"data_pool_ranking": _pool_component("data_pool_ranking")}),
         Hook("RefineRecipeViaKSigmaHook", _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
              libraries=DATA_JUICER, writes=("extra_configs.path_k_sigma_recipe",),
              reads_same_meta_name_analysis=True),
@@ -59,8 +63,8 @@ HOOKS: dict[str, Hook] = {
              unavailable="not implemented in sandflow yet (tracked in issue #5)"),
         Hook("ProcessDataHook", _lazy("sandflow.hooks.data_juicer", "process_data"),
              libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
-        Hook("DataPoolManipulationHook", None, n_outputs=None,
-             components={t: _planned("#4") for t in POOL_TYPES if t != "data_pool_ranking"}),
+        # Ranking is listed under both hooks: DESIGN.md names it a pool operation, upstream's guide a probe.
+        Hook("DataPoolManipulationHook", None, n_outputs=None, components={t: _pool_component(t) for t in POOL_TYPES}),
         Hook("GeneralDataExecutorHook", None, n_outputs=None,
              components={t: _planned("#4") for t in ("coco_caption_to_dj_conversion", "coco_caption_meta_generation",
                                                       "dj_to_easyanimate_video_dataset_conversion")}),
