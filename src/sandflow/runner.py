@@ -22,7 +22,7 @@ from sandflow.atomic import write_text_atomic
 from sandflow.config import read_yaml_or_json
 from sandflow.filehash import sha256_file
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.registry import HOOKS, component_of
+from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.plan import guess_kind, library_version, set_path
 
 CONTEXT_FILE = "context.json"
@@ -169,7 +169,7 @@ def run_job(spec: dict[str, Any], log_path: str) -> None:
             writes = redirect_writes(sections, spec["writes"], partial)
             kind, component = component_of(hook, sections.get("extra_configs"))
             # Sections that arrived at run time (a refined recipe) are checked now, before any work.
-            missing = hook.requires(sections.get("dj_configs"), sections.get("extra_configs"))
+            missing = missing_requirements(hook, sections.get("dj_configs"), sections.get("extra_configs"))
             if missing:
                 raise JobFailed(f"cannot run here: {missing[0]}")
             run = component.run if component is not None else hook.run
@@ -206,7 +206,13 @@ def run_job(spec: dict[str, Any], log_path: str) -> None:
         log.info("job %s done in %.1f s", spec["key"], time.time() - started)
 
 
+# Jobs never reach a model hub or tracking server unless the user says so in the environment.
+OFFLINE_DEFAULTS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
+
+
 def main_from_snakemake(snakemake: Any) -> None:
+    for name, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     try:
         run_job(snakemake.params.spec, snakemake.log[0])
     except JobFailed as exc:

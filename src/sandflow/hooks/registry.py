@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from sandflow import dj_requirements
+from sandflow.hooks import llm_infer  # light: it imports torch/vllm inside its functions only
 from sandflow.hooks.base import Component, Hook, JobRun
 
 DATA_JUICER = ("py-data-juicer",)
@@ -45,6 +46,14 @@ def _pool_component(kind: str) -> Component:
     return Component(_lazy("sandflow.hooks.data_pools", kind))
 
 
+def _llm_components(function: str) -> dict[str, Component]:
+    """The LLM inference executors (huggingface, vllm, api), run through llm_infer.<function>."""
+    run = _lazy("sandflow.hooks.llm_infer", function)
+    return {"huggingface": Component(run),
+            "vllm": Component(run, requires=llm_infer.vllm_requirements),
+            "api": Component(run, requires=llm_infer.api_requirements)}
+
+
 POOL_TYPES = ("data_pool_construction", "data_pool_combination", "data_pool_duplication", "data_pool_downsampling",
               "data_pool_ranking", "data_pool_merging", "data_pool_cartesian_join")
 
@@ -54,7 +63,7 @@ HOOKS: dict[str, Hook] = {
         Hook("ProbeViaAnalyzerHook", _lazy("sandflow.hooks.data_juicer", "probe_via_analyzer"),
              libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
         Hook("ProbeViaModelInferHook", None, n_outputs=None,
-             components={"modelscope": _third_party("#5"), **{t: _planned("#5") for t in ("huggingface", "vllm", "api")}}),
+             components={"modelscope": _third_party("#5"), **_llm_components("probe_via_model_infer")}),
         Hook("GeneralProbeHook", None, n_outputs=None, components={"data_pool_ranking": _pool_component("data_pool_ranking")}),
         Hook("RefineRecipeViaKSigmaHook", _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
              libraries=DATA_JUICER, writes=("extra_configs.path_k_sigma_recipe",),
@@ -73,7 +82,7 @@ HOOKS: dict[str, Hook] = {
              components={"huggingface": _planned("#5"),
                          **{t: _third_party("#5") for t in ("modelscope", "easyanimate", "trinity-rft", "internvl_coco_caption")}}),
         Hook("InferModelHook", None, n_outputs=None,
-             components={"easyanimate": _third_party("#5"), **{t: _planned("#5") for t in ("huggingface", "vllm", "api")}}),
+             components={"easyanimate": _third_party("#5"), **_llm_components("infer_model")}),
         Hook("EvaluateDataHook", None, n_outputs=None,
              components={
                  "accuracy": Component(None, n_outputs=2, unavailable=_planned("#4").unavailable),
@@ -105,3 +114,12 @@ def unavailable_reason(hook: Hook, extra_configs: Any) -> str:
     if hook.run is None and component is None:
         return f"{hook.name} is not implemented in sandflow yet"
     return ""
+
+
+def missing_requirements(hook: Hook, dj_configs: Any, extra_configs: Any) -> list[str]:
+    """What this machine lacks for a job: the hook's own check, then its component's."""
+    _, component = component_of(hook, extra_configs)
+    missing = hook.requires(dj_configs, extra_configs)
+    if component is not None:
+        missing += component.requires(dj_configs, extra_configs)
+    return missing
