@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from sandflow.config import ConfigError, load_config_file
+from sandflow.config import ConfigError, load_config_file, read_config_file
 from sandflow.plan import Job, Plan, plan_config
 from sandflow.workflow import cannot_run_here
 
@@ -63,18 +63,29 @@ def describe(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def report(config_file: str, error: ConfigError) -> int:
+    """The one line a bad config gets (the Snakefile prints the same), and exit code 2."""
+    print(f"sandflow: error: {config_file}: {error}", file=sys.stderr)
+    return 2
+
+
 def check(config_file: str) -> int:
     try:
         plan = plan_config(load_config_file(config_file))
     except ConfigError as exc:
-        print(f"sandflow: error: {config_file}: {exc}", file=sys.stderr)
-        return 2
+        return report(config_file, exc)
     print(describe(plan))
     return 0
 
 
 def run(config_file: str, snakemake_args: list[str]) -> int:
     """Same as `snakemake --configfile <config> <args>` from the current directory."""
+    # Snakemake parses the config file itself and reports a syntax error or an empty file in
+    # its own words (exit 1, no line number): read it first so those get our one line and exit 2.
+    try:
+        read_config_file(config_file)
+    except ConfigError as exc:
+        return report(config_file, exc)
     from snakemake.cli import main as snakemake_main
 
     if not any(arg in ("--cores", "-c", "--jobs", "-j", "--profile") or arg.startswith(("--cores=", "-c", "--jobs=", "-j"))

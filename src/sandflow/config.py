@@ -6,17 +6,26 @@ mapping or as a list of one-key mappings) and the older single-file form of
 the 000 guide (a Data-Juicer recipe plus sandbox keys), which is converted to
 its default pipeline. Shape errors come from a JSON Schema; every error names
 its place in the config (``pipelines.p1.execution_job_configs[2].input``).
+
+Stricter than DJ-Sandbox where it would lose work silently: unknown keys in
+jobs and pipelines are errors (upstream ignores them, so a misspelt ``inptu``
+drops a reference), a YAML mapping may not repeat a key (YAML loaders keep the
+last one), a config without jobs is an error, and a recipe's ``np``,
+``dataset_path``, ``export_path`` and ``process`` are type-checked before any
+job runs (Data-Juicer would fail only then). Unknown top-level keys are
+errors upstream too (jsonargparse). See docs/config-errors.md.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable
 
 import yaml
 
@@ -25,6 +34,7 @@ SECTIONS = ("dj_configs", "extra_configs")
 ANONYMOUS_PIPELINE = "anonymous"
 ANONYMOUS_META_NAME = "anonymous_meta_name"
 DEFAULT_WORK_DIR = "./outputs/hello_world"
+RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
 
 # Keys of the 000 guide's single-file form that are sandbox settings, not recipe keys.
 LEGACY_SANDBOX_KEYS = (
@@ -51,7 +61,9 @@ def config_path(*parts: str | int) -> str:
     """Render a location in the config: ('pipelines', 'p1', 'jobs', 2, 'input', 'a.b') -> pipelines.p1.jobs[2].input['a.b']."""
     out = ""
     for part in parts:
-        if isinstance(part, int):
+        if not isinstance(part, (str, int)) or isinstance(part, bool):
+            out += f"[{part!r}]"
+        elif isinstance(part, int):
             out += f"[{part}]"
         elif part.replace("_", "").replace("-", "").isalnum():
             out += f".{part}" if out else part
@@ -60,9 +72,35 @@ def config_path(*parts: str | int) -> str:
     return out
 
 
-def did_you_mean(name: str, choices: Iterator[str] | list[str]) -> str:
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def suggest(name: str, choices: Iterable[str], most: int = 8) -> str:
+    """' (did you mean ...?)' when one is close, else the choices themselves when there are few."""
+    choices = sorted(set(choices))
+    hint = did_you_mean(name, choices)
+    if hint or not choices or len(choices) > most:
+        return hint
+    return f" (known: {', '.join(choices)})"
+
+
+def describe_value(value: Any) -> str:
+    """How an error message names a value the user gave: its kind, and the value when it is short."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) <= 60 else "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 @dataclass(frozen=True)
@@ -111,25 +149,165 @@ def _schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping may not repeat a key (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` may be overridden by explicit keys: that is what merging is for
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first_line[key]})", key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """'line 7, column 22: <problem> (while parsing ... at line 6)', without PyYAML's multi-line snippets."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return " ".join(str(exc).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    context_mark = getattr(exc, "context_mark", None)
+    if exc.context and context_mark is not None:
+        text += f" ({exc.context} at line {context_mark.line + 1})"
+    return text
+
+
 def read_yaml_or_json(path: str | Path) -> Any:
-    """Parse a .yaml/.yml/.json file; a syntax error is a ConfigError naming the file."""
+    """Parse a .json file as JSON, anything else as YAML; a problem is a ConfigError whose ``where`` is the file."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
-    try:
-        if path.suffix == ".json":
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "cannot read: not a UTF-8 text file") from None
+    if path.suffix == ".json":
+        try:
             return json.loads(text)
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        detail = str(exc).replace("\n", " ")
-        raise ConfigError(str(path), f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {detail}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(str(path), f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a sandbox config file; problems with the file itself have where=''."""
+    try:
+        data = read_yaml_or_json(path)
+    except ConfigError as exc:
+        raise ConfigError("", exc.message) from None
+    if data is None:
+        raise ConfigError("", "the file is empty: a sandbox config is a mapping of settings and job lists")
+    if not isinstance(data, dict):
+        raise ConfigError("", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}")
+    return data
 
 
 def load_config_file(path: str | Path) -> SandboxConfig:
-    data = read_yaml_or_json(path)
-    return load_config(data, source=str(path))
+    return load_config(read_config_file(path), source=str(path))
+
+
+def load_job_file(value: str, where: str) -> Any:
+    """A job given as the path of a .yaml/.yml/.json file (DJ-Sandbox's prepare_side_configs accepts these)."""
+    if not value.endswith(RECIPE_SUFFIXES):
+        raise ConfigError(where, f"a job given as a string is the path of a .yaml, .yml or .json job file, "
+                                 f"not {value!r} (a job is a mapping with at least `hook`)")
+    if not os.path.isfile(value):
+        raise ConfigError(where, f"job file not found: {value} (relative paths are resolved against {os.getcwd()})")
+    try:
+        job = read_yaml_or_json(value)
+    except ConfigError as exc:
+        raise ConfigError(where, f"{value}: {exc.message}") from None
+    if not isinstance(job, dict):
+        raise ConfigError(where, f"{value} must hold a job (a mapping with at least `hook`), not {describe_value(job)}")
+    return job
+
+
+def _with_job_files(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of data where each job given as a file path is replaced by the file's job (a new dict; data is untouched)."""
+
+    def jobs_of(body: Any, base: tuple[str | int, ...]) -> Any:
+        if not isinstance(body, dict):
+            return body
+        body = dict(body)
+        for stage in STAGES:
+            if isinstance(body.get(stage), list):
+                body[stage] = [load_job_file(job, config_path(*base, stage, index)) if isinstance(job, str) else job
+                               for index, job in enumerate(body[stage])]
+        return body
+
+    data = jobs_of(data, ())
+    pipelines = data.get("pipelines")
+    if isinstance(pipelines, dict):
+        data["pipelines"] = {name: jobs_of(body, ("pipelines", name)) for name, body in pipelines.items()}
+    elif isinstance(pipelines, list):
+        data["pipelines"] = [
+            {name: jobs_of(body, ("pipelines", position, name)) for name, body in item.items()}
+            if isinstance(item, dict) and len(item) == 1 else item
+            for position, item in enumerate(pipelines)
+        ]
+    return data
+
+
+def _child(where: str, part: str | int) -> str:
+    rendered = config_path(part)
+    return where + (rendered if rendered.startswith("[") else "." + rendered)
+
+
+def check_string_keys(tree: Any, where: str) -> None:
+    """Every mapping key in a section is a string: targets are dotted key paths and the job spec is JSON."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if not isinstance(key, str):
+                raise ConfigError(where, f"keys must be strings, got {describe_value(key)}: write the key in quotes "
+                                         "(YAML reads unquoted numbers, yes/no, on/off and null as other types)")
+            check_string_keys(value, _child(where, key))
+    elif isinstance(tree, list):
+        for index, value in enumerate(tree):
+            check_string_keys(value, _child(where, index))
+
+
+def check_recipe(recipe: Any, where: str, source: str | None = None) -> None:
+    """Type-check the Data-Juicer recipe keys that would otherwise fail only when the job runs.
+
+    ``where`` names the section (``...dj_configs``); ``source`` the recipe file it came from, if any.
+    Other recipe keys are Data-Juicer's to check.
+    """
+    if not isinstance(recipe, dict):
+        return
+    origin = f" (in {source})" if source else ""
+
+    def fail(key: str, message: str) -> None:
+        raise ConfigError(f"{where}.{key}", message + origin)
+
+    np = recipe.get("np")
+    if np is not None and (isinstance(np, bool) or not isinstance(np, int) or np < 1):
+        fail("np", f"must be a positive whole number of processes, got {describe_value(np)}")
+    for key in ("dataset_path", "export_path"):
+        if recipe.get(key) is not None and not isinstance(recipe[key], str):
+            fail(key, f"must be a path, got {describe_value(recipe[key])}")
+    process = recipe.get("process")
+    if process is None:
+        return
+    if not isinstance(process, list):
+        fail("process", f"must be a list of ops, each `- <op_name>: {{<arguments>}}`, got {describe_value(process)}")
+    for index, entry in enumerate(process):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            fail(f"process[{index}]", f"must be one op, `<op_name>: {{<arguments>}}`, got {describe_value(entry)}"
+                 + (f" with {len(entry)} keys" if isinstance(entry, dict) else ""))
+        (name, arguments), = entry.items()
+        if arguments is not None and not isinstance(arguments, dict):
+            fail(_child(f"process[{index}]", name), f"an op's arguments must be a mapping, got {describe_value(arguments)}")
 
 
 def _is_legacy(data: dict[str, Any]) -> bool:
@@ -186,6 +364,40 @@ def convert_legacy(data: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+JSON_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+                   "number": "a number", "boolean": "true or false", "null": "empty"}
+
+
+def _schema_message(error: Any) -> str:
+    """One readable sentence for a JSON Schema error (the place is added by the caller).
+
+    Subschemas may carry ``x-message`` (what the value must be, replacing the
+    generic type wording) and ``x-pattern-message`` (why a pattern), so each
+    rule and its wording stay together in the schema.
+    """
+    value, rule, custom = error.instance, error.validator_value, error.schema.get("x-message")
+    if error.validator == "type":
+        types = [rule] if isinstance(rule, str) else list(rule)
+        message = f"{custom or 'must be ' + ' or '.join(JSON_TYPE_NAMES[t] for t in types)}, got {describe_value(value)}"
+        if "string" in types and isinstance(value, (int, float)) and not isinstance(value, bool):
+            message += f": write it in quotes ('{value!r}') if it is text, YAML reads {value!r} as a number"
+        return message
+    if error.validator == "pattern":
+        return f"{value!r} {error.schema.get('x-pattern-message') or 'must match ' + repr(rule)}"
+    if error.validator == "enum":
+        return f"must be one of {', '.join(map(repr, rule))}, got {describe_value(value)}{did_you_mean(str(value), map(str, rule))}"
+    if error.validator == "minimum":
+        return f"must be at least {rule}, got {value!r}"
+    if error.validator == "minLength":
+        return "must not be empty"
+    if error.validator in ("minProperties", "maxProperties"):
+        return f"{custom or 'has the wrong number of keys'}, got {len(value)}{': ' + ', '.join(map(str, value)) if value else ''}"
+    if error.validator == "uniqueItems":
+        repeated = next(item for position, item in enumerate(value) if item in value[:position])
+        return f"names must be unique, {repeated!r} appears more than once"
+    return error.message if len(error.message) < 200 else error.message[:200] + "..."
+
+
 def _schema_error(data: dict[str, Any]) -> ConfigError | None:
     import jsonschema
 
@@ -193,30 +405,37 @@ def _schema_error(data: dict[str, Any]) -> ConfigError | None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
         return None
+    if error.validator == "oneOf" and list(error.absolute_path) == ["pipelines"]:
+        # Report what is wrong inside the form the user chose (mapping or list), not "matches no form".
+        form = 0 if isinstance(error.instance, dict) else 1 if isinstance(error.instance, list) else None
+        inner = [e for e in error.context if e.relative_schema_path[0] == form]
+        if not inner:
+            return ConfigError("pipelines", f"must be a mapping name -> job lists, or a list of one-key mappings, "
+                                            f"got {describe_value(error.instance)}")
+        error = jsonschema.exceptions.best_match(inner)
     where = config_path(*error.absolute_path)
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extras = [k for k in error.instance if k not in allowed]
         name = extras[0] if extras else "?"
-        return ConfigError(config_path(*error.absolute_path, name), f"unknown key{did_you_mean(name, allowed)}")
+        return ConfigError(config_path(*error.absolute_path, name), f"unknown key{did_you_mean(str(name), allowed)}")
     if error.validator == "required":
-        return ConfigError(where, error.message.replace("'", "`", 2))
-    if error.validator == "oneOf" and error.absolute_path and error.absolute_path[-1] == "pipelines":
-        return ConfigError(where, "must be a mapping name -> job lists, or a list of one-key mappings")
-    message = error.message if len(error.message) < 200 else error.message[:200] + "..."
-    return ConfigError(where, message)
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return ConfigError(where, f"missing required key `{missing[0]}`")
+    return ConfigError(where, _schema_message(error))
 
 
 def load_config(data: Any, source: str = "config") -> SandboxConfig:
     """Validate a parsed config and normalise it to pipelines of JobConfigs."""
     if not isinstance(data, dict):
-        raise ConfigError(source, "a sandbox config must be a mapping at top level")
+        raise ConfigError("", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}")
     has_pipelines = data.get("pipelines") not in (None, [], {})
     top_level_jobs = [stage for stage in STAGES if data.get(stage)]
     if has_pipelines and top_level_jobs:
         raise ConfigError(top_level_jobs[0], "both pipeline forms at once: use either `pipelines` or top-level job lists, not both")
     if _is_legacy(data):
         data = convert_legacy(data)
+    data = _with_job_files(data)
     error = _schema_error(data)
     if error:
         raise error
@@ -251,6 +470,9 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
             config.pipelines.append((name, _jobs_of(name, body or {}, base)))
     else:
         config.pipelines.append((ANONYMOUS_PIPELINE, _jobs_of(ANONYMOUS_PIPELINE, data, ())))
+    if not config.jobs():
+        raise ConfigError("pipelines" if has_pipelines else "", "no jobs to run: give job lists (probe_job_configs, "
+                          "refine_recipe_job_configs, execution_job_configs, evaluation_job_configs) at top level or in pipelines")
     return config
 
 

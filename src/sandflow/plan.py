@@ -28,23 +28,27 @@ from importlib import metadata
 from typing import Any, Iterator
 
 from sandflow.config import (
+    RECIPE_SUFFIXES,
     SECTIONS,
     ConfigError,
     JobConfig,
     SandboxConfig,
+    check_recipe,
+    check_string_keys,
+    describe_value,
     did_you_mean,
     read_yaml_or_json,
+    suggest,
 )
 from sandflow.filehash import FileHashCache
 from sandflow.hooks.base import Hook
-from sandflow.hooks.registry import HOOKS, component_of, unavailable_reason
+from sandflow.hooks.registry import HOOKS, component_of, missing_requirements, unavailable_reason
 
 KEY_LENGTH = 16
 # Top-level section keys that only say where or how fast, never what: kept out of keys.
 RUNTIME_KEYS = frozenset({"np", "work_dir", "project_name", "experiment_name", "auto_op_parallelism"})
 # Keys that name where something is written, in any hook's sections: never read edges.
 OUTPUT_LOCATION_KEYS = frozenset({"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe"})
-RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
 TARGET_RE = re.compile(r"^\s*(\S+)\s*(==|>=|<=|>|<)\s*(\S+)\s*$")
 
 Path_ = tuple[str | int, ...]
@@ -271,14 +275,19 @@ class Planner:
         pipeline, meta_name, name = parts
         names = [name for name, _ in self.config.pipelines]
         if pipeline not in names:
-            raise ConfigError(where, f"{text!r}: no pipeline {pipeline!r}{did_you_mean(pipeline, names)}")
+            raise ConfigError(where, f"{text!r}: no pipeline {pipeline!r}{suggest(pipeline, names)}")
         earlier = [j for j in current if j.cfg.pipeline == pipeline and j.cfg.display_name == meta_name]
         if not earlier:
             later = [j for j in self.config.jobs() if j.pipeline == pipeline and j.display_name == meta_name]
+            if later and later[0] is job.cfg:
+                raise ConfigError(where, f"{text!r} refers to this job's own output; a reference must point to an earlier job")
             if later:
-                raise ConfigError(where, f"{text!r}: job {pipeline}.{meta_name} runs after this one ({later[0].where}); a reference must point to an earlier job")
+                own = f"{job.cfg.pipeline}.{job.cfg.display_name}."
+                cycle = any(isinstance(ref, str) and ref.startswith(own) for ref in later[0].inputs.values())
+                raise ConfigError(where, f"{text!r}: job {pipeline}.{meta_name} runs after this one ({later[0].where})"
+                                  f"{' and reads its output in turn, a cycle' if cycle else ''}; a reference must point to an earlier job")
             metas = {j.display_name for j in self.config.jobs() if j.pipeline == pipeline}
-            raise ConfigError(where, f"{text!r}: pipeline {pipeline!r} has no job with meta_name {meta_name!r}{did_you_mean(meta_name, metas)}")
+            raise ConfigError(where, f"{text!r}: pipeline {pipeline!r} has no job with meta_name {meta_name!r}{suggest(meta_name, metas)}")
         if len(earlier) == 1:
             return earlier[0], earlier[0].output_index(name, where)
         # Several jobs share the meta_name (the k-sigma habit): take the one that has this output.
@@ -361,12 +370,20 @@ class Planner:
                     job.sections[target[0]] = {}
                 set_path(job.sections, target, copy.deepcopy(value), where)
 
+        for section in SECTIONS:
+            check_string_keys(job.sections.get(section), f"{cfg.where}.{section}")
+        check_recipe(job.sections.get("dj_configs"), f"{cfg.where}.dj_configs",
+                     cfg.dj_configs if isinstance(cfg.dj_configs, str) and "dj_configs" not in job.section_sources else None)
+
         # Component type (extra_configs.type) is checked when it is known now.
         if hook.components is not None and job.sections.get("extra_configs") is not None:
             extra = job.sections["extra_configs"]
             kind = extra.get("type") if isinstance(extra, dict) else None
             if kind is None:
                 raise ConfigError(f"{cfg.where}.extra_configs.type", f"{hook.name} needs a component type; one of: {', '.join(hook.components)}")
+            if not isinstance(kind, str):
+                raise ConfigError(f"{cfg.where}.extra_configs.type", f"must name one {hook.name} type, got {describe_value(kind)}; "
+                                  f"one of: {', '.join(hook.components)}")
             if kind not in hook.components:
                 raise ConfigError(f"{cfg.where}.extra_configs.type",
                                   f"unknown {hook.name} type {kind!r}{did_you_mean(str(kind), hook.components)}; known: {', '.join(hook.components)}")
@@ -391,7 +408,7 @@ class Planner:
             self.link_analysis(job, current)
         job.deps = self.dependencies(job, current)
         job.unavailable = unavailable_reason(hook, job.sections.get("extra_configs"))
-        job.missing = hook.requires(job.sections.get("dj_configs"), job.sections.get("extra_configs"))
+        job.missing = missing_requirements(hook, job.sections.get("dj_configs"), job.sections.get("extra_configs"))
         job.key = self.key_of(job)
         return job
 
@@ -403,7 +420,7 @@ class Planner:
         try:
             loaded = read_yaml_or_json(value)
         except ConfigError as exc:
-            raise ConfigError(where, exc.message if exc.where == value else str(exc)) from None
+            raise ConfigError(where, f"{value}: {exc.message}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(where, f"{value} must hold a mapping, not a {type(loaded).__name__}")
         return loaded
@@ -416,6 +433,9 @@ class Planner:
             value = get_path(job.sections, target)
             iterized = target[-1] == "export_path"
             values = value if isinstance(value, list) else [value]
+            if not all(item is None or isinstance(item, str) and item.strip() for item in values):
+                problem = "must not be empty" if value == "" else f"must be a path or a list of paths, got {describe_value(value)}"
+                raise ConfigError(f"{job.where}.{dotted}", problem)
             for position, item in enumerate(values):
                 if isinstance(item, str):
                     sub = target + (position,) if isinstance(value, list) else target

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from sandflow.config import ConfigError, load_config
+from sandflow.config import ConfigError, load_config, read_config_file
 from sandflow.plan import KEY_LENGTH, Job, Plan, canonical_json, plan_config
 
 
@@ -176,6 +176,8 @@ def load_or_exit(config: dict[str, Any], configfiles: list[str]) -> Workflow:
     # Name config files as the user gave them (Snakemake hands them over absolute).
     source = ", ".join(os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in configfiles) or "config"
     try:
+        for path in configfiles:  # Snakemake's own YAML loader lets a repeated key through silently
+            read_config_file(path)
         return Workflow(plan_config(load_config(dict(config), source=source)))
     except ConfigError as exc:
         exit_with_error(f"{source}: {exc}")
