@@ -12,11 +12,14 @@
 
 from snakemake.utils import min_version
 
+from sandflow.resources import RuleResources
 from sandflow.workflow import load_or_exit
 
 min_version("9.0")
 
 SANDFLOW = load_or_exit(config, workflow.configfiles)
+# Threads, resources and conda env of each job (envs are used only with --sdm conda).
+JOB_RESOURCES = RuleResources(SANDFLOW.jobs)
 
 
 wildcard_constraints:

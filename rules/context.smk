@@ -1,6 +1,11 @@
 # context_infos.json: DJ-Sandbox's record of every job's outputs, assembled from the job
 # directories (never the state that drives the run). Also publishes artifacts at their
 # export_path / path_k_sigma_recipe and links readable names under pipelines/.
+# Both are bookkeeping: on a cluster they run on the submitting host, not as jobs.
+
+localrules:
+    publication_record,
+    context_infos,
 
 
 rule publication_record:
@@ -10,6 +15,8 @@ rule publication_record:
         f"{SANDFLOW.work_dir}/logs/publication_record.log",
     params:
         spec=SANDFLOW.get_assembly_spec,
+    conda:
+        "../envs/sandflow.yaml"
     script:
         "../scripts/record_publication.py"
 
@@ -24,5 +31,7 @@ rule context_infos:
         f"{SANDFLOW.work_dir}/logs/context_infos.log",
     params:
         spec=SANDFLOW.get_assembly_spec,
+    conda:
+        "../envs/sandflow.yaml"
     script:
         "../scripts/assemble_context.py"

@@ -1,5 +1,8 @@
 # Refine: turn probe results into a better data recipe.
 # One generic rule per hook: {key} selects the job, its spec arrives as one params value.
+# Threads, resources and conda env come from the job (src/sandflow/resources.py);
+# the envs are used only with --sdm conda, else every job runs in the project's venv.
+
 
 rule refine_recipe_via_k_sigma:
     input:
@@ -10,6 +13,15 @@ rule refine_recipe_via_k_sigma:
         SANDFLOW.job_log("RefineRecipeViaKSigmaHook"),
     params:
         spec=SANDFLOW.get_job_spec,
+    threads: JOB_RESOURCES.get_threads
+    resources:
+        mem_mb=JOB_RESOURCES.get_mem_mb,
+        runtime=JOB_RESOURCES.get_runtime,
+        gpu=JOB_RESOURCES.get_gpu,
+        gpu_model=JOB_RESOURCES.get_gpu_model,
+        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+    conda:
+        JOB_RESOURCES.get_conda_env
     script:
         "../scripts/run_job.py"
 
@@ -22,5 +34,14 @@ rule refine_recipe_via_model_feedback:
         SANDFLOW.job_log("RefineRecipeViaModelFeedbackHook"),
     params:
         spec=SANDFLOW.get_job_spec,
+    threads: JOB_RESOURCES.get_threads
+    resources:
+        mem_mb=JOB_RESOURCES.get_mem_mb,
+        runtime=JOB_RESOURCES.get_runtime,
+        gpu=JOB_RESOURCES.get_gpu,
+        gpu_model=JOB_RESOURCES.get_gpu_model,
+        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+    conda:
+        JOB_RESOURCES.get_conda_env
     script:
         "../scripts/run_job.py"

@@ -118,6 +118,8 @@ class JobConfig:
     inputs: dict[str, str]
     outputs: tuple[str, ...] | None
     local: dict[str, Any]
+    # What the job asks of the scheduler (threads, mem_mb, gpu, ...); not part of its key.
+    resources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:
@@ -494,5 +496,6 @@ def _jobs_of(pipeline: str, body: dict[str, Any], base: tuple[str | int, ...]) -
                 inputs=dict(raw.get("input") or {}),
                 outputs=outputs,
                 local=dict(raw.get("local") or {}),
+                resources=dict(raw.get("resources") or {}),
             ))
     return jobs
