@@ -47,8 +47,10 @@ from sandflow.hooks.registry import HOOKS, component_of, missing_requirements, u
 KEY_LENGTH = 16
 # Top-level section keys that only say where or how fast, never what: kept out of keys.
 RUNTIME_KEYS = frozenset({"np", "work_dir", "project_name", "experiment_name", "auto_op_parallelism"})
-# Keys that name where something is written, in any hook's sections: never read edges.
-OUTPUT_LOCATION_KEYS = frozenset({"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe"})
+# Keys that name where something is written, in any hook's sections, or (data_root_path) a root that paths
+# are made relative to without being read: never read edges or hashed files, kept literally in keys.
+OUTPUT_LOCATION_KEYS = frozenset({"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe",
+                                  "data_root_path"})
 TARGET_RE = re.compile(r"^\s*(\S+)\s*(==|>=|<=|>|<)\s*(\S+)\s*$")
 
 Path_ = tuple[str | int, ...]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from sandflow import dj_requirements
-from sandflow.hooks import llm_infer  # light: it imports torch/vllm inside its functions only
+from sandflow.hooks import data_evaluators, llm_infer  # light: heavy imports happen inside their functions
 from sandflow.hooks.base import Component, Hook, JobRun
 
 DATA_JUICER = ("py-data-juicer",)
@@ -75,8 +75,9 @@ HOOKS: dict[str, Hook] = {
         # Ranking is listed under both hooks: DESIGN.md names it a pool operation, upstream's guide a probe.
         Hook("DataPoolManipulationHook", None, n_outputs=None, components={t: _pool_component(t) for t in POOL_TYPES}),
         Hook("GeneralDataExecutorHook", None, n_outputs=None,
-             components={t: _planned("#4") for t in ("coco_caption_to_dj_conversion", "coco_caption_meta_generation",
-                                                      "dj_to_easyanimate_video_dataset_conversion")}),
+             components={t: Component(_lazy("sandflow.hooks.format_conversion", t))
+                         for t in ("coco_caption_to_dj_conversion", "coco_caption_meta_generation",
+                                   "dj_to_easyanimate_video_dataset_conversion")}),
         Hook("TrainModelHook", None, n_outputs=None,
              writes=("extra_configs.export_path", "extra_configs.work_dir"),
              components={"huggingface": _planned("#5"),
@@ -85,9 +86,10 @@ HOOKS: dict[str, Hook] = {
              components={"easyanimate": _third_party("#5"), **_llm_components("infer_model")}),
         Hook("EvaluateDataHook", None, n_outputs=None,
              components={
-                 "accuracy": Component(None, n_outputs=2, unavailable=_planned("#4").unavailable),
-                 "mse": Component(None, n_outputs=2, unavailable=_planned("#4").unavailable),
-                 "dj_text_quality_classifier": _planned("#4"),
+                 "accuracy": Component(_lazy("sandflow.hooks.data_evaluators", "accuracy_evaluator"), n_outputs=2),
+                 "mse": Component(_lazy("sandflow.hooks.data_evaluators", "mse_evaluator"), n_outputs=2),
+                 "dj_text_quality_classifier": Component(_lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
+                                                         requires=data_evaluators.quality_classifier_requirements),
                  "vbench_video_evaluator": _third_party("#5"),
                  "video_inception_evaluator": _third_party("#5"),
              }),
