@@ -204,11 +204,9 @@ def changes_csv(changes: list[Change]) -> str:
     return out.getvalue()
 
 
-def changes_markdown(changes: list[Change], k: float) -> str:
-    lines = [f"# k-sigma refinement (k = {k:g})", "",
-             "Each threshold becomes mean -/+ k * std of its stat, clipped to the observed [min, max];",
-             "integer thresholds are rounded outwards (min down, max up).", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def changes_markdown(changes: list[Change], heading: tuple[str, ...]) -> str:
+    """A Markdown table of the changes under a title line and a few lines saying the rule."""
+    lines = [heading[0], "", *heading[1:], "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for change in changes:
         cells = ["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in _row(change)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -248,14 +246,21 @@ def refine_recipe_via_k_sigma(job: JobRun) -> str:
             job.log.info("k-sigma: %s.%s: %r -> %r (stat %s: mean %.6g, std %.6g, observed [%g, %g])", change.op,
                          change.arg, change.before, change.after, change.stat, change.mean, change.std,
                          change.observed_min, change.observed_max)
-    target_path = Path(target)
-    if target_path.suffix in (".yaml", ".yml"):
-        text = yaml.safe_dump(refined, sort_keys=False, allow_unicode=True)
-    elif target_path.suffix == ".json":
-        text = json.dumps(refined, indent=2, ensure_ascii=False) + "\n"
-    else:
-        raise ValueError(f"extra_configs.path_k_sigma_recipe must end with .yaml, .yml or .json: {target}")
+    text = dump_recipe(refined, target, "extra_configs.path_k_sigma_recipe")
+    heading = (f"# k-sigma refinement (k = {float(k):g})",
+               "Each threshold becomes mean -/+ k * std of its stat, clipped to the observed [min, max];",
+               "integer thresholds are rounded outwards (min down, max up).")
     write_text_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
-    write_text_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, float(k)))
-    write_text_atomic(target_path, text)
-    return str(target_path)
+    write_text_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, heading))
+    write_text_atomic(Path(target), text)
+    return str(target)
+
+
+def dump_recipe(recipe: Mapping[str, Any], target: str, where: str) -> str:
+    """The recipe as text in the format its target file's suffix names."""
+    suffix = Path(target).suffix
+    if suffix in (".yaml", ".yml"):
+        return yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True)
+    if suffix == ".json":
+        return json.dumps(recipe, indent=2, ensure_ascii=False) + "\n"
+    raise ValueError(f"{where} must end with .yaml, .yml or .json: {target}")

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from sandflow import dj_requirements
-from sandflow.hooks import data_evaluators, llm_infer  # light: heavy imports happen inside their functions
+from sandflow.hooks import data_evaluators, hf_train, llm_infer  # light: heavy imports happen inside their functions
 from sandflow.hooks.base import Component, Hook, JobRun
 
 DATA_JUICER = ("py-data-juicer",)
+HF_TRAINING = ("torch", "transformers", "peft", "tokenizers")
 
 
 def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
@@ -68,8 +69,8 @@ HOOKS: dict[str, Hook] = {
         Hook("RefineRecipeViaKSigmaHook", _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
              libraries=DATA_JUICER, writes=("extra_configs.path_k_sigma_recipe",),
              reads_same_meta_name_analysis=True),
-        Hook("RefineRecipeViaModelFeedbackHook", None, writes=("extra_configs.path_model_feedback_recipe",),
-             unavailable="not implemented in sandflow yet (tracked in issue #5)"),
+        Hook("RefineRecipeViaModelFeedbackHook", _lazy("sandflow.hooks.model_feedback", "refine_recipe_via_model_feedback"),
+             writes=("extra_configs.path_model_feedback_recipe",)),
         Hook("ProcessDataHook", _lazy("sandflow.hooks.data_juicer", "process_data"),
              libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
         # Ranking is listed under both hooks: DESIGN.md names it a pool operation, upstream's guide a probe.
@@ -78,10 +79,13 @@ HOOKS: dict[str, Hook] = {
              components={t: Component(_lazy("sandflow.hooks.format_conversion", t))
                          for t in ("coco_caption_to_dj_conversion", "coco_caption_meta_generation",
                                    "dj_to_easyanimate_video_dataset_conversion")}),
-        Hook("TrainModelHook", None, n_outputs=None,
+        Hook("TrainModelHook", None, n_outputs=None, libraries=HF_TRAINING,
              writes=("extra_configs.export_path", "extra_configs.work_dir"),
-             components={"huggingface": _planned("#5"),
-                         **{t: _third_party("#5") for t in ("modelscope", "easyanimate", "trinity-rft", "internvl_coco_caption")}}),
+             components={"huggingface": Component(_lazy("sandflow.hooks.hf_train", "train_huggingface"),
+                                                  requires=hf_train.huggingface_train_requirements),
+                         "modelscope": Component(_lazy("sandflow.hooks.hf_train", "train_modelscope"),
+                                                 requires=hf_train.modelscope_requirements, follows_previous=True),
+                         **{t: _third_party("#5") for t in ("easyanimate", "trinity-rft", "internvl_coco_caption")}}),
         Hook("InferModelHook", None, n_outputs=None,
              components={"easyanimate": _third_party("#5"), **_llm_components("infer_model")}),
         Hook("EvaluateDataHook", None, n_outputs=None,
@@ -93,7 +97,9 @@ HOOKS: dict[str, Hook] = {
                  "vbench_video_evaluator": _third_party("#5"),
                  "video_inception_evaluator": _third_party("#5"),
              }),
-        Hook("EvaluateModelHook", None, n_outputs=None, components={"internvl_coco_caption": _third_party("#5")}),
+        Hook("EvaluateModelHook", None, n_outputs=None, libraries=HF_TRAINING,
+             components={"perplexity": Component(_lazy("sandflow.hooks.model_eval", "evaluate_perplexity")),
+                         "internvl_coco_caption": _third_party("#5")}),
     )
 }
 

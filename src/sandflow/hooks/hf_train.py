@@ -1,0 +1,513 @@
+"""TrainModelHook types 'huggingface' (causal-LM training with transformers' Trainer on CPU) and 'modelscope'.
+
+``type: huggingface`` is sandflow's own (DJ-Sandbox trains text models through
+ModelScope only). Its extra_configs:
+
+* the model, exactly one of
+  ``model_path`` — a local model directory (a save_pretrained directory, e.g.
+  an earlier job's checkpoint; a LoRA checkpoint is merged into its base
+  first; nothing is downloaded), or
+  ``model_config`` — ``{architecture: gpt2, n_layer, n_embd, n_head,
+  n_positions, vocab_size}``: a new, seeded GPT-2 with a byte-level BPE
+  tokenizer trained on the training texts (``sandflow.tiny_lm``);
+* ``dataset_path`` — a jsonl file or a list of them (read in order and
+  concatenated), ``text_key`` (default ``text``);
+* ``max_steps`` (wins when given) or ``num_train_epochs`` (default 1),
+  ``per_device_train_batch_size`` (8), ``learning_rate`` (5e-4),
+  ``weight_decay`` (0), ``warmup_steps`` (0), ``lr_scheduler_type``
+  (``linear``), ``logging_steps`` (10), ``seq_len`` (min(128, the model's
+  positions)), ``seed`` (42);
+* ``lora`` — optional ``{r: 8, alpha: 16, dropout: 0.0, target_modules}``
+  (peft; target_modules defaults to peft's choice for the architecture);
+* ``export_path`` — the checkpoint directory.
+
+Texts are tokenized without special tokens, each followed by the EOS token,
+concatenated and cut into ``seq_len`` blocks (transformers' run_clm packing;
+the short last block is kept, padded and masked, so tiny datasets train).
+
+The checkpoint directory holds the model and tokenizer (save_pretrained),
+``train_log.json`` / ``train_log.csv`` (step, epoch, loss, grad_norm,
+learning_rate at each logging step) and ``metrics.json`` (final mean train
+loss, steps, epochs, block/token/text counts, parameter counts). Wall-clock
+times go to the job log only, so the same inputs give a byte-identical
+directory: training runs with ``full_determinism`` on one CPU thread (the
+float reductions of several threads depend on their number).
+With ``lora`` the directory holds the adapter (adapter_config.json,
+adapter_model.safetensors) and the untouched base model in ``base_model/``;
+adapter_config.json's ``base_model_name_or_path`` is ``base_model``, relative
+to the adapter directory (an absolute path would be stale once the job
+directory is renamed) — load it with ``load_checkpoint``.
+
+Returns the checkpoint directory (one output), as DJ-Sandbox's trainers return
+their work/output directory.
+
+``type: modelscope`` follows DJ-Sandbox's ModelscopeTrainExecutor (model_name,
+trainer_name, work_dir, train_dataset, eval_dataset, key_remapping; every key
+merged into the ModelScope config) and returns work_dir; it needs the
+modelscope package, which sandflow does not pin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from sandflow.atomic import write_text_atomic
+from sandflow.hooks.base import JobRun
+from sandflow.tiny_lm import MIN_VOCAB_SIZE, tiny_gpt2, train_tokenizer
+
+__all__ = [
+    "train_huggingface", "train_modelscope", "huggingface_train_requirements", "modelscope_requirements",
+    "load_checkpoint", "read_texts", "pack_blocks", "collate_blocks", "VERSION",
+]
+
+VERSION = "1"
+
+BASE_MODEL_SUBDIR = "base_model"  # the LoRA base inside an adapter checkpoint
+TRAIN_LOG_JSON = "train_log.json"
+TRAIN_LOG_CSV = "train_log.csv"
+METRICS_JSON = "metrics.json"
+LOG_COLUMNS = ("step", "epoch", "loss", "grad_norm", "learning_rate")
+TRAINER_SCRATCH = "trainer_scratch"  # the Trainer's output_dir; removed after training
+
+MODELSCOPE_MISSING = "TrainModelHook type 'modelscope' needs the modelscope package (pip install modelscope)"
+
+HF_KEYS = frozenset({
+    "type", "export_path", "model_path", "model_config", "dataset_path", "text_key", "max_steps",
+    "num_train_epochs", "per_device_train_batch_size", "learning_rate", "weight_decay", "warmup_steps",
+    "lr_scheduler_type", "logging_steps", "seq_len", "seed", "lora",
+})
+MODEL_CONFIG_KEYS = ("architecture", "n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+MODEL_CONFIG_DEFAULTS = {"n_layer": 2, "n_embd": 64, "n_head": 2, "n_positions": 128, "vocab_size": 512}
+LORA_KEYS = frozenset({"r", "alpha", "dropout", "target_modules"})
+DEFAULT_SEQ_LEN = 128
+
+
+# --- reading settings ------------------------------------------------------------------------------------------
+
+def check_known_keys(cfg: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    """A misspelt setting would otherwise be ignored silently and train with its default."""
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]} is not a known setting (known: {', '.join(sorted(known))})")
+
+
+def int_setting(cfg: Mapping[str, Any], key: str, default: int | None, where: str, minimum: int = 1) -> int | None:
+    value = cfg.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{where}.{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def float_setting(cfg: Mapping[str, Any], key: str, default: float, where: str, *, positive: bool) -> float:
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0 or (positive and value == 0):
+        raise ValueError(f"{where}.{key} must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+    return float(value)
+
+
+def dataset_paths(cfg: Mapping[str, Any], key: str, where: str) -> list[Path]:
+    """A jsonl path or a non-empty list of them; every one must be an existing file."""
+    value = cfg.get(key)
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+        raise ValueError(f"{where}.{key} must be a jsonl path or a non-empty list of them, got {value!r}")
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise ValueError(f"{where}.{key}: no such file {missing[0]}")
+    return [Path(p) for p in paths]
+
+
+def text_key_setting(cfg: Mapping[str, Any], where: str) -> str:
+    text_key = cfg.get("text_key", "text")
+    if not isinstance(text_key, str) or not text_key:
+        raise ValueError(f"{where}.text_key must be a non-empty string, got {text_key!r}")
+    return text_key
+
+
+# --- texts and token blocks ------------------------------------------------------------------------------------
+
+def read_texts(paths: list[Path], text_key: str) -> list[str]:
+    """The text_key field of every jsonl row, files in order."""
+    texts = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                text = row.get(text_key) if isinstance(row, dict) else None
+                if not isinstance(text, str):
+                    raise ValueError(f"{path}:{number} has no string field {text_key!r} (extra_configs.text_key)")
+                texts.append(text)
+    if not texts:
+        raise ValueError(f"no texts in {', '.join(map(str, paths))}")
+    return texts
+
+
+def pack_blocks(texts: list[str], tokenizer: Any, seq_len: int) -> list[list[int]]:
+    """Texts tokenized, each followed by EOS, concatenated and cut into seq_len blocks (blocks of one token dropped:
+    they predict nothing)."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    stream: list[int] = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+        stream.extend(eos)
+    blocks = [stream[start:start + seq_len] for start in range(0, len(stream), seq_len)]
+    return [block for block in blocks if len(block) > 1]
+
+
+def collate_blocks(blocks: list[list[int]], pad_id: int) -> dict[str, Any]:
+    """Right-padded input_ids, attention_mask and labels (-100 on padding: never predicted)."""
+    import torch
+
+    width = max(len(block) for block in blocks)
+    input_ids = torch.full((len(blocks), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(blocks), width), -100, dtype=torch.long)
+    attention_mask = torch.zeros((len(blocks), width), dtype=torch.long)
+    for row, block in enumerate(blocks):
+        input_ids[row, :len(block)] = torch.tensor(block)
+        labels[row, :len(block)] = torch.tensor(block)
+        attention_mask[row, :len(block)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def pad_id_of(tokenizer: Any) -> int:
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return token_id
+    return 0  # masked out anyway
+
+
+def max_positions(model: Any) -> int | None:
+    config = model.config
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
+def seq_len_setting(cfg: Mapping[str, Any], model: Any, where: str) -> int:
+    limit = max_positions(model)
+    default = min(DEFAULT_SEQ_LEN, limit) if limit else DEFAULT_SEQ_LEN
+    seq_len = int_setting(cfg, "seq_len", default, where, minimum=2)
+    if limit and seq_len > limit:
+        raise ValueError(f"{where}.seq_len={seq_len} exceeds the model's {limit} positions")
+    return seq_len
+
+
+# --- models ----------------------------------------------------------------------------------------------------
+
+def local_model_dir(value: Any, where: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where} must be a local model directory, got {value!r}")
+    path = Path(value)
+    if not path.is_dir():
+        raise ValueError(f"{where}: no such local model directory {value} (nothing is downloaded)")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[Any, Any]:
+    """(model, tokenizer) from a save_pretrained directory or a LoRA adapter directory of train_huggingface.
+
+    An adapter's base is ``<path>/base_model`` when present, else its recorded base_model_name_or_path
+    (relative to the adapter directory when relative); both are loaded explicitly from local files."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    adapter_config = path / "adapter_config.json"
+    if not adapter_config.is_file():
+        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True), tokenizer
+    from peft import PeftModel
+
+    recorded = json.loads(adapter_config.read_text()).get("base_model_name_or_path") or BASE_MODEL_SUBDIR
+    base_dir = path / BASE_MODEL_SUBDIR if (path / BASE_MODEL_SUBDIR).is_dir() else path / recorded
+    if not base_dir.is_dir():
+        raise ValueError(f"LoRA adapter {path} has no local base model ({base_dir} does not exist)")
+    base = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True)
+    return PeftModel.from_pretrained(base, path, is_trainable=False), tokenizer
+
+
+def new_model(model_config: Any, texts: list[str], seed: int) -> tuple[Any, Any]:
+    """A seeded GPT-2 from model_config with a tokenizer trained on the training texts."""
+    where = "extra_configs.model_config"
+    if not isinstance(model_config, dict):
+        raise ValueError(f"{where} must be a mapping of {', '.join(MODEL_CONFIG_KEYS)}")
+    check_known_keys(model_config, frozenset(MODEL_CONFIG_KEYS), where)
+    if model_config.get("architecture", "gpt2") != "gpt2":
+        raise ValueError(f"{where}.architecture must be 'gpt2', got {model_config['architecture']!r}")
+    sizes = {key: int_setting(model_config, key, default, where) for key, default in MODEL_CONFIG_DEFAULTS.items()}
+    if sizes["vocab_size"] < MIN_VOCAB_SIZE:
+        raise ValueError(f"{where}.vocab_size must be at least {MIN_VOCAB_SIZE} (the byte alphabet and EOS), "
+                         f"got {sizes['vocab_size']}")
+    if sizes["n_embd"] % sizes["n_head"]:
+        raise ValueError(f"{where}.n_embd={sizes['n_embd']} must be a multiple of n_head={sizes['n_head']}")
+    tokenizer = train_tokenizer(texts, sizes.pop("vocab_size"), sizes["n_positions"])
+    model = tiny_gpt2(len(tokenizer), seed=seed, eos_token_id=tokenizer.eos_token_id, **sizes)
+    return model, tokenizer
+
+
+def lora_config(value: Any) -> Any:
+    where = "extra_configs.lora"
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be a mapping of r, alpha, dropout, target_modules")
+    check_known_keys(value, LORA_KEYS, where)
+    targets = value.get("target_modules")
+    if targets is not None and not (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)):
+        raise ValueError(f"{where}.target_modules must be a non-empty list of module names, got {targets!r}")
+    dropout = float_setting(value, "dropout", 0.0, where, positive=False)
+    if dropout >= 1:
+        raise ValueError(f"{where}.dropout must be below 1, got {dropout}")
+    from peft import LoraConfig
+
+    return LoraConfig(task_type="CAUSAL_LM", r=int_setting(value, "r", 8, where),
+                      lora_alpha=float_setting(value, "alpha", 16, where, positive=True),
+                      lora_dropout=dropout, target_modules=targets)
+
+
+# --- training --------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """One intra-op thread: CPU float reductions split over threads sum in an order that depends on their number."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def progress_callback(job: JobRun) -> Any:
+    from transformers import TrainerCallback
+
+    class JobLogProgress(TrainerCallback):
+        """Each logging step's loss to the job log (the Trainer's own printer and tqdm are off)."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                job.log.info("step %d/%d: loss %.4f, learning rate %.3g", state.global_step, state.max_steps,
+                             logs["loss"], logs.get("learning_rate", float("nan")))
+
+    return JobLogProgress()
+
+
+def log_rows(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{column: entry.get(column) for column in LOG_COLUMNS} for entry in log_history if "loss" in entry]
+
+
+def write_train_log(export: Path, rows: list[dict[str, Any]]) -> None:
+    write_text_atomic(export / TRAIN_LOG_JSON, json.dumps(rows, indent=2) + "\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(export / TRAIN_LOG_CSV, buffer.getvalue())
+
+
+def export_dir(cfg: Mapping[str, Any]) -> Path:
+    value = cfg.get("export_path")
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"extra_configs.export_path must be the checkpoint directory, got {value!r}")
+    path = Path(value)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def train_huggingface(job: JobRun) -> str | list[str]:
+    """TrainModelHook type 'huggingface': one causal LM per dataset; returns the checkpoint directory (or a list).
+
+    ``dataset_path`` given as one path trains one model, saved in export_path. Given as a list (data pools, as
+    pool jobs pass them on), it trains one model per pool, from the same starting point and settings, each saved
+    in ``export_path/<pool file stem>``; the result is the list of those directories, in pool order. To train one
+    model on several files, merge them first (DataPoolManipulationHook type data_pool_merging).
+    """
+    cfg = job.extra_configs or {}
+    where = "extra_configs"
+    check_known_keys(cfg, HF_KEYS, where)
+    if ("model_path" in cfg) == ("model_config" in cfg):
+        raise ValueError(f"{where} needs exactly one of model_path (a local model directory) and model_config")
+    paths = dataset_paths(cfg, "dataset_path", where)
+    text_key = text_key_setting(cfg, where)
+    export = export_dir(cfg)
+    if isinstance(cfg["dataset_path"], str):
+        train_one_model(job, read_texts(paths, text_key), export)
+        return str(export)
+    stems = [path.stem for path in paths]
+    clash = next((stem for stem in stems if stems.count(stem) > 1), None)
+    if clash is not None:
+        raise ValueError(f"{where}.dataset_path: two pools are named {clash!r}; their models would share a directory")
+    checkpoints = []
+    for number, (path, stem) in enumerate(zip(paths, stems), 1):
+        job.log.info("pool %d of %d: %s", number, len(paths), path)
+        train_one_model(job, read_texts([path], text_key), export / stem)
+        checkpoints.append(str(export / stem))
+    return checkpoints
+
+
+def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
+    """Train (or, with max_steps 0, only initialise) one model on texts and save it with its logs in export."""
+    cfg = job.extra_configs or {}
+    where = "extra_configs"
+    seed = int_setting(cfg, "seed", 42, where, minimum=0)
+    # max_steps 0 saves the starting model untrained: a shared initialisation for models that must compare.
+    max_steps = int_setting(cfg, "max_steps", None, where, minimum=0)
+    epochs = float_setting(cfg, "num_train_epochs", 1.0, where, positive=True)
+    batch_size = int_setting(cfg, "per_device_train_batch_size", 8, where)
+    learning_rate = float_setting(cfg, "learning_rate", 5e-4, where, positive=True)
+    weight_decay = float_setting(cfg, "weight_decay", 0.0, where, positive=False)
+    warmup_steps = int_setting(cfg, "warmup_steps", 0, where, minimum=0)
+    logging_steps = int_setting(cfg, "logging_steps", 10, where)
+    scheduler = cfg.get("lr_scheduler_type", "linear")
+    if not isinstance(scheduler, str):
+        raise ValueError(f"{where}.lr_scheduler_type must be a scheduler name, got {scheduler!r}")
+    export.mkdir(parents=True, exist_ok=True)
+
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
+    if "model_path" in cfg:
+        model_dir = local_model_dir(cfg["model_path"], f"{where}.model_path")
+        model, tokenizer = load_checkpoint(model_dir)
+        if hasattr(model, "merge_and_unload"):  # an adapter checkpoint: train the adapted model
+            model = model.merge_and_unload().requires_grad_(True)  # peft froze the base's weights
+        job.log.info("model %s (%d parameters)", model_dir, model.num_parameters())
+    else:
+        model, tokenizer = new_model(cfg["model_config"], texts, seed)
+        job.log.info("new GPT-2 from model_config (%d parameters, vocabulary %d)", model.num_parameters(), len(tokenizer))
+    seq_len = seq_len_setting(cfg, model, where)
+    blocks = pack_blocks(texts, tokenizer, seq_len)
+    if not blocks:
+        raise ValueError(f"{where}.dataset_path holds no text to train on (every text is empty)")
+    base = model
+    if cfg.get("lora") is not None:
+        if "model_config" in cfg:
+            job.log.warning("LoRA on a randomly initialised model learns little: train it fully first")
+        from peft import get_peft_model
+
+        peft_config = lora_config(cfg["lora"])
+        # Saved now: get_peft_model rewrites the base's modules in place (LoRA layers around the targets).
+        base.save_pretrained(export / BASE_MODEL_SUBDIR)
+        tokenizer.save_pretrained(export / BASE_MODEL_SUBDIR)
+        model = get_peft_model(base, peft_config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    job.log.info("%d texts -> %d blocks of <= %d tokens; %d of %d parameters trainable",
+                 len(texts), len(blocks), seq_len, trainable, total)
+
+    pad_id = pad_id_of(tokenizer)
+    scratch = Path(job.job_dir) / TRAINER_SCRATCH
+    args = TrainingArguments(
+        output_dir=str(scratch), use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True,
+        full_determinism=True, seed=seed, data_seed=seed, dataloader_num_workers=0,
+        max_steps=max_steps if max_steps is not None else -1, num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+        warmup_steps=warmup_steps, lr_scheduler_type=scheduler, logging_strategy="steps",
+        logging_steps=logging_steps, remove_unused_columns=False,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=blocks,
+                      data_collator=lambda batch: collate_blocks(batch, pad_id),
+                      callbacks=[progress_callback(job)])
+    trainer.remove_callback(PrinterCallback)
+    train_loss, steps = None, 0
+    if max_steps != 0:
+        started = time.monotonic()
+        with single_thread():
+            result = trainer.train()
+        train_loss, steps = result.training_loss, result.global_step
+        job.log.info("trained %d steps in %.1f s, mean loss %.4f", steps, time.monotonic() - started, train_loss)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+    model.save_pretrained(export)
+    if model is not base:
+        point_adapter_at_saved_base(export)
+    tokenizer.save_pretrained(export)
+    write_train_log(export, log_rows(trainer.state.log_history))
+    metrics = {
+        "train_loss": train_loss,
+        "global_step": steps,
+        "epochs": trainer.state.epoch or 0,
+        "num_texts": len(texts),
+        "num_blocks": len(blocks),
+        "num_tokens": sum(len(block) for block in blocks),
+        "seq_len": seq_len,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+    }
+    write_text_atomic(export / METRICS_JSON, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def point_adapter_at_saved_base(export: Path) -> None:
+    """Record the base as BASE_MODEL_SUBDIR (relative to the adapter), not by the absolute path it was loaded from:
+    that path is stale once the job directory is renamed, and it would make the checkpoint differ per location."""
+    adapter_config = export / "adapter_config.json"
+    settings = json.loads(adapter_config.read_text())
+    settings["base_model_name_or_path"] = BASE_MODEL_SUBDIR
+    write_text_atomic(adapter_config, json.dumps(settings, indent=2, sort_keys=True))
+    (export / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming the absolute base path
+
+
+def huggingface_train_requirements(dj_configs: Mapping[str, Any] | None,
+                                   extra_configs: Mapping[str, Any] | None) -> list[str]:
+    """An absolute model_path that does not exist. Relative paths and refs are the planner's business: a path an
+    earlier job writes does not exist before the run."""
+    model_path = (extra_configs or {}).get("model_path")
+    if isinstance(model_path, str) and os.path.isabs(model_path) and not os.path.isdir(model_path):
+        return [f"TrainModelHook type 'huggingface' needs the local model directory {model_path} "
+                "(extra_configs.model_path; nothing is downloaded)"]
+    return []
+
+
+# --- ModelScope ------------------------------------------------------------------------------------------------
+
+def modelscope_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("modelscope") is not None
+
+
+def modelscope_requirements(dj_configs: Mapping[str, Any] | None, extra_configs: Mapping[str, Any] | None) -> list[str]:
+    return [] if modelscope_available() else [MODELSCOPE_MISSING]
+
+
+def train_modelscope(job: JobRun) -> str:
+    """TrainModelHook type 'modelscope', as DJ-Sandbox's ModelscopeTrainExecutor; returns work_dir."""
+    if not modelscope_available():
+        from sandflow.runner import JobFailed
+
+        raise JobFailed(MODELSCOPE_MISSING)
+    from modelscope.msdatasets import MsDataset
+    from modelscope.trainers import build_trainer
+
+    cfg = dict(job.extra_configs or {})
+    for key in ("model_name", "trainer_name", "work_dir"):
+        if not cfg.get(key):
+            raise ValueError(f"extra_configs.{key} is required for TrainModelHook type 'modelscope'")
+    remapping = cfg.get("key_remapping") or {}
+
+    def load(path: str, split: str) -> Any:
+        dataset = MsDataset.load(path, split=split).ds_instance
+        for old, new in remapping.items():
+            if old in dataset.features:
+                dataset = dataset.rename_column(old, new)
+        return dataset
+
+    def merge_job_config(ms_config: Any) -> Any:
+        ms_config.merge_from_dict(cfg)  # upstream merges the whole job config into ModelScope's
+        return ms_config
+
+    default_args = {"model": cfg["model_name"], "work_dir": cfg["work_dir"], "cfg_modify_fn": merge_job_config,
+                    "train_dataset": load(cfg["train_dataset"], "train") if "train_dataset" in cfg else None,
+                    "eval_dataset": load(cfg["eval_dataset"], "val") if "eval_dataset" in cfg else None}
+    build_trainer(name=cfg["trainer_name"], default_args=default_args).train()
+    return cfg["work_dir"]
