@@ -1,6 +1,6 @@
 """LLM inference executors (huggingface, vllm, api) and the built-in message helpers.
 
-The api type talks to a real HTTP server on 127.0.0.1 (tests/llm_server.py) with
+The api type talks to a real HTTP server on 127.0.0.1 (sandflow.loopback_chat) with
 injected failures; huggingface runs a tiny GPT-2 built locally; vllm (a GPU
 extra, absent here) is checked for its requirement message and, with a stand-in
 module, for what our code hands the engine.
@@ -23,10 +23,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # peft looks base models up on the hub when saving adapters
 
-from llm_server import ChatServer, answer_for
 from sandflow.hooks import llm_infer, llm_messages
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.llm_infer import api_requirements, infer_model, probe_via_model_infer, vllm_requirements
+from sandflow.loopback_chat import ChatServer, answer_for
 from sandflow.runner import JobFailed
 
 DATA = Path(__file__).parent / "data" / "llm"
