@@ -280,18 +280,17 @@ def test_context_infos_hold_the_mse_per_prompt_ranking_and_merged_prompts(run_di
     assert list(evaluate) == ["meta_name", "single_prompt_eval_results", "min_mse"]
     assert evaluate["meta_name"] == "grades_evaluation"
     results = evaluate["single_prompt_eval_results"]
-    assert [Path(r["pred_path"]).name for r in results] == INFERRED
+    assert [r["pred_path"] for r in results] == [f"{INFERRED_DIR}/{name}" for name in INFERRED]
     assert all(r["gt_path"] == r["pred_path"] for r in results)  # truth read from the graded files, as upstream
     assert [r["mse"] for r in results] == [float(m) for m in EXPECTED_MSE]
     assert [r["format_error"] for r in results] == EXPECTED_FORMAT_ERRORS
     assert evaluate["min_mse"] == float(min(EXPECTED_MSE)) == 1 / 14
 
-    # Paths a job passes on from an earlier job (the ranked pools, the graded files above) name the earlier
-    # job's directory, not the published copy upstream would show: checked by name and contents.
+    # Paths a job passes on from an earlier job (the ranked pools, the graded files above) read as published.
     assert list(rank) == ["meta_name", "top3_prompt_data_pool_paths"]
     assert rank["meta_name"] == "rank_single_prompt_data_pools"
     top = rank["top3_prompt_data_pool_paths"]
-    assert [Path(p).name for p in top] == [POOLS[i] for i in EXPECTED_RANKING[:TOP_N]]
+    assert top == [f"{POOLS_DIR}/{POOLS[i]}" for i in EXPECTED_RANKING[:TOP_N]]
     assert [read_jsonl(run_dir / p) for p in top] == [[{"prompt": prompts[i]}] for i in EXPECTED_RANKING[:TOP_N]]
     assert merge == {"meta_name": "merge_single_prompt_data_pools", "merged_top_prompt_dataset": MERGED}
     expected = "".join(json.dumps({"prompt": prompts[i]}, ensure_ascii=False) + "\n" for i in EXPECTED_RANKING[:TOP_N])

@@ -45,20 +45,27 @@ def link(target: Path, link_path: Path) -> None:
 
 def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
     contexts: dict[str, dict[str, Any]] = {}
-    iterations: dict[int, dict[str, list[dict[str, Any]]]] = {}
     work_dir = Path(spec["work_dir"])
+    # Publish every artifact first: a job's values may hold paths into an earlier job's directory (a ranking
+    # passes on the pools it ranked), and each must read as the published path, wherever it came from.
+    published: dict[str, str] = {}
+    own: list[dict[str, str]] = []  # per job: its own slots' roots (a cached job may publish in several iterations)
     for job in spec["jobs"]:
+        own.append({})
         context = contexts.get(job["key"])
         if context is None:
             context = contexts[job["key"]] = load_context(os.path.join(job["job_dir"], CONTEXT_FILE))
-        writes = job["writes"] if job["writes"] is not None else context["writes"]
-        values = context["values"]
-        for raw in writes:
+        for raw in job["writes"] if job["writes"] is not None else context["writes"]:
             write = Write(tuple(raw["slot"].split(".")), raw["value"], raw["kind"], raw["iterized"])
             slot_dir = os.path.join(job["job_dir"], raw["slot"])
             root = write.publish_root(job["iteration"])
             publish_tree(Path(slot_dir), Path(root))
-            values = replace_prefix(values, os.path.normpath(slot_dir), os.path.normpath(root))
+            own[-1][os.path.normpath(slot_dir)] = published[os.path.normpath(slot_dir)] = os.path.normpath(root)
+    iterations: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    for job, own_roots in zip(spec["jobs"], own):
+        values = contexts[job["key"]]["values"]
+        for slot_dir, root in [*own_roots.items(), *published.items()]:
+            values = replace_prefix(values, slot_dir, root)
         names = job["output_names"] or [str(i) for i in range(len(values))]
         info: dict[str, Any] = {"meta_name": job["meta_name"]}
         info.update(zip(names, values))
