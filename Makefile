@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Nothing may be installed or downloaded behind our back at run time.
 OFFLINE := UV_OFFLINE=1 PIP_NO_INDEX=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
-.PHONY: install demo test check clean
+.PHONY: install demo paper test check clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(VENV)/.installed
 demo: install
 	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/demo/sandbox.yaml
 	@echo "context_infos.json: outputs/demo-sandbox/context_infos.json"
+
+# The flagship: the paper's bottom-up recipe search with a tiny model, then its report (outputs/paper/report/).
+paper: install
+	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/paper/recipe_search.yaml
+	$(OFFLINE) $(BIN)/python -m sandflow.search_report outputs/paper
 
 test: install
 	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -161,7 +161,8 @@ def pack_blocks(texts: list[str], tokenizer: Any, seq_len: int) -> list[list[int
     they predict nothing)."""
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     stream: list[int] = []
-    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+    # verbose=False: texts longer than the model's context are expected here (cut into blocks below).
+    for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:
         stream.extend(ids)
         stream.extend(eos)
     blocks = [stream[start:start + seq_len] for start in range(0, len(stream), seq_len)]
