@@ -18,7 +18,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from conftest import job_counts, snakemake
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.format_conversion import (coco_caption_meta_generation, coco_caption_to_dj_conversion,
                                               dj_to_easyanimate_video_dataset_conversion, special_token)
@@ -132,3 +134,31 @@ def test_special_tokens_match_data_juicer():
                  for target in node.targets if isinstance(target, ast.Name)}
     assert constants["DEFAULT_PREFIX"] == "__dj__" and constants["SPECIAL_TOKEN_ENV_PREFIX"] == "_DJ_SPECIAL_TOKEN_"
     assert (special_token("image"), special_token("video")) == ("<__dj__image>", "<__dj__video>")
+
+
+@pytest.mark.slow
+def test_conversions_run_through_the_rules_and_rerun_nothing(tmp_path):
+    """Both conversions as GeneralDataExecutorHook jobs of one config, the second reading the first's output."""
+    shutil.copy(COCO, tmp_path)
+    shutil.copy(VIDEOS, tmp_path)
+    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump({
+        "work_dir": "./out",
+        "execution_job_configs": [
+            {"hook": "GeneralDataExecutorHook", "meta_name": "coco_to_dj", "output": "dj_dataset",
+             "extra_configs": {"type": "coco_caption_to_dj_conversion", "dataset_path": "coco_karpathy_train_mini.jsonl",
+                               "export_path": "./out/dj_fmt/"}},
+            {"hook": "GeneralDataExecutorHook", "meta_name": "convert_to_ea_fmt", "output": "ea_dataset",
+             "extra_configs": {"type": "dj_to_easyanimate_video_dataset_conversion", "dataset_path": VIDEOS.name,
+                               "export_path": "./out/"}},
+        ]}))
+    assert job_counts(snakemake(tmp_path, "sandbox.yaml")) == {"general_data_executor": 2, "publication_record": 1,
+                                                              "context_infos": 1, "all": 1}
+    infos = json.loads((tmp_path / "out" / "context_infos.json").read_text())[0]["pipeline_infos"][0]["job_infos"]
+    assert infos == [
+        {"meta_name": "coco_to_dj", "dj_dataset": "out/dj_fmt/iter_1/coco_karpathy_train_mini_dj_fmt.jsonl"},
+        {"meta_name": "convert_to_ea_fmt", "ea_dataset": "out/iter_1/demo-dataset-videos_ea_fmt.json"},
+    ]
+    for published, expected in zip([i["dj_dataset" if "dj_dataset" in i else "ea_dataset"] for i in infos],
+                                   ["coco_karpathy_train_mini_dj_fmt.jsonl", "demo-dataset-videos_ea_fmt.json"]):
+        assert (tmp_path / published).read_bytes() == (EXPECTED / expected).read_bytes()
+    assert job_counts(snakemake(tmp_path, "sandbox.yaml")) == {}
