@@ -12,6 +12,7 @@
 
 from snakemake.utils import min_version
 
+from sandflow import job_server
 from sandflow.resources import RuleResources
 from sandflow.workflow import load_or_exit
 
@@ -35,6 +36,16 @@ include: "rules/context.smk"
 
 onstart:
     SANDFLOW.start_run()
+    # Heavy jobs (Data-Juicer, torch) start warm from one server process (src/sandflow/job_server.py).
+    job_server.start_for_local_run(workflow, SANDFLOW.work_dir)
+
+
+onsuccess:
+    job_server.stop_running()
+
+
+onerror:
+    job_server.stop_running()
 
 
 rule all:

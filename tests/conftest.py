@@ -28,12 +28,13 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, **OFFLINE_ENV}
 
 
-def snakemake(cwd: Path, configfile: str | Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(cwd: Path, configfile: str | Path, *args: str, check: bool = True,
+              timeout: float = 900) -> subprocess.CompletedProcess:
     """Run snakemake on our Snakefile from cwd (where the config's relative paths resolve)."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", str(configfile), *args]
     if not any(a in ("-n", "--dry-run") for a in args) and "--cores" not in args:
         command += ["--cores", "2"]
-    result = subprocess.run(command, cwd=cwd, env=snakemake_env(), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=cwd, env=snakemake_env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result

@@ -56,12 +56,12 @@ def tree_sha256(root: Path) -> str:
 
 
 def make_job(root: Path, name: str, extra_configs: dict, hook: str = "TrainModelHook",
-             kind: str = "huggingface") -> JobRun:
+             kind: str = "huggingface", threads: int = 1) -> JobRun:
     job_dir = root / name
     (job_dir / "extra_configs.export_path").mkdir(parents=True)
     extra = {"type": kind, **extra_configs, "export_path": str(job_dir / "extra_configs.export_path")}
     return JobRun(hook=hook, key=name, pipeline="p", meta_name=name, iteration=1, job_dir=job_dir,
-                  dj_configs=None, extra_configs=extra, log=logging.getLogger(f"test.{name}"))
+                  dj_configs=None, extra_configs=extra, log=logging.getLogger(f"test.{name}"), threads=threads)
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +189,12 @@ def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[
     texts = template_texts(60, seed=3)
     pools = [write_jsonl(tmp_path / "pool_low.jsonl", texts[:30]), write_jsonl(tmp_path / "pool_high.jsonl", texts[30:])]
     config = {"model_path": str(corpus["base"]), **TRAINING, "max_steps": 3}
-    job = make_job(tmp_path, "pools", {**config, "dataset_path": [str(p) for p in pools]})
+    # Two threads: the two models train at once, in two worker processes.
+    job = make_job(tmp_path, "pools", {**config, "dataset_path": [str(p) for p in pools]}, threads=2)
     checkpoints = train_huggingface(job)
     export = Path(job.extra_configs["export_path"])
     assert checkpoints == [str(export / "pool_low"), str(export / "pool_high")]
-    # Each is exactly the model trained on that pool alone.
+    # Each is exactly the model trained on that pool alone, in the job's own process.
     alone = Path(train_huggingface(make_job(tmp_path, "alone", {**config, "dataset_path": str(pools[1])})))
     assert tree_sha256(Path(checkpoints[1])) == tree_sha256(alone) != tree_sha256(Path(checkpoints[0]))
     same_name = make_job(tmp_path, "clash", {**config, "dataset_path": [str(pools[0]), str(pools[0])]})

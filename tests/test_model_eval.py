@@ -22,8 +22,8 @@ from sandflow.tiny_lm import build_tiny_causal_lm
 from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 
-def eval_job(root: Path, name: str, extra_configs: dict) -> JobRun:
-    return make_job(root, name, extra_configs, hook="EvaluateModelHook", kind="perplexity")
+def eval_job(root: Path, name: str, extra_configs: dict, threads: int = 1) -> JobRun:
+    return make_job(root, name, extra_configs, hook="EvaluateModelHook", kind="perplexity", threads=threads)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_fine_tuning_lowers_perplexity(models: dict[str, Path], tmp_path: Path) -> None:
     config = {"ckpt_paths": [str(models["base"]), str(models["trained"]), str(models["lora"])],
               "dataset_path": str(models["held_out"]), "text_key": "content", "seq_len": 32}
-    job = eval_job(tmp_path, "eval", config)
+    job = eval_job(tmp_path, "eval", config, threads=2)  # three checkpoints on two worker processes
     untrained, trained, lora = evaluate_perplexity(job)
     assert json.loads((Path(job.extra_configs["export_path"]) / EVAL_JSON).read_text()) == [untrained, trained, lora]
     assert trained["perplexity"] < 0.5 * untrained["perplexity"]
@@ -66,6 +66,10 @@ def test_single_checkpoint_gives_one_dict(models: dict[str, Path], tmp_path: Pat
     assert json.loads((Path(job.extra_configs["export_path"]) / EVAL_JSON).read_text()) == result
     again = evaluate_perplexity(eval_job(tmp_path, "again", config))
     assert again == result  # deterministic, to the last bit
+    # The same checkpoint evaluated in a worker process (of a list on two threads) gives the same numbers.
+    in_workers = evaluate_perplexity(eval_job(tmp_path, "workers", {**config, "ckpt_paths": [str(models["trained"])] * 2},
+                                              threads=2))
+    assert in_workers == [result, result]
 
 
 def test_perplexity_is_token_weighted_mean_nll(models: dict[str, Path]) -> None:

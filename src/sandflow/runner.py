@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from sandflow import job_server
 from sandflow.atomic import write_text_atomic
 from sandflow.config import read_yaml_or_json
 from sandflow.filehash import sha256_file
@@ -154,7 +155,7 @@ def job_logging(log_path: str) -> Iterator[logging.Logger]:
         handler.close()
 
 
-def run_job(spec: dict[str, Any], log_path: str) -> None:
+def run_job(spec: dict[str, Any], log_path: str, threads: int = 1) -> None:
     final_dir = Path(spec["job_dir"])
     partial = final_dir.with_name(f"{final_dir.name}.partial-{os.getpid()}")
     for stale in final_dir.parent.glob(f"{final_dir.name}.partial-*"):
@@ -178,7 +179,8 @@ def run_job(spec: dict[str, Any], log_path: str) -> None:
             job = JobRun(hook=hook.name, key=spec["key"], pipeline=spec["pipeline"], meta_name=spec["meta_name"],
                          iteration=spec["iteration"], job_dir=partial,
                          dj_configs=sections.get("dj_configs"), extra_configs=sections.get("extra_configs"),
-                         linked_jobs={role: Path(path) for role, path in spec["linked"].items()}, log=log)
+                         linked_jobs={role: Path(path) for role, path in spec["linked"].items()}, log=log,
+                         threads=threads)
             values = name_outputs(run(job))
             expected = spec["n_outputs"]
             if expected is not None and len(values) != expected:
@@ -210,11 +212,26 @@ def run_job(spec: dict[str, Any], log_path: str) -> None:
 OFFLINE_DEFAULTS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
-def main_from_snakemake(snakemake: Any) -> None:
+def execute(spec: dict[str, Any], log_path: str, threads: int) -> int:
+    """Run one job in this process; its exit code (a job failure is one line on stderr, not a traceback)."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
-        run_job(snakemake.params.spec, snakemake.log[0])
+        run_job(spec, log_path, threads)
     except JobFailed as exc:
         print(f"sandflow: job failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
+
+
+def main_from_snakemake(snakemake: Any) -> None:
+    spec, log_path, threads = snakemake.params.spec, snakemake.log[0], snakemake.threads
+    address = os.environ.get(job_server.ADDRESS_ENV)
+    preload = job_server.warm_imports(HOOKS[spec["hook"]].libraries)
+    code = None
+    if address and preload:
+        code = job_server.submit(address, {"spec": spec, "log_path": log_path, "threads": threads, "preload": preload})
+    if code is None:
+        code = execute(spec, log_path, threads)
+    if code:
+        sys.exit(code)

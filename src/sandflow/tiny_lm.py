@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["build_tiny_causal_lm", "train_tokenizer", "tiny_gpt2", "SPECIAL_TOKEN", "MIN_VOCAB_SIZE"]
+__all__ = ["build_tiny_causal_lm", "train_tokenizer", "tiny_gpt2", "warm_up", "SPECIAL_TOKEN", "MIN_VOCAB_SIZE"]
 
 # GPT-2's single special token, used as bos, eos, unk and pad alike.
 SPECIAL_TOKEN = "<|endoftext|>"
@@ -99,3 +99,29 @@ def build_tiny_causal_lm(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def warm_up() -> None:
+    """Save, load and take one training step of a tiny model once, in the warm job server.
+
+    Measured here, the first model a process loads and trains costs ~20 s more than the next ones
+    (transformers compiles hundreds of regular expressions for its checkpoint conversion tables; torch
+    initialises its kernels). Jobs forked from the server afterwards start past that. One thread and no
+    tokenizer training, so that no thread pool exists when the server forks.
+    """
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            tiny_gpt2(MIN_VOCAB_SIZE, n_layer=1, n_embd=8, n_head=1, n_positions=8, seed=0,
+                      eos_token_id=0).save_pretrained(directory)
+            model = AutoModelForCausalLM.from_pretrained(directory)
+        ids = torch.zeros((1, 4), dtype=torch.long)
+        model(input_ids=ids, labels=ids).loss.backward()
+    finally:
+        torch.set_num_threads(threads)

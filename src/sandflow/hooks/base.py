@@ -30,6 +30,8 @@ class JobRun:
     # (e.g. {"analysis": <dir of the probe job sharing this job's meta_name>}).
     linked_jobs: dict[str, Path] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("sandflow.job"))
+    # CPU threads Snakemake granted the job (its rule's `threads`).
+    threads: int = 1
 
 
 # A requirement check: given a job's static dj_configs / extra_configs, return one

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import math
@@ -62,6 +63,7 @@ from typing import Any, Iterator, Mapping
 
 from sandflow.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.model_workers import map_models
 from sandflow.tiny_lm import MIN_VOCAB_SIZE, tiny_gpt2, train_tokenizer
 
 __all__ = [
@@ -349,12 +351,17 @@ def train_huggingface(job: JobRun) -> str | list[str]:
     clash = next((stem for stem in stems if stems.count(stem) > 1), None)
     if clash is not None:
         raise ValueError(f"{where}.dataset_path: two pools are named {clash!r}; their models would share a directory")
-    checkpoints = []
-    for number, (path, stem) in enumerate(zip(paths, stems), 1):
-        job.log.info("pool %d of %d: %s", number, len(paths), path)
-        train_one_model(job, read_texts([path], text_key), export / stem)
-        checkpoints.append(str(export / stem))
-    return checkpoints
+    pools = [(number, path, export / stem) for number, (path, stem) in enumerate(zip(paths, stems), 1)]
+    map_models(job, functools.partial(train_pool_model, job, text_key, len(pools)), pools,
+               cost=lambda pool: pool[1].stat().st_size)  # a bigger pool trains longer
+    return [str(export / stem) for stem in stems]
+
+
+def train_pool_model(job: JobRun, text_key: str, count: int, pool: tuple[int, Path, Path]) -> None:
+    """Train the model of one pool (number, dataset, checkpoint directory): a worker process's unit of work."""
+    number, path, export = pool
+    job.log.info("pool %d of %d: %s", number, count, path)
+    train_one_model(job, read_texts([path], text_key), export)
 
 
 def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:

@@ -27,6 +27,7 @@ the same order, as DJ-Sandbox's evaluators return one result per checkpoint
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 from sandflow.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.model_workers import map_models
 from sandflow.hooks.hf_train import (
     check_known_keys,
     collate_blocks,
@@ -90,6 +92,16 @@ def perplexity_of(model: Any, tokenizer: Any, texts: list[str], seq_len: int, ba
             "token_accuracy": num_correct / num_tokens}
 
 
+def evaluate_checkpoint(job: JobRun, texts: list[str], batch_size: int, model_dir: Path) -> dict[str, Any]:
+    """Perplexity metrics of one checkpoint on texts: a worker process's unit of work."""
+    model, tokenizer = load_checkpoint(model_dir)
+    metrics = perplexity_of(model, tokenizer, texts, seq_len_setting(job.extra_configs or {}, model, "extra_configs"),
+                            batch_size)
+    job.log.info("%s: perplexity %.4f, next-token accuracy %.4f (loss %.4f over %d tokens)", model_dir,
+                 metrics["perplexity"], metrics["token_accuracy"], metrics["loss"], metrics["num_tokens"])
+    return metrics
+
+
 def evaluate_perplexity(job: JobRun) -> dict[str, Any] | list[dict[str, Any]]:
     """EvaluateModelHook type 'perplexity': one result per checkpoint, also written to <export_path>/eval.json."""
     cfg = job.extra_configs or {}
@@ -105,13 +117,7 @@ def evaluate_perplexity(job: JobRun) -> dict[str, Any] | list[dict[str, Any]]:
     batch_size = int_setting(cfg, "per_device_eval_batch_size", 8, where)
     export = export_dir(cfg)
 
-    results = []
-    for model_dir in model_dirs:
-        model, tokenizer = load_checkpoint(model_dir)
-        metrics = perplexity_of(model, tokenizer, texts, seq_len_setting(cfg, model, where), batch_size)
-        job.log.info("%s: perplexity %.4f, next-token accuracy %.4f (loss %.4f over %d tokens)", model_dir,
-                     metrics["perplexity"], metrics["token_accuracy"], metrics["loss"], metrics["num_tokens"])
-        results.append(metrics)
+    results = map_models(job, functools.partial(evaluate_checkpoint, job, texts, batch_size), model_dirs)
     value = results[0] if isinstance(ckpt_paths, str) else results
     write_text_atomic(export / EVAL_JSON, json.dumps(value, indent=2, sort_keys=True) + "\n")
     return value

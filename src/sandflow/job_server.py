@@ -1,0 +1,238 @@
+"""A warm job server for local runs: heavy jobs start from a process that already imported their libraries.
+
+Measured on a 2-core machine, ``import data_juicer.core`` costs 40-110 s and torch with transformers
+15-40 s, paid again by every job, since Snakemake starts each job as a new process. For a local run
+(``workflow.local_exec``, no ``--sdm conda``) the Snakefile starts this server once; a job whose hook
+uses those libraries sends its spec here instead of running itself. The server imports what the job
+needs (once per run), then forks a child that takes over the job's stdout and stderr (passed as file
+descriptors), working directory and environment, runs it with ``sandflow.runner.execute`` and reports
+the exit code back. The Snakemake job process waits for that code, so Snakemake's scheduling, threads
+and logs are unchanged.
+
+Safety: the server does nothing but import before forking (no threads, no tensors), so the children
+inherit no lock. A child runs in its own process group and kills it when the job process goes away
+(Snakemake cancelled the job, or the run was killed), so nothing outlives its job. The server exits
+when the Snakemake process that started it exits. On a cluster, in a conda env, or with
+SANDFLOW_JOB_SERVER=0 in the environment, every job runs in its own process as before.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+# The job process finds the server through this variable (inherited from the Snakemake process).
+ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
+# What a warm start imports (or calls, for module:function), by the distributions a hook declares (Hook.libraries).
+WARM_IMPORTS = {
+    "py-data-juicer": ("data_juicer.core",),
+    "torch": ("torch",),
+    "transformers": ("transformers", "transformers.trainer", "sandflow.tiny_lm:warm_up"),
+    "peft": ("peft",),
+}
+LENGTH = struct.Struct("!Q")
+EXIT_CODE = struct.Struct("!i")
+READY_TIMEOUT_S = 30
+
+
+def warm_imports(libraries: Sequence[str]) -> list[str]:
+    """The modules to import before forking a job of a hook with these libraries ([]: run it in its own process)."""
+    return [module for library in libraries for module in WARM_IMPORTS.get(library, ())]
+
+
+def socket_path(work_dir: str) -> str:
+    """A short path (Unix socket paths are limited to ~100 bytes) in a directory only this user can enter."""
+    directory = Path(tempfile.gettempdir()) / f"sandflow-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    digest = hashlib.sha256(os.path.abspath(work_dir).encode()).hexdigest()[:16]
+    return str(directory / f"{digest}.sock")
+
+
+# --- the Snakemake side ------------------------------------------------------------------------------------
+
+def start(work_dir: str) -> subprocess.Popen:
+    """Start the server for a run on work_dir and publish its address to the jobs (through os.environ)."""
+    path = socket_path(work_dir)
+    server = subprocess.Popen([sys.executable, "-m", "sandflow.job_server", path, str(os.getpid())],
+                              stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not os.path.exists(path):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError("the sandflow job server did not start; run with SANDFLOW_JOB_SERVER=0 to do without it")
+        time.sleep(0.05)
+    os.environ[ADDRESS_ENV] = path
+    return server
+
+
+def stop(server: subprocess.Popen | None) -> None:
+    if server is not None and server.poll() is None:
+        server.terminate()
+        server.wait()
+    os.environ.pop(ADDRESS_ENV, None)
+
+
+_running: subprocess.Popen | None = None
+
+
+def start_for_local_run(workflow: Any, work_dir: str) -> None:
+    """Snakefile onstart: start the server when jobs run on this machine in this environment."""
+    global _running
+    isolated = bool(workflow.deployment_settings.deployment_method)  # --sdm conda / apptainer / env-modules
+    if workflow.local_exec and not isolated and os.environ.get(ADDRESS_ENV) != "0":
+        _running = start(work_dir)
+
+
+def stop_running() -> None:
+    """Snakefile onsuccess / onerror."""
+    global _running
+    stop(_running)
+    _running = None
+
+
+# --- the job side ------------------------------------------------------------------------------------------
+
+def submit(address: str, request: dict[str, Any]) -> int | None:
+    """Run a job on the server; its exit code, or None when no server answers (the caller runs it itself)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(address)
+    except OSError:
+        connection.close()
+        return None
+    with connection:
+        payload = json.dumps({**request, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        socket.send_fds(connection, [LENGTH.pack(len(payload))], [sys.stdout.fileno(), sys.stderr.fileno()])
+        connection.sendall(payload)
+        reply = receive_exactly(connection, EXIT_CODE.size)
+    if reply is None:
+        print("sandflow: the job's worker process ended without an exit code (killed?)", file=sys.stderr)
+        return 1
+    return EXIT_CODE.unpack(reply)[0]
+
+
+def receive_exactly(connection: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+# --- the server ----------------------------------------------------------------------------------------------
+
+def serve(path: str, parent_pid: int) -> None:
+    # A handler on the root logger makes libraries' logging.basicConfig() at import a no-op, as it is in a job
+    # process (whose log file handler comes first): otherwise every job's log would be echoed to stderr.
+    logging.getLogger().addHandler(logging.NullHandler())
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the whole group: Snakemake decides, then stops us
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the socket file is removed
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(path):
+        os.unlink(path)  # a server of an earlier, killed run
+    listener.bind(path + ".tmp")
+    os.rename(path + ".tmp", path)  # appears only once it can be connected to
+    listener.listen(64)
+    listener.settimeout(1.0)
+    warmed: set[str] = set()
+    try:
+        while os.getppid() == parent_pid:
+            try:
+                connection, _ = listener.accept()
+            except socket.timeout:
+                continue
+            connection.settimeout(None)
+            try:
+                header, fds, _, _ = socket.recv_fds(connection, LENGTH.size, 2)
+                request = json.loads(receive_exactly(connection, LENGTH.unpack(header)[0]) or b"null")
+                for name in request["preload"]:
+                    if name not in warmed:
+                        warm(name)
+                        warmed.add(name)
+                gc.freeze()  # what is loaded stays out of every later collection, in the server and in its children
+            except Exception:
+                traceback.print_exc()
+                connection.close()
+                continue
+            if os.fork() == 0:
+                listener.close()
+                os._exit(run_child(connection, fds, request))
+            connection.close()
+            for fd in fds:
+                os.close(fd)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def warm(name: str) -> None:
+    """Import a module, or import and call 'module:function'."""
+    module, _, function = name.partition(":")
+    loaded = importlib.import_module(module)
+    if function:
+        getattr(loaded, function)()
+
+
+def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
+    os.setsid()  # its own group: the watchdog below can end the job with everything it started
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    for fd in fds:
+        os.close(fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the job may wait for its own subprocesses
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    threading.Thread(target=end_when_job_process_goes, args=(connection,), daemon=True).start()
+    code = 1
+    try:
+        from sandflow.runner import execute
+
+        code = execute(request["spec"], request["log_path"], request["threads"])
+    except BaseException:
+        traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        connection.sendall(EXIT_CODE.pack(code))
+    except OSError:
+        pass
+    return code
+
+
+def end_when_job_process_goes(connection: socket.socket) -> None:
+    """The job process never sends after its request: end of stream means it is gone."""
+    try:
+        while connection.recv(1):
+            pass
+    except OSError:
+        pass
+    os.killpg(0, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))

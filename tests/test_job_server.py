@@ -1,0 +1,128 @@
+"""The warm job server (src/sandflow/job_server.py), with a real server process and real jobs.
+
+The jobs are data-pool downsampling jobs planned from a small config: the server runs them in
+forked children exactly as Snakemake's job process would have, in the caller's working directory,
+and the caller gets the exit code and the job's stderr. A killed job process takes its job with it,
+and a server whose Snakemake process dies goes away too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sandflow import job_server
+from sandflow.config import load_config_file
+from sandflow.plan import plan_config
+from sandflow.workflow import job_spec
+
+
+def write_pool_config(directory: Path, samples: int, target: object = 3) -> Path:
+    """One downsampling job over a generated dataset, with paths relative to directory."""
+    with (directory / "data.jsonl").open("w") as handle:
+        for number in range(samples):
+            handle.write(json.dumps({"text": f"sample {number}"}) + "\n")
+    config = {"work_dir": "./out", "execution_job_configs": [{
+        "hook": "DataPoolManipulationHook", "meta_name": "sample", "output": "pool",
+        "extra_configs": {"type": "data_pool_downsampling", "dataset_path": "./data.jsonl",
+                          "export_path": "./out/pools/", "target_num_samples": target}}]}
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def request_for(config: Path) -> dict:
+    (job,) = plan_config(load_config_file(str(config))).jobs
+    log = Path(job.work_dir) / "logs" / f"{job.key}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return {"spec": json.loads(json.dumps(job_spec(job))), "log_path": str(log), "threads": 1, "preload": []}
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    process = job_server.start(str(tmp_path / "server-of"))
+    yield os.environ[job_server.ADDRESS_ENV]
+    job_server.stop(process)
+
+
+def test_a_job_runs_in_a_child_in_the_callers_directory(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)  # after the server started elsewhere: the relative paths resolve here only
+    request = request_for(write_pool_config(tmp_path, samples=10))
+    assert job_server.submit(server, request) == 0
+    record = json.loads((Path(request["spec"]["job_dir"]) / "context.json").read_text())
+    (pool,) = record["values"]
+    assert len(Path(pool).read_text().splitlines()) == 3
+    log = Path(request["log_path"]).read_text()
+    assert f"job {request['spec']['key']} done" in log
+
+
+def test_a_failing_job_gives_its_exit_code_and_one_line(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capfd: pytest.CaptureFixture):
+    monkeypatch.chdir(tmp_path)
+    request = request_for(write_pool_config(tmp_path, samples=10, target="many"))
+    assert job_server.submit(server, request) == 1
+    assert not Path(request["spec"]["job_dir"]).exists()
+    assert "target_num_samples" in capfd.readouterr().err
+
+
+def test_killing_the_job_process_ends_its_job(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    request = request_for(write_pool_config(tmp_path, samples=300_000, target=200_000))
+    client = subprocess.Popen([sys.executable, "-c", "import json, sys; from sandflow import job_server; "
+                               "sys.exit(job_server.submit(sys.argv[1], json.loads(sys.argv[2])))",
+                               server, json.dumps(request)], cwd=tmp_path)
+    jobs = tmp_path / Path(request["spec"]["job_dir"]).parent
+    deadline = time.monotonic() + 120
+    while not list(jobs.glob("*.partial-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (partial,) = jobs.glob("*.partial-*")
+    worker = int(partial.name.rsplit("-", 1)[1])
+    assert worker != client.pid
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 10
+    while process_exists(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_exists(worker)
+    assert not (jobs / request["spec"]["key"]).exists()
+
+
+def test_the_server_goes_when_its_snakemake_process_dies(tmp_path: Path):
+    parent = subprocess.Popen([sys.executable, "-c", "import sys, time; from sandflow import job_server; "
+                               "job_server.start(sys.argv[1]); print(flush=True); time.sleep(600)",
+                               str(tmp_path / "w")], stdout=subprocess.PIPE, text=True)
+    parent.stdout.readline()  # the server is listening
+    address = job_server.socket_path(str(tmp_path / "w"))
+    assert os.path.exists(address)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while os.path.exists(address) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(address)
+    assert job_server.submit(address, {}) is None  # nobody answers: the job would run in its own process
+
+
+def test_warm_imports_follow_the_hooks_libraries():
+    assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core"]
+    assert job_server.warm_imports(("torch", "transformers", "peft", "tokenizers")) == [
+        "torch", "transformers", "transformers.trainer", "sandflow.tiny_lm:warm_up", "peft"]
+    assert job_server.warm_imports(()) == []
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose: check its state.
+    status = Path(f"/proc/{pid}/stat")
+    return status.exists() and status.read_text().split()[2] != "Z"
