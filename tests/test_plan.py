@@ -208,3 +208,22 @@ def test_static_iterations_share_keys():
     jobs = plan(data).jobs
     assert [j.iteration for j in jobs] == [1, 1, 1, 1, 2, 2, 2, 2]
     assert [j.key for j in jobs[:4]] == [j.key for j in jobs[4:]]
+
+
+def test_a_user_function_file_is_in_the_key():
+    """parse_output_func as module:function: editing that file reruns the inference (and what reads it)."""
+    Path("mine").mkdir()
+    Path("mine/parsers.py").write_text("def first(output, item, **kwargs):\n    return output[:1]\n")
+    data = {"work_dir": "./work", "execution_job_configs": [{
+        "hook": "InferModelHook", "meta_name": "infer", "output": "answers",
+        "extra_configs": {"type": "huggingface", "model": "data", "dataset_path": "data/in.jsonl",
+                          "parse_output_func": "mine.parsers:first", "export_path": "./out/"}}]}
+    before = keys(data)
+    assert keys(data) == before
+    Path("mine/parsers.py").write_text("def first(output, item, **kwargs):\n    return output[:2]\n")
+    assert keys(data) != before
+    # A built-in name and a module outside the working directory are taken as names.
+    data["execution_job_configs"][0]["extra_configs"]["parse_output_func"] = "parse_output"
+    named = keys(data)
+    data["execution_job_configs"][0]["extra_configs"]["parse_output_func"] = "json:loads"
+    assert keys(data) != named and keys(data) == keys(data)

@@ -42,6 +42,7 @@ from sandflow.config import (
 )
 from sandflow.filehash import FileHashCache
 from sandflow.hooks.base import Hook
+from sandflow.hooks.llm_messages import user_module_file
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements, unavailable_reason
 
 KEY_LENGTH = 16
@@ -527,6 +528,8 @@ class Planner:
                 if isinstance(value, str) and value and os.path.exists(value):
                     digest = self.hashes.file(value) if os.path.isfile(value) else self.hashes.tree(value)
                     set_path(view, path, {"$file": digest}, job.where)
+                elif (module_file := user_module_file(value)) is not None:  # a user function, module:function
+                    set_path(view, path, {"$function": [value, self.hashes.file(module_file)]}, job.where)
         for section, source in job.section_sources.items():
             if "ref" in source:
                 view[section] = {"$ref": [source["ref"]["job"].key, source["ref"]["index"]]}

@@ -78,6 +78,24 @@ def resolve_function(spec: Any, where: str) -> Callable[..., Any]:
     return function
 
 
+def user_module_file(spec: Any) -> str | None:
+    """The file under the current directory that a ``module:function`` spec imports (None if none is there).
+
+    The planner hashes it into the job's key, so editing a user function reruns the jobs that call it.
+    """
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        return None
+    module_name, _, attr = spec.partition(":")
+    parts = module_name.split(".")
+    if not attr or not all(part.isidentifier() for part in parts):
+        return None
+    base = os.path.join(*parts)
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def _import_from_cwd(module_name: str, where: str) -> Any:
     """Import a user module, with the current directory on sys.path for the duration of the import."""
     cwd = os.getcwd()
