@@ -19,6 +19,8 @@ from sandflow.workflow import load_or_exit
 min_version("9.0")
 
 SANDFLOW = load_or_exit(config, workflow.configfiles)
+if workflow.is_main_process:  # not again in every cluster job
+    SANDFLOW.refuse_altered_artifacts()
 # Threads, resources and conda env of each job (envs are used only with --sdm conda).
 JOB_RESOURCES = RuleResources(SANDFLOW.jobs)
 

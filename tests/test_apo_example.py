@@ -305,7 +305,12 @@ def test_context_infos_hold_the_mse_per_prompt_ranking_and_merged_prompts(run_di
 
 @pytest.mark.slow
 def test_rerun_does_nothing_and_the_key_is_never_written(run_dir: Path, cold: dict):
+    """Nothing under the run directory holds the key: job files, logs, .snakemake/, nor Snakemake's report."""
     assert cold["rerun_counts"] == {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_ENV, SECRET)
+        snakemake(run_dir, CONFIG, "--report", "report.html")
+    assert (run_dir / "report.html").stat().st_size > 10_000
     checked = 0
     for path in run_dir.rglob("*"):
         if path.is_file() and not path.is_symlink():

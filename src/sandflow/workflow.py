@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from sandflow.config import ConfigError, load_config, read_config_file
+from sandflow.integrity import first_altered
 from sandflow.plan import KEY_LENGTH, Job, Plan, canonical_json, plan_config
 
 
@@ -50,6 +51,12 @@ class Workflow:
             exit_with_error(f"cannot run here: {problems[0]}{more}")
         self._lock = hold_lock(self.work_dir)
         self.plan.hashes.save()
+
+    def refuse_altered_artifacts(self) -> None:
+        """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
+        altered = first_altered((job.job_dir for job in self.plan.unique_jobs()), self.plan.context_infos_path)
+        if altered:
+            exit_with_error(altered)
 
     @property
     def work_dir(self) -> str:
