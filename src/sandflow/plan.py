@@ -260,6 +260,22 @@ class Planner:
         self.work_dir = os.path.normpath(config.work_dir)
         self.hashes = hash_cache or FileHashCache(os.path.join(self.work_dir, ".sandflow", "file-hashes.json"))
         self.jobs: list[Job] = []
+        # What earlier jobs write, indexed by normalised path, so that finding a path's writer does not
+        # scan every earlier job (planning 1,000 jobs was quadratic): path -> [(job position, write position,
+        # job, write)], in planning order.
+        self.file_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
+        self.root_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
+
+    def add_planned(self, job: Job) -> None:
+        position = len(self.jobs)
+        self.jobs.append(job)
+        for number, write in enumerate(job.writes):
+            entry = (position, number, job, write)
+            if write.kind == "file":
+                for path in {normalize(write.value), normalize(write.published(job.iteration))}:
+                    self.file_writes.setdefault(path, []).append(entry)
+            if write.iterized:
+                self.root_writes.setdefault(normalize(write.publish_root(job.iteration)), []).append(entry)
 
     # ---- refs -------------------------------------------------------------------------------
 
@@ -311,18 +327,24 @@ class Planner:
 
     def writer_candidates(self, value: str) -> list[dict[str, Any]]:
         """Earlier jobs' artifacts a path names, latest writer first (exact file match wins)."""
+        latest_first = lambda entry: (-entry[0], entry[1])  # noqa: E731
         target = normalize(value)
-        exact: list[dict[str, Any]] = []
-        within: list[dict[str, Any]] = []
-        for job in reversed(self.jobs):
-            for write in job.writes:
-                if write.kind == "file" and target in {normalize(write.value), normalize(write.published(job.iteration))}:
-                    exact.append({"job": job, "slot": write.slot, "rel": write.basename})
-                # Upstream writes only inside the iter_<N> directory, so only that one holds a job's artifacts.
-                root = normalize(write.publish_root(job.iteration))
-                if write.iterized and (target == root or target.startswith(root + os.sep)):
-                    within.append({"job": job, "slot": write.slot, "rel": os.path.relpath(target, root)})
-        return exact[:1] if exact else within
+        exact = sorted(self.file_writes.get(target, ()), key=latest_first)
+        if exact:
+            _, _, job, write = exact[0]
+            return [{"job": job, "slot": write.slot, "rel": write.basename}]
+        # Upstream writes only inside the iter_<N> directory, so only that one holds a job's artifacts.
+        within = []
+        root = target
+        while True:
+            within.extend((entry, root) for entry in self.root_writes.get(root, ()))
+            parent = os.path.dirname(root)
+            if parent == root:
+                break
+            root = parent
+        within.sort(key=lambda item: latest_first(item[0]))
+        return [{"job": job, "slot": write.slot, "rel": os.path.relpath(target, root)}
+                for (_, _, job, write), root in within]
 
     # ---- planning one job -------------------------------------------------------------------
 
@@ -572,7 +594,7 @@ class Planner:
             for cfg in self.config.jobs():
                 job = self.plan_job(cfg, iteration, current)
                 current.append(job)
-                self.jobs.append(job)
+                self.add_planned(job)
         self.check_iteration_settings()
         return Plan(self.config, self.work_dir, self.jobs, self.hashes, note)
 

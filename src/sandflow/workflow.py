@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import os
 import sys
+from collections import Counter
 from typing import Any
 
 from sandflow.config import ConfigError, load_config, read_config_file
@@ -125,17 +126,20 @@ def job_spec(job: Job) -> dict[str, Any]:
 
 def readable_names(plan: Plan) -> dict[int, str]:
     """<meta_name> where unique in its pipeline, else <meta_name>-<position>; <position> without meta_name."""
-    names: dict[int, str] = {}
+    pipelines: dict[tuple[int, str], list[Job]] = {}
     for job in plan.jobs:
-        siblings = [j for j in plan.jobs if j.iteration == job.iteration and j.cfg.pipeline == job.cfg.pipeline]
-        position = siblings.index(job)
-        meta = job.cfg.meta_name
-        if meta is None:
-            names[id(job)] = str(position)
-        elif sum(1 for s in siblings if s.cfg.meta_name == meta) == 1:
-            names[id(job)] = meta
-        else:
-            names[id(job)] = f"{meta}-{position}"
+        pipelines.setdefault((job.iteration, job.cfg.pipeline), []).append(job)
+    names: dict[int, str] = {}
+    for siblings in pipelines.values():
+        uses = Counter(sibling.cfg.meta_name for sibling in siblings)
+        for position, job in enumerate(siblings):
+            meta = job.cfg.meta_name
+            if meta is None:
+                names[id(job)] = str(position)
+            elif uses[meta] == 1:
+                names[id(job)] = meta
+            else:
+                names[id(job)] = f"{meta}-{position}"
     return names
 
 
