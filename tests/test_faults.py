@@ -4,7 +4,8 @@ The workflow is a chain of data-pool jobs on generated data (no Data-Juicer or t
 the kill-and-restart rounds stay short. Each round changes the first job's shuffle seed, so every
 job has work to do; a random moment of the cold run (fixed seed) kills the whole process group.
 The restart must finish, every finished job directory must match its manifest, and no job that had
-finished before the kill may run again.
+finished before the kill may run again: a job killed after it committed but before Snakemake recorded
+it is restored from its committed record (src/sandflow/runner.py), not recomputed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from base64 import urlsafe_b64encode
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,12 @@ def finished_jobs(run_dir: Path) -> dict[Path, int]:
     return {p.parent: p.stat().st_ino for p in (run_dir / WORK).glob("jobs/*/*/context.json")}
 
 
+def restored_jobs(run_dir: Path) -> set[Path]:
+    """Job directories whose log says their record was restored rather than recomputed."""
+    logs = (run_dir / WORK / "logs").glob("*/*.log")
+    return {run_dir / WORK / "jobs" / log.parent.name / log.stem for log in logs if "record is restored" in log.read_text()}
+
+
 def start(run_dir: Path, config: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", config, "--cores", "2"]
     return subprocess.Popen(command, cwd=run_dir, env=snakemake_env(), stdout=subprocess.DEVNULL,
@@ -93,17 +101,55 @@ def test_sigkill_at_random_moments_loses_nothing(run_dir: Path):
         time.sleep(moment)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        before = finished_jobs(run_dir)
-        counts = job_counts(snakemake(run_dir, config))
-        after = finished_jobs(run_dir)
         where = f"round {round_number}, killed after {moment:.1f} s"
-        # No job that had finished ran again; every job of this round exists now.
-        assert all(after[job] == inode for job, inode in before.items()), where
-        assert counts.get("data_pool_manipulation", 0) == len(set(after) - set(before)), (where, counts)
-        assert len(after) == 4 * (round_number + 1), where  # the seed reaches every job: four new ones a round
-        assert not [job for job in after if altered_artifact(job)], where
-        assert not list((run_dir / WORK).glob("jobs/*/*.partial-*")), where
-        assert json.loads((run_dir / WORK / "context_infos.json").read_text())[0]["pipeline_infos"], where
+        check_restart(run_dir, config, where)
+        assert len(finished_jobs(run_dir)) == 4 * (round_number + 1), where  # four new jobs a round
+
+
+def check_restart(run_dir: Path, config: str, where: str) -> set[Path]:
+    """Restart after a kill: nothing finished is recomputed, nothing is corrupt. The jobs restored."""
+    before, restored_before = finished_jobs(run_dir), restored_jobs(run_dir)
+    counts = job_counts(snakemake(run_dir, config))
+    after, restored = finished_jobs(run_dir), restored_jobs(run_dir) - restored_before
+    # No finished job was recomputed (a restored record is the same file); Snakemake ran the new ones
+    # and those restored after a kill between their commit and Snakemake's record of it.
+    assert all(after[job] == inode for job, inode in before.items()), where
+    assert restored <= set(before), where
+    assert counts.get("data_pool_manipulation", 0) == len(set(after) - set(before)) + len(restored), (where, counts)
+    assert not [job for job in after if altered_artifact(job)], where
+    assert not list((run_dir / WORK).glob("jobs/*/*.partial-*")), where
+    assert json.loads((run_dir / WORK / "context_infos.json").read_text())[0]["pipeline_infos"], where
+    return restored
+
+
+def test_a_kill_between_commit_and_snakemakes_record_recomputes_nothing(run_dir: Path):
+    """The narrow window a random kill rarely hits, forced: the job directory is committed but
+    Snakemake's incomplete marker for it is still there, so the next run must run the job."""
+    config = write_config(run_dir, 1000)
+    known = set(finished_jobs(run_dir))
+    process = start(run_dir, config)
+    caught = None
+    while caught is None and process.poll() is None:
+        for job in set(finished_jobs(run_dir)) - known:
+            os.killpg(process.pid, signal.SIGSTOP)
+            # Snakemake's file-based record of a running job, named by the output path it was given.
+            output = (WORK / job.relative_to(run_dir / WORK) / "context.json").as_posix()
+            marker = run_dir / ".snakemake" / "incomplete" / urlsafe_b64encode(output.encode()).decode()
+            if marker.exists():
+                caught = job
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            known.add(job)  # Snakemake was quicker: try the next job
+            os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(0.005)
+    process.wait()
+    assert caught is not None, "every job was recorded before it could be stopped; rerun the test"
+    assert check_restart(run_dir, config, "killed between commit and record") == {caught}
+    # Forcing the job recomputes it: a new directory, and a log without the restore line.
+    inode = finished_jobs(run_dir)[caught]
+    target = str((caught / "context.json").relative_to(run_dir))
+    assert job_counts(snakemake(run_dir, config, "--force", target)) == {"data_pool_manipulation": 1}
+    assert finished_jobs(run_dir)[caught] != inode and caught not in restored_jobs(run_dir)
 
 
 def test_an_altered_artifact_is_refused_with_its_name(run_dir: Path):

@@ -18,14 +18,22 @@ from pathlib import Path
 from typing import Iterable
 
 from sandflow.filehash import sha256_file
-from sandflow.runner import CONTEXT_FILE, MANIFEST_FILE
+
+# A job directory's layout: its record (written last) and the sha256 of every artifact.
+CONTEXT_FILE = "context.json"
+MANIFEST_FILE = "manifest.json"
+# A hard link to context.json (same inode and mtime): restores the record if Snakemake removes it (runner.py).
+COMMIT_FILE = ".context.committed.json"
 
 
-def altered_artifact(job_dir: str | Path) -> str | None:
-    """Why a finished job directory no longer matches its manifest (None when it does, or is unfinished)."""
+def altered_artifact(job_dir: str | Path, record: str = CONTEXT_FILE) -> str | None:
+    """Why a finished job directory no longer matches its manifest (None when it does, or is unfinished).
+
+    ``record`` is the file whose mtime marks the end of the job: context.json, or its committed link.
+    """
     job_dir = Path(job_dir)
     try:
-        finished_ns = (job_dir / CONTEXT_FILE).stat().st_mtime_ns
+        finished_ns = (job_dir / record).stat().st_mtime_ns
     except FileNotFoundError:
         return None  # not finished: Snakemake runs it
     try:

@@ -3,6 +3,12 @@
 Everything is written under ``<job_dir>.partial-<pid>`` and renamed to the job
 directory at the end, ``context.json`` included, so a job killed half-way
 leaves nothing that looks finished.
+
+A run killed after that rename but before Snakemake recorded the job as done
+leaves Snakemake's incomplete marker: the next run deletes ``context.json`` and
+runs the job again. The job directory keeps a second link to the record
+(``COMMIT_FILE``), so that run restores the record, after checking the manifest,
+instead of recomputing finished work (unless the user forced reruns).
 """
 
 from __future__ import annotations
@@ -23,11 +29,10 @@ from sandflow.atomic import write_text_atomic
 from sandflow.config import read_yaml_or_json
 from sandflow.filehash import sha256_file
 from sandflow.hooks.base import JobRun
+from sandflow.integrity import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE, altered_artifact
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.plan import guess_kind, library_version, set_path
 
-CONTEXT_FILE = "context.json"
-MANIFEST_FILE = "manifest.json"
 
 
 class JobFailed(RuntimeError):
@@ -140,10 +145,10 @@ def write_json(path: Path, data: Any) -> None:
 
 
 @contextlib.contextmanager
-def job_logging(log_path: str) -> Iterator[logging.Logger]:
+def job_logging(log_path: str, mode: str = "w") -> Iterator[logging.Logger]:
     """Send our logging and Data-Juicer's loguru output to the rule's log file."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, mode="w")
+    handler = logging.FileHandler(log_path, mode=mode)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -155,8 +160,21 @@ def job_logging(log_path: str) -> Iterator[logging.Logger]:
         handler.close()
 
 
+def restore_commit(job_dir: Path) -> bool:
+    """Put back a committed job's context.json that Snakemake removed; False when the job must run."""
+    commit, context = job_dir / COMMIT_FILE, job_dir / CONTEXT_FILE
+    if context.exists() or not commit.exists() or altered_artifact(job_dir, record=COMMIT_FILE):
+        return False
+    os.link(commit, context)
+    return True
+
+
 def run_job(spec: dict[str, Any], log_path: str, threads: int = 1) -> None:
     final_dir = Path(spec["job_dir"])
+    if not spec.get("recompute") and restore_commit(final_dir):
+        with job_logging(log_path, mode="a") as log:  # after the log of the run that did the work
+            log.info("job %s: finished before the last run stopped; its record is restored, nothing recomputed", spec["key"])
+        return
     partial = final_dir.with_name(f"{final_dir.name}.partial-{os.getpid()}")
     for stale in final_dir.parent.glob(f"{final_dir.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -198,6 +216,7 @@ def run_job(spec: dict[str, Any], log_path: str, threads: int = 1) -> None:
             }
             write_json(partial / MANIFEST_FILE, manifest_of(partial))
             write_json(partial / CONTEXT_FILE, record)
+            os.link(partial / CONTEXT_FILE, partial / COMMIT_FILE)
         except BaseException:
             log.exception("job %s failed", spec["key"])
             shutil.rmtree(partial, ignore_errors=True)
