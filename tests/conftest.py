@@ -54,6 +54,15 @@ def job_counts(result: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
+def finished_counts(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs per rule that finished, from Snakemake's log lines: unlike the 'Job stats' table printed
+    at the start, this includes jobs added after a checkpoint."""
+    counts: dict[str, int] = {}
+    for rule in re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)", result.stdout + result.stderr, re.M):
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
 @pytest.fixture
 def upstream_dir(tmp_path: Path) -> Path:
     """A directory holding DJ-Sandbox's configs/ folder, as its configs expect to be run from."""

@@ -1,0 +1,56 @@
+# Iterations with iter_targets: after iteration N, a checkpoint checks its targets and writes
+# whether iteration N+1 runs; the plan then grows by that iteration (src/sandflow/iterations.py).
+# Without iter_targets every iteration is planned up front and these rules never run.
+
+
+def decision_file(n, digest):
+    """Iteration n's decision; while it is missing, Snakemake's checkpoint target for it, so that
+    Snakemake runs the checkpoint and then evaluates the asking input function again."""
+    try:
+        return checkpoints.iteration_decision.get(n=n, digest=digest).output[0]
+    except IncompleteCheckpointException as undecided:
+        return undecided.targetfile
+
+
+def decided_iterations(wildcards):
+    return SANDFLOW.decision_files(decision_file)
+
+
+localrules:
+    iteration_decision,
+
+
+checkpoint iteration_decision:
+    input:
+        SANDFLOW.get_decision_inputs,
+    output:
+        SANDFLOW.decision_output(),
+    log:
+        f"{SANDFLOW.work_dir}/logs/iteration_decision/iter_{{n}}-{{digest}}.log",
+    params:
+        spec=SANDFLOW.get_decision_spec,
+    wildcard_constraints:
+        n="[0-9]+",
+        digest="[0-9a-f]{16}",
+    conda:
+        "../envs/sandflow.yaml"
+    script:
+        "../scripts/decide_iteration.py"
+
+
+if SANDFLOW.iteration_outcome():
+
+    rule iteration_outcome:
+        input:
+            decided_iterations,
+        output:
+            SANDFLOW.iteration_outcome(),
+        log:
+            f"{SANDFLOW.work_dir}/logs/iteration_outcome.log",
+        conda:
+            "../envs/sandflow.yaml"
+        script:
+            "../scripts/record_iteration_outcome.py"
+
+    localrules:
+        iteration_outcome,
