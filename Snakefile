@@ -10,6 +10,9 @@
 # <key> is a hash of everything that produces the job's result (src/sandflow/plan.py),
 # so changing one value reruns only the jobs downstream of it.
 
+import sys
+
+from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import min_version
 
 from sandflow import job_server
@@ -21,6 +24,16 @@ min_version("9.0")
 SANDFLOW = load_or_exit(config, workflow.configfiles)
 if workflow.is_main_process:  # not again in every cluster job
     SANDFLOW.refuse_altered_artifacts()
+# A job rerun only because a killed run left Snakemake's incomplete marker restores its committed
+# record (src/sandflow/runner.py); --forceall/--forcerun/--force recompute it.
+def forced_reruns() -> bool:
+    settings = workflow.dag_settings
+    return bool(settings.forceall or settings.forcerun or settings.forcetargets)
+
+
+SANDFLOW.forced_reruns = forced_reruns
+if workflow.is_main_process and SANDFLOW.plan.pending_note:
+    print(f"sandflow: note: {SANDFLOW.plan.pending_note}", file=sys.stderr)
 # Threads, resources and conda env of each job (envs are used only with --sdm conda).
 JOB_RESOURCES = RuleResources(SANDFLOW.jobs)
 
@@ -33,6 +46,8 @@ include: "rules/probe.smk"
 include: "rules/refine.smk"
 include: "rules/execute.smk"
 include: "rules/evaluate.smk"
+include: "rules/iterate.smk"
+include: "rules/hpo.smk"
 include: "rules/context.smk"
 
 
@@ -53,4 +68,7 @@ onerror:
 rule all:
     input:
         SANDFLOW.plan.context_infos_path,
+        # Named by what the iterations depend on: when it is missing, the iterations are decided again.
+        SANDFLOW.iteration_outcome() or [],
+        SANDFLOW.hpo_outputs()["best"] if SANDFLOW.plan.search else [],
     default_target: True

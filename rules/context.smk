@@ -10,21 +10,26 @@ localrules:
 
 rule publication_record:
     output:
-        SANDFLOW.publication_record(),
+        SANDFLOW.publication_output(),
     log:
-        f"{SANDFLOW.work_dir}/logs/publication_record.log",
+        f"{SANDFLOW.work_dir}/logs/publication_record/{{digest}}.log",
     params:
         spec=SANDFLOW.get_assembly_spec,
+    wildcard_constraints:
+        digest="[0-9a-f]{16}",
     conda:
         "../envs/sandflow.yaml"
     script:
-        "../scripts/record_publication.py"
+        "../scripts/record_spec.py"
+
+
+def context_infos_inputs(wildcards):
+    return SANDFLOW.context_infos_inputs(decision_file)
 
 
 rule context_infos:
     input:
-        jobs=SANDFLOW.targets(),
-        publication=SANDFLOW.publication_record(),
+        unpack(context_infos_inputs),
     output:
         SANDFLOW.plan.context_infos_path,
     log:

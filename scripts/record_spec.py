@@ -1,5 +1,6 @@
-"""Rule entry point: record what the assembly will publish where (its name is the hash of it)."""
+"""Rule entry point: write the rule's spec as a record; its file name is a hash of the spec, so a
+rule that takes the record as input reruns when the spec changes (Snakemake's params trigger is off)."""
 
-from sandflow.context import record_publication
+from sandflow.context import record_spec
 
-record_publication(snakemake.params.spec, snakemake.output[0])  # noqa: F821 (injected by Snakemake)
+record_spec(snakemake.params.spec, snakemake.output[0])  # noqa: F821 (injected by Snakemake)

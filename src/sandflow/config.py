@@ -133,6 +133,7 @@ class SandboxConfig:
     experiment_name: str
     work_dir: str
     max_iter_num: int
+    max_iter_cap: int
     iter_targets: list[str]
     iter_targets_mode: str
     iter_updater: dict[str, str]
@@ -454,6 +455,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         experiment_name=data.get("experiment_name") or "sandbox-run",
         work_dir=data.get("work_dir") or DEFAULT_WORK_DIR,
         max_iter_num=data.get("max_iter_num", 1),
+        max_iter_cap=data.get("max_iter_cap", 20),
         iter_targets=list(iter_targets),
         iter_targets_mode=data.get("iter_targets_mode", "all"),
         iter_updater=dict(data.get("iter_updater") or {}),

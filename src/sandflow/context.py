@@ -18,7 +18,8 @@ from typing import Any
 
 from sandflow.atomic import write_text_atomic
 from sandflow.plan import Write
-from sandflow.runner import CONTEXT_FILE, load_context, replace_prefix
+from sandflow.integrity import CONTEXT_FILE
+from sandflow.runner import load_context, replace_prefix
 
 
 def publish_tree(source: Path, destination: Path) -> None:
@@ -61,7 +62,7 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
             root = write.publish_root(job["iteration"])
             publish_tree(Path(slot_dir), Path(root))
             own[-1][os.path.normpath(slot_dir)] = published[os.path.normpath(slot_dir)] = os.path.normpath(root)
-    iterations: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    iterations: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}  # (trial or 0, iteration) ->
     for job, own_roots in zip(spec["jobs"], own):
         values = contexts[job["key"]]["values"]
         for slot_dir, root in [*own_roots.items(), *published.items()]:
@@ -69,11 +70,15 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
         names = job["output_names"] or [str(i) for i in range(len(values))]
         info: dict[str, Any] = {"meta_name": job["meta_name"]}
         info.update(zip(names, values))
-        iterations.setdefault(job["iteration"], {}).setdefault(job["pipeline"], []).append(info)
-        link(Path(job["job_dir"]), work_dir / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"])
+        trial = job.get("trial")
+        iterations.setdefault((trial or 0, job["iteration"]), {}).setdefault(job["pipeline"], []).append(info)
+        readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
+        link(Path(job["job_dir"]), readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"])
     return [
-        {"iter": iteration, "pipeline_infos": [{"pipeline_name": name, "job_infos": infos} for name, infos in pipelines.items()]}
-        for iteration, pipelines in sorted(iterations.items())
+        # An hpo_config search has one entry per trial (upstream defines none for it).
+        {"iter": iteration, **({"trial": trial} if trial else {}),
+         "pipeline_infos": [{"pipeline_name": name, "job_infos": infos} for name, infos in pipelines.items()]}
+        for (trial, iteration), pipelines in sorted(iterations.items())
     ]
 
 
@@ -82,7 +87,7 @@ def assemble_context_infos(spec: dict[str, Any], output: str) -> None:
     write_text_atomic(output, json.dumps(assemble(spec), indent=4, ensure_ascii=False) + "\n")
 
 
-def record_publication(spec: dict[str, Any], output: str) -> None:
+def record_spec(spec: dict[str, Any], output: str) -> None:
     write_text_atomic(output, json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 

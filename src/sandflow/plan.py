@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sandflow.config import (
     RECIPE_SUFFIXES,
@@ -44,6 +44,8 @@ from sandflow.filehash import FileHashCache
 from sandflow.hooks.base import Hook
 from sandflow.hooks.llm_messages import user_module_file
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements, unavailable_reason
+from sandflow.hpo import HpoConfig, load_hpo, trials
+from sandflow.iterations import decision_path, read_decision
 
 KEY_LENGTH = 16
 # Top-level section keys that only say where or how fast, never what: kept out of keys.
@@ -188,6 +190,7 @@ class Job:
     deps: list["Job"] = field(default_factory=list)
     linked: dict[str, "Job"] = field(default_factory=dict)
     after: "Job | None" = None  # the previous job, when this one must follow it
+    trial: int | None = None  # the hpo_config trial it belongs to (not in its key: trials share jobs)
     n_outputs: int | None = None
     unavailable: str = ""
     missing: list[str] = field(default_factory=list)
@@ -232,12 +235,28 @@ class Job:
 
 
 @dataclass
+class Trial:
+    number: int
+    values: dict[str, Any]  # parameter name -> value
+    metric_job: Job
+    metric_index: int
+
+
+@dataclass
+class Search:
+    hpo: HpoConfig
+    trials: list[Trial] = field(default_factory=list)
+
+
+@dataclass
 class Plan:
     config: SandboxConfig
     work_dir: str
     jobs: list[Job]
     hashes: FileHashCache
     pending_note: str = ""
+    planner: "Planner | None" = field(default=None, repr=False)  # grows the plan by later iterations
+    search: "Search | None" = None  # hpo_config's trials
 
     @property
     def by_key(self) -> dict[str, Job]:
@@ -265,6 +284,7 @@ class Planner:
         # job, write)], in planning order.
         self.file_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
         self.root_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
+        self.iterations: list[list[Job]] = []  # the jobs of each planned iteration
 
     def add_planned(self, job: Job) -> None:
         position = len(self.jobs)
@@ -348,7 +368,10 @@ class Planner:
 
     # ---- planning one job -------------------------------------------------------------------
 
-    def plan_job(self, cfg: JobConfig, iteration: int, current: list[Job]) -> Job:
+    def plan_job(self, cfg: JobConfig, iteration: int, current: list[Job],
+                 updates: dict[Path_, tuple[Job, int, str]] | None = None, patches: dict[str, Any] | None = None) -> Job:
+        """One job; ``updates`` are iter_updater refs to the previous iteration (they override input and
+        local), ``patches`` an hpo trial's values (`local` patches that override the config's)."""
         hook = HOOKS.get(cfg.hook)
         if hook is None:
             raise ConfigError(f"{cfg.where}.hook", f"unknown hook {cfg.hook!r}{did_you_mean(cfg.hook, HOOKS)}")
@@ -361,6 +384,7 @@ class Planner:
             target = parse_target(target_text, where)
             producer, index = self.resolve_ref(ref_text, job, current, where)
             ref_targets[target] = (producer, index, ref_text)
+        ref_targets.update(updates or {})
 
         # Sections: inline mappings, recipe files, or paths an earlier job writes.
         for section in SECTIONS:
@@ -383,7 +407,7 @@ class Planner:
                 raise ConfigError(where, f"must be a mapping or a path to a .yaml/.json file, got {type(value).__name__}")
 
         # `local` patches (before input, as upstream); deferred where the section is known only at run time.
-        for target_text, value in cfg.local.items():
+        for target_text, value in {**cfg.local, **(patches or {})}.items():
             where = f"{cfg.where}.local[{target_text!r}]"
             target = parse_target(target_text, where)
             if target[0] in job.section_sources:
@@ -577,29 +601,107 @@ class Planner:
 
     # ---- the whole config -------------------------------------------------------------------
 
-    def planned_iterations(self) -> tuple[int, str]:
-        config = self.config
-        if config.iter_targets or config.iter_updater:
-            later = "until the targets are met" if config.max_iter_num == 0 else f"up to {config.max_iter_num}"
-            if config.max_iter_num == 1:
-                return 1, ""
-            return 1, (f"iteration 1 is planned; later iterations ({later}) depend on its results "
-                       "(iterative runs arrive with issue #6)")
-        return max(config.max_iter_num, 1), ""
+    def iteration_cap(self) -> int:
+        return self.config.max_iter_num if self.config.max_iter_num > 0 else self.config.max_iter_cap
 
     def plan(self) -> Plan:
-        iterations, note = self.planned_iterations()
-        for iteration in range(1, iterations + 1):
+        if self.config.hpo_config is not None:
+            return self.plan_search()
+        self.plan_iteration(1)
+        self.check_iteration_settings()
+        plan = Plan(self.config, self.work_dir, self.jobs, self.hashes, planner=self)
+        self.extend(plan, lambda iteration, digest: read_decision(decision_path(self.work_dir, iteration, digest)))
+        return plan
+
+    def plan_search(self) -> Plan:
+        """hpo_config's grid or random trials, each the config's jobs with its values patched in."""
+        hpo = load_hpo(self.config.hpo_config)
+        if self.config.iter_targets or self.config.iter_updater or self.config.max_iter_num != 1:
+            raise ConfigError("hpo_config", "a search runs each trial once: it cannot be combined with "
+                              "max_iter_num, iter_targets or iter_updater")
+        search = Search(hpo)
+        for number, assignment in enumerate(trials(hpo), 1):
+            patches: dict[tuple[str, str], dict[str, Any]] = {}
+            for parameter in hpo.parameters:
+                patches.setdefault((parameter.pipeline, parameter.meta_name), {})[parameter.local] = assignment[parameter.name]
             current: list[Job] = []
             for cfg in self.config.jobs():
-                job = self.plan_job(cfg, iteration, current)
+                job = self.plan_job(cfg, 1, current, patches=patches.get((cfg.pipeline, cfg.display_name)))
+                job.trial = number
                 current.append(job)
                 self.add_planned(job)
-        self.check_iteration_settings()
-        return Plan(self.config, self.work_dir, self.jobs, self.hashes, note)
+            if number == 1:
+                self.check_search(hpo, current)
+            producer, index = self.resolve_ref(hpo.metric, current[-1], current, "hpo_config.metric.name")
+            search.trials.append(Trial(number, assignment, producer, index))
+        return Plan(self.config, self.work_dir, self.jobs, self.hashes, planner=self, search=search)
+
+    def check_search(self, hpo: HpoConfig, jobs: list[Job]) -> None:
+        names = {(job.cfg.pipeline, job.cfg.display_name) for job in jobs}
+        for parameter in hpo.parameters:
+            if (parameter.pipeline, parameter.meta_name) not in names:
+                known = [f"{p}.{m}" for p, m in sorted(names)]
+                raise ConfigError(f"hpo_config.parameters.{parameter.name}",
+                                  f"no job {parameter.pipeline}.{parameter.meta_name}{suggest(f'{parameter.pipeline}.{parameter.meta_name}', known)}")
+
+    def plan_iteration(self, iteration: int) -> None:
+        updates = self.iteration_updates(self.iterations[-1]) if self.iterations else {}
+        current: list[Job] = []
+        for cfg in self.config.jobs():
+            job = self.plan_job(cfg, iteration, current, updates.get((cfg.pipeline, cfg.display_name), {}))
+            current.append(job)
+            self.add_planned(job)
+        self.iterations.append(current)
+
+    def iteration_updates(self, previous: list[Job]) -> dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]]:
+        """iter_updater as input refs of the next iteration's jobs to the previous iteration's outputs."""
+        updates: dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]] = {}
+        for source, target in self.config.iter_updater.items():
+            where = f"iter_updater[{source!r}]"
+            producer, index = self.resolve_ref(source, previous[-1], previous, where)
+            pipeline, meta_name, local = target.split(".", 2)
+            updates.setdefault((pipeline, meta_name), {})[parse_target(local, where)] = (producer, index, source)
+        return updates
+
+    def extend(self, plan: Plan, decision_of: Callable[[int, str], bool | None]) -> None:
+        """Plan the iterations known now.
+
+        Without iter_targets every iteration is known. With them, iteration N+1 is planned when
+        ``decision_of(N, digest)`` says iteration N missed its targets (None: not decided yet).
+        """
+        cap = self.iteration_cap()
+        plan.pending_note = ""
+        while len(self.iterations) < cap:
+            last = len(self.iterations)
+            if self.config.iter_targets:
+                decided = decision_of(last, self.decision_digest(last))
+                if decided is None:
+                    plan.pending_note = (f"iterations {last + 1}-{cap} run only while the targets are unmet; "
+                                         f"they are planned once iteration {last}'s results are checked")
+                    break
+                if not decided:
+                    break
+            self.plan_iteration(last + 1)
+
+    def decision_digest(self, iteration: int) -> str:
+        """Names iteration N's decision: its jobs, the targets it is checked against and the cap."""
+        material = {"jobs": [job.key for job in self.iterations[iteration - 1]], "cap": self.iteration_cap(),
+                    "targets": self.config.iter_targets, "mode": self.config.iter_targets_mode}
+        return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:KEY_LENGTH]
+
+    def decision_spec(self, iteration: int) -> dict[str, Any]:
+        jobs = self.iterations[iteration - 1]
+        targets = []
+        for position, text in enumerate(self.config.iter_targets):
+            match = TARGET_RE.match(text)
+            producer, index = self.resolve_ref(match.group(1), jobs[-1], jobs, f"iter_targets[{position}]")
+            targets.append({"text": text, "context": producer.context_path, "index": index,
+                            "op": match.group(2), "value": float(match.group(3))})
+        return {"iteration": iteration, "cap": self.iteration_cap(), "mode": self.config.iter_targets_mode,
+                "targets": targets}
 
     def check_iteration_settings(self) -> None:
-        first_iteration = [j for j in self.jobs if j.iteration == 1]
+        first_iteration = self.iterations[0]
         for position, text in enumerate(self.config.iter_targets):
             where = f"iter_targets[{position}]"
             match = TARGET_RE.match(text) if isinstance(text, str) else None
@@ -614,7 +716,7 @@ class Planner:
             where = f"iter_updater[{source!r}]"
             self.resolve_ref(source, first_iteration[-1], first_iteration, where)
             parts = target.split(".") if isinstance(target, str) else []
-            if len(parts) < 4 or parts[2] not in SECTIONS:
+            if len(parts) < 4 or parts[2] not in SECTIONS or not all(parts):
                 raise ConfigError(where, f"{target!r} must be <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>")
             if not any(j.cfg.pipeline == parts[0] and j.cfg.display_name == parts[1] for j in first_iteration):
                 raise ConfigError(where, f"{target!r}: no job {parts[0]}.{parts[1]}")

@@ -12,10 +12,11 @@ import hashlib
 import os
 import sys
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from sandflow.config import ConfigError, load_config, read_config_file
 from sandflow.integrity import first_altered
+from sandflow.iterations import decision_path, read_decision
 from sandflow.plan import KEY_LENGTH, Job, Plan, canonical_json, plan_config
 
 
@@ -41,8 +42,11 @@ def cannot_run_here(plan: Plan) -> list[str]:
 class Workflow:
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.jobs = plan.by_key
+        self.jobs = plan.by_key  # grows when later iterations are planned
         self._lock: int | None = None
+        # Whether Snakemake's --force* options are given (its settings exist only after parsing): a job
+        # it reruns then recomputes even if it had committed. Set by the Snakefile.
+        self.forced_reruns: Callable[[], bool] = lambda: False
 
     def start_run(self) -> None:
         """Snakemake's onstart (not in a dry run): refuse what cannot run here, then hold the work_dir lock."""
@@ -72,14 +76,85 @@ class Workflow:
     def targets(self) -> list[str]:
         return [job.context_path for job in self.plan.unique_jobs()]
 
+    # ---- iterations with iter_targets (rules/iterate.smk) --------------------------------------
+
+    def extend_iterations(self, decision_file: Callable[[int, str], str]) -> None:
+        """Plan the iterations whose decisions say they run; ``decision_file(n, digest)`` is the
+        checkpoint's output for iteration n (a path that does not exist yet while it is undecided)."""
+        self.plan.planner.extend(self.plan, lambda n, digest: read_decision(decision_file(n, digest)))
+        for job in self.plan.jobs:  # in place: the rules' resource callables share this mapping
+            self.jobs.setdefault(job.key, job)
+
+    def decision_output(self) -> str:
+        return decision_path(self.work_dir, "{n}", "{digest}")
+
+    def decision_files(self, decision_file: Callable[[int, str], str]) -> list[str]:
+        """Every planned iteration's decision, after planning all that are decided (the last one is
+        still to come, or records why the run stopped there)."""
+        if not self.plan.config.iter_targets:
+            return []
+        self.extend_iterations(decision_file)
+        planner = self.plan.planner
+        return [decision_file(n, planner.decision_digest(n)) for n in range(1, len(planner.iterations) + 1)]
+
+    def iteration_outcome(self) -> str | None:
+        """The record of where an iterative run stopped, named by its first iteration's decision: a
+        changed job, target or cap gives a new name, so Snakemake (which does not rerun a finished job
+        for a checkpoint it depends on) rebuilds it, and context_infos.json after it."""
+        if not self.plan.config.iter_targets:
+            return None
+        digest = self.plan.planner.decision_digest(1)
+        return os.path.join(self.work_dir, ".sandflow", "iterations", f"outcome-{digest}.json")
+
+    def context_infos_inputs(self, decision_file: Callable[[int, str], str]) -> dict[str, list[str] | str]:
+        """The final rule's inputs: every job, the publication record, the iteration decisions."""
+        outcome = self.iteration_outcome()
+        return {"jobs": self.targets(), "publication": self.publication_record(),
+                "decisions": self.decision_files(decision_file), "outcome": [outcome] if outcome else []}
+
+    # ---- hpo_config searches (rules/hpo.smk) -------------------------------------------------------
+
+    def hpo_spec(self, wildcards: Any = None) -> dict[str, Any]:
+        search = self.plan.search
+        return {
+            "metric": search.hpo.metric, "goal": search.hpo.goal,
+            "parameters": [parameter.name for parameter in search.hpo.parameters],
+            "trials": [{"number": t.number, "values": t.values, "context": t.metric_job.context_path, "index": t.metric_index}
+                       for t in search.trials],
+        }
+
+    def hpo_spec_output(self) -> str:
+        return os.path.join(self.work_dir, ".sandflow", "hpo", "{digest}.json")
+
+    def hpo_inputs(self) -> dict[str, list[str] | str]:
+        """The metric jobs of every trial, and a record named by the spec (a changed goal reruns the summary)."""
+        spec = self.hpo_spec()
+        digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:KEY_LENGTH]
+        return {"metrics": sorted({trial["context"] for trial in spec["trials"]}),
+                "spec": self.hpo_spec_output().format(digest=digest)}
+
+    def hpo_outputs(self) -> dict[str, str]:
+        directory = os.path.join(self.work_dir, "hpo")
+        return {"best": os.path.join(directory, "best.json"), "table": os.path.join(directory, "trials.csv"),
+                "plot": os.path.join(directory, "metric.png")}
+
+    def get_decision_inputs(self, wildcards: Any) -> list[str]:
+        return sorted({job.context_path for job in self.plan.planner.iterations[int(wildcards.n) - 1]})
+
+    def get_decision_spec(self, wildcards: Any) -> dict[str, Any]:
+        return self.plan.planner.decision_spec(int(wildcards.n))
+
     def get_job_inputs(self, wildcards: Any) -> list[str]:
         return sorted({dep.context_path for dep in self.jobs[wildcards.key].deps})
 
     def get_job_spec(self, wildcards: Any) -> dict[str, Any]:
-        return job_spec(self.jobs[wildcards.key])
+        return {**job_spec(self.jobs[wildcards.key]), "recompute": self.forced_reruns()}
 
     def get_assembly_spec(self, wildcards: Any = None) -> dict[str, Any]:
         return assembly_spec(self.plan)
+
+    def publication_output(self) -> str:
+        return os.path.join(self.work_dir, ".sandflow", "publication", "{digest}.json")
 
     def publication_record(self) -> str:
         """A file named by the hash of what the assembly publishes where.
@@ -126,9 +201,9 @@ def job_spec(job: Job) -> dict[str, Any]:
 
 def readable_names(plan: Plan) -> dict[int, str]:
     """<meta_name> where unique in its pipeline, else <meta_name>-<position>; <position> without meta_name."""
-    pipelines: dict[tuple[int, str], list[Job]] = {}
+    pipelines: dict[tuple[int | None, int, str], list[Job]] = {}
     for job in plan.jobs:
-        pipelines.setdefault((job.iteration, job.cfg.pipeline), []).append(job)
+        pipelines.setdefault((job.trial, job.iteration, job.cfg.pipeline), []).append(job)
     names: dict[int, str] = {}
     for siblings in pipelines.values():
         uses = Counter(sibling.cfg.meta_name for sibling in siblings)
@@ -151,6 +226,7 @@ def assembly_spec(plan: Plan) -> dict[str, Any]:
         "jobs": [
             {
                 "iteration": job.iteration,
+                "trial": job.trial,
                 "pipeline": job.cfg.pipeline,
                 "meta_name": job.cfg.display_name,
                 "readable_name": names[id(job)],
@@ -158,7 +234,8 @@ def assembly_spec(plan: Plan) -> dict[str, Any]:
                 "job_dir": job.job_dir,
                 "output_names": list(job.cfg.outputs) if job.cfg.outputs is not None else None,
                 # Publish locations known now; a job whose sections arrive at run time records its own.
-                "writes": None if job.section_sources else [
+                # A search's trials publish nothing: they would overwrite each other.
+                "writes": [] if job.trial is not None else None if job.section_sources else [
                     {"slot": w.slot, "value": w.value, "kind": w.kind, "iterized": w.iterized} for w in job.writes
                 ],
             }

@@ -1,0 +1,200 @@
+"""hpo_config: Data-Juicer's HPO file (a wandb sweep configuration) turned into trials.
+
+The file (a path in the sandbox config, or the mapping itself) holds what Data-Juicer's
+tools/hpo configs hold::
+
+    method: grid            # grid | random | bayes
+    metric: {name: <pipeline>.<meta_name>.<output>, goal: minimize}   # or maximize
+    parameters:
+      <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>:
+        values: [...]                          # or value: x, or min/max with a distribution
+    sweep_max_count: 12                         # the trial budget
+    seed: 0                                     # sandflow: the seed of random and bayes sampling
+
+Parameter names address a job's config the way ``iter_updater`` targets do; upstream merged
+wandb's chosen values into the pipeline config. ``trials: [{<parameter>: value, ...}, ...]``
+(ours) lists trials explicitly; ``python -m sandflow.hpo_search`` writes it for bayes batches.
+
+grid and random trials are planned inside the Snakemake graph (src/sandflow/plan.py): every
+trial is the config's jobs with its values patched in, so ``snakemake -n`` lists every trial
+and trials that share a prefix share its jobs (same keys). bayes needs results to choose the
+next trials, so it runs as an ask/tell loop outside (src/sandflow/hpo_search.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sandflow.config import SECTIONS, ConfigError, describe_value, did_you_mean, read_yaml_or_json
+
+METHODS = ("grid", "random", "bayes")
+GOALS = ("minimize", "maximize")
+DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform_values",
+                 "q_log_uniform_values")
+KEYS = ("method", "metric", "parameters", "sweep_max_count", "run_cap", "seed", "trials")
+# Keys of a wandb sweep, and of the recipe Data-Juicer's HPO files carry along, that a search here
+# has no use for: accepted, so those files load as they are.
+IGNORED_KEYS = ("sweep_name", "name", "description", "early_terminate", "project", "entity", "program", "command",
+                "project_name", "dataset_path", "export_path", "np", "process")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str  # as written: <pipeline>.<meta_name>.<section>.<dotted key>
+    pipeline: str
+    meta_name: str
+    local: str  # <section>.<dotted key>, as a `local` patch of that job
+    spec: dict[str, Any]
+
+    @property
+    def distribution(self) -> str:
+        if "values" in self.spec:
+            return "categorical"
+        if "value" in self.spec:
+            return "constant"
+        default = "int_uniform" if all(isinstance(self.spec.get(k), int) for k in ("min", "max")) else "uniform"
+        return self.spec.get("distribution", default)
+
+
+@dataclass(frozen=True)
+class HpoConfig:
+    method: str
+    metric: str
+    goal: str
+    parameters: tuple[Parameter, ...]
+    max_count: int | None
+    seed: int
+    explicit_trials: tuple[dict[str, Any], ...] | None
+
+
+def load_hpo(value: Any) -> HpoConfig:
+    """Read and check hpo_config (a path or a mapping); a problem is a ConfigError naming its key."""
+    if isinstance(value, str):
+        if not os.path.isfile(value):
+            raise ConfigError("hpo_config", f"no such file: {value}")
+        data = read_yaml_or_json(value)
+    else:
+        data = value
+    if not isinstance(data, dict):
+        raise ConfigError("hpo_config", f"must be a mapping or a path to a .yaml/.json file, got {describe_value(data)}")
+    for key in data:
+        if key not in KEYS and key not in IGNORED_KEYS:
+            raise ConfigError(f"hpo_config.{key}", f"unknown key{did_you_mean(str(key), KEYS)}")
+    method = data.get("method", "grid" if "trials" in data else None)
+    if method not in METHODS:
+        raise ConfigError("hpo_config.method", f"must be one of {', '.join(METHODS)}, got {describe_value(method)}")
+    metric = data.get("metric")
+    if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
+        raise ConfigError("hpo_config.metric", "must be a mapping with name: <pipeline>.<meta_name>.<output> and goal")
+    goal = metric.get("goal", "maximize")
+    if goal not in GOALS:
+        raise ConfigError("hpo_config.metric.goal", f"must be minimize or maximize, got {describe_value(goal)}")
+    parameters = tuple(_parameter(name, spec) for name, spec in _mapping(data.get("parameters"), "hpo_config.parameters").items())
+    if not parameters:
+        raise ConfigError("hpo_config.parameters", "names no parameter to search")
+    max_count = data.get("sweep_max_count", data.get("run_cap"))
+    if max_count is not None and (not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1):
+        raise ConfigError("hpo_config.sweep_max_count", f"must be a whole number of trials, at least 1, got {describe_value(max_count)}")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError("hpo_config.seed", f"must be a whole number, got {describe_value(seed)}")
+    explicit = data.get("trials")
+    if explicit is not None:
+        explicit = tuple(_explicit_trial(position, trial, parameters) for position, trial in enumerate(_list(explicit)))
+    elif method in ("random", "bayes") and max_count is None:
+        raise ConfigError("hpo_config.sweep_max_count", f"a {method} search needs a trial budget")
+    elif method == "grid":
+        for parameter in parameters:
+            if parameter.distribution not in ("categorical", "constant"):
+                raise ConfigError(f"hpo_config.parameters.{parameter.name}", "a grid search needs values (or value), not a distribution")
+    return HpoConfig(method, metric["name"], goal, parameters, max_count, seed, explicit)
+
+
+def trials(hpo: HpoConfig) -> list[dict[str, Any]]:
+    """The trials to plan: parameter name -> value, in trial order."""
+    if hpo.explicit_trials is not None:
+        return [dict(trial) for trial in hpo.explicit_trials]
+    if hpo.method == "grid":
+        choices = [p.spec["values"] if "values" in p.spec else [p.spec["value"]] for p in hpo.parameters]
+        grid = [dict(zip((p.name for p in hpo.parameters), combination)) for combination in itertools.product(*choices)]
+        return grid[: hpo.max_count] if hpo.max_count else grid
+    if hpo.method == "random":
+        rng = random.Random(hpo.seed)
+        return [{p.name: sample(p, rng) for p in hpo.parameters} for _ in range(hpo.max_count or 0)]
+    raise ConfigError("hpo_config.method", "a bayes search chooses trials from results: run it with "
+                      "`python -m sandflow.hpo_search --configfile <config>`")
+
+
+def sample(parameter: Parameter, rng: random.Random) -> Any:
+    spec, kind = parameter.spec, parameter.distribution
+    if kind == "constant":
+        return spec["value"]
+    if kind == "categorical":
+        return rng.choices(spec["values"], weights=spec.get("probabilities"))[0]
+    low, high = spec["min"], spec["max"]
+    if kind == "int_uniform":
+        return rng.randint(low, high)
+    if kind == "uniform":
+        return rng.uniform(low, high)
+    if kind == "q_uniform":
+        return _quantise(rng.uniform(low, high), spec.get("q", 1))
+    value = math.exp(rng.uniform(math.log(low), math.log(high)))
+    return _quantise(value, spec.get("q", 1)) if kind == "q_log_uniform_values" else value
+
+
+def _quantise(value: float, q: float) -> float | int:
+    rounded = round(value / q) * q
+    return int(rounded) if isinstance(q, int) else rounded
+
+
+def _parameter(name: Any, spec: Any) -> Parameter:
+    where = f"hpo_config.parameters.{name}"
+    parts = name.split(".") if isinstance(name, str) else []
+    if len(parts) < 4 or parts[2] not in SECTIONS or not all(parts):
+        raise ConfigError(where, "a parameter must be named <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>")
+    spec = _mapping(spec, where)
+    parameter = Parameter(name, parts[0], parts[1], ".".join(parts[2:]), spec)
+    kind = parameter.distribution
+    if kind not in DISTRIBUTIONS:
+        raise ConfigError(f"{where}.distribution", f"unknown distribution {kind!r}{did_you_mean(str(kind), DISTRIBUTIONS)}")
+    if kind == "categorical" and (not isinstance(spec["values"], list) or not spec["values"]):
+        raise ConfigError(f"{where}.values", "must be a non-empty list")
+    if kind not in ("categorical", "constant"):
+        for bound in ("min", "max"):
+            if not isinstance(spec.get(bound), (int, float)) or isinstance(spec.get(bound), bool):
+                raise ConfigError(f"{where}.{bound}", f"a {kind} distribution needs a number, got {describe_value(spec.get(bound))}")
+        if spec["min"] > spec["max"]:
+            raise ConfigError(where, f"min {spec['min']} is above max {spec['max']}")
+        if "log" in kind and spec["min"] <= 0:
+            raise ConfigError(f"{where}.min", f"a {kind} distribution needs min > 0, got {spec['min']}")
+    return parameter
+
+
+def _explicit_trial(position: int, trial: Any, parameters: tuple[Parameter, ...]) -> dict[str, Any]:
+    where = f"hpo_config.trials[{position}]"
+    trial = _mapping(trial, where)
+    names = [p.name for p in parameters]
+    for name in trial:
+        if name not in names:
+            raise ConfigError(f"{where}.{name}", f"not a parameter of this search{did_you_mean(str(name), names)}")
+    missing = [name for name in names if name not in trial]
+    if missing:
+        raise ConfigError(where, f"gives no value for {', '.join(missing)}")
+    return trial
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"must be a mapping, got {describe_value(value)}")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError("hpo_config.trials", f"must be a non-empty list of trials, got {describe_value(value)}")
+    return value

@@ -1,0 +1,96 @@
+"""The results of an hpo_config search: the best trial, a table of every trial, a plot of the metric.
+
+Writes ``<work_dir>/hpo/best.json`` ({trial, params, metric: {name, goal, value}}),
+``hpo/trials.csv`` (one row per trial: its number, parameter values and metric) and
+``hpo/metric.png`` (the metric per trial, the best marked). A trial whose metric is not a number
+(a failed evaluation writes none) is listed but never best.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from sandflow.atomic import write_text_atomic
+
+
+def metric_value(context_path: str, index: int) -> float | None:
+    with open(context_path) as handle:
+        value = json.load(handle)["values"][index]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def trial_results(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"trial": trial["number"], "params": trial["values"], "value": metric_value(trial["context"], trial["index"])}
+            for trial in spec["trials"]]
+
+
+def best_of(results: list[dict[str, Any]], goal: str) -> dict[str, Any] | None:
+    """The best trial; ties go to the earliest, as a search would have found it first."""
+    scored = [r for r in results if r["value"] is not None]
+    if not scored:
+        return None
+    sign = -1 if goal == "maximize" else 1
+    return min(scored, key=lambda r: (sign * r["value"], r["trial"]))
+
+
+def trials_table(results: list[dict[str, Any]], names: list[str], metric: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["trial", *names, metric])
+    for result in results:
+        writer.writerow([result["trial"], *(json.dumps(result["params"][n]) for n in names),
+                         "" if result["value"] is None else repr(result["value"])])
+    return out.getvalue()
+
+
+def plot_metric(results: list[dict[str, Any]], best: dict[str, Any] | None, metric: str, goal: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [r for r in results if r["value"] is not None]
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.35 * len(results) + 2), 3.2), dpi=100)
+    axes.plot([r["trial"] for r in scored], [r["value"] for r in scored], "o-", color="#4477aa")
+    if best is not None:
+        axes.plot([best["trial"]], [best["value"]], "*", color="#cc3311", markersize=14)
+    axes.set_xlabel("trial")
+    axes.set_ylabel(metric.rsplit(".", 1)[-1])
+    axes.set_title(f"{metric} per trial (star: best, {goal})", fontsize="medium")
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})  # no version string: the same results give the same bytes
+    plt.close(figure)
+
+
+def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: str) -> dict[str, Any] | None:
+    results = trial_results(spec)
+    best = best_of(results, spec["goal"])
+    names = spec["parameters"]
+    write_text_atomic(table_path, trials_table(results, names, spec["metric"]))
+    plot_metric(results, best, spec["metric"], spec["goal"], plot_path)
+    record = {"trial": None if best is None else best["trial"], "params": None if best is None else best["params"],
+              "metric": {"name": spec["metric"], "goal": spec["goal"], "value": None if best is None else best["value"]},
+              "trials": len(results)}
+    write_text_atomic(best_path, json.dumps(record, indent=2) + "\n")
+    return best
+
+
+def main_from_snakemake(snakemake: Any) -> None:
+    from sandflow.runner import job_logging
+
+    with job_logging(snakemake.log[0]) as log:
+        spec = snakemake.params.spec
+        best = summarise(spec, snakemake.output.best, snakemake.output.table, snakemake.output.plot)
+        if best is None:
+            log.warning("no trial produced a number for %s", spec["metric"])
+        else:
+            log.info("best of %d trials: trial %d, %s = %r with %s", len(spec["trials"]), best["trial"],
+                     spec["metric"], best["value"], best["params"])
