@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, job_counts, snakemake
+from conftest import REPO, job_counts, snakemake, snakemake_env
 from sandflow.config import ConfigError, load_config
 from sandflow.hpo import load_hpo, trials
 from sandflow.plan import plan_config
@@ -163,3 +165,34 @@ def test_changing_the_goal_reranks_without_running_a_trial(run_dir: Path):
     assert job_counts(snakemake(run_dir, CONFIG)) == {"hpo_spec_record": 1, "hpo_summary": 1, "all": 1}
     mse = {trial: sample_mse(run_dir, trial) for trial in range(1, 13)}
     assert json.loads((run_dir / WORK / "hpo" / "best.json").read_text())["trial"] == max(mse, key=mse.get)
+
+
+@pytest.mark.slow
+def test_a_bayes_search_of_ten_trials_runs_with_optuna_and_resumes_without_rerunning(tmp_path: Path):
+    shutil.copytree(REPO / "configs/hpo", tmp_path / "configs/hpo")
+    shutil.copytree(REPO / "configs/data/hpo", tmp_path / "configs/data/hpo")
+    command = [sys.executable, "-m", "sandflow.hpo_search", "--configfile", CONFIG,
+               "--hpo-config", "configs/hpo/bayes_search.yaml", "--batch", "5"]
+    first = subprocess.run(command, cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stderr.count("sandflow: hpo_search: -m snakemake") == 2  # two batches of five
+    with (tmp_path / WORK / "hpo" / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 10 and len({(r[SIZE], r[SEED]) for r in rows}) > 1
+    assert all(20 <= int(r[SIZE]) <= 150 and 1 <= int(r[SEED]) <= 8 for r in rows)
+    best = json.loads((tmp_path / WORK / "hpo" / "best.json").read_text())
+    assert best["metric"]["value"] == pytest.approx(min(float(r[METRIC["name"]]) for r in rows))
+    assert first.stdout.strip() == f"best of 10 trials: {best['metric']['value']!r} with {best['params']}"
+    assert (tmp_path / WORK / "hpo" / "optuna-journal.log").stat().st_size > 0
+    # The study is done: running the search again asks for nothing and runs nothing.
+    again = subprocess.run(command, cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "-m snakemake" not in again.stderr and again.stdout == first.stdout
+    assert job_counts(snakemake(tmp_path, WORK / "hpo" / "search.yaml")) == {}
+
+
+def test_hpo_search_refuses_a_grid_search_naming_the_snakemake_command(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "sandflow.hpo_search", "--configfile", str(REPO / CONFIG)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"sandflow: error: {REPO / CONFIG}: hpo_config.method: a grid search runs with "
+                                     f"snakemake itself: snakemake --cores 2 --configfile {REPO / CONFIG}")
