@@ -49,6 +49,7 @@ include: "rules/evaluate.smk"
 include: "rules/iterate.smk"
 include: "rules/hpo.smk"
 include: "rules/context.smk"
+include: "rules/track.smk"
 
 
 onstart:
@@ -71,4 +72,5 @@ rule all:
         # Named by what the iterations depend on: when it is missing, the iterations are decided again.
         SANDFLOW.iteration_outcome() or [],
         SANDFLOW.hpo_outputs()["best"] if SANDFLOW.plan.search else [],
+        SANDFLOW.tracking_record() or [],
     default_target: True

@@ -160,7 +160,7 @@ def decisions(run_dir: Path) -> list[dict]:
 def test_a_dry_run_lists_iteration_1_and_says_the_rest_depend_on_it(run_dir: Path):
     result = snakemake(run_dir, CONFIG, "-n")
     assert job_counts(result) == {**JOBS_PER_ITERATION, "iteration_decision": 1, "iteration_outcome": 1, "publication_record": 1,
-                                  "context_infos": 1, "all": 1}
+                                  "context_infos": 1, "track_wandb": 1, "all": 1}
     assert "sandflow: note: iterations 2-5 run only while the targets are unmet" in result.stderr
     assert not (run_dir / WORK).exists()
 
@@ -172,12 +172,20 @@ def test_it_iterates_until_the_target_is_met_and_a_rerun_does_nothing(run_dir: P
     twice = {rule: 2 * n for rule, n in JOBS_PER_ITERATION.items()}
     # The publication record is written for the plan of iteration 1, then for the grown plan.
     assert counts == {**twice, "iteration_decision": 2, "iteration_outcome": 1, "publication_record": 2,
-                      "context_infos": 1, "all": 1}
+                      "context_infos": 1, "track_wandb": 1, "all": 1}
     assert best_mse_per_iteration(run_dir) == {1: BEST_MSE[1], 2: BEST_MSE[2]}
     assert [(d["iteration"], d["targets_met"], d["next_iteration"]) for d in decisions(run_dir)] == [
         (1, False, True), (2, True, False)]
     assert sorted(p.name for p in (run_dir / WORK / "pipelines" / "select_and_merge_data_pools").iterdir()) == [
         "iter_1", "iter_2"]
+    # wandb, offline: one run per pipeline, the scores of both iterations on its iteration axis.
+    (tracked,) = (run_dir / WORK / "wandb").glob("tracked-*.json")
+    runs = json.loads(tracked.read_text())["runs"]
+    assert [run["name"] for run in runs] == ["iterative-grader-prompt.grader_model_prompt_optimization",
+                                             "iterative-grader-prompt.select_and_merge_data_pools"]
+    assert "grades_evaluation.min_mse" in runs[0]["keys"]
+    records = next((run_dir / WORK / "wandb").glob(f"offline-run-*-{runs[0]['id']}/run-*.wandb")).read_bytes()
+    assert b"grades_evaluation.min_mse" in records
     assert job_counts(snakemake(run_dir, CONFIG)) == {}
 
 
@@ -190,7 +198,7 @@ def test_a_target_never_met_stops_at_the_cap_and_reuses_the_earlier_iterations(r
     counts = finished_counts(snakemake(run_dir, "strict.yaml"))
     # Iterations 1 and 2 are the same jobs (cache hits); their decisions are checked against the new target.
     assert counts == {**JOBS_PER_ITERATION, "iteration_decision": 3, "iteration_outcome": 1, "publication_record": 1,
-                      "context_infos": 1, "all": 1}
+                      "context_infos": 1, "track_wandb": 1, "all": 1}
     assert best_mse_per_iteration(run_dir) == BEST_MSE
     last = decisions(run_dir)[-1]
     assert (last["iteration"], last["targets_met"], last["next_iteration"]) == (3, False, False)

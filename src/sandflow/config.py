@@ -139,6 +139,7 @@ class SandboxConfig:
     iter_updater: dict[str, str]
     hpo_config: Any
     sequential: bool
+    wandb: dict[str, Any] | None  # wandb tracking settings; None: not tracked
     pipelines: list[tuple[str, list[JobConfig]]] = field(default_factory=list)
 
     def jobs(self) -> list[JobConfig]:
@@ -428,6 +429,12 @@ def _schema_error(data: dict[str, Any]) -> ConfigError | None:
     return ConfigError(where, _schema_message(error))
 
 
+def _wandb_settings(value: bool | dict[str, Any] | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    return {} if value is True else dict(value)
+
+
 def load_config(data: Any, source: str = "config") -> SandboxConfig:
     """Validate a parsed config and normalise it to pipelines of JobConfigs."""
     if not isinstance(data, dict):
@@ -461,6 +468,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         iter_updater=dict(data.get("iter_updater") or {}),
         hpo_config=data.get("hpo_config"),
         sequential=bool(data.get("sequential", False)),
+        wandb=_wandb_settings(data.get("wandb")),
     )
     if has_pipelines:
         raw = data["pipelines"]

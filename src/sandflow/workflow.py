@@ -138,6 +138,21 @@ class Workflow:
         return {"best": os.path.join(directory, "best.json"), "table": os.path.join(directory, "trials.csv"),
                 "plot": os.path.join(directory, "metric.png")}
 
+    # ---- wandb tracking (rules/track.smk) ----------------------------------------------------------
+
+    def tracking_spec(self, wildcards: Any = None) -> dict[str, Any]:
+        config = self.plan.config
+        settings = {"project": config.project_name, "experiment": config.experiment_name, **(config.wandb or {})}
+        trials = self.hpo_spec()["trials"] if self.plan.search else []
+        return {**assembly_spec(self.plan), "wandb": settings, "trials": trials}
+
+    def tracking_record(self) -> str | None:
+        """Named by the wandb settings, so that changing them logs the runs again."""
+        if self.plan.config.wandb is None:
+            return None
+        digest = hashlib.sha256(canonical_json(self.plan.config.wandb).encode()).hexdigest()[:KEY_LENGTH]
+        return os.path.join(self.work_dir, "wandb", f"tracked-{digest}.json")
+
     def get_decision_inputs(self, wildcards: Any) -> list[str]:
         return sorted({job.context_path for job in self.plan.planner.iterations[int(wildcards.n) - 1]})
 

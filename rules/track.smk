@@ -1,0 +1,22 @@
+# wandb tracking (the config's `wandb` key): after context_infos.json, one wandb run per
+# pipeline with each job's config, scalar outputs and training curves (src/sandflow/tracking.py).
+# A local rule: an online run talks to wandb from the submitting host, not from a cluster node.
+
+if SANDFLOW.tracking_record():
+
+    localrules:
+        track_wandb,
+
+    rule track_wandb:
+        input:
+            SANDFLOW.plan.context_infos_path,
+        output:
+            SANDFLOW.tracking_record(),
+        log:
+            f"{SANDFLOW.work_dir}/logs/track_wandb.log",
+        params:
+            spec=SANDFLOW.tracking_spec,
+        conda:
+            "../envs/sandflow.yaml"
+        script:
+            "../scripts/track_wandb.py"
