@@ -88,7 +88,6 @@ def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, m
     merge_1 = plan.planner.iterations[0][-1]
     assert [(ref["target"], ref["job"]) for ref in generate.refs] == [(("extra_configs", "dataset_path"), merge_1)]
     assert generate.key != plan.planner.iterations[0][0].key
-    # Jobs untouched by the update keep their key: the same work, a cache hit.
     decision.write_text(json.dumps({"next_iteration": False}))
     assert {job.iteration for job in plan_in(tmp_path, raw_config()).jobs} == {1}
 
@@ -100,6 +99,11 @@ def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as
     assert [len(jobs) for jobs in plan.planner.iterations] == [7, 7, 7] and plan.pending_note == ""
     third = plan.planner.iterations[2][0]
     assert third.refs[0]["job"] is plan.planner.iterations[1][-1]
+    # An update that reaches only the evaluation leaves the jobs before it as they were: cache hits.
+    raw["iter_updater"] = {"select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset":
+                           "grader_model_prompt_optimization.grades_evaluation.extra_configs.reference_path"}
+    first, second, _ = plan_in(tmp_path, raw).planner.iterations
+    assert [a.key == b.key for a, b in zip(first, second)] == [True, True, True, True, False, False, False]
 
 
 @pytest.mark.parametrize("change, where, message", [
