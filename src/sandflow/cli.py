@@ -1,4 +1,5 @@
-"""sandflow check / run: validate a config and describe its job graph, or run it with Snakemake."""
+"""sandflow check / run / show: validate a config and describe its job graph, run it with Snakemake,
+or print the lineage of one of its artifacts."""
 
 from __future__ import annotations
 
@@ -78,6 +79,19 @@ def check(config_file: str) -> int:
     return 0
 
 
+def show(config_file: str, target: str) -> int:
+    from sandflow.lineage import NotFound, show as lineage
+
+    try:
+        print(lineage(plan_config(load_config_file(config_file)), target))
+    except ConfigError as exc:
+        return report(config_file, exc)
+    except NotFound as exc:
+        print(f"sandflow: error: {config_file}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def run(config_file: str, snakemake_args: list[str]) -> int:
     """Same as `snakemake --configfile <config> <args>` from the current directory."""
     # Snakemake parses the config file itself and reports a syntax error or an empty file in
@@ -104,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="validate a sandbox config and print its job graph")
     check_parser.add_argument("config")
+    show_parser = commands.add_parser("show", help="print the lineage of an artifact: its job, configs and inputs, recursively")
+    show_parser.add_argument("config")
+    show_parser.add_argument("target", help="a path (published, in a job directory, or a readable link), "
+                                            "<pipeline>.<meta_name> or a meta_name")
     run_parser = commands.add_parser("run", help="run a sandbox config with snakemake (extra args go to snakemake)")
     run_parser.add_argument("config")
     args, rest = parser.parse_known_args(argv)
@@ -111,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")
         return check(args.config)
+    if args.command == "show":
+        if rest:
+            parser.error(f"unexpected arguments: {' '.join(rest)}")
+        return show(args.config, args.target)
     return run(args.config, rest)
 
 
