@@ -42,6 +42,9 @@ wildcard_constraints:
     key="[0-9a-f]{16}",
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/probe.smk"
 include: "rules/refine.smk"
 include: "rules/execute.smk"

@@ -1,6 +1,7 @@
 # context_infos.json: DJ-Sandbox's record of every job's outputs, assembled from the job
 # directories (never the state that drives the run). Also publishes artifacts at their
-# export_path / path_k_sigma_recipe and links readable names under pipelines/.
+# export_path / path_k_sigma_recipe, links readable names under pipelines/ and writes
+# what the Snakemake report shows (report/figures/, report/metrics.csv).
 # Both are bookkeeping: on a cluster they run on the submitting host, not as jobs.
 
 localrules:
@@ -32,6 +33,13 @@ rule context_infos:
         unpack(context_infos_inputs),
     output:
         SANDFLOW.plan.context_infos_path,
+        figures=report(
+            directory(SANDFLOW.report_outputs()["figures"]),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+        metrics=report(SANDFLOW.report_outputs()["metrics"], caption="../report/metrics.rst", category="Metrics"),
     log:
         f"{SANDFLOW.work_dir}/logs/context_infos.log",
     params:

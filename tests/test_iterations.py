@@ -8,8 +8,11 @@ iteration 2), a no-op rerun, then a stricter target that is never met (stopped a
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -191,6 +194,23 @@ def test_it_iterates_until_the_target_is_met_and_a_rerun_does_nothing(run_dir: P
     records = next((run_dir / WORK / "wandb").glob(f"offline-run-*-{runs[0]['id']}/run-*.wandb")).read_bytes()
     assert b"grades_evaluation.min_mse" in records
     assert job_counts(snakemake(run_dir, CONFIG)) == {}
+
+
+@pytest.mark.slow
+def test_the_report_holds_each_iterations_ranking_plot_and_metrics_with_captions(run_dir: Path):
+    snakemake(run_dir, CONFIG, "--report", "report.zip")
+    with zipfile.ZipFile(run_dir / "report.zip") as archive:
+        names = archive.namelist()
+        figures = sorted(Path(n).name for n in names if n.endswith(".png"))
+        (metrics,) = [n for n in names if n.endswith("metrics.csv")]
+        rows = list(csv.DictReader(io.StringIO(archive.read(metrics).decode())))
+        page = archive.read(next(n for n in names if n.endswith("report.html"))).decode()
+    assert figures == [f"iter_{n}.select_and_merge_data_pools.rank_single_prompt_data_pools.plots.ranking.png" for n in (1, 2)]
+    best = {int(r["iteration"]): Fraction(r["value"]).limit_denominator(100) for r in rows if r["metric"] == "min_mse"}
+    assert best == {1: BEST_MSE[1], 2: BEST_MSE[2]}
+    for caption in ("A DJ-Sandbox experiment run by sandflow", "A figure drawn by a job of this run",
+                    "Every number an evaluation job"):
+        assert caption in page
 
 
 @pytest.mark.slow

@@ -67,6 +67,9 @@ def test_cold_run_runs_each_job_once(run_dir: Path, cold: dict):
     assert cold["counts"] == {"process_data": 1, "train_model": 1, "infer_model": 1, "evaluate_model": 1,
                               "evaluate_data": 1, **BOOKKEEPING}
     assert not list((run_dir / WORK / "jobs").glob("*/*.partial-*"))
+    # The report's figures include the training curve of the one model trained.
+    curves = [p.name for p in (run_dir / WORK / "report" / "figures").glob("*train_log.png")]
+    assert len(curves) == 1 and curves[0].startswith("anonymous.")
 
 
 def test_data_juicer_drops_exactly_the_junk_rows(run_dir: Path, cold: dict):

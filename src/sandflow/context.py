@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from sandflow import report_figures
 from sandflow.atomic import write_text_atomic
 from sandflow.plan import Write
 from sandflow.integrity import CONTEXT_FILE
@@ -96,3 +97,4 @@ def main_from_snakemake(snakemake: Any) -> None:
 
     with job_logging(snakemake.log[0]):
         assemble_context_infos(snakemake.params.spec, snakemake.output[0])
+        report_figures.build(snakemake.params.spec, snakemake.output.figures, snakemake.output.metrics)

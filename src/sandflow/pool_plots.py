@@ -53,7 +53,7 @@ def _write(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _save(figure: Any, path: Path) -> None:
+def save_png(figure: Any, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def _plot_ranking(path: Path, pools: Sequence[RankedPool], keys: Sequence[str]) 
         ax.set_xlabel(key)
         if position == 0:
             ax.set_title(f"data pools ranked by {', '.join(keys)} (blue: selected)", fontsize=9)
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def plot_stat_histogram(path: Path, values: Sequence[float], boundaries: Sequence[tuple[int, float]], stats_key: str,
@@ -120,4 +120,4 @@ def plot_stat_histogram(path: Path, values: Sequence[float], boundaries: Sequenc
     ax.set_xlabel(what)
     ax.set_ylabel("samples")
     ax.set_title(f"{stats_key}: {len(finite)} sample(s), {len(boundaries)} split point(s)", fontsize=9)
-    _save(figure, path)
+    save_png(figure, path)

@@ -168,6 +168,11 @@ class Workflow:
     def get_assembly_spec(self, wildcards: Any = None) -> dict[str, Any]:
         return assembly_spec(self.plan)
 
+    def report_outputs(self) -> dict[str, str]:
+        """What the Snakemake report shows of a run (src/sandflow/report_figures.py)."""
+        directory = os.path.join(self.work_dir, "report")
+        return {"figures": os.path.join(directory, "figures"), "metrics": os.path.join(directory, "metrics.csv")}
+
     def publication_output(self) -> str:
         return os.path.join(self.work_dir, ".sandflow", "publication", "{digest}.json")
 
@@ -242,6 +247,7 @@ def assembly_spec(plan: Plan) -> dict[str, Any]:
             {
                 "iteration": job.iteration,
                 "trial": job.trial,
+                "hook": job.hook.name,
                 "pipeline": job.cfg.pipeline,
                 "meta_name": job.cfg.display_name,
                 "readable_name": names[id(job)],

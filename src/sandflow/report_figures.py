@@ -1,0 +1,87 @@
+"""What the Snakemake report shows of a run: every figure the jobs drew, training curves, all metrics.
+
+Written with context_infos.json, from the same job records, into ``<work_dir>/report/``:
+
+* ``figures/<name>.png``: every PNG a job left in its directory (pool rankings, stat histograms with
+  their split points, ...) and one training curve (loss per logging step) per ``train_log.json``.
+  ``<name>`` says where it comes from: ``[trial_<T>.][iter_<N>.]<pipeline>.<job>.<file>``;
+* ``metrics.csv``: one row per scalar output of every evaluation job (EvaluateDataHook,
+  EvaluateModelHook): iteration, trial, pipeline, job, metric, value.
+
+The Snakemake report (``snakemake --report report.html``) lists both with their captions
+(report/figures.rst, report/metrics.rst).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sandflow.atomic import write_text_atomic
+from sandflow.integrity import CONTEXT_FILE
+from sandflow.tracking import TRAIN_LOG, scalars, training_curves
+
+EVALUATION_HOOKS = ("EvaluateDataHook", "EvaluateModelHook")
+
+
+def figure_prefix(job: dict[str, Any], several_iterations: bool) -> str:
+    trial = f"trial_{job['trial']}." if job.get("trial") else ""
+    iteration = f"iter_{job['iteration']}." if several_iterations else ""
+    return f"{trial}{iteration}{job['pipeline']}.{job['readable_name']}"
+
+
+def plot_training_curve(entries: list[dict[str, Any]], title: str, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from sandflow.pool_plots import save_png
+
+    points = [(e["step"], e["loss"]) for e in entries if isinstance(e.get("loss"), (int, float))]
+    figure = Figure(figsize=(6, 3.2), dpi=100)
+    axes = figure.add_subplot()
+    axes.plot([s for s, _ in points], [loss for _, loss in points], "o-", color="#4477aa", markersize=3)
+    axes.set_xlabel("step")
+    axes.set_ylabel("training loss")
+    axes.set_title(title, fontsize="medium")
+    figure.tight_layout()
+    save_png(figure, path)
+
+
+def metric_rows(spec: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for job in spec["jobs"]:
+        if job["hook"] not in EVALUATION_HOOKS:
+            continue
+        values = json.loads(Path(job["job_dir"], CONTEXT_FILE).read_text())["values"]
+        names = job["output_names"] or [str(i) for i in range(len(values))]
+        for output, value in zip(names, values):
+            for metric, number in scalars(value, output):
+                rows.append([job["iteration"], job.get("trial") or "", job["pipeline"], job["meta_name"], metric, repr(number)])
+    return rows
+
+
+def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
+    figures = Path(figures_dir)
+    if figures.exists():
+        shutil.rmtree(figures)  # the directory is this rule's output: no figure of an older plan stays
+    figures.mkdir(parents=True)
+    several_iterations = len({job["iteration"] for job in spec["jobs"]}) > 1
+    for job in spec["jobs"]:
+        prefix = figure_prefix(job, several_iterations)
+        job_dir = Path(job["job_dir"])
+        for png in sorted(job_dir.rglob("*.png")):
+            shutil.copyfile(png, figures / f"{prefix}.{png.relative_to(job_dir).as_posix().replace('/', '.')}")
+        for name, entries in training_curves(job["job_dir"], job["meta_name"]):
+            model = name.split("/", 1)[1]
+            plot_training_curve(entries, f"{job['pipeline']}.{job['meta_name']}: {model}",
+                                figures / f"{prefix}.{model}.{TRAIN_LOG.removesuffix('.json')}.png")
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["iteration", "trial", "pipeline", "job", "metric", "value"])
+    writer.writerows(metric_rows(spec))
+    os.makedirs(os.path.dirname(metrics_path), exist_ok=True)
+    write_text_atomic(metrics_path, table.getvalue())
