@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from sandflow import dj_requirements
-from sandflow.hooks import data_evaluators, hf_train, llm_infer  # light: heavy imports happen inside their functions
+from sandflow.hooks import data_evaluators, hf_train, llm_infer, third_party  # light: heavy imports happen inside their functions
 from sandflow.hooks.base import Component, Hook, JobRun
 
 DATA_JUICER = ("py-data-juicer",)
@@ -37,6 +37,12 @@ def _planned(issue: str, third_party: bool = False) -> Component:
 def _third_party(issue: str) -> Component:
     """A third-party system (EasyAnimate, VBench, InternVL, ...) whose configs name paths relative to its own tree."""
     return _planned(issue, third_party=True)
+
+
+def _easyanimate(function: str, script: str) -> Component:
+    """EasyAnimate's own scripts in its tree and conda env (src/sandflow/hooks/third_party.py)."""
+    return Component(_lazy("sandflow.hooks.third_party", function), requires=third_party.easyanimate_requirements(script),
+                     follows_previous=True)
 
 
 def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
@@ -85,9 +91,10 @@ HOOKS: dict[str, Hook] = {
                                                   requires=hf_train.huggingface_train_requirements),
                          "modelscope": Component(_lazy("sandflow.hooks.hf_train", "train_modelscope"),
                                                  requires=hf_train.modelscope_requirements, follows_previous=True),
-                         **{t: _third_party("#5") for t in ("easyanimate", "trinity-rft", "internvl_coco_caption")}}),
+                         "easyanimate": _easyanimate("easyanimate_train", "train_lora.sh"),
+                         **{t: _third_party("#5") for t in ("trinity-rft", "internvl_coco_caption")}}),
         Hook("InferModelHook", None, n_outputs=None,
-             components={"easyanimate": _third_party("#5"), **_llm_components("infer_model")}),
+             components={"easyanimate": _easyanimate("easyanimate_infer", "infer_lora.sh"), **_llm_components("infer_model")}),
         Hook("EvaluateDataHook", None, n_outputs=None,
              components={
                  "accuracy": Component(_lazy("sandflow.hooks.data_evaluators", "accuracy_evaluator"), n_outputs=2),

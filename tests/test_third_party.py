@@ -1,0 +1,121 @@
+"""EasyAnimate training and inference wired to the tool's own scripts, tested against stand-ins.
+
+tests/data/stand_ins/ holds scripts with EasyAnimate's names and argument order that print its
+progress format, and an nvidia-smi that lists one GPU: the only stand-ins in the suite, for what
+cannot run here (EasyAnimate needs a GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, UPSTREAM_CONFIGS
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.third_party import PROGRESS, easyanimate_infer, easyanimate_requirements, easyanimate_train
+
+STAND_INS = REPO / "tests" / "data" / "stand_ins"
+
+
+def train_config(**changes) -> dict:
+    """The settings of upstream's configs/easyanimate_text_to_video/model_train.yaml."""
+    return {"type": "easyanimate", "home": str(STAND_INS / "EasyAnimate"), "env_manager": "none", **changes,
+            "train": {"tracker_config": {"project_name": "demo-bench", "experiment_name": "single-op"},
+                      "model_path": {"pretrained_model_name_or_path": "PixArt-alpha/PixArt-XL-2-512x512",
+                                     "transformer_path": "/models/easyanimate.safetensors", "lora_path": "/models/lora"},
+                      "dataset_path": {"dataset_name": "", "dataset_meta_name": "../../../pool; rm -rf / #.json"},
+                      "training_config": {"sample_size": 256, "mixed_precision": "bf16", "batch_size_per_gpu": 8,
+                                          "gradient_accumulation_steps": 1, "num_train_epochs": 1,
+                                          "dataloader_num_workers": 8, "seed": 42},
+                      "infer_config": {"image_size": 256, "prompt_info_path": "", "gpu_num": 1, "batch_size": 8,
+                                       "mixed_precision": "bf16", "video_num_per_prompt": 1, "seed": 42},
+                      "saving_config": {"output_dir": "../../../outputs/models", "output_video_dir": "../../../videos"}}}
+
+
+def make_job(tmp_path: Path, hook: str, extra: dict) -> tuple[JobRun, list[str]]:
+    records: list[str] = []
+    log = logging.getLogger(f"test_third_party.{tmp_path.name}")
+    log.setLevel(logging.INFO)
+    log.addHandler(type("Collect", (logging.Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    return JobRun(hook=hook, key="k", pipeline="p", meta_name="m", iteration=1, job_dir=job_dir, dj_configs=None,
+                  extra_configs=extra, log=log), records
+
+
+@pytest.fixture
+def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{STAND_INS / 'bin'}:{__import__('os').environ['PATH']}")
+
+
+def test_training_runs_the_script_with_upstreams_arguments_as_argv_and_parses_its_progress(tmp_path, gpu):
+    job, log = make_job(tmp_path, "TrainModelHook", train_config())
+    output = Path(easyanimate_train(job))
+    assert output == job.job_dir / "output" and (output / "checkpoint-3.safetensors").read_text() == "lora\n"
+    # Upstream's 14 arguments in order, the output directory the job's own; a value with shell syntax
+    # in it arrives as one argument, untouched.
+    assert (output / "arguments.txt").read_text().splitlines() == [
+        "PixArt-alpha/PixArt-XL-2-512x512", "/models/easyanimate.safetensors", "", "../../../pool; rm -rf / #.json",
+        "256", "bf16", "8", "1", "1", "8", "42", str(output), "demo-bench", "single-op"]
+    assert (output / "cwd.txt").read_text().strip() == str(STAND_INS / "EasyAnimate")  # run in the tool's tree
+    assert json.loads((job.job_dir / "train_log.json").read_text()) == [
+        {"step": 1, "loss": 0.412, "learning_rate": 0.0001}, {"step": 2, "loss": 0.305, "learning_rate": 5e-05},
+        {"step": 3, "loss": 0.251, "learning_rate": 2.5e-05}]
+    assert "11/24/2026 08:00:00 - INFO - __main__ - ***** Running training *****" in log
+    assert sum("step_loss=0.412" in line for line in log) == 1  # a redrawn step is logged once
+
+
+def test_inference_runs_infer_lora_and_returns_the_videos_directory(tmp_path, gpu):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat surfing\na dog skiing\n")
+    config = train_config()
+    config["train"]["infer_config"]["prompt_info_path"] = str(prompts)
+    job, log = make_job(tmp_path, "InferModelHook", config)
+    output = Path(easyanimate_infer(job))
+    assert sorted(p.name for p in output.glob("*.mp4")) == ["video_1.mp4", "video_2.mp4"]
+    assert (output / "arguments.txt").read_text().splitlines()[:3] == [
+        "PixArt-alpha/PixArt-XL-2-512x512", "/models/easyanimate.safetensors", "/models/lora"]
+    assert "generated 2 videos" in log
+
+
+def test_a_failing_tool_is_an_error_naming_the_script_and_its_exit_code(tmp_path, gpu, monkeypatch):
+    monkeypatch.setenv("STAND_IN_FAIL", "1")
+    job, log = make_job(tmp_path, "TrainModelHook", train_config())
+    with pytest.raises(RuntimeError, match=r"^EasyAnimate's train_lora.sh exited with code 3; its output is in the job log$"):
+        easyanimate_train(job)
+    assert "CUDA out of memory" in log
+
+
+def test_requirements_say_what_to_install_before_any_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no conda, no nvidia-smi
+    missing = easyanimate_requirements("train_lora.sh")(None, train_config(home=str(tmp_path / "EasyAnimate"), env_manager="conda"))
+    assert missing == [
+        f"EasyAnimate is not at {tmp_path / 'EasyAnimate'} (no train_lora.sh): clone it there with DJ-Sandbox's "
+        "thirdparty/models/setup_easyanimate.sh, or set extra_configs.home",
+        "conda is not on PATH: install it and create the environment with `conda env create -f envs/easyanimate.yaml`",
+        "EasyAnimate needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]
+    assert easyanimate_requirements("train_lora.sh")(None, train_config(env_manager="pip"))[0].startswith(
+        "extra_configs.env_manager must be one of conda, mamba, none")
+
+
+def test_with_the_tool_and_a_gpu_nothing_is_missing(gpu):
+    assert easyanimate_requirements("infer_lora.sh")(None, train_config()) == []
+
+
+def test_upstreams_train_config_carries_every_argument_the_script_takes():
+    path = UPSTREAM_CONFIGS / "easyanimate_text_to_video" / "model_train.yaml"
+    if not path.exists():
+        pytest.skip(f"DJ-Sandbox's example configs are not at {UPSTREAM_CONFIGS}")
+    from sandflow.hooks.third_party import TRAIN_ARGS, argument
+
+    train = yaml.safe_load(path.read_text())["train"]
+    assert [argument(train, dotted, Path("/out")) for dotted in TRAIN_ARGS][-3:] == ["/out", "demo-bench", "demo-single-op-model-train"]
+
+
+def test_progress_lines_match_tqdms_postfix_only():
+    assert PROGRESS.search("Steps:  50%|#####     | 5/10 [00:05<00:05,  1.00it/s, step_loss=nan, lr=1e-4]").groups() == ("5", "nan", "1e-4")
+    assert PROGRESS.search("Steps:  50%|#####     | 5/10 [00:05<00:05,  1.00it/s]") is None
