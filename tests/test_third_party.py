@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ import yaml
 
 from conftest import REPO, UPSTREAM_CONFIGS
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.third_party import PROGRESS, easyanimate_infer, easyanimate_requirements, easyanimate_train
+from sandflow.hooks.third_party import (PROGRESS, easyanimate_infer, easyanimate_requirements, easyanimate_train,
+                                        internvl_coco_caption_eval, internvl_requirements)
 
 STAND_INS = REPO / "tests" / "data" / "stand_ins"
 
@@ -49,7 +51,7 @@ def make_job(tmp_path: Path, hook: str, extra: dict) -> tuple[JobRun, list[str]]
 
 @pytest.fixture
 def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", f"{STAND_INS / 'bin'}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{STAND_INS / 'bin'}:{os.environ['PATH']}")
 
 
 def test_training_runs_the_script_with_upstreams_arguments_as_argv_and_parses_its_progress(tmp_path, gpu):
@@ -85,7 +87,7 @@ def test_inference_runs_infer_lora_and_returns_the_videos_directory(tmp_path, gp
 def test_a_failing_tool_is_an_error_naming_the_script_and_its_exit_code(tmp_path, gpu, monkeypatch):
     monkeypatch.setenv("STAND_IN_FAIL", "1")
     job, log = make_job(tmp_path, "TrainModelHook", train_config())
-    with pytest.raises(RuntimeError, match=r"^EasyAnimate's train_lora.sh exited with code 3; its output is in the job log$"):
+    with pytest.raises(RuntimeError, match=r"^train_lora.sh exited with code 3; its output is in the job log$"):
         easyanimate_train(job)
     assert "CUDA out of memory" in log
 
@@ -97,7 +99,7 @@ def test_requirements_say_what_to_install_before_any_job(tmp_path, monkeypatch):
         f"EasyAnimate is not at {tmp_path / 'EasyAnimate'} (no train_lora.sh): clone it there with DJ-Sandbox's "
         "thirdparty/models/setup_easyanimate.sh, or set extra_configs.home",
         "conda is not on PATH: install it and create the environment with `conda env create -f envs/easyanimate.yaml`",
-        "EasyAnimate needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]
+        "this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]
     assert easyanimate_requirements("train_lora.sh")(None, train_config(env_manager="pip"))[0].startswith(
         "extra_configs.env_manager must be one of conda, mamba, none")
 
@@ -119,3 +121,30 @@ def test_upstreams_train_config_carries_every_argument_the_script_takes():
 def test_progress_lines_match_tqdms_postfix_only():
     assert PROGRESS.search("Steps:  50%|#####     | 5/10 [00:05<00:05,  1.00it/s, step_loss=nan, lr=1e-4]").groups() == ("5", "nan", "1e-4")
     assert PROGRESS.search("Steps:  50%|#####     | 5/10 [00:05<00:05,  1.00it/s]") is None
+
+
+def test_internvl_caption_evaluation_runs_evaluate_sh_per_checkpoint_and_reads_its_scores(tmp_path, gpu):
+    checkpoints = [tmp_path / "ckpt_a", tmp_path / "ckpt_b"]
+    for checkpoint in checkpoints:
+        checkpoint.mkdir()
+    config = {"type": "internvl_coco_caption", "internvl_home": str(STAND_INS / "InternVL"), "env_manager": "none",
+              "num_gpus": 8, "ckpt_paths": [str(c) for c in checkpoints]}
+    assert internvl_requirements(None, config) == []
+    job, log = make_job(tmp_path, "EvaluateModelHook", config)
+    results = internvl_coco_caption_eval(job)
+    scores = {"Bleu_1": 0.812, "Bleu_2": 0.655, "Bleu_3": 0.512, "Bleu_4": 0.394, "METEOR": 0.301, "ROUGE_L": 0.598,
+              "CIDEr": 1.328}
+    assert results == [{**scores, "avg_score": pytest.approx(sum(scores.values()) / 7)}] * 2
+    chat_dir = STAND_INS / "InternVL" / "internvl_chat"
+    # Upstream's command: GPUS=<n> bash evaluate.sh <checkpoint relative to internvl_chat> caption-coco --dynamic.
+    log_0 = (job.job_dir / "eval_log_0.txt").read_text().splitlines()
+    assert log_0[:3] == ["GPUS: 8", f"CHECKPOINT: {os.path.relpath(checkpoints[0], chat_dir)}", "DATASET: caption-coco --dynamic"]
+    assert "CIDEr: 1.328" in log
+
+
+def test_internvl_requirements_name_the_home_to_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert internvl_requirements(None, {"internvl_home": "<internvl_home>", "env_manager": "none"}) == [
+        "InternVL is not at extra_configs.internvl_home ('<internvl_home>', no internvl_chat/evaluate.sh): "
+        "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it",
+        "this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]

@@ -106,7 +106,8 @@ HOOKS: dict[str, Hook] = {
              }),
         Hook("EvaluateModelHook", None, n_outputs=None, libraries=HF_TRAINING,
              components={"perplexity": Component(_lazy("sandflow.hooks.model_eval", "evaluate_perplexity")),
-                         "internvl_coco_caption": _third_party("#5")}),
+                         "internvl_coco_caption": Component(_lazy("sandflow.hooks.third_party", "internvl_coco_caption_eval"),
+                                                            requires=third_party.internvl_requirements, follows_previous=True)}),
     )
 }
 

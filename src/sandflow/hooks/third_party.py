@@ -1,4 +1,5 @@
-"""Third-party model systems run as the upstream tools themselves: EasyAnimate training and inference.
+"""Third-party model systems run as the upstream tools themselves: EasyAnimate training and inference,
+InternVL's COCO-caption evaluation.
 
 As in DJ-Sandbox, the job's extra_configs is the tool's config (e.g. upstream's
 configs/easyanimate_text_to_video/model_train.yaml) and the tool is a source tree, by default
@@ -23,7 +24,13 @@ Differences from upstream, and why:
   ``lr``) become ``train_log.json`` in the job directory, the format the report and wandb tracking
   read for every training job.
 
-Before any job runs, ``easyanimate_requirements`` checks the tool tree and its script, the
+EvaluateModelHook ``internvl_coco_caption`` runs ``GPUS=<num_gpus> bash evaluate.sh <checkpoint>
+caption-coco --dynamic`` in ``<internvl_home>/internvl_chat`` for each of ``ckpt_paths``, as upstream,
+keeps the tool's output as ``eval_log.txt`` (in the job directory, not the checkpoint's: a finished
+job's directory is never written to) and returns, per checkpoint, the scores the log reports
+(Bleu_1..4, METEOR, ROUGE_L, CIDEr) and their mean as ``avg_score``.
+
+Before any job runs, ``easyanimate_requirements`` (and ``internvl_requirements``) checks the tool tree and its script, the
 environment manager and a GPU (``nvidia-smi -L``), and says what to install when one is missing.
 """
 
@@ -62,12 +69,12 @@ def tool_home(config: dict[str, Any]) -> Path:
     return Path(config.get("home") or DEFAULT_HOME).resolve()
 
 
-def env_prefix(config: dict[str, Any]) -> list[str]:
+def env_prefix(config: dict[str, Any], default_env: str) -> list[str]:
     """The argv that runs a command inside the tool's environment."""
     manager = config.get("env_manager", "conda")
     if manager == "none":
         return []
-    return [manager, "run", "--no-capture-output", "-n", str(config.get("env_name") or "easyanimate")]
+    return [manager, "run", "--no-capture-output", "-n", str(config.get("env_name") or default_env)]
 
 
 def gpu_count() -> int:
@@ -80,27 +87,35 @@ def gpu_count() -> int:
     return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
 
 
+def environment_problems(config: dict[str, Any], env_file: str) -> list[str]:
+    """What keeps a tool's environment from being entered, and the GPU check every such tool needs."""
+    manager = config.get("env_manager", "conda")
+    if manager not in ENV_MANAGERS:
+        return [f"extra_configs.env_manager must be one of {', '.join(ENV_MANAGERS)}, got {manager!r}"]
+    missing = []
+    if manager != "none" and not shutil.which(manager):
+        missing.append(f"{manager} is not on PATH: install it and create the environment with "
+                       f"`{manager} env create -f envs/{env_file}`")
+    if gpu_count() == 0:
+        missing.append("this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here")
+    return missing
+
+
 def easyanimate_requirements(script: str) -> Any:
     """The requirement check of one EasyAnimate script (train_lora.sh or infer_lora.sh)."""
 
     def requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
         config = extra_configs if isinstance(extra_configs, dict) else {}
         missing = []
-        manager = config.get("env_manager", "conda")
-        if manager not in ENV_MANAGERS:
-            return [f"extra_configs.env_manager must be one of {', '.join(ENV_MANAGERS)}, got {manager!r}"]
+        if config.get("env_manager", "conda") not in ENV_MANAGERS:
+            return environment_problems(config, "easyanimate.yaml")
         if not isinstance(config.get("train"), dict):
             missing.append("extra_configs.train is missing: EasyAnimate reads its settings from that section")
         home = tool_home(config)
         if not (home / script).is_file():
             missing.append(f"EasyAnimate is not at {home} (no {script}): clone it there with DJ-Sandbox's "
                            "thirdparty/models/setup_easyanimate.sh, or set extra_configs.home")
-        if manager != "none" and not shutil.which(manager):
-            missing.append(f"{manager} is not on PATH: install it and create the environment with "
-                           f"`{manager} env create -f envs/easyanimate.yaml`")
-        if gpu_count() == 0:
-            missing.append("EasyAnimate needs an NVIDIA GPU, and `nvidia-smi -L` lists none here")
-        return missing
+        return missing + environment_problems(config, "easyanimate.yaml")
 
     return requirements
 
@@ -127,17 +142,25 @@ def lines_of(stream: Any) -> Iterator[str]:
         yield buffer
 
 
+def stream(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun) -> Iterator[str]:
+    """Run argv, yielding its output lines (stdout and stderr together); a failure names the tool and code."""
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield from lines_of(process.stdout)
+    code = process.wait()
+    if code:
+        raise RuntimeError(f"{Path(argv[argv.index('bash') + 1]).name} exited with code {code}; its output is in the job log")
+
+
 def run_tool(job: JobRun, script: str, arguments: tuple[str, ...]) -> tuple[Path, list[dict[str, Any]]]:
     """Run the script in the tool's tree and environment; (its output directory, the parsed progress)."""
     config = job.extra_configs or {}
     output = job.job_dir / "output"
     output.mkdir()
-    argv = [*env_prefix(config), "bash", str(tool_home(config) / script),
+    argv = [*env_prefix(config, "easyanimate"), "bash", str(tool_home(config) / script),
             *(argument(config["train"], dotted, output) for dotted in arguments)]
     job.log.info("running %s", argv)
     progress: dict[int, dict[str, Any]] = {}
-    process = subprocess.Popen(argv, cwd=tool_home(config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in lines_of(process.stdout):
+    for line in stream(argv, tool_home(config), None, job):
         match = PROGRESS.search(line)
         if match:
             step = int(match.group(1))
@@ -146,9 +169,6 @@ def run_tool(job: JobRun, script: str, arguments: tuple[str, ...]) -> tuple[Path
             progress[step] = {"step": step, "loss": float(match.group(2)), "learning_rate": float(match.group(3))}
         else:
             job.log.info("%s", line.rstrip())
-    code = process.wait()
-    if code:
-        raise RuntimeError(f"EasyAnimate's {script} exited with code {code}; its output is in the job log")
     return output, [progress[step] for step in sorted(progress)]
 
 
@@ -161,3 +181,51 @@ def easyanimate_train(job: JobRun) -> str:
 def easyanimate_infer(job: JobRun) -> str:
     output, _ = run_tool(job, "infer_lora.sh", INFER_ARGS)
     return str(output)
+
+
+# ---- InternVL COCO caption evaluation ---------------------------------------------------------------
+
+CAPTION_SCORES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+
+
+def internvl_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
+    config = extra_configs if isinstance(extra_configs, dict) else {}
+    home = config.get("internvl_home")
+    missing = []
+    if not isinstance(home, str) or not (Path(home) / "internvl_chat" / "evaluate.sh").is_file():
+        missing.append(f"InternVL is not at extra_configs.internvl_home ({home!r}, no internvl_chat/evaluate.sh): "
+                       "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it")
+    return missing + environment_problems(config, "internvl.yaml")
+
+
+def caption_scores(log_text: str) -> dict[str, float]:
+    """The scores InternVL's caption evaluation prints ("CIDEr: 1.05"), and their mean, as upstream."""
+    scores = {}
+    for name in CAPTION_SCORES:
+        found = re.findall(rf"{name}: (.*?)\n", log_text)
+        if found:
+            scores[name] = float(found[0])
+    if scores:
+        scores["avg_score"] = sum(scores.values()) / len(scores)
+    return scores
+
+
+def internvl_coco_caption_eval(job: JobRun) -> list[dict[str, float]]:
+    config = job.extra_configs or {}
+    chat_dir = Path(config["internvl_home"]).resolve() / "internvl_chat"
+    paths = config.get("ckpt_paths") or []
+    results = []
+    for number, checkpoint in enumerate([paths] if isinstance(paths, str) else paths):
+        if not os.path.exists(checkpoint):
+            raise ValueError(f"extra_configs.ckpt_paths[{number}]: no such checkpoint: {checkpoint}")
+        argv = [*env_prefix(config, "internvl"), "bash", str(chat_dir / "evaluate.sh"),
+                os.path.relpath(checkpoint, chat_dir), "caption-coco", "--dynamic"]
+        env = {**os.environ, "GPUS": str(config.get("num_gpus") or gpu_count())}
+        job.log.info("running %s (GPUS=%s)", argv, env["GPUS"])
+        log_path = job.job_dir / f"eval_log_{number}.txt"
+        with open(log_path, "w") as log_file:
+            for line in stream(argv, chat_dir, env, job):
+                job.log.info("%s", line)
+                log_file.write(line + "\n")
+        results.append(caption_scores(log_path.read_text()))
+    return results
