@@ -226,7 +226,7 @@ def _dataset_pairs(job: JobRun) -> list[tuple[str, str]]:
     return list(zip(predicted, truth))
 
 
-def _score_each(job: JobRun, pred_key_name: str, truth_key_name: str,
+def score_each(job: JobRun, pred_key_name: str, truth_key_name: str,
                 score: Callable[[Samples, Samples, str, str], dict[str, Any]]) -> list[dict[str, Any]]:
     """One result per (predicted, ground truth) dataset pair: their paths, then score(...)'s metrics."""
     extra = job.extra_configs or {}
@@ -244,14 +244,14 @@ def _score_each(job: JobRun, pred_key_name: str, truth_key_name: str,
 
 def accuracy_evaluator(job: JobRun) -> tuple[list[dict[str, Any]], float]:
     """EvaluateDataHook type 'accuracy': (one result per predicted dataset, the best accuracy)."""
-    results = _score_each(job, "predicted_label_key", "ground_truth_label_key",
+    results = score_each(job, "predicted_label_key", "ground_truth_label_key",
                           lambda *args: {"accuracy": accuracy(*args)})
     return results, max(r["accuracy"] for r in results)
 
 
 def mse_evaluator(job: JobRun) -> tuple[list[dict[str, Any]], float]:
     """EvaluateDataHook type 'mse': (one result per predicted dataset, the lowest mse)."""
-    results = _score_each(job, "predicted_value_key", "ground_truth_value_key",
+    results = score_each(job, "predicted_value_key", "ground_truth_value_key",
                           lambda *args: dict(zip(("mse", "format_error"), mse(*args))))
     return results, min(r["mse"] for r in results)
 

@@ -99,6 +99,7 @@ HOOKS: dict[str, Hook] = {
              components={
                  "accuracy": Component(_lazy("sandflow.hooks.data_evaluators", "accuracy_evaluator"), n_outputs=2),
                  "mse": Component(_lazy("sandflow.hooks.data_evaluators", "mse_evaluator"), n_outputs=2),
+                 "coco_caption": Component(_lazy("sandflow.hooks.caption_metrics", "coco_caption_evaluator"), n_outputs=2),
                  "dj_text_quality_classifier": Component(_lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
                                                          requires=data_evaluators.quality_classifier_requirements),
                  "vbench_video_evaluator": _third_party("#5"),
