@@ -18,7 +18,8 @@ import yaml
 from conftest import REPO, UPSTREAM_CONFIGS
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.third_party import (PROGRESS, easyanimate_infer, easyanimate_requirements, easyanimate_train,
-                                        internvl_coco_caption_eval, internvl_requirements)
+                                        internvl_coco_caption_eval, internvl_requirements, vbench_requirements,
+                                        vbench_video_evaluator)
 
 STAND_INS = REPO / "tests" / "data" / "stand_ins"
 
@@ -148,3 +149,30 @@ def test_internvl_requirements_name_the_home_to_set(tmp_path, monkeypatch):
         "InternVL is not at extra_configs.internvl_home ('<internvl_home>', no internvl_chat/evaluate.sh): "
         "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it",
         "this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]
+
+
+def test_vbench_evaluates_each_dimension_and_returns_the_mean(tmp_path, gpu):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    config = {"type": "vbench_video_evaluator", "env_manager": "none", "full_json_dir": "VBench_mini_info.json",
+              "videos_path": str(videos), "eval_name": "mini_test", "num_gpus": 1,
+              "dimension_list": ["subject_consistency", "dynamic_degree"]}
+    assert vbench_requirements(None, config) == []
+    job, log = make_job(tmp_path, "EvaluateDataHook", config)
+    mean = vbench_video_evaluator(job)
+    detail = {"subject_consistency": 0.19, "dynamic_degree": 0.14}  # the stand-in's score: len(name) / 100
+    assert mean == pytest.approx(sum(detail.values()) / 2)
+    merged = json.loads((job.job_dir / "eval_results" / "mini_test_merged_results.json").read_text())
+    assert merged == {"mean_score": pytest.approx(mean), "detail": pytest.approx(detail)}
+    assert "ngpus=1 load_ckpt_from_local=False" in log
+
+
+def test_vbench_requirements_and_failure(tmp_path, gpu):
+    assert vbench_requirements(None, {"env_manager": "none", "dimension_list": []}) == [
+        "extra_configs.full_json_dir is missing: VBench needs it", "extra_configs.videos_path is missing: VBench needs it",
+        "extra_configs.dimension_list must list the VBench dimensions to evaluate"]
+    config = {"env_manager": "none", "full_json_dir": "x.json", "videos_path": str(tmp_path / "none"), "dimension_list": ["color"]}
+    job, log = make_job(tmp_path, "EvaluateDataHook", config)
+    with pytest.raises(RuntimeError, match=r"^vbench exited with code 1; its output is in the job log$"):
+        vbench_video_evaluator(job)
+    assert f"no videos at {tmp_path / 'none'}" in log

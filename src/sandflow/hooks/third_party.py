@@ -1,5 +1,5 @@
 """Third-party model systems run as the upstream tools themselves: EasyAnimate training and inference,
-InternVL's COCO-caption evaluation.
+InternVL's COCO-caption evaluation, VBench.
 
 As in DJ-Sandbox, the job's extra_configs is the tool's config (e.g. upstream's
 configs/easyanimate_text_to_video/model_train.yaml) and the tool is a source tree, by default
@@ -30,7 +30,12 @@ keeps the tool's output as ``eval_log.txt`` (in the job directory, not the check
 job's directory is never written to) and returns, per checkpoint, the scores the log reports
 (Bleu_1..4, METEOR, ROUGE_L, CIDEr) and their mean as ``avg_score``.
 
-Before any job runs, ``easyanimate_requirements`` (and ``internvl_requirements``) checks the tool tree and its script, the
+EvaluateDataHook ``vbench_video_evaluator`` runs ``vbench evaluate --ngpus ... --dimension <d> ...``
+once per ``dimension_list`` entry, as upstream, reads each dimension's score from the results file
+VBench names in its log, writes ``<eval_name>_merged_results.json`` ({mean_score, detail}) and returns
+the mean score. Its ``output_path`` is the job's ``eval_results`` directory.
+
+Before any job runs, ``easyanimate_requirements`` (and ``internvl_requirements``, ``vbench_requirements``) checks the tool tree and its script, the
 environment manager and a GPU (``nvidia-smi -L``), and says what to install when one is missing.
 """
 
@@ -142,13 +147,14 @@ def lines_of(stream: Any) -> Iterator[str]:
         yield buffer
 
 
-def stream(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun) -> Iterator[str]:
+def stream(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun, tool: str | None = None) -> Iterator[str]:
     """Run argv, yielding its output lines (stdout and stderr together); a failure names the tool and code."""
     process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield from lines_of(process.stdout)
     code = process.wait()
     if code:
-        raise RuntimeError(f"{Path(argv[argv.index('bash') + 1]).name} exited with code {code}; its output is in the job log")
+        name = tool or Path(argv[argv.index("bash") + 1]).name  # a script run with bash, or the tool's command
+        raise RuntimeError(f"{name} exited with code {code}; its output is in the job log")
 
 
 def run_tool(job: JobRun, script: str, arguments: tuple[str, ...]) -> tuple[Path, list[dict[str, Any]]]:
@@ -229,3 +235,47 @@ def internvl_coco_caption_eval(job: JobRun) -> list[dict[str, float]]:
                 log_file.write(line + "\n")
         results.append(caption_scores(log_path.read_text()))
     return results
+
+
+# ---- VBench ------------------------------------------------------------------------------------------
+
+VBENCH_RESULTS = re.compile(r"Evaluation results saved to (.*?)\.json")
+
+
+def vbench_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
+    config = extra_configs if isinstance(extra_configs, dict) else {}
+    missing = [f"extra_configs.{key} is missing: VBench needs it" for key in ("full_json_dir", "videos_path")
+               if not isinstance(config.get(key), str)]
+    dimensions = config.get("dimension_list")
+    if not isinstance(dimensions, list) or not dimensions or not all(isinstance(d, str) for d in dimensions):
+        missing.append("extra_configs.dimension_list must list the VBench dimensions to evaluate")
+    if config.get("env_manager", "conda") == "none" and not shutil.which("vbench"):
+        missing.append("vbench is not on PATH: `pip install vbench` (or use env_manager conda with envs/vbench.yaml)")
+    return missing + environment_problems(config, "vbench.yaml")
+
+
+def vbench_video_evaluator(job: JobRun) -> float:
+    config = job.extra_configs or {}
+    output = job.job_dir / "eval_results"
+    output.mkdir()
+    detail: dict[str, float] = {}
+    for dimension in config["dimension_list"]:
+        argv = [*env_prefix(config, "vbench"), "vbench", "evaluate", "--ngpus", str(config.get("num_gpus") or gpu_count()),
+                "--full_json_dir", str(config["full_json_dir"]), "--output_path", str(output),
+                "--videos_path", str(config["videos_path"]), "--dimension", dimension,
+                "--load_ckpt_from_local", str(bool(config.get("load_ckpt_from_local", False)))]
+        job.log.info("running %s", argv)
+        results_file = None
+        with open(output / f"eval_log_{dimension}.txt", "w") as log_file:
+            for line in stream(argv, Path.cwd(), None, job, tool="vbench"):
+                job.log.info("%s", line)
+                log_file.write(line + "\n")
+                found = VBENCH_RESULTS.search(line)
+                results_file = results_file or (found and f"{found.group(1)}.json")
+        if results_file is None:
+            raise RuntimeError(f"VBench's log for {dimension} names no results file (eval_results/eval_log_{dimension}.txt)")
+        detail[dimension] = float(json.loads(Path(results_file).read_text())[dimension][0])
+    merged = {"mean_score": sum(detail.values()) / len(detail), "detail": detail}
+    name = config.get("eval_name", "vbench_evaluator")
+    (output / f"{name}_merged_results.json").write_text(json.dumps(merged, indent=2) + "\n")
+    return merged["mean_score"]
