@@ -18,8 +18,8 @@ import yaml
 from conftest import REPO, UPSTREAM_CONFIGS
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.third_party import (PROGRESS, easyanimate_infer, easyanimate_requirements, easyanimate_train,
-                                        internvl_coco_caption_eval, internvl_requirements, vbench_requirements,
-                                        vbench_video_evaluator)
+                                        internvl_coco_caption_eval, internvl_requirements, trinity_requirements,
+                                        trinity_rft_train, vbench_requirements, vbench_video_evaluator)
 
 STAND_INS = REPO / "tests" / "data" / "stand_ins"
 
@@ -176,3 +176,21 @@ def test_vbench_requirements_and_failure(tmp_path, gpu):
     with pytest.raises(RuntimeError, match=r"^vbench exited with code 1; its output is in the job log$"):
         vbench_video_evaluator(job)
     assert f"no videos at {tmp_path / 'none'}" in log
+
+
+def test_trinity_trains_from_a_copy_of_its_config_that_checkpoints_into_the_job(tmp_path, gpu):
+    trinity_config = tmp_path / "trinity.yaml"
+    trinity_config.write_text("project: gsm8k\ncheckpoint_root_dir: /somewhere/else\n")
+    config = {"type": "trinity-rft", "env_manager": "none", "trinity_config_path": str(trinity_config)}
+    assert trinity_requirements(None, config) == []
+    job, log = make_job(tmp_path, "TrainModelHook", config)
+    checkpoints = Path(trinity_rft_train(job))
+    assert checkpoints == job.job_dir / "checkpoints" and (checkpoints / "global_step_2").is_dir()
+    assert yaml.safe_load((job.job_dir / "trinity_config.yaml").read_text()) == {
+        "project": "gsm8k", "checkpoint_root_dir": str(checkpoints)}
+    assert json.loads((job.job_dir / "train_log.json").read_text()) == [
+        {"step": 1, "actor/pg_loss": 0.52, "perf/throughput": 1200.5},
+        {"step": 2, "actor/pg_loss": 0.47, "perf/throughput": 1200.5}]
+    assert "project gsm8k done" in log
+    assert trinity_requirements(None, {"env_manager": "none"})[0].startswith(
+        "extra_configs.trinity_config_path names no file (None)")

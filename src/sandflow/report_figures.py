@@ -76,6 +76,8 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
         for png in sorted(job_dir.rglob("*.png")):
             shutil.copyfile(png, figures / f"{prefix}.{png.relative_to(job_dir).as_posix().replace('/', '.')}")
         for name, entries in training_curves(job["job_dir"], job["meta_name"]):
+            if not any(isinstance(entry.get("loss"), (int, float)) for entry in entries):
+                continue  # a log without a loss (Trinity-RFT's records) is in wandb, not plotted here
             model = name.split("/", 1)[1]
             plot_training_curve(entries, f"{job['pipeline']}.{job['meta_name']}: {model}",
                                 figures / f"{prefix}.{model}.{TRAIN_LOG.removesuffix('.json')}.png")

@@ -1,5 +1,5 @@
 """Third-party model systems run as the upstream tools themselves: EasyAnimate training and inference,
-InternVL's COCO-caption evaluation, VBench.
+InternVL's COCO-caption evaluation, VBench, Trinity-RFT.
 
 As in DJ-Sandbox, the job's extra_configs is the tool's config (e.g. upstream's
 configs/easyanimate_text_to_video/model_train.yaml) and the tool is a source tree, by default
@@ -35,7 +35,12 @@ once per ``dimension_list`` entry, as upstream, reads each dimension's score fro
 VBench names in its log, writes ``<eval_name>_merged_results.json`` ({mean_score, detail}) and returns
 the mean score. Its ``output_path`` is the job's ``eval_results`` directory.
 
-Before any job runs, ``easyanimate_requirements`` (and ``internvl_requirements``, ``vbench_requirements``) checks the tool tree and its script, the
+TrainModelHook ``trinity-rft`` runs ``trinity run --config <trinity_config_path>``, as upstream, on a
+copy of that config whose ``checkpoint_root_dir`` is the job's ``checkpoints`` directory (returned, as
+upstream returns that key); the trainer's ``Step N: {...}`` monitor lines become ``train_log.json``.
+
+Before any job runs, ``easyanimate_requirements`` (and ``internvl_requirements``, ``vbench_requirements``,
+``trinity_requirements``) checks the tool tree and its script, the
 environment manager and a GPU (``nvidia-smi -L``), and says what to install when one is missing.
 """
 
@@ -279,3 +284,50 @@ def vbench_video_evaluator(job: JobRun) -> float:
     name = config.get("eval_name", "vbench_evaluator")
     (output / f"{name}_merged_results.json").write_text(json.dumps(merged, indent=2) + "\n")
     return merged["mean_score"]
+
+
+# ---- Trinity-RFT ---------------------------------------------------------------------------------------
+
+# "(Trainer pid=3839503) INFO 05-08 11:11:13 monitor.py:96] Step 12: {'actor/pg_loss': 0.1, ...}"
+TRINITY_STEP = re.compile(r"^\(Trainer pid=\d+\) INFO .*? monitor\.py:\d+\] Step (\d+): (\{.*\})\s*$")
+
+
+def trinity_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
+    config = extra_configs if isinstance(extra_configs, dict) else {}
+    path = config.get("trinity_config_path")
+    missing = [] if isinstance(path, str) and os.path.isfile(path) else [
+        f"extra_configs.trinity_config_path names no file ({path!r}): Trinity-RFT trains from that config"]
+    if config.get("env_manager", "conda") == "none" and not shutil.which("trinity"):
+        missing.append("trinity is not on PATH: `pip install trinity-rft` (or use env_manager conda with envs/trinity.yaml)")
+    return missing + environment_problems(config, "trinity.yaml")
+
+
+def trinity_record(text: str) -> dict[str, float]:
+    """The numbers of a monitor record (printed as a Python dict: single quotes, as upstream reads it)."""
+    try:
+        record = json.loads(text.replace("'", '"'))
+    except ValueError:
+        return {}
+    return {key: float(value) for key, value in record.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def trinity_rft_train(job: JobRun) -> str:
+    import yaml
+
+    config = job.extra_configs or {}
+    trinity_config = yaml.safe_load(Path(config["trinity_config_path"]).read_text()) or {}
+    checkpoints = job.job_dir / "checkpoints"
+    trinity_config["checkpoint_root_dir"] = str(checkpoints)
+    run_config = job.job_dir / "trinity_config.yaml"
+    run_config.write_text(yaml.safe_dump(trinity_config, sort_keys=False))
+    argv = [*env_prefix(config, "trinity"), "trinity", "run", "--config", str(run_config)]
+    job.log.info("running %s", argv)
+    steps = []
+    for line in stream(argv, Path.cwd(), None, job, tool="trinity"):
+        job.log.info("%s", line)
+        found = TRINITY_STEP.match(line.strip())
+        if found:
+            steps.append({"step": int(found.group(1)), **trinity_record(found.group(2))})
+    (job.job_dir / "train_log.json").write_text(json.dumps(steps, indent=2) + "\n")
+    return str(checkpoints)
