@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -52,6 +55,25 @@ def job_counts(result: subprocess.CompletedProcess) -> dict[str, int]:
         name, count = line.split()
         counts[name] = int(count)
     return counts
+
+
+@contextlib.contextmanager
+def chat_server(answer: Callable[[list[dict[str, str]]], str]) -> Iterator["ChatServer"]:
+    """sandflow.loopback_chat serving ``answer`` on a free port of 127.0.0.1 while the block runs."""
+    from sandflow.loopback_chat import ChatServer
+
+    server = ChatServer(answer=answer).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def copy_from_repo(directory: Path, *paths: str) -> Path:
+    """Copy these directories of the repository into ``directory``, at the same relative paths."""
+    for path in paths:
+        shutil.copytree(REPO / path, directory / path)
+    return directory
 
 
 def finished_counts(result: subprocess.CompletedProcess) -> dict[str, int]:

@@ -10,7 +10,6 @@ computed with the grader.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, job_counts, snakemake
+from conftest import REPO, chat_server, copy_from_repo, job_counts, snakemake
 from sandflow.loopback_chat import ChatServer, load_answer
 
 CONFIG = "configs/apo/sandbox.yaml"
@@ -201,16 +200,13 @@ def test_a_failing_answer_function_is_a_client_error():
 
 @pytest.fixture(scope="module")
 def served(grade):
-    server = ChatServer(answer=grade).start()
-    yield server
-    server.stop()
+    with chat_server(grade) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory, served: ChatServer) -> Path:
-    directory = tmp_path_factory.mktemp("apo")
-    shutil.copytree(REPO / "configs/apo", directory / "configs/apo")
-    shutil.copytree(REPO / "configs/data/apo", directory / "configs/data/apo")
+    directory = copy_from_repo(tmp_path_factory.mktemp("apo"), "configs/apo", "configs/data/apo")
     config_path = directory / CONFIG
     config = yaml.safe_load(config_path.read_text())
     inference = config["pipelines"][0]["grader_model_prompt_optimization"]["execution_job_configs"][2]

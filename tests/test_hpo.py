@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, job_counts, snakemake, snakemake_env
+from conftest import REPO, copy_from_repo, job_counts, snakemake, snakemake_env
 from sandflow.config import ConfigError, load_config
 from sandflow.hpo import load_hpo, trials
 from sandflow.plan import plan_config
@@ -124,10 +123,7 @@ def test_a_search_that_does_not_fit_the_config_names_its_place(tmp_path: Path, m
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("hpo")
-    shutil.copytree(REPO / "configs/hpo", directory / "configs/hpo")
-    shutil.copytree(REPO / "configs/data/hpo", directory / "configs/data/hpo")
-    return directory
+    return copy_from_repo(tmp_path_factory.mktemp("hpo"), "configs/hpo", "configs/data/hpo")
 
 
 def sample_mse(run_dir: Path, trial: int) -> float:
@@ -169,8 +165,7 @@ def test_changing_the_goal_reranks_without_running_a_trial(run_dir: Path):
 
 @pytest.mark.slow
 def test_a_bayes_search_of_ten_trials_runs_with_optuna_and_resumes_without_rerunning(tmp_path: Path):
-    shutil.copytree(REPO / "configs/hpo", tmp_path / "configs/hpo")
-    shutil.copytree(REPO / "configs/data/hpo", tmp_path / "configs/data/hpo")
+    copy_from_repo(tmp_path, "configs/hpo", "configs/data/hpo")
     command = [sys.executable, "-m", "sandflow.hpo_search", "--configfile", CONFIG,
                "--hpo-config", "configs/hpo/bayes_search.yaml", "--batch", "5"]
     first = subprocess.run(command, cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=900)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, finished_counts, job_counts, snakemake
+from conftest import REPO, chat_server, copy_from_repo, finished_counts, job_counts, snakemake
 from sandflow.config import ConfigError, load_config
 from sandflow.iterations import decide, decision_path
 from sandflow.loopback_chat import ChatServer, load_answer
@@ -132,17 +131,13 @@ def test_bad_iteration_settings_name_their_place(tmp_path: Path, monkeypatch, ch
 
 @pytest.fixture(scope="module")
 def served():
-    server = ChatServer(answer=load_answer(f"{REPO / 'configs/iterate/assistant.py'}:reply")).start()
-    yield server
-    server.stop()
+    with chat_server(load_answer(f"{REPO / 'configs/iterate/assistant.py'}:reply")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory, served: ChatServer) -> Path:
-    directory = tmp_path_factory.mktemp("iterate")
-    shutil.copytree(REPO / "configs/iterate", directory / "configs/iterate")
-    shutil.copytree(REPO / "configs/apo", directory / "configs/apo")
-    shutil.copytree(REPO / "configs/data/apo", directory / "configs/data/apo")
+    directory = copy_from_repo(tmp_path_factory.mktemp("iterate"), "configs/iterate", "configs/apo", "configs/data/apo")
     text = (directory / CONFIG).read_text()
     assert text.count("http://127.0.0.1:8766/v1") == 2
     (directory / CONFIG).write_text(text.replace("http://127.0.0.1:8766/v1", served.url))  # this run's free port
