@@ -104,6 +104,9 @@ def track(spec: dict[str, Any], output: str) -> list[dict[str, Any]]:
     trial_values = {trial["number"]: trial["values"] for trial in spec.get("trials", [])}
     tracked = [log_run(wandb, settings, trial, pipeline, jobs, trial_values.get(trial))
                for (trial, pipeline), jobs in runs(spec).items()]
+    # run.finish() returns before wandb's service has flushed and closed the run files; stopping the
+    # service waits for that, so the files are complete once the rule's output exists.
+    wandb.teardown()
     write_text_atomic(output, json.dumps({"mode": settings["mode"], "runs": tracked}, indent=2) + "\n")
     return tracked
 
