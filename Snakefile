@@ -35,7 +35,7 @@ SANDFLOW.forced_reruns = forced_reruns
 if workflow.is_main_process and SANDFLOW.plan.pending_note:
     print(f"sandflow: note: {SANDFLOW.plan.pending_note}", file=sys.stderr)
 # Threads, resources and conda env of each job (envs are used only with --sdm conda).
-JOB_RESOURCES = RuleResources(SANDFLOW.jobs)
+JOB_RESOURCES = RuleResources(SANDFLOW.jobs, final=not SANDFLOW.plan.config.iter_targets)
 
 
 wildcard_constraints:

@@ -13,15 +13,11 @@ rule evaluate_data:
         SANDFLOW.job_log("EvaluateDataHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("EvaluateDataHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("EvaluateDataHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("EvaluateDataHook")
     script:
         "../scripts/run_job.py"
 
@@ -34,14 +30,10 @@ rule evaluate_model:
         SANDFLOW.job_log("EvaluateModelHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("EvaluateModelHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("EvaluateModelHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("EvaluateModelHook")
     script:
         "../scripts/run_job.py"

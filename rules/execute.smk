@@ -13,15 +13,11 @@ rule process_data:
         SANDFLOW.job_log("ProcessDataHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("ProcessDataHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("ProcessDataHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("ProcessDataHook")
     script:
         "../scripts/run_job.py"
 
@@ -34,15 +30,11 @@ rule data_pool_manipulation:
         SANDFLOW.job_log("DataPoolManipulationHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("DataPoolManipulationHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("DataPoolManipulationHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("DataPoolManipulationHook")
     script:
         "../scripts/run_job.py"
 
@@ -55,15 +47,11 @@ rule general_data_executor:
         SANDFLOW.job_log("GeneralDataExecutorHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("GeneralDataExecutorHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("GeneralDataExecutorHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("GeneralDataExecutorHook")
     script:
         "../scripts/run_job.py"
 
@@ -76,15 +64,11 @@ rule train_model:
         SANDFLOW.job_log("TrainModelHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("TrainModelHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("TrainModelHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("TrainModelHook")
     script:
         "../scripts/run_job.py"
 
@@ -97,14 +81,10 @@ rule infer_model:
         SANDFLOW.job_log("InferModelHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("InferModelHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("InferModelHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("InferModelHook")
     script:
         "../scripts/run_job.py"

@@ -13,15 +13,11 @@ rule probe_via_analyzer:
         SANDFLOW.job_log("ProbeViaAnalyzerHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("ProbeViaAnalyzerHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("ProbeViaAnalyzerHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("ProbeViaAnalyzerHook")
     script:
         "../scripts/run_job.py"
 
@@ -34,15 +30,11 @@ rule probe_via_model_infer:
         SANDFLOW.job_log("ProbeViaModelInferHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("ProbeViaModelInferHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("ProbeViaModelInferHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("ProbeViaModelInferHook")
     script:
         "../scripts/run_job.py"
 
@@ -55,14 +47,10 @@ rule general_probe:
         SANDFLOW.job_log("GeneralProbeHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("GeneralProbeHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("GeneralProbeHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("GeneralProbeHook")
     script:
         "../scripts/run_job.py"

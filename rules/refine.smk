@@ -13,15 +13,11 @@ rule refine_recipe_via_k_sigma:
         SANDFLOW.job_log("RefineRecipeViaKSigmaHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("RefineRecipeViaKSigmaHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("RefineRecipeViaKSigmaHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("RefineRecipeViaKSigmaHook")
     script:
         "../scripts/run_job.py"
 
@@ -34,14 +30,10 @@ rule refine_recipe_via_model_feedback:
         SANDFLOW.job_log("RefineRecipeViaModelFeedbackHook"),
     params:
         spec=SANDFLOW.get_job_spec,
-    threads: JOB_RESOURCES.get_threads
+    threads: JOB_RESOURCES.threads_of("RefineRecipeViaModelFeedbackHook")
     resources:
-        mem_mb=JOB_RESOURCES.get_mem_mb,
-        runtime=JOB_RESOURCES.get_runtime,
-        gpu=JOB_RESOURCES.get_gpu,
-        gpu_model=JOB_RESOURCES.get_gpu_model,
-        cpus_per_gpu=JOB_RESOURCES.get_cpus_per_gpu,
+        **JOB_RESOURCES.resources_of("RefineRecipeViaModelFeedbackHook"),
     conda:
-        JOB_RESOURCES.get_conda_env
+        JOB_RESOURCES.conda_env_of("RefineRecipeViaModelFeedbackHook")
     script:
         "../scripts/run_job.py"

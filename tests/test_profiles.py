@@ -140,12 +140,11 @@ def test_every_rule_that_runs_code_names_a_conda_env_file():
 def test_every_hook_rule_takes_threads_resources_and_conda_env_from_its_job():
     rules = hook_rules()
     assert set(rules.values()) == set(HOOKS)
-    for rule in rules:
+    for rule, hook in rules.items():
         body = rule_bodies()[rule]
-        assert "threads: JOB_RESOURCES.get_threads" in body, rule
-        for resource in ("mem_mb", "runtime", "gpu", "gpu_model", "cpus_per_gpu"):
-            assert f"{resource}=JOB_RESOURCES.get_{resource}," in body, (rule, resource)
-        assert re.search(r"conda:\n\s+JOB_RESOURCES\.get_conda_env\n", body), rule
+        assert f'threads: JOB_RESOURCES.threads_of("{hook}")' in body, rule
+        assert f'resources:\n        **JOB_RESOURCES.resources_of("{hook}"),\n' in body, rule
+        assert f'conda:\n        JOB_RESOURCES.conda_env_of("{hook}")\n' in body, rule
 
 
 def test_every_hook_and_component_names_an_existing_env_file():
@@ -182,19 +181,32 @@ def fake_jobs(**jobs: tuple[str, str | None, dict]) -> dict:
             for key, (hook, kind, asked) in jobs.items()}
 
 
-def test_rule_callables_answer_per_job_and_leave_gpu_settings_out_of_cpu_jobs():
+def test_rules_get_callables_per_job_when_jobs_differ_and_leave_gpu_settings_out_of_cpu_jobs():
     resources = RuleResources(fake_jobs(
         a=("ProcessDataHook", None, {"threads": 2}),
         b=("TrainModelHook", "huggingface", {"gpu_model": "h100"}),
         c=("TrainModelHook", "huggingface", {"gpu": 0, "gpu_model": "h100"}),
-    ))
+    ), final=True)
     a, b, c = (SimpleNamespace(key=key) for key in "abc")
-    assert (resources.get_threads(a), resources.get_mem_mb(a), resources.get_gpu(a)) == (2, 4096, 0)
-    assert resources.get_conda_env(a) == "../envs/data-juicer.yaml"
-    assert (resources.get_gpu(b), resources.get_gpu_model(b), resources.get_cpus_per_gpu(b)) == (1, "h100", 8)
-    assert resources.get_conda_env(b) == "../envs/training.yaml"
+    # one ProcessDataHook job: plain values
+    assert resources.threads_of("ProcessDataHook") == 2
+    assert resources.conda_env_of("ProcessDataHook") == "../envs/data-juicer.yaml"
+    assert resources.resources_of("ProcessDataHook") == {"mem_mb": 4096, "runtime": 60, "gpu": 0}
+    # two TrainModelHook jobs that differ in their GPU: per job where they differ
+    train = resources.resources_of("TrainModelHook")
+    assert (train["mem_mb"], resources.threads_of("TrainModelHook")) == (65536, 8)
+    assert (train["gpu"](b), train["gpu_model"](b), train["cpus_per_gpu"](b)) == (1, "h100", 8)
     # gpu 0: no --gpus=<model>:1 and no --cpus-per-gpu from the SLURM executor
-    assert (resources.get_gpu(c), resources.get_gpu_model(c), resources.get_cpus_per_gpu(c)) == (0, None, None)
+    assert (train["gpu"](c), train["gpu_model"](c), train["cpus_per_gpu"](c)) == (0, None, None)
+    assert resources.conda_env_of("TrainModelHook") == "../envs/training.yaml"
+
+
+def test_a_plan_that_grows_at_run_time_always_gets_callables():
+    jobs = fake_jobs(a=("ProcessDataHook", None, {}))
+    resources = RuleResources(jobs, final=False)
+    threads = resources.threads_of("ProcessDataHook")
+    jobs.update(fake_jobs(b=("ProcessDataHook", None, {"threads": 4})))  # a later iteration
+    assert (threads(SimpleNamespace(key="a")), threads(SimpleNamespace(key="b"))) == (1, 4)
 
 
 def test_planned_jobs_get_their_resources_by_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
@@ -202,10 +214,9 @@ def test_planned_jobs_get_their_resources_by_key(monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(tmp_path)
     plan = plan_config(load_config_file("tests/data/slurm/sandbox.yaml"))
     (job,) = plan.unique_jobs()
-    resources = RuleResources(plan.by_key)
-    wildcards = SimpleNamespace(key=job.key)
-    assert resources.get_conda_env(wildcards) == "../envs/data-juicer.yaml"
-    assert (resources.get_threads(wildcards), resources.get_gpu(wildcards)) == (1, 0)
+    resources = RuleResources(plan.by_key, final=True)
+    assert resources.conda_env_of(job.hook.name) == "../envs/data-juicer.yaml"
+    assert resources.threads_of(job.hook.name) == 1 and resources.resources_of(job.hook.name)["gpu"] == 0
 
 
 # --- envs/*.yaml ------------------------------------------------------------------------------

@@ -96,41 +96,46 @@ def job_resources(hook: str, component: str | None, requested: Mapping[str, Any]
 
 
 class RuleResources:
-    """The threads/resources/conda callables of the hook rules, for the jobs of one plan.
+    """The threads, resources and conda env of the hook rules, for the jobs of one plan.
 
-    Rules pass the methods (``threads: JOB_RESOURCES.get_threads``); Snakemake
-    calls them with the job's wildcards, whose ``key`` names the planned job.
+    A rule asks per hook (``threads: JOB_RESOURCES.threads_of("TrainModelHook")``). When every job of
+    the hook asks the same, the rule gets plain values; otherwise it gets callables that Snakemake
+    calls with each job's wildcards, whose ``key`` names the planned job. Plain values matter for
+    large plans: Snakemake inspects and calls a callable once per job and directive (about a third
+    of ``snakemake -n``'s time for 1,000 jobs). Iterations that are decided at run time add jobs
+    after the rules exist, so such plans always get callables.
     """
 
-    def __init__(self, jobs: Mapping[str, Job]):
-        self._jobs = jobs
+    def __init__(self, jobs: Mapping[str, Job], final: bool):
+        self._jobs = jobs  # shared with the workflow: later iterations are added to it
+        self._final = final
 
-    def _request(self, wildcards: Any) -> JobResources:
-        job = self._jobs[wildcards.key]
-        return job_resources(job.hook.name, job.component, job.cfg.resources)
+    def _requested(self, key: str) -> dict[str, Any]:
+        job = self._jobs[key]
+        request = job_resources(job.hook.name, job.component, job.cfg.resources)
+        # On a CPU job (gpu 0) the GPU details are left out: the SLURM executor would otherwise
+        # request --gpus=<model>:1 for a bare gpu_model.
+        return {"threads": request.threads, "mem_mb": request.mem_mb, "runtime": request.runtime,
+                "gpu": request.gpu, "gpu_model": request.gpu_model if request.gpu else None,
+                "cpus_per_gpu": request.cpus_per_gpu if request.gpu else None,
+                "conda": conda_env_file(job.hook.name, job.component)}
 
-    def get_conda_env(self, wildcards: Any) -> str:
-        job = self._jobs[wildcards.key]
-        return conda_env_file(job.hook.name, job.component)
+    def _for_rule(self, hook: str, name: str) -> Any:
+        """The value every job of the hook asks for, or a callable giving each job's value."""
+        if self._final:
+            values = {self._requested(key)[name] for key, job in self._jobs.items() if job.hook.name == hook}
+            if len(values) == 1:
+                return values.pop()
+        return lambda wildcards: self._requested(wildcards.key)[name]
 
-    def get_threads(self, wildcards: Any) -> int:
-        return self._request(wildcards).threads
+    def threads_of(self, hook: str) -> Any:
+        return self._for_rule(hook, "threads")
 
-    def get_mem_mb(self, wildcards: Any) -> int:
-        return self._request(wildcards).mem_mb
+    def conda_env_of(self, hook: str) -> Any:
+        return self._for_rule(hook, "conda")
 
-    def get_runtime(self, wildcards: Any) -> int:
-        return self._request(wildcards).runtime
-
-    def get_gpu(self, wildcards: Any) -> int:
-        return self._request(wildcards).gpu
-
-    # On a CPU job (gpu 0) these two are left out: the SLURM executor would otherwise
-    # request --gpus=<model>:1 for a bare gpu_model.
-    def get_gpu_model(self, wildcards: Any) -> str | None:
-        request = self._request(wildcards)
-        return request.gpu_model if request.gpu else None
-
-    def get_cpus_per_gpu(self, wildcards: Any) -> int | None:
-        request = self._request(wildcards)
-        return request.cpus_per_gpu if request.gpu else None
+    def resources_of(self, hook: str) -> dict[str, Any]:
+        """Keyword arguments of the rule's resources: directive (a value every job leaves out is not given)."""
+        given = {name: self._for_rule(hook, name)
+                 for name in ("mem_mb", "runtime", "gpu", "gpu_model", "cpus_per_gpu")}
+        return {name: value for name, value in given.items() if value is not None}
