@@ -20,13 +20,7 @@ import pytest
 
 from sandflow.hooks import hf_train
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.hf_train import (
-    MODELSCOPE_MISSING,
-    huggingface_train_requirements,
-    modelscope_requirements,
-    train_huggingface,
-    train_modelscope,
-)
+from sandflow.hooks.hf_train import huggingface_train_requirements, train_huggingface
 from sandflow.tiny_lm import build_tiny_causal_lm
 
 COLOURS = "red green blue brown black white".split()
@@ -253,14 +247,3 @@ def test_requirements(tmp_path: Path) -> None:
     # Relative paths may be written by an earlier job: not checked here.
     assert huggingface_train_requirements(None, {"type": "huggingface", "model_path": "outputs/ckpt"}) == []
     assert huggingface_train_requirements(None, {"type": "huggingface", "model_config": {}}) == []
-
-
-@pytest.mark.skipif(hf_train.modelscope_available(), reason="modelscope is installed here")
-def test_modelscope_without_the_package_fails_clearly(tmp_path: Path) -> None:
-    from sandflow.runner import JobFailed
-
-    assert modelscope_requirements(None, {"type": "modelscope"}) == [
-        "TrainModelHook type 'modelscope' needs the modelscope package (pip install modelscope)"]
-    job = make_job(tmp_path, "ms", {"type": "modelscope", "model_name": "m", "trainer_name": "t"})
-    with pytest.raises(JobFailed, match=MODELSCOPE_MISSING.replace("(", r"\(").replace(")", r"\)")):
-        train_modelscope(job)

@@ -290,14 +290,33 @@ def test_huggingface_model_params_are_checked_before_loading(tmp_path):
         infer_model(make_job(tmp_path, config))
 
 
-def test_probe_via_model_infer_reads_the_probe_dataset(tmp_path, server, api_key):
+def test_probe_via_model_infer_answers_data_juicers_probe_sample(tmp_path, server, api_key):
+    import datasets
+    from data_juicer.utils.sample import random_sample
+
+    data = tmp_path / "questions.jsonl"
+    data.write_text("".join(json.dumps({"prompt": "Grade the answer from 0 to 5.", "question": f"What is {n} + 1?",
+                                        "answer": str(n + 1), "truth": 5}) + "\n" for n in range(20)))
     config = {k: v for k, v in api_config(server).items() if k != "dataset_path"}
-    job = make_job(tmp_path, config, hook="ProbeViaModelInferHook", dj_configs={"dataset_path": str(POOL_0)})
-    assert [Path(p).name for p in probe_via_model_infer(job)] == ["math_qa_pool_0_inference.jsonl"]
-    sampled = make_job(tmp_path / "sampled", config, hook="ProbeViaModelInferHook",
-                       dj_configs={"dataset_path": str(POOL_0), "data_probe_ratio": 0.5})
-    with pytest.raises(ValueError, match=r"dj_configs.data_probe_ratio=0.5: sampling before inference"):
-        probe_via_model_infer(sampled)
+    answer_key = config["infer_res_key"]
+    job = make_job(tmp_path, config, hook="ProbeViaModelInferHook", dj_configs={"dataset_path": str(data)})
+    (whole,) = probe_via_model_infer(job)
+    assert Path(whole).name == "questions_inference.jsonl" and len(read_jsonl(whole)) == 20
+    rows = datasets.Dataset.from_list(read_jsonl(data))
+    for ratio in (0.25, 1.5):  # the oracle: Data-Juicer's own uniform sampler, as upstream's probe calls it
+        expected = random_sample(rows, ratio).to_list()
+        sampled = make_job(tmp_path / str(ratio), config, hook="ProbeViaModelInferHook",
+                           dj_configs={"dataset_path": str(data), "data_probe_ratio": ratio, "data_probe_algo": "uniform"})
+        (output,) = probe_via_model_infer(sampled)
+        answered = read_jsonl(output)
+        assert len(answered) == {0.25: 5, 1.5: 30}[ratio]
+        assert [{k: v for k, v in row.items() if k != answer_key} for row in answered] == expected
+        assert all(row[answer_key] for row in answered)
+        assert read_jsonl(sampled.job_dir / "probe_sample" / data.name) == expected
+    selector = make_job(tmp_path / "topk", config, hook="ProbeViaModelInferHook",
+                        dj_configs={"dataset_path": str(data), "data_probe_algo": "topk_specified_field_selector"})
+    with pytest.raises(ValueError, match=r"^dj_configs.data_probe_algo='topk_specified_field_selector': only 'uniform'"):
+        probe_via_model_infer(selector)
 
 
 # --------------------------------------------------------------------------- vllm

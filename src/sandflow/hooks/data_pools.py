@@ -218,7 +218,7 @@ def _write_samples(path: Path, samples: Iterable[Sample]) -> str:
     return str(path)
 
 
-def _permutation(n: int, seed: int) -> list[int]:
+def shuffled_order(n: int, seed: int) -> list[int]:
     """The order datasets.Dataset.shuffle(seed=seed) puts n rows in (numpy's default PCG64 generator)."""
     import numpy as np
 
@@ -397,7 +397,7 @@ def data_pool_duplication(job: JobRun) -> list[str]:
         for t in times:
             rows = samples * t
             if shuffle:
-                rows = [rows[i] for i in _permutation(len(rows), seed)]
+                rows = [rows[i] for i in shuffled_order(len(rows), seed)]
             outputs.append(_write_samples(export / f"{_stem(path)}_x{t}.jsonl", rows))
     return outputs
 
@@ -417,7 +417,7 @@ def data_pool_downsampling(job: JobRun) -> list[str]:
         target = min(len(pool) for pool in pools)
     job.log.info("downsampling %d pool(s) to %d sample(s)", len(pools), target)
     return [_write_samples(export / f"{_stem(path)}_{target}.jsonl",
-                           [pool[i] for i in _permutation(len(pool), seed)[:target]])
+                           [pool[i] for i in shuffled_order(len(pool), seed)[:target]])
             for path, pool in zip(paths, pools)]
 
 

@@ -1,4 +1,4 @@
-"""TrainModelHook types 'huggingface' (causal-LM training with transformers' Trainer on CPU) and 'modelscope'.
+"""TrainModelHook type 'huggingface': causal-LM training with transformers' Trainer on CPU.
 
 ``type: huggingface`` is sandflow's own (DJ-Sandbox trains text models through
 ModelScope only). Its extra_configs:
@@ -41,10 +41,7 @@ directory is renamed) — load it with ``load_checkpoint``.
 Returns the checkpoint directory (one output), as DJ-Sandbox's trainers return
 their work/output directory.
 
-``type: modelscope`` follows DJ-Sandbox's ModelscopeTrainExecutor (model_name,
-trainer_name, work_dir, train_dataset, eval_dataset, key_remapping; every key
-merged into the ModelScope config) and returns work_dir; it needs the
-modelscope package, which sandflow does not pin.
+``type: modelscope`` is in src/sandflow/hooks/modelscope_hooks.py.
 """
 
 from __future__ import annotations
@@ -67,7 +64,7 @@ from sandflow.hooks.model_workers import map_models
 from sandflow.tiny_lm import MIN_VOCAB_SIZE, tiny_gpt2, train_tokenizer
 
 __all__ = [
-    "train_huggingface", "train_modelscope", "huggingface_train_requirements", "modelscope_requirements",
+    "train_huggingface", "huggingface_train_requirements",
     "load_checkpoint", "read_texts", "pack_blocks", "collate_blocks", "VERSION",
 ]
 
@@ -79,8 +76,6 @@ TRAIN_LOG_CSV = "train_log.csv"
 METRICS_JSON = "metrics.json"
 LOG_COLUMNS = ("step", "epoch", "loss", "grad_norm", "learning_rate")
 TRAINER_SCRATCH = "trainer_scratch"  # the Trainer's output_dir; removed after training
-
-MODELSCOPE_MISSING = "TrainModelHook type 'modelscope' needs the modelscope package (pip install modelscope)"
 
 HF_KEYS = frozenset({
     "type", "export_path", "model_path", "model_config", "dataset_path", "text_key", "max_steps",
@@ -477,45 +472,3 @@ def huggingface_train_requirements(dj_configs: Mapping[str, Any] | None,
 
 
 # --- ModelScope ------------------------------------------------------------------------------------------------
-
-def modelscope_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("modelscope") is not None
-
-
-def modelscope_requirements(dj_configs: Mapping[str, Any] | None, extra_configs: Mapping[str, Any] | None) -> list[str]:
-    return [] if modelscope_available() else [MODELSCOPE_MISSING]
-
-
-def train_modelscope(job: JobRun) -> str:
-    """TrainModelHook type 'modelscope', as DJ-Sandbox's ModelscopeTrainExecutor; returns work_dir."""
-    if not modelscope_available():
-        from sandflow.runner import JobFailed
-
-        raise JobFailed(MODELSCOPE_MISSING)
-    from modelscope.msdatasets import MsDataset
-    from modelscope.trainers import build_trainer
-
-    cfg = dict(job.extra_configs or {})
-    for key in ("model_name", "trainer_name", "work_dir"):
-        if not cfg.get(key):
-            raise ValueError(f"extra_configs.{key} is required for TrainModelHook type 'modelscope'")
-    remapping = cfg.get("key_remapping") or {}
-
-    def load(path: str, split: str) -> Any:
-        dataset = MsDataset.load(path, split=split).ds_instance
-        for old, new in remapping.items():
-            if old in dataset.features:
-                dataset = dataset.rename_column(old, new)
-        return dataset
-
-    def merge_job_config(ms_config: Any) -> Any:
-        ms_config.merge_from_dict(cfg)  # upstream merges the whole job config into ModelScope's
-        return ms_config
-
-    default_args = {"model": cfg["model_name"], "work_dir": cfg["work_dir"], "cfg_modify_fn": merge_job_config,
-                    "train_dataset": load(cfg["train_dataset"], "train") if "train_dataset" in cfg else None,
-                    "eval_dataset": load(cfg["eval_dataset"], "val") if "eval_dataset" in cfg else None}
-    build_trainer(name=cfg["trainer_name"], default_args=default_args).train()
-    return cfg["work_dir"]

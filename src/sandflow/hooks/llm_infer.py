@@ -54,11 +54,12 @@ Differences from upstream, and why:
   when none is left), two inputs with the same base name are an error
   (upstream overwrites the first result), blank lines in inputs are skipped,
   and each result file is written under a temporary name and renamed.
-* ProbeViaModelInferHook upstream only knows ``modelscope`` and samples the
-  data with Data-Juicer first; here it runs the same inference on
-  ``extra_configs.dataset_path`` (default ``dj_configs.dataset_path``) and
-  refuses a ``dj_configs.data_probe_ratio`` below 1 (sample with a
-  data-pool job instead).
+* ProbeViaModelInferHook runs the same inference on Data-Juicer's probe
+  sample (``dj_configs.data_probe_ratio``, ``data_probe_algo: uniform``;
+  src/sandflow/hooks/probe_sampling.py) of ``extra_configs.dataset_path``
+  (default ``dj_configs.dataset_path``); the sample is kept in the job's
+  ``probe_sample/`` directory. Upstream's probe knows only ``modelscope``
+  (src/sandflow/hooks/modelscope_hooks.py).
 """
 
 from __future__ import annotations
@@ -115,15 +116,16 @@ def infer_model(job: JobRun) -> list[str]:
 
 
 def probe_via_model_infer(job: JobRun) -> list[str]:
-    """ProbeViaModelInferHook types huggingface / vllm / api: inference on the probe dataset."""
+    """ProbeViaModelInferHook types huggingface / vllm / api: inference on Data-Juicer's probe sample of the data."""
+    from sandflow.hooks.probe_sampling import probe_settings, sampled_inputs
+
     config = dict(_extra_configs(job))
     dj_configs = job.dj_configs if isinstance(job.dj_configs, Mapping) else {}
-    ratio = dj_configs.get("data_probe_ratio", 1.0)
-    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or ratio < 1:
-        raise ValueError(f"dj_configs.data_probe_ratio={ratio!r}: sampling before inference is not supported for "
-                         f"type {config.get('type')!r}; sample with a DataPoolManipulationHook first")
+    ratio = probe_settings(dj_configs)
     if config.get("dataset_path") is None and dj_configs.get("dataset_path") is not None:
         config["dataset_path"] = dj_configs["dataset_path"]
+    inputs = [path for path, _ in planned_outputs(config.get("dataset_path"), config.get("export_path"))]
+    config["dataset_path"] = sampled_inputs(inputs, ratio, job.job_dir / "probe_sample")
     with failures_as_job_failed():
         return run_llm_inference(config, job.log)
 
