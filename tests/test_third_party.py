@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,10 @@ import yaml
 from conftest import REPO, UPSTREAM_CONFIGS
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.third_party import (PROGRESS, easyanimate_infer, easyanimate_requirements, easyanimate_train,
-                                        internvl_coco_caption_eval, internvl_requirements, trinity_requirements,
-                                        trinity_rft_train, vbench_requirements, vbench_video_evaluator)
+                                        internvl_coco_caption_eval, internvl_coco_caption_train, internvl_requirements,
+                                        internvl_train_requirements, inception_requirements, trinity_requirements,
+                                        trinity_rft_train, vbench_requirements, vbench_video_evaluator,
+                                        video_inception_evaluator)
 
 STAND_INS = REPO / "tests" / "data" / "stand_ins"
 
@@ -151,6 +154,62 @@ def test_internvl_requirements_name_the_home_to_set(tmp_path, monkeypatch):
         "this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]
 
 
+def internvl_train_config(tmp_path: Path, **changes) -> dict:
+    """upstream's internvl_train_config.yaml, on the stand-in tree, with two meta files as a previous job writes them."""
+    metas = []
+    for name, sets in (("pool_low", ["coco_a", "coco_b", "coco_c"]), ("pool_high", ["coco_a", "coco_b"])):
+        metas.append(tmp_path / f"{name}.json")
+        metas[-1].write_text(json.dumps({s: {"root": "images", "annotation": f"{s}.jsonl", "repeat_time": 1} for s in sets}))
+    return {"type": "internvl_coco_caption", "env_manager": "none", "internvl_home": str(STAND_INS / "InternVL"),
+            "num_gpus": 8, "batch_size_per_device": 4, "work_dir": "<internvl_home>/internvl_chat/work_dirs",
+            "model_name_or_path": "/models/InternVL2-1B", "conv_style_or_scale": "1B",
+            "meta_paths": [str(m) for m in metas], "script_dir": "<internvl_home>/internvl_chat/scripts/",
+            "master_port": free_port(), **changes}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow  # the real torchrun imports torch: ~10 s
+def test_internvl_training_runs_upstreams_torchrun_command_per_meta_file_and_logs_its_curve(tmp_path, gpu, monkeypatch):
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # the real torchrun
+    config = internvl_train_config(tmp_path)
+    assert internvl_train_requirements(None, config) == []
+    job, log = make_job(tmp_path, "TrainModelHook", config)
+    outputs = internvl_coco_caption_train(job)
+    # upstream's output names (<meta stem>_<model name>), in the job's directory; one run per meta file, in order
+    assert outputs == [str(job.job_dir / "output" / n) for n in ("pool_low_InternVL2-1B", "pool_high_InternVL2-1B")]
+    low = Path(outputs[0])
+    assert (low / "adapter_model.safetensors").read_text() == "stand-in weights\n"
+    # the stand-in GPU is one, so 8 requested fall back to 1; 512 samples per step = 4 per device x 128 steps
+    assert "launched by torchrun: rank 0 of 1, LAUNCHER=pytorch" in log
+    assert "cwd=internvl_chat conv_style=Hermes-2 batch=4x128 lora=128 other_args=56" in log
+    assert json.loads((low / "train_log.json").read_text()) == [
+        {"step": 1, "epoch": 0.33, "loss": 2.5, "learning_rate": pytest.approx(4e-05 / 3)},
+        {"step": 2, "epoch": 0.67, "loss": 1.25, "learning_rate": pytest.approx(8e-05 / 3)},
+        {"step": 3, "epoch": 1.0, "loss": pytest.approx(2.5 / 3), "learning_rate": pytest.approx(4e-05)}]
+    assert len(json.loads((Path(outputs[1]) / "train_log.json").read_text())) == 2
+    assert "{'loss': 2.5, 'learning_rate'" in (low / "training_log.txt").read_text()
+
+
+def test_internvl_training_checks_before_any_job_and_refuses_a_batch_that_does_not_divide_512(tmp_path, gpu, monkeypatch):
+    assert internvl_train_requirements(None, internvl_train_config(tmp_path, conv_style_or_scale="3B",
+                                                                   internvl_home="<internvl_home>")) == [
+        "InternVL is not at extra_configs.internvl_home ('<internvl_home>', no "
+        "internvl_chat/internvl/train/internvl_chat_finetune.py): clone https://github.com/OpenGVLab/InternVL and set "
+        "internvl_home to it",
+        "extra_configs.conv_style_or_scale='3B' is none of InternVL's scales (1B, 2B, 4B, 8B, 26B, 40B, 76B) or "
+        "conversation styles"]
+    job, _ = make_job(tmp_path, "TrainModelHook", internvl_train_config(tmp_path, batch_size_per_device=3))
+    with pytest.raises(ValueError, match=r"^num_gpus x batch_size_per_device = 3 does not divide InternVL's total"):
+        internvl_coco_caption_train(job)
+
+
 def test_vbench_evaluates_each_dimension_and_returns_the_mean(tmp_path, gpu):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -176,6 +235,36 @@ def test_vbench_requirements_and_failure(tmp_path, gpu):
     with pytest.raises(RuntimeError, match=r"^vbench exited with code 1; its output is in the job log$"):
         vbench_video_evaluator(job)
     assert f"no videos at {tmp_path / 'none'}" in log
+
+
+def test_inception_metrics_run_upstreams_command_line_and_return_its_result_dict(tmp_path, gpu, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(STAND_INS / "mm_eval"))  # shadows py-data-juicer's tools.mm_eval
+    fake, real = tmp_path / "generated.jsonl", tmp_path / "real.jsonl"
+    fake.write_text('{"videos": ["a.mp4", "b.mp4"]}\n{"videos": ["c.mp4"]}\n')
+    real.write_text('{"videos": ["r.mp4"]}\n')
+    config = {"type": "video_inception_evaluator", "env_manager": "none", "fake_data_path": str(fake),
+              "real_data_path": str(real), "fake_mm_dir": None, "metric": "fvd2048_16f", "num_runs": 1,
+              "height": 240, "width": 320, "replace_cache": False, "result_path": "./outputs/elsewhere.jsonl"}
+    job, log = make_job(tmp_path, "EvaluateDataHook", config)
+    assert video_inception_evaluator(job) == {"results": {"fvd2048_16f": 2.0}, "metric": "fvd2048_16f",
+                                              "total_time": 0.5, "total_time_str": "0s", "world_size": 1}
+    (line,) = (job.job_dir / "inception_eval_results.jsonl").read_text().splitlines()
+    assert json.loads(line)["fake_data_path"] == str(fake)
+    assert "Metric: fvd2048_16f" in log and not (tmp_path / "outputs").exists()
+
+
+def test_inception_requirements_name_the_metric_the_data_and_the_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.syspath_prepend(str(tmp_path))  # no `fire` here either way
+    assert inception_requirements(None, {"env_manager": "none", "metric": "fvd", "fake_data_path": "g.jsonl"}) == [
+        "extra_configs.metric='fvd' is none of fvd2048_16f, fvd2048_128f, fvd2048_128f_subsample8f, kvd2048_16f, "
+        "isv2048_ucf, prv2048_3n_16f, fid50k, kid50k, is50k, pr50k_3n",
+        "extra_configs.real_data_path is missing: fvd compares with real videos",
+        "fire is not importable: install fire (envs/inception.yaml pins the set)",
+        "this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]
+    assert inception_requirements(None, {"env_manager": "conda", "metric": "is50k", "fake_data_path": "g.jsonl"}) == [
+        "conda is not on PATH: install it and create the environment with `conda env create -f envs/inception.yaml`",
+        "this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here"]
 
 
 def test_trinity_trains_from_a_copy_of_its_config_that_checkpoints_into_the_job(tmp_path, gpu):

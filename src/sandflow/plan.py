@@ -43,7 +43,7 @@ from sandflow.config import (
 from sandflow.filehash import FileHashCache
 from sandflow.hooks.base import Hook
 from sandflow.hooks.llm_messages import user_module_file
-from sandflow.hooks.registry import HOOKS, component_of, missing_requirements, unavailable_reason
+from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.hpo import HpoConfig, load_hpo, trials
 from sandflow.iterations import decision_path, read_decision
 
@@ -192,7 +192,6 @@ class Job:
     after: "Job | None" = None  # the previous job, when this one must follow it
     trial: int | None = None  # the hpo_config trial it belongs to (not in its key: trials share jobs)
     n_outputs: int | None = None
-    unavailable: str = ""
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -424,9 +423,9 @@ class Planner:
         check_recipe(job.sections.get("dj_configs"), f"{cfg.where}.dj_configs",
                      cfg.dj_configs if isinstance(cfg.dj_configs, str) and "dj_configs" not in job.section_sources else None)
 
-        # Component type (extra_configs.type) is checked when it is known now.
-        if hook.components is not None and job.sections.get("extra_configs") is not None:
-            extra = job.sections["extra_configs"]
+        # Component type (extra_configs.type) is checked now.
+        if hook.components is not None:
+            extra = job.sections.get("extra_configs")
             kind = extra.get("type") if isinstance(extra, dict) else None
             if kind is None:
                 raise ConfigError(f"{cfg.where}.extra_configs.type", f"{hook.name} needs a component type; one of: {', '.join(hook.components)}")
@@ -456,7 +455,6 @@ class Planner:
         if hook.reads_same_meta_name_analysis:
             self.link_analysis(job, current)
         job.deps = self.dependencies(job, current)
-        job.unavailable = unavailable_reason(hook, job.sections.get("extra_configs"))
         job.missing = missing_requirements(hook, job.sections.get("dj_configs"), job.sections.get("extra_configs"))
         job.key = self.key_of(job)
         return job

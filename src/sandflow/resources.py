@@ -45,6 +45,7 @@ FAMILY_RESOURCES: dict[str, JobResources] = {
     "easyanimate": JobResources(threads=8, mem_mb=131072, runtime=2880, gpu=1, cpus_per_gpu=8),
     "internvl": JobResources(threads=8, mem_mb=131072, runtime=1440, gpu=1, cpus_per_gpu=8),
     "vbench": JobResources(threads=8, mem_mb=65536, runtime=720, gpu=1, cpus_per_gpu=8),
+    "inception": JobResources(threads=8, mem_mb=65536, runtime=720, gpu=1, cpus_per_gpu=8),
     # Trinity-RFT runs its explorer (vLLM) and trainer on separate GPUs.
     "trinity": JobResources(threads=16, mem_mb=131072, runtime=1440, gpu=2, cpus_per_gpu=8),
 }
@@ -73,8 +74,8 @@ COMPONENT_FAMILIES: dict[tuple[str, str], str] = {
     ("TrainModelHook", "trinity-rft"): "trinity",
     ("TrainModelHook", "internvl_coco_caption"): "internvl",
     ("EvaluateDataHook", "vbench_video_evaluator"): "vbench",
-    # Upstream's FVD/IS scripts (thirdparty/mm_eval/inception_metrics) need the same video stack as VBench.
-    ("EvaluateDataHook", "video_inception_evaluator"): "vbench",
+    # Upstream's FVD/IS code (thirdparty/mm_eval/inception_metrics) ships in py-data-juicer.
+    ("EvaluateDataHook", "video_inception_evaluator"): "inception",
 }
 
 

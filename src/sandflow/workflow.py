@@ -28,13 +28,11 @@ def exit_with_error(message: str) -> None:
 
 
 def cannot_run_here(plan: Plan) -> list[str]:
-    """One line per job still to run that needs what is not here (a model, a package, a later sandflow)."""
+    """One line per job still to run that needs what is not here (a model, a package, a GPU, a tool)."""
     problems = []
     for job in plan.unique_jobs():
         if os.path.exists(job.context_path):
             continue
-        if job.unavailable:
-            problems.append(f"{job.where}: {job.unavailable}")
         problems.extend(f"{job.where}: {line}" for line in job.missing)
     return problems
 

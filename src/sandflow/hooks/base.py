@@ -47,13 +47,11 @@ def no_requirements(dj_configs: Mapping[str, Any] | None, extra_configs: Mapping
 class Component:
     """One ``extra_configs.type`` of a hook with a component factory (e.g. ``data_pool_merging``)."""
 
-    run: Callable[[JobRun], Any] | None
+    run: Callable[[JobRun], Any]
     version: str = "1"
     # How many values it returns (None: not known before it runs).
     n_outputs: int | None = 1
     requires: RequirementCheck = no_requirements
-    # Why it cannot run in this version, when run is None.
-    unavailable: str = ""
     # Reads files through paths we cannot see (third-party configs relative to their own
     # directories): it runs after the job before it in DJ-Sandbox's order, as upstream.
     follows_previous: bool = False
@@ -76,4 +74,3 @@ class Hook:
     requires: RequirementCheck = no_requirements
     # Reads the analysis of the earlier job sharing its meta_name (k-sigma).
     reads_same_meta_name_analysis: bool = False
-    unavailable: str = ""

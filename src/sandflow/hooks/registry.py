@@ -1,8 +1,8 @@
 """Every DJ-Sandbox hook and component type, and what sandflow knows about each before it runs.
 
-Hooks whose work needs something this version does not provide yet carry
-``unavailable``: their jobs plan normally (``snakemake -n`` shows them), and a
-real run stops before any job with that line.
+A hook or component's ``requires`` check says what a job needs that this machine lacks (a package,
+a model, a tool tree, a GPU): such jobs plan normally (``snakemake -n`` shows them), and a real run
+stops before any job, one line per problem.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from sandflow import dj_requirements
-from sandflow.hooks import data_evaluators, hf_train, llm_infer, third_party  # light: heavy imports happen inside their functions
+from sandflow.hooks import data_evaluators, hf_train, llm_infer, modelscope_hooks, third_party  # light: heavy imports happen inside their functions
 from sandflow.hooks.base import Component, Hook, JobRun
 
 DATA_JUICER = ("py-data-juicer",)
@@ -29,14 +29,10 @@ def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
     return run
 
 
-def _planned(issue: str, third_party: bool = False) -> Component:
-    return Component(run=None, n_outputs=None, unavailable=f"not implemented in sandflow yet (tracked in issue {issue})",
-                     follows_previous=third_party)
-
-
-def _third_party(issue: str) -> Component:
-    """A third-party system (EasyAnimate, VBench, InternVL, ...) whose configs name paths relative to its own tree."""
-    return _planned(issue, third_party=True)
+def _modelscope(function: str, hook: str) -> Component:
+    """ModelScope's trainer or pipeline (src/sandflow/hooks/modelscope_hooks.py); paths in its configs are its own."""
+    return Component(_lazy("sandflow.hooks.modelscope_hooks", function), requires=modelscope_hooks.requirements_for(hook),
+                     follows_previous=True)
 
 
 def _easyanimate(function: str, script: str) -> Component:
@@ -70,7 +66,8 @@ HOOKS: dict[str, Hook] = {
         Hook("ProbeViaAnalyzerHook", _lazy("sandflow.hooks.data_juicer", "probe_via_analyzer"),
              libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
         Hook("ProbeViaModelInferHook", None, n_outputs=None,
-             components={"modelscope": _third_party("#5"), **_llm_components("probe_via_model_infer")}),
+             components={"modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook"),
+                         **_llm_components("probe_via_model_infer")}),
         Hook("GeneralProbeHook", None, n_outputs=None, components={"data_pool_ranking": _pool_component("data_pool_ranking")}),
         Hook("RefineRecipeViaKSigmaHook", _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
              libraries=DATA_JUICER, writes=("extra_configs.path_k_sigma_recipe",),
@@ -89,12 +86,13 @@ HOOKS: dict[str, Hook] = {
              writes=("extra_configs.export_path", "extra_configs.work_dir"),
              components={"huggingface": Component(_lazy("sandflow.hooks.hf_train", "train_huggingface"),
                                                   requires=hf_train.huggingface_train_requirements),
-                         "modelscope": Component(_lazy("sandflow.hooks.hf_train", "train_modelscope"),
-                                                 requires=hf_train.modelscope_requirements, follows_previous=True),
+                         "modelscope": _modelscope("train_modelscope", "TrainModelHook"),
                          "easyanimate": _easyanimate("easyanimate_train", "train_lora.sh"),
                          "trinity-rft": Component(_lazy("sandflow.hooks.third_party", "trinity_rft_train"),
                                                   requires=third_party.trinity_requirements, follows_previous=True),
-                         "internvl_coco_caption": _third_party("#5")}),
+                         "internvl_coco_caption": Component(
+                             _lazy("sandflow.hooks.third_party", "internvl_coco_caption_train"),
+                             requires=third_party.internvl_train_requirements, follows_previous=True)}),
         Hook("InferModelHook", None, n_outputs=None,
              components={"easyanimate": _easyanimate("easyanimate_infer", "infer_lora.sh"), **_llm_components("infer_model")}),
         Hook("EvaluateDataHook", None, n_outputs=None,
@@ -106,7 +104,8 @@ HOOKS: dict[str, Hook] = {
                                                          requires=data_evaluators.quality_classifier_requirements),
                  "vbench_video_evaluator": Component(_lazy("sandflow.hooks.third_party", "vbench_video_evaluator"),
                                                      requires=third_party.vbench_requirements, follows_previous=True),
-                 "video_inception_evaluator": _third_party("#5"),
+                 "video_inception_evaluator": Component(_lazy("sandflow.hooks.third_party", "video_inception_evaluator"),
+                                                        requires=third_party.inception_requirements),
              }),
         Hook("EvaluateModelHook", None, n_outputs=None, libraries=HF_TRAINING,
              components={"perplexity": Component(_lazy("sandflow.hooks.model_eval", "evaluate_perplexity")),
@@ -122,18 +121,6 @@ def component_of(hook: Hook, extra_configs: Any) -> tuple[str | None, Component 
         return None, None
     kind = extra_configs.get("type")
     return kind, hook.components.get(kind) if isinstance(kind, str) else None
-
-
-def unavailable_reason(hook: Hook, extra_configs: Any) -> str:
-    """Why a job of this hook cannot run in this version ('' when it can)."""
-    if hook.unavailable:
-        return f"{hook.name} is {hook.unavailable}"
-    kind, component = component_of(hook, extra_configs)
-    if component is not None and component.unavailable:
-        return f"{hook.name} type {kind!r} is {component.unavailable}"
-    if hook.run is None and component is None:
-        return f"{hook.name} is not implemented in sandflow yet"
-    return ""
 
 
 def missing_requirements(hook: Hook, dj_configs: Any, extra_configs: Any) -> list[str]:

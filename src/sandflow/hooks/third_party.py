@@ -1,5 +1,5 @@
 """Third-party model systems run as the upstream tools themselves: EasyAnimate training and inference,
-InternVL's COCO-caption evaluation, VBench, Trinity-RFT.
+InternVL's COCO-caption training and evaluation, VBench, the inception metrics, Trinity-RFT.
 
 As in DJ-Sandbox, the job's extra_configs is the tool's config (e.g. upstream's
 configs/easyanimate_text_to_video/model_train.yaml) and the tool is a source tree, by default
@@ -30,6 +30,14 @@ keeps the tool's output as ``eval_log.txt`` (in the job directory, not the check
 job's directory is never written to) and returns, per checkpoint, the scores the log reports
 (Bleu_1..4, METEOR, ROUGE_L, CIDEr) and their mean as ``avg_score``.
 
+TrainModelHook ``internvl_coco_caption`` runs upstream's ``torchrun internvl/train/internvl_chat_finetune.py
+...`` (its fixed arguments and 512-sample batch arithmetic) once per ``meta_paths`` entry, into
+``<job_dir>/output/<meta stem>_<model name>``, and turns the Trainer's log lines into ``train_log.json``.
+
+EvaluateDataHook ``video_inception_evaluator`` runs ``python -m tools.mm_eval.inception_metrics.
+calc_metrics_for_videos`` (upstream's code, shipped in py-data-juicer) with the config's keys as options
+and the job's own result file, and returns the result dict upstream returns.
+
 EvaluateDataHook ``vbench_video_evaluator`` runs ``vbench evaluate --ngpus ... --dimension <d> ...``
 once per ``dimension_list`` entry, as upstream, reads each dimension's score from the results file
 VBench names in its log, writes ``<eval_name>_merged_results.json`` ({mean_score, detail}) and returns
@@ -39,8 +47,7 @@ TrainModelHook ``trinity-rft`` runs ``trinity run --config <trinity_config_path>
 copy of that config whose ``checkpoint_root_dir`` is the job's ``checkpoints`` directory (returned, as
 upstream returns that key); the trainer's ``Step N: {...}`` monitor lines become ``train_log.json``.
 
-Before any job runs, ``easyanimate_requirements`` (and ``internvl_requirements``, ``vbench_requirements``,
-``trinity_requirements``) checks the tool tree and its script, the
+Before any job runs, ``easyanimate_requirements`` (and the ``*_requirements`` of the others) checks the tool tree and its script, the
 environment manager and a GPU (``nvidia-smi -L``), and says what to install when one is missing.
 """
 
@@ -51,6 +58,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -242,6 +250,96 @@ def internvl_coco_caption_eval(job: JobRun) -> list[dict[str, float]]:
     return results
 
 
+# ---- InternVL COCO caption training ---------------------------------------------------------------
+
+# Upstream's scale -> conversation style of InternVL's chat models; a style itself is accepted too.
+INTERNVL_CONV_STYLES = {"1B": "Hermes-2", "2B": "internlm2-chat", "4B": "phi3-chat", "8B": "internlm2-chat",
+                        "26B": "internlm2-chat", "40B": "Hermes-2", "76B": "internlm2-chat"}
+INTERNVL_TOTAL_BATCH_SIZE = 512
+INTERNVL_FINETUNE = "internvl/train/internvl_chat_finetune.py"
+# The fixed arguments of upstream's training script (LoRA on the LLM, everything else frozen, one epoch).
+INTERNVL_FIXED_ARGS = (
+    "--overwrite_output_dir", "True", "--force_image_size", "448", "--max_dynamic_patch", "6",
+    "--down_sample_ratio", "0.5", "--drop_path_rate", "0.0", "--freeze_llm", "True", "--freeze_mlp", "True",
+    "--freeze_backbone", "True", "--use_llm_lora", "128", "--vision_select_layer", "-1",
+    "--dataloader_num_workers", "4", "--bf16", "True", "--num_train_epochs", "1",
+    "--evaluation_strategy", "no", "--save_strategy", "steps", "--save_steps", "200", "--save_total_limit", "1",
+    "--learning_rate", "4e-5", "--weight_decay", "0.01", "--warmup_ratio", "0.03", "--lr_scheduler_type", "cosine",
+    "--logging_steps", "1", "--max_seq_length", "4096", "--do_train", "True", "--grad_checkpoint", "True",
+    "--group_by_length", "True", "--dynamic_image_size", "True", "--use_thumbnail", "True", "--ps_version", "v2",
+    "--deepspeed", "zero_stage1_config.json", "--report_to", "tensorboard",
+)
+# transformers' Trainer log line: "{'loss': 2.055, 'learning_rate': 3.0000000000000004e-05, 'epoch': 0.02}"
+TRAINER_LOG = re.compile(r"^\{'loss': (.*?), 'learning_rate': (.*?), 'epoch': (.*?)\}$")
+
+
+def internvl_train_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
+    config = extra_configs if isinstance(extra_configs, dict) else {}
+    home = config.get("internvl_home")
+    missing = []
+    if not isinstance(home, str) or not (Path(home) / "internvl_chat" / INTERNVL_FINETUNE).is_file():
+        missing.append(f"InternVL is not at extra_configs.internvl_home ({home!r}, no internvl_chat/{INTERNVL_FINETUNE}): "
+                       "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it")
+    style = config.get("conv_style_or_scale")
+    if style not in INTERNVL_CONV_STYLES and style not in INTERNVL_CONV_STYLES.values():
+        missing.append(f"extra_configs.conv_style_or_scale={style!r} is none of InternVL's scales "
+                       f"({', '.join(INTERNVL_CONV_STYLES)}) or conversation styles")
+    if not isinstance(config.get("model_name_or_path"), str):
+        missing.append("extra_configs.model_name_or_path is missing: InternVL fine-tunes that model")
+    per_device = config.get("batch_size_per_device", 4)
+    if not isinstance(per_device, int) or isinstance(per_device, bool) or per_device <= 0:
+        missing.append(f"extra_configs.batch_size_per_device must be a positive integer, got {per_device!r}")
+    return missing + environment_problems(config, "internvl.yaml")
+
+
+def internvl_training_argv(config: dict[str, Any], gpus: int, output_dir: Path, meta_path: str) -> list[str]:
+    """Upstream's torchrun command for one meta file, with its batch arithmetic (512 samples per step)."""
+    per_device = int(config.get("batch_size_per_device", 4))
+    if INTERNVL_TOTAL_BATCH_SIZE % (gpus * per_device):
+        raise ValueError(f"num_gpus x batch_size_per_device = {gpus * per_device} does not divide InternVL's "
+                         f"total batch size {INTERNVL_TOTAL_BATCH_SIZE}")
+    style = config["conv_style_or_scale"]
+    return [*env_prefix(config, "internvl"), "torchrun", "--nnodes=1", "--node_rank=0", "--master_addr=127.0.0.1",
+            f"--nproc_per_node={gpus}", f"--master_port={config.get('master_port', 34229)}", INTERNVL_FINETUNE,
+            "--model_name_or_path", str(config["model_name_or_path"]),
+            "--conv_style", INTERNVL_CONV_STYLES.get(style, style), "--output_dir", str(output_dir),
+            "--meta_path", meta_path, *INTERNVL_FIXED_ARGS, "--per_device_train_batch_size", str(per_device),
+            "--gradient_accumulation_steps", str(INTERNVL_TOTAL_BATCH_SIZE // per_device // gpus)]
+
+
+def internvl_coco_caption_train(job: JobRun) -> list[str]:
+    """One fine-tuning run per meta file, in order, as upstream; returns their output directories."""
+    config = job.extra_configs or {}
+    chat_dir = Path(config["internvl_home"]).resolve() / "internvl_chat"
+    available = gpu_count()
+    gpus = min(int(config.get("num_gpus") or available), available)
+    meta_paths = config.get("meta_paths") or []
+    outputs = []
+    for number, meta_path in enumerate([meta_paths] if isinstance(meta_paths, str) else meta_paths):
+        if not os.path.isfile(meta_path):
+            raise ValueError(f"extra_configs.meta_paths[{number}]: no such meta file: {meta_path}")
+        # upstream's output name: <meta file stem>_<base model name>, here under the job's directory
+        name = f"{Path(meta_path).stem}_{Path(str(config['model_name_or_path'])).stem}"
+        output_dir = job.job_dir / "output" / name
+        output_dir.mkdir(parents=True)
+        argv = internvl_training_argv(config, gpus, output_dir, os.path.abspath(meta_path))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(chat_dir)])),
+               "MASTER_PORT": str(config.get("master_port", 34229)), "TF_CPP_MIN_LOG_LEVEL": "3", "LAUNCHER": "pytorch"}
+        job.log.info("running %s", argv)
+        steps = []
+        with open(output_dir / "training_log.txt", "w") as training_log:
+            for line in stream(argv, chat_dir, env, job, tool="InternVL training (torchrun)"):
+                job.log.info("%s", line)
+                training_log.write(line + "\n")
+                found = TRAINER_LOG.match(line.strip())
+                if found:
+                    loss, rate, epoch = (float(value) for value in found.groups())
+                    steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "learning_rate": rate})
+        (output_dir / "train_log.json").write_text(json.dumps(steps, indent=2) + "\n")
+        outputs.append(str(output_dir))
+    return outputs
+
+
 # ---- VBench ------------------------------------------------------------------------------------------
 
 VBENCH_RESULTS = re.compile(r"Evaluation results saved to (.*?)\.json")
@@ -284,6 +382,60 @@ def vbench_video_evaluator(job: JobRun) -> float:
     name = config.get("eval_name", "vbench_evaluator")
     (output / f"{name}_merged_results.json").write_text(json.dumps(merged, indent=2) + "\n")
     return merged["mean_score"]
+
+
+# ---- Inception metrics (FVD, KVD, IS, FID, KID, precision/recall) -------------------------------------
+
+# DJ-Sandbox's thirdparty/mm_eval/inception_metrics, as py-data-juicer ships it; CUDA only.
+INCEPTION_MODULE = "tools.mm_eval.inception_metrics.calc_metrics_for_videos"
+INCEPTION_METRICS = ("fvd2048_16f", "fvd2048_128f", "fvd2048_128f_subsample8f", "kvd2048_16f", "isv2048_ucf",
+                     "prv2048_3n_16f", "fid50k", "kid50k", "is50k", "pr50k_3n")
+INCEPTION_WITHOUT_REAL_DATA = ("isv2048_ucf", "is50k")  # inception scores judge the generated videos alone
+INCEPTION_ARGS = ("fake_data_path", "real_data_path", "fake_mm_dir", "real_mm_dir", "metric", "detector_path",
+                  "num_runs", "height", "width", "replace_cache", "verbose", "seed")
+INCEPTION_RESULTS = "inception_eval_results.jsonl"
+
+
+def inception_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
+    import importlib.util
+
+    config = extra_configs if isinstance(extra_configs, dict) else {}
+    metric = config.get("metric", "fvd2048_16f")
+    missing = []
+    if metric not in INCEPTION_METRICS:
+        missing.append(f"extra_configs.metric={metric!r} is none of {', '.join(INCEPTION_METRICS)}")
+    if not isinstance(config.get("fake_data_path"), str):
+        missing.append("extra_configs.fake_data_path is missing: the generated videos to evaluate")
+    if metric not in INCEPTION_WITHOUT_REAL_DATA and not isinstance(config.get("real_data_path"), str):
+        missing.append(f"extra_configs.real_data_path is missing: {metric} compares with real videos")
+    if config.get("env_manager", "conda") == "none":
+        for module, package in ((INCEPTION_MODULE, "py-data-juicer"), ("fire", "fire")):
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ImportError:
+                found = False
+            if not found:
+                missing.append(f"{module} is not importable: install {package} (envs/inception.yaml pins the set)")
+    return missing + environment_problems(config, "inception.yaml")
+
+
+def video_inception_evaluator(job: JobRun) -> dict[str, Any]:
+    """Upstream's calc_metrics as its command line, results in the job's own jsonl; returns its result dict."""
+    config = job.extra_configs or {}
+    results_file = job.job_dir / INCEPTION_RESULTS
+    options = [f"--{key}={config[key]}" for key in INCEPTION_ARGS if config.get(key) is not None]
+    prefix = env_prefix(config, "inception")
+    python = "python" if prefix else sys.executable  # the env's own python, or this one's with env_manager none
+    argv = [*prefix, python, "-m", INCEPTION_MODULE, *options, f"--result_path={results_file}"]
+    job.log.info("running %s", argv)
+    for line in stream(argv, Path.cwd(), None, job, tool="inception metrics"):
+        job.log.info("%s", line)
+    lines = results_file.read_text().splitlines() if results_file.exists() else []
+    if not lines:
+        raise RuntimeError(f"the inception metrics wrote no results to {results_file}")
+    record = json.loads(lines[-1])
+    # the tool's line adds what it ran on to the result dict upstream returns
+    return {key: value for key, value in record.items() if key not in ("num_runs", "real_data_path", "fake_data_path")}
 
 
 # ---- Trinity-RFT ---------------------------------------------------------------------------------------
