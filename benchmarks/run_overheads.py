@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a sandflow run's time goes, as ratios: parallel vs DJ-Sandbox's sequential order, reruns, per-job cost, planning.
 
-    .venv/bin/python benchmarks/run_overheads.py [--scratch DIR] [--plan-sizes 100,1000,10000]
+    .venv/bin/python benchmarks/run_overheads.py [--scratch DIR] [--plan-sizes 100,1000,10000] [--flagship]
 
 Every measurement runs real snakemake on generated configs of data-pool jobs (no Data-Juicer or torch
 start-up, so the numbers show sandflow's and Snakemake's own costs, not the libraries'):
@@ -12,7 +12,10 @@ start-up, so the numbers show sandflow's and Snakemake's own costs, not the libr
 * per-job overhead: a chain of 1 vs 11 trivial jobs (the difference over 10), against the same hook
   called in-process through sandflow.runner.run_job;
 * planning: sandflow's own planning in-process and ``snakemake -n`` on configs of N independent trivial jobs,
-  seconds and peak memory.
+  seconds and peak memory;
+* with ``--flagship``, the same rerun ratios on a real workload: the flagship recipe search
+  (configs/paper/recipe_search.yaml, Data-Juicer and 27 tiny models, minutes), a no-op rerun and a rerun
+  after changing one evaluation parameter (the baseline's ``seq_len``), also with SANDFLOW_JOB_SERVER=keep.
 
 Prints one table; benchmarks/RESULTS.md holds the last results with the machine they ran on.
 """
@@ -76,19 +79,19 @@ def trivial_jobs(count: int, chained: bool) -> list[dict]:
     return jobs
 
 
-def snakemake(directory: Path, config: dict, *args: str) -> float:
+def snakemake(directory: Path, config: dict, *args: str, env: dict[str, str] | None = None) -> float:
     """Seconds for one snakemake invocation on config (written to directory/config.yaml)."""
-    return snakemake_measured(directory, config, *args)[0]
+    return snakemake_measured(directory, config, *args, env=env)[0]
 
 
-def snakemake_measured(directory: Path, config: dict, *args: str) -> tuple[float, float]:
+def snakemake_measured(directory: Path, config: dict, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """(seconds, peak resident MB of snakemake and what it waited for) for one invocation on config."""
     (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", "config.yaml",
                "--cores", "2", "--quiet", "all", *args]
     started = time.monotonic()
     with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, cwd=directory, env={**os.environ, **OFFLINE}, stdout=subprocess.DEVNULL,
+        process = subprocess.Popen(command, cwd=directory, env={**os.environ, **OFFLINE, **(env or {})}, stdout=subprocess.DEVNULL,
                                    stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not the largest child's so far
         seconds = time.monotonic() - started
@@ -171,11 +174,34 @@ def measure_planning(root: Path, sizes: list[int]) -> list[tuple[int, float, flo
     return rows
 
 
+def measure_flagship(root: Path) -> dict[str, float]:
+    """Cold run, no-op rerun and one changed evaluation parameter of the flagship, in a copy of its configs;
+    then the same change with a job server kept between runs (SANDFLOW_JOB_SERVER=keep)."""
+    directory = fresh(root, "flagship")
+    for part in ("paper", "data"):
+        shutil.copytree(REPO / "configs" / part, directory / "configs" / part)
+    config = yaml.safe_load((REPO / "configs" / "paper" / "recipe_search.yaml").read_text())
+
+    def with_seq_len(seq_len: int) -> dict:
+        changed = json.loads(json.dumps(config))  # a deep copy without the YAML anchors' sharing
+        (baseline,) = [p["baseline"] for p in changed["pipelines"] if "baseline" in p]
+        baseline["evaluation_job_configs"][0]["extra_configs"]["seq_len"] = seq_len
+        return changed
+
+    results = {"cold (s)": snakemake(directory, config), "no-op rerun (s)": snakemake(directory, config),
+               "one changed evaluation parameter (s)": snakemake(directory, with_seq_len(48))}
+    keep = {"SANDFLOW_JOB_SERVER": "keep", "SANDFLOW_JOB_SERVER_IDLE": "20"}  # leaves 20 s after the benchmark
+    snakemake(directory, with_seq_len(40), env=keep)  # starts the kept server
+    results["the same, job server kept (s)"] = snakemake(directory, with_seq_len(32), env=keep)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scratch", type=Path, default=None, help="where to run (default: a temporary directory)")
     parser.add_argument("--rows", type=int, default=50000, help="rows of the generated dataset (default 50000)")
     parser.add_argument("--plan-sizes", default="100,1000,10000")
+    parser.add_argument("--flagship", action="store_true", help="also measure reruns of the flagship (minutes)")
     args = parser.parse_args()
     root = args.scratch or Path(tempfile.mkdtemp(prefix="sandflow-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -185,6 +211,7 @@ def main() -> None:
     per_job = measure_per_job(root)
     planning = measure_planning(root, [1, *(int(size) for size in args.plan_sizes.split(","))])
     startup = planning.pop(0)[2]
+    flagship = measure_flagship(root) if args.flagship else None
     cold = runs["parallel cold (s)"]
 
     print("\n| measurement | value | goal |\n|---|---:|---|")
@@ -201,6 +228,12 @@ def main() -> None:
         print(f"| planning {size:,} jobs: sandflow / `snakemake -n` | {own:.2f} s ({own / size * 1000:.2f} ms/job) / "
               f"{seconds:.1f} s ({(seconds - startup) / size * 1000:.1f} ms/job after start-up), peak {peak_mb:.0f} MB "
               f"| {'< 3 s' if size == 1000 else ''} |")
+    if flagship:
+        cold_flagship = flagship["cold (s)"]
+        print(f"| flagship: cold run | {cold_flagship:.0f} s | |")
+        for name, goal in (("no-op rerun (s)", "< 5%"), ("one changed evaluation parameter (s)", "< 15%"),
+                           ("the same, job server kept (s)", "< 15%")):
+            print(f"| flagship: {name[:-4]} / cold | {flagship[name]:.1f} s = {flagship[name] / cold_flagship:.1%} | {goal} |")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -3,7 +3,7 @@
 The jobs are data-pool downsampling jobs planned from a small config: the server runs them in
 forked children exactly as Snakemake's job process would have, in the caller's working directory,
 and the caller gets the exit code and the job's stderr. A killed job process takes its job with it,
-and a server whose Snakemake process dies goes away too.
+and a server whose Snakemake process dies goes away too; a kept one stays until it is idle.
 """
 
 from __future__ import annotations
@@ -109,6 +109,29 @@ def test_the_server_goes_when_its_snakemake_process_dies(tmp_path: Path):
         time.sleep(0.05)
     assert not os.path.exists(address)
     assert job_server.submit(address, {}) is None  # nobody answers: the job would run in its own process
+
+
+def test_a_kept_server_serves_later_runs_and_leaves_when_idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)  # restored after the test
+    monkeypatch.setenv(job_server.IDLE_ENV, "4")
+    work_dir = str(tmp_path / "w")
+    server = job_server.start(work_dir, keep=True)
+    try:
+        address = os.environ[job_server.ADDRESS_ENV]
+        assert server is not None and job_server.answers(address)
+        assert os.getpgid(server.pid) != os.getpgid(0)  # its own session: a Ctrl-C of the run does not reach it
+        assert job_server.start(work_dir, keep=True) is None  # the next run finds it
+        assert os.environ[job_server.ADDRESS_ENV] == address
+        request = request_for(write_pool_config(tmp_path, samples=10))
+        assert job_server.submit(address, request) == 0
+        assert job_server.socket_path(work_dir, "other code") != address  # another sandflow gets another server
+        server.wait(timeout=60)  # it leaves 4 s after its last job
+        assert not os.path.exists(address) and not job_server.answers(address)
+        assert Path(f"{address}.log").read_text() == ""  # pings and jobs left no error behind
+    finally:
+        if server is not None and server.poll() is None:
+            server.kill()
 
 
 def test_warm_imports_follow_the_hooks_libraries():

@@ -14,6 +14,14 @@ inherit no lock. A child runs in its own process group and kills it when the job
 (Snakemake cancelled the job, or the run was killed), so nothing outlives its job. The server exits
 when the Snakemake process that started it exits. On a cluster, in a conda env, or with
 SANDFLOW_JOB_SERVER=0 in the environment, every job runs in its own process as before.
+
+With SANDFLOW_JOB_SERVER=keep the server outlives its run and serves the next run on the same
+work_dir, so a rerun after changing one parameter does not import torch or Data-Juicer again (about
+10 s for torch with transformers here). It leaves after SANDFLOW_JOB_SERVER_IDLE seconds without a
+job (default 900). Its address is named by a fingerprint of this interpreter and the installed code
+(sandflow's source files, every distribution's version): after an upgrade or an edit of sandflow,
+the next run starts a fresh server instead of forking from stale modules. It writes its own errors
+to ``<socket>.log``, never to the terminal of the run that started it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ WARM_IMPORTS = {
 LENGTH = struct.Struct("!Q")
 EXIT_CODE = struct.Struct("!i")
 READY_TIMEOUT_S = 30
+KEEP = "keep"  # SANDFLOW_JOB_SERVER=keep: the server stays for the next run
+IDLE_ENV = "SANDFLOW_JOB_SERVER_IDLE"
+DEFAULT_IDLE_S = 900.0
 
 
 def warm_imports(libraries: Sequence[str]) -> list[str]:
@@ -55,21 +66,55 @@ def warm_imports(libraries: Sequence[str]) -> list[str]:
     return [module for library in libraries for module in WARM_IMPORTS.get(library, ())]
 
 
-def socket_path(work_dir: str) -> str:
+def socket_path(work_dir: str, code: str = "") -> str:
     """A short path (Unix socket paths are limited to ~100 bytes) in a directory only this user can enter."""
     directory = Path(tempfile.gettempdir()) / f"sandflow-{os.getuid()}"
     directory.mkdir(mode=0o700, exist_ok=True)
-    digest = hashlib.sha256(os.path.abspath(work_dir).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{os.path.abspath(work_dir)}\0{code}".encode()).hexdigest()[:16]
     return str(directory / f"{digest}.sock")
+
+
+def code_fingerprint() -> str:
+    """What a kept server's imports depend on: the interpreter, sandflow's sources, every installed version."""
+    import importlib.metadata
+
+    package = Path(__file__).parent
+    parts = [sys.executable, sys.version]
+    parts += sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions())
+    for source in sorted(package.rglob("*.py")):
+        stat = source.stat()
+        parts.append(f"{source.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def answers(path: str) -> bool:
+    """Whether a server listens at path (a connection closed without a request is a ping)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 # --- the Snakemake side ------------------------------------------------------------------------------------
 
-def start(work_dir: str) -> subprocess.Popen:
-    """Start the server for a run on work_dir and publish its address to the jobs (through os.environ)."""
-    path = socket_path(work_dir)
-    server = subprocess.Popen([sys.executable, "-m", "sandflow.job_server", path, str(os.getpid())],
-                              stdin=subprocess.DEVNULL)
+def start(work_dir: str, keep: bool = False) -> subprocess.Popen | None:
+    """Start the server for a run on work_dir and publish its address to the jobs (through os.environ).
+
+    keep: a server that stays for later runs; one already kept for this work_dir and code is reused
+    (None is returned then)."""
+    path = socket_path(work_dir, code_fingerprint() if keep else "")
+    if keep and answers(path):
+        os.environ[ADDRESS_ENV] = path
+        return None
+    if keep:  # its own session and log: it must not hold the run's terminal or pipes open
+        with open(f"{path}.log", "a") as log:
+            server = subprocess.Popen([sys.executable, "-m", "sandflow.job_server", path, "0"],
+                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    else:
+        server = subprocess.Popen([sys.executable, "-m", "sandflow.job_server", path, str(os.getpid())],
+                                  stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not os.path.exists(path):
         if server.poll() is not None or time.monotonic() > deadline:
@@ -94,8 +139,10 @@ def start_for_local_run(workflow: Any, work_dir: str) -> None:
     """Snakefile onstart: start the server when jobs run on this machine in this environment."""
     global _running
     isolated = bool(workflow.deployment_settings.deployment_method)  # --sdm conda / apptainer / env-modules
-    if workflow.local_exec and not isolated and os.environ.get(ADDRESS_ENV) != "0":
-        _running = start(work_dir)
+    setting = os.environ.get(ADDRESS_ENV)
+    if workflow.local_exec and not isolated and setting != "0":
+        server = start(work_dir, keep=setting == KEEP)
+        _running = None if setting == KEEP else server  # a kept server is not stopped with the run
 
 
 def stop_running() -> None:
@@ -140,7 +187,9 @@ def receive_exactly(connection: socket.socket, size: int) -> bytes | None:
 
 # --- the server ----------------------------------------------------------------------------------------------
 
-def serve(path: str, parent_pid: int) -> None:
+def serve(path: str, parent_pid: int, idle_s: float) -> None:
+    """Serve jobs until the Snakemake process parent_pid is gone, or, for a kept server (parent_pid 0),
+    until idle_s seconds pass without a job."""
     # A handler on the root logger makes libraries' logging.basicConfig() at import a no-op, as it is in a job
     # process (whose log file handler comes first): otherwise every job's log would be echoed to stderr.
     logging.getLogger().addHandler(logging.NullHandler())
@@ -155,8 +204,9 @@ def serve(path: str, parent_pid: int) -> None:
     listener.listen(64)
     listener.settimeout(1.0)
     warmed: set[str] = set()
+    last_job = time.monotonic()
     try:
-        while os.getppid() == parent_pid:
+        while os.getppid() == parent_pid if parent_pid else time.monotonic() - last_job < idle_s:
             try:
                 connection, _ = listener.accept()
             except socket.timeout:
@@ -164,6 +214,10 @@ def serve(path: str, parent_pid: int) -> None:
             connection.settimeout(None)
             try:
                 header, fds, _, _ = socket.recv_fds(connection, LENGTH.size, 2)
+                if not header:  # a ping (answers())
+                    connection.close()
+                    continue
+                last_job = time.monotonic()
                 request = json.loads(receive_exactly(connection, LENGTH.unpack(header)[0]) or b"null")
                 for name in request["preload"]:
                     if name not in warmed:
@@ -235,4 +289,4 @@ def end_when_job_process_goes(connection: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S))
