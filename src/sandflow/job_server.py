@@ -217,7 +217,6 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
                 if not header:  # a ping (answers())
                     connection.close()
                     continue
-                last_job = time.monotonic()
                 request = json.loads(receive_exactly(connection, LENGTH.unpack(header)[0]) or b"null")
                 for name in request["preload"]:
                     if name not in warmed:
@@ -231,6 +230,7 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
             if os.fork() == 0:
                 listener.close()
                 os._exit(run_child(connection, fds, request))
+            last_job = time.monotonic()  # idle time counts from here: warming up for a job is not idling
             connection.close()
             for fd in fds:
                 os.close(fd)
