@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from run_overheads import fresh, snakemake
+from run_overheads import fresh, snakemake_measured
 
 
 def grid_config(trials: int) -> dict:
@@ -69,10 +68,8 @@ def measure(root: Path, trials: int) -> tuple[float, float, float]:
         own = time.monotonic() - started
     finally:
         os.chdir(cwd)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    seconds = snakemake(directory, config, "-n")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return own, seconds, peak_kb / 1024 if peak_kb > before else float("nan")
+    seconds, peak_mb = snakemake_measured(directory, config, "-n")
+    return own, seconds, peak_mb
 
 
 def main() -> None:
