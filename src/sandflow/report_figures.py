@@ -8,6 +8,10 @@ Written with context_infos.json, from the same job records, into ``<work_dir>/re
 * ``metrics.csv``: one row per scalar output of every evaluation job (EvaluateDataHook,
   EvaluateModelHook): iteration, trial, pipeline, job, metric, value.
 
+A training curve is drawn once: ``.figure-cache/<digest>.png`` next to ``figures/`` keeps it under a
+hash of its points and title (a finished job's log never changes), so a rerun that changed one job
+does not import matplotlib and redraw every curve of the experiment.
+
 The Snakemake report (``snakemake --report report.html``) lists both with their captions
 (report/figures.rst, report/metrics.rst).
 """
@@ -15,6 +19,7 @@ The Snakemake report (``snakemake --report report.html``) lists both with their 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -27,6 +32,7 @@ from sandflow.integrity import CONTEXT_FILE
 from sandflow.tracking import TRAIN_LOG, scalars, training_curves
 
 EVALUATION_HOOKS = ("EvaluateDataHook", "EvaluateModelHook")
+FIGURE_CACHE = ".figure-cache"
 
 
 def figure_prefix(job: dict[str, Any], several_iterations: bool) -> str:
@@ -51,6 +57,18 @@ def plot_training_curve(entries: list[dict[str, Any]], title: str, path: Path) -
     save_png(figure, path)
 
 
+def cached_training_curve(entries: list[dict[str, Any]], title: str, path: Path, cache: Path, used: set[Path]) -> None:
+    """The curve's figure at path, drawn only when the cache has none for these points and title."""
+    digest = hashlib.sha256(json.dumps([entries, title], sort_keys=True).encode()).hexdigest()[:24]
+    cached = cache / f"{digest}.png"
+    if not cached.exists():
+        drawing = cache / f".{digest}.png.tmp-{os.getpid()}"
+        plot_training_curve(entries, title, drawing)
+        os.replace(drawing, cached)  # a run killed while drawing leaves no half-written cache entry
+    shutil.copyfile(cached, path)
+    used.add(cached)
+
+
 def metric_rows(spec: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for job in spec["jobs"]:
@@ -70,6 +88,7 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
         shutil.rmtree(figures)  # the directory is this rule's output: no figure of an older plan stays
     figures.mkdir(parents=True)
     several_iterations = len({job["iteration"] for job in spec["jobs"]}) > 1
+    cache, used = figures.parent / FIGURE_CACHE, set()
     for job in spec["jobs"]:
         prefix = figure_prefix(job, several_iterations)
         job_dir = Path(job["job_dir"])
@@ -79,8 +98,10 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
             if not any(isinstance(entry.get("loss"), (int, float)) for entry in entries):
                 continue  # a log without a loss (Trinity-RFT's records) is in wandb, not plotted here
             model = name.split("/", 1)[1]
-            plot_training_curve(entries, f"{job['pipeline']}.{job['meta_name']}: {model}",
-                                figures / f"{prefix}.{model}.{TRAIN_LOG.removesuffix('.json')}.png")
+            cached_training_curve(entries, f"{job['pipeline']}.{job['meta_name']}: {model}",
+                                  figures / f"{prefix}.{model}.{TRAIN_LOG.removesuffix('.json')}.png", cache, used)
+    for stale in set(cache.glob("*.png")) - used:  # curves of jobs no longer in the plan
+        stale.unlink()
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["iteration", "trial", "pipeline", "job", "metric", "value"])

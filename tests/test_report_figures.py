@@ -1,0 +1,39 @@
+"""The report's figures and metrics table, built from job records (src/sandflow/report_figures.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandflow import report_figures
+
+
+def training_job(tmp_path: Path, losses: list[float]) -> dict:
+    job_dir = tmp_path / "jobs" / "TrainModelHook" / "k1"
+    (job_dir / "extra_configs.export_path").mkdir(parents=True, exist_ok=True)
+    (job_dir / "context.json").write_text(json.dumps({"values": ["/ckpt"], "config": {}}))
+    (job_dir / "extra_configs.export_path" / "train_log.json").write_text(json.dumps(
+        [{"step": step, "loss": loss} for step, loss in enumerate(losses, 1)]))
+    return {"key": "k1", "job_dir": str(job_dir), "hook": "TrainModelHook", "meta_name": "train", "pipeline": "p",
+            "iteration": 1, "trial": None, "readable_name": "train", "output_names": None}
+
+
+def test_a_training_curve_is_drawn_once_and_redrawn_when_its_log_differs(tmp_path: Path):
+    figures, metrics = tmp_path / "report" / "figures", tmp_path / "report" / "metrics.csv"
+    spec = {"jobs": [training_job(tmp_path, [4.0, 3.0, 2.5])]}
+    report_figures.build(spec, str(figures), str(metrics))
+    (curve,) = figures.glob("*.png")
+    assert curve.name == "p.train.extra_configs.export_path.train_log.png"
+    (cached,) = (tmp_path / "report" / report_figures.FIGURE_CACHE).glob("*.png")
+    assert cached.read_bytes() == curve.read_bytes() and cached.read_bytes().startswith(b"\x89PNG")
+    drawn_at = cached.stat().st_mtime_ns
+
+    report_figures.build(spec, str(figures), str(metrics))  # another run, same job: the cached drawing
+    assert cached.stat().st_mtime_ns == drawn_at and (figures / curve.name).read_bytes() == cached.read_bytes()
+
+    spec = {"jobs": [training_job(tmp_path, [4.0, 2.0])]}  # the job's log differs: a new drawing
+    report_figures.build(spec, str(figures), str(metrics))
+    (redrawn,) = (tmp_path / "report" / report_figures.FIGURE_CACHE).glob("*.png")
+    assert redrawn != cached and not cached.exists()  # the old one is not kept
+    assert (figures / curve.name).read_bytes() == redrawn.read_bytes()
+    assert metrics.read_text() == "iteration,trial,pipeline,job,metric,value\n"
