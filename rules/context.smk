@@ -10,6 +10,10 @@ localrules:
 
 
 rule publication_record:
+    input:
+        # An iterative run's plan grows with its decisions: waiting for them spares recording the
+        # first iteration's plan before the grown one.
+        decided_iterations,
     output:
         SANDFLOW.publication_output(),
     log:
