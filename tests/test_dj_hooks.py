@@ -299,6 +299,19 @@ def test_process_export_exists_when_nothing_survives(workspace):
 
 
 @pytest.mark.slow
+def test_data_juicers_messages_go_to_the_job_log_not_the_console(workspace, capfd):
+    from sandflow.hooks.data_juicer import process_data
+
+    job = make_job(workspace["root"], "process_quiet", {**workspace["recipe"], "process": [{"text_length_filter": {"min_len": 1}}]})
+    capfd.readouterr()
+    process_data(job)
+    console = capfd.readouterr().err
+    log = (workspace["root"] / "process_quiet.log").read_text()
+    assert "[data_juicer] data_juicer.core.executor" in log
+    assert "data_juicer.core.executor" not in console and "| INFO     |" not in console
+
+
+@pytest.mark.slow
 def test_a_failing_op_fails_the_job(workspace):
     """Data-Juicer's default (skip_op_error) would drop every sample and succeed; we raise."""
     from sandflow.hooks.data_juicer import process_data

@@ -16,8 +16,8 @@ Every Data-Juicer run here is made safe and self-contained the same way
   (an Arrow copy of the dataset, normally ``~/.cache/huggingface/datasets``)
   is ``<job_dir>/dj_work/scratch``, deleted when the run ends; intermediate
   results go to the process's temp dir ($TMPDIR), removed at exit;
-* Data-Juicer's loguru output is forwarded to ``job.log`` (the job's log file)
-  for the duration of the run;
+* Data-Juicer's loguru output goes to ``job.log`` (the job's log file), not
+  also to the console, for the duration of the run;
 * ``export_shard_size`` is 0, so ``export_path`` is one file.
 """
 
@@ -29,6 +29,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -139,6 +140,9 @@ def dj_session(job: JobRun) -> Iterator[None]:
                     "DEFAULT_EXTRACTED_DATASETS_PATH", "EXTRACTED_DATASETS_PATH")
     saved_config = {name: getattr(datasets.config, name) for name in config_names if hasattr(datasets.config, name)}
 
+    # Only to the job log: Data-Juicer's own console handler would repeat every line on the run's terminal,
+    # interleaved between parallel jobs. Its progress bars (tqdm) still show there.
+    logger.remove()
     sink = logger.add(LoguruToLogging(job.log.name), level="INFO", format="[data_juicer] {name}:{line} - {message}",
                       colorize=False)
     try:
@@ -146,6 +150,7 @@ def dj_session(job: JobRun) -> Iterator[None]:
     finally:
         with contextlib.suppress(ValueError):  # already removed by a logger.remove() inside Data-Juicer
             logger.remove(sink)
+        logger.add(sys.stderr, level="INFO")  # the console handler Data-Juicer's import set up, for what runs next
         tempfile.tempdir = saved_tempdir
         for name, value in saved_config.items():
             setattr(datasets.config, name, value)
