@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"{parser.prog}: cannot listen on {HOST}:{args.port}: {exc.strerror or exc}\n")
     print(f"serving {server.url} (chat completions at {server.url}/chat/completions); Ctrl-C to stop", flush=True)
     try:
-        server.thread.join()
+        while server.thread.is_alive():
+            server.thread.join(timeout=0.5)  # a timed wait returns to the interpreter, which raises Ctrl-C's KeyboardInterrupt
     except KeyboardInterrupt:
         pass
     finally:
