@@ -134,6 +134,15 @@ def test_a_kept_server_serves_later_runs_and_leaves_when_idle(tmp_path: Path, mo
             server.kill()
 
 
+def test_a_kept_servers_address_follows_the_import_time_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    online = job_server.code_fingerprint()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # transformers reads it when imported: another server
+    offline = job_server.code_fingerprint()
+    monkeypatch.setenv("SANDFLOW_TEST_UNRELATED", "x")  # a variable no library reads at import: the same one
+    assert online != offline == job_server.code_fingerprint()
+
+
 def test_warm_imports_follow_the_hooks_libraries():
     assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core"]
     assert job_server.warm_imports(("torch", "transformers", "peft", "tokenizers")) == [

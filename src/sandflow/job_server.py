@@ -18,9 +18,10 @@ SANDFLOW_JOB_SERVER=0 in the environment, every job runs in its own process as b
 With SANDFLOW_JOB_SERVER=keep the server outlives its run and serves the next run on the same
 work_dir, so a rerun after changing one parameter does not import torch or Data-Juicer again (about
 10 s for torch with transformers here). It leaves after SANDFLOW_JOB_SERVER_IDLE seconds without a
-job (default 900). Its address is named by a fingerprint of this interpreter and the installed code
-(sandflow's source files, every distribution's version): after an upgrade or an edit of sandflow,
-the next run starts a fresh server instead of forking from stale modules. It writes its own errors
+job (default 900). Its address is named by a fingerprint of this interpreter, the installed code
+(sandflow's source files, every distribution's version) and the environment variables the libraries
+read when imported (HF_*, TORCH*, ...): after an upgrade, an edit of sandflow or a change of those
+settings, the next run starts a fresh server instead of forking from stale modules. It writes its own errors
 to ``<socket>.log``, never to the terminal of the run that started it.
 """
 
@@ -59,6 +60,8 @@ READY_TIMEOUT_S = 30
 KEEP = "keep"  # SANDFLOW_JOB_SERVER=keep: the server stays for the next run
 IDLE_ENV = "SANDFLOW_JOB_SERVER_IDLE"
 DEFAULT_IDLE_S = 900.0
+# Prefixes of the variables that the warm libraries read at import time, which a kept server keeps.
+IMPORT_TIME_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "CUDA", "OMP_", "MKL_", "DATA_JUICER", "PYTHON")
 
 
 def warm_imports(libraries: Sequence[str]) -> list[str]:
@@ -75,11 +78,13 @@ def socket_path(work_dir: str, code: str = "") -> str:
 
 
 def code_fingerprint() -> str:
-    """What a kept server's imports depend on: the interpreter, sandflow's sources, every installed version."""
+    """What a kept server's imports depend on: the interpreter, sandflow's sources, every installed version,
+    and the environment variables libraries read when imported (transformers reads HF_HUB_OFFLINE then)."""
     import importlib.metadata
 
     package = Path(__file__).parent
     parts = [sys.executable, sys.version]
+    parts += sorted(f"{name}={value}" for name, value in os.environ.items() if name.startswith(IMPORT_TIME_ENV))
     parts += sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions())
     for source in sorted(package.rglob("*.py")):
         stat = source.stat()
