@@ -110,6 +110,7 @@ class RuleResources:
     def __init__(self, jobs: Mapping[str, Job], final: bool):
         self._jobs = jobs  # shared with the workflow: later iterations are added to it
         self._final = final
+        self._uniform_by_hook: dict[str, dict[str, Any]] = {}
 
     def _requested(self, key: str) -> dict[str, Any]:
         job = self._jobs[key]
@@ -121,12 +122,21 @@ class RuleResources:
                 "cpus_per_gpu": request.cpus_per_gpu if request.gpu else None,
                 "conda": conda_env_file(job.hook.name, job.component)}
 
+    def _uniform(self, hook: str) -> dict[str, Any]:
+        """What every job of the hook asks alike (nothing while the plan may still grow); one pass over its jobs."""
+        if hook not in self._uniform_by_hook:
+            keys = [key for key, job in self._jobs.items() if job.hook.name == hook] if self._final else []
+            requests = [self._requested(key) for key in keys]
+            first = requests[0] if requests else {}
+            self._uniform_by_hook[hook] = {name: value for name, value in first.items()
+                                           if all(request[name] == value for request in requests)}
+        return self._uniform_by_hook[hook]
+
     def _for_rule(self, hook: str, name: str) -> Any:
         """The value every job of the hook asks for, or a callable giving each job's value."""
-        if self._final:
-            values = {self._requested(key)[name] for key, job in self._jobs.items() if job.hook.name == hook}
-            if len(values) == 1:
-                return values.pop()
+        uniform = self._uniform(hook)
+        if name in uniform:
+            return uniform[name]
         return lambda wildcards: self._requested(wildcards.key)[name]
 
     def threads_of(self, hook: str) -> Any:
