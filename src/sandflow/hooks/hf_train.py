@@ -470,5 +470,3 @@ def huggingface_train_requirements(dj_configs: Mapping[str, Any] | None,
                 "(extra_configs.model_path; nothing is downloaded)"]
     return []
 
-
-# --- ModelScope ------------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def probe_via_model_infer(job: JobRun) -> list[str]:
     if config.get("dataset_path") is None and dj_configs.get("dataset_path") is not None:
         config["dataset_path"] = dj_configs["dataset_path"]
     inputs = [path for path, _ in planned_outputs(config.get("dataset_path"), config.get("export_path"))]
-    config["dataset_path"] = sampled_inputs(inputs, ratio, job.job_dir / "probe_sample")
+    config["dataset_path"] = sampled_inputs(inputs, ratio, job.job_dir)
     with failures_as_job_failed():
         return run_llm_inference(config, job.log)
 

@@ -93,7 +93,7 @@ def probe_modelscope(job: JobRun) -> list[str]:
     result_key = config.get("infer_res_key", "response")
     outputs = planned_outputs(dj_configs.get("dataset_path"), config.get("export_path"))
     model = pipeline(**{key: value for key, value in config.items() if key not in PROBE_OWN_KEYS})
-    for (_, output), sample in zip(outputs, sampled_inputs([i for i, _ in outputs], ratio, job.job_dir / "probe_sample")):
+    for (_, output), sample in zip(outputs, sampled_inputs([i for i, _ in outputs], ratio, job.job_dir)):
         rows = read_jsonl(sample)
         results = model(datasets.Dataset.from_list(rows))
         job.log.info("modelscope probe on %s: %d sample(s) -> %s", sample, len(rows), output)

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from sandflow.hooks.data_pools import shuffled_order
 
 PROBE_SEED = 42  # random_sample's default, which upstream's probe does not change
+PROBE_SAMPLE_DIR = "probe_sample"
 
 
 def probe_rows(rows: list[Any], ratio: float) -> list[Any]:
@@ -44,10 +45,11 @@ def probe_settings(dj_configs: Any) -> float:
     return float(ratio)
 
 
-def sampled_inputs(paths: list[str], ratio: float, directory: Path) -> list[str]:
-    """Each jsonl input's probe sample, written under directory with the input's own file name."""
+def sampled_inputs(paths: list[str], ratio: float, job_dir: Path) -> list[str]:
+    """Each jsonl input's probe sample, kept in the job's probe_sample/ under the input's own file name."""
     if ratio == 1.0:
         return paths
+    directory = job_dir / PROBE_SAMPLE_DIR
     directory.mkdir(parents=True, exist_ok=True)
     samples = []
     for path in paths:
