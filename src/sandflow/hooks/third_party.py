@@ -47,12 +47,14 @@ TrainModelHook ``trinity-rft`` runs ``trinity run --config <trinity_config_path>
 copy of that config whose ``checkpoint_root_dir`` is the job's ``checkpoints`` directory (returned, as
 upstream returns that key); the trainer's ``Step N: {...}`` monitor lines become ``train_log.json``.
 
-Before any job runs, ``easyanimate_requirements`` (and the ``*_requirements`` of the others) checks the tool tree and its script, the
-environment manager and a GPU (``nvidia-smi -L``), and says what to install when one is missing.
+Before any job runs, ``easyanimate_requirements`` (and the ``*_requirements`` of the others) checks
+the tool tree and its script, the environment manager and a GPU (``nvidia-smi -L``), and says what
+to install when one is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -170,6 +172,17 @@ def stream(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun, 
         raise RuntimeError(f"{name} exited with code {code}; its output is in the job log")
 
 
+def logged(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun, tool: str | None = None,
+           copy: Path | None = None) -> Iterator[str]:
+    """stream(), with every line in the job log and, when copy names a file, kept there too."""
+    with open(copy, "w") if copy else contextlib.nullcontext() as kept:
+        for line in stream(argv, cwd, env, job, tool):
+            job.log.info("%s", line)
+            if kept:
+                kept.write(line + "\n")
+            yield line
+
+
 def run_tool(job: JobRun, script: str, arguments: tuple[str, ...]) -> tuple[Path, list[dict[str, Any]]]:
     """Run the script in the tool's tree and environment; (its output directory, the parsed progress)."""
     config = job.extra_configs or {}
@@ -207,14 +220,18 @@ def easyanimate_infer(job: JobRun) -> str:
 CAPTION_SCORES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 
 
+def internvl_home_problems(config: dict[str, Any], script: str) -> list[str]:
+    """What is wrong with extra_configs.internvl_home, for a job that runs internvl_chat/<script>."""
+    home = config.get("internvl_home")
+    if isinstance(home, str) and (Path(home) / "internvl_chat" / script).is_file():
+        return []
+    return [f"InternVL is not at extra_configs.internvl_home ({home!r}, no internvl_chat/{script}): "
+            "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it"]
+
+
 def internvl_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
     config = extra_configs if isinstance(extra_configs, dict) else {}
-    home = config.get("internvl_home")
-    missing = []
-    if not isinstance(home, str) or not (Path(home) / "internvl_chat" / "evaluate.sh").is_file():
-        missing.append(f"InternVL is not at extra_configs.internvl_home ({home!r}, no internvl_chat/evaluate.sh): "
-                       "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it")
-    return missing + environment_problems(config, "internvl.yaml")
+    return internvl_home_problems(config, "evaluate.sh") + environment_problems(config, "internvl.yaml")
 
 
 def caption_scores(log_text: str) -> dict[str, float]:
@@ -242,10 +259,8 @@ def internvl_coco_caption_eval(job: JobRun) -> list[dict[str, float]]:
         env = {**os.environ, "GPUS": str(config.get("num_gpus") or gpu_count())}
         job.log.info("running %s (GPUS=%s)", argv, env["GPUS"])
         log_path = job.job_dir / f"eval_log_{number}.txt"
-        with open(log_path, "w") as log_file:
-            for line in stream(argv, chat_dir, env, job):
-                job.log.info("%s", line)
-                log_file.write(line + "\n")
+        for _ in logged(argv, chat_dir, env, job, copy=log_path):
+            pass
         results.append(caption_scores(log_path.read_text()))
     return results
 
@@ -275,11 +290,7 @@ TRAINER_LOG = re.compile(r"^\{'loss': (.*?), 'learning_rate': (.*?), 'epoch': (.
 
 def internvl_train_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
     config = extra_configs if isinstance(extra_configs, dict) else {}
-    home = config.get("internvl_home")
-    missing = []
-    if not isinstance(home, str) or not (Path(home) / "internvl_chat" / INTERNVL_FINETUNE).is_file():
-        missing.append(f"InternVL is not at extra_configs.internvl_home ({home!r}, no internvl_chat/{INTERNVL_FINETUNE}): "
-                       "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it")
+    missing = internvl_home_problems(config, INTERNVL_FINETUNE)
     style = config.get("conv_style_or_scale")
     if style not in INTERNVL_CONV_STYLES and style not in INTERNVL_CONV_STYLES.values():
         missing.append(f"extra_configs.conv_style_or_scale={style!r} is none of InternVL's scales "
@@ -327,14 +338,11 @@ def internvl_coco_caption_train(job: JobRun) -> list[str]:
                "MASTER_PORT": str(config.get("master_port", 34229)), "TF_CPP_MIN_LOG_LEVEL": "3", "LAUNCHER": "pytorch"}
         job.log.info("running %s", argv)
         steps = []
-        with open(output_dir / "training_log.txt", "w") as training_log:
-            for line in stream(argv, chat_dir, env, job, tool="InternVL training (torchrun)"):
-                job.log.info("%s", line)
-                training_log.write(line + "\n")
-                found = TRAINER_LOG.match(line.strip())
-                if found:
-                    loss, rate, epoch = (float(value) for value in found.groups())
-                    steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "learning_rate": rate})
+        for line in logged(argv, chat_dir, env, job, "InternVL training (torchrun)", output_dir / "training_log.txt"):
+            found = TRAINER_LOG.match(line.strip())
+            if found:
+                loss, rate, epoch = (float(value) for value in found.groups())
+                steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "learning_rate": rate})
         (output_dir / "train_log.json").write_text(json.dumps(steps, indent=2) + "\n")
         outputs.append(str(output_dir))
     return outputs
@@ -369,12 +377,9 @@ def vbench_video_evaluator(job: JobRun) -> float:
                 "--load_ckpt_from_local", str(bool(config.get("load_ckpt_from_local", False)))]
         job.log.info("running %s", argv)
         results_file = None
-        with open(output / f"eval_log_{dimension}.txt", "w") as log_file:
-            for line in stream(argv, Path.cwd(), None, job, tool="vbench"):
-                job.log.info("%s", line)
-                log_file.write(line + "\n")
-                found = VBENCH_RESULTS.search(line)
-                results_file = results_file or (found and f"{found.group(1)}.json")
+        for line in logged(argv, Path.cwd(), None, job, "vbench", output / f"eval_log_{dimension}.txt"):
+            found = VBENCH_RESULTS.search(line)
+            results_file = results_file or (found and f"{found.group(1)}.json")
         if results_file is None:
             raise RuntimeError(f"VBench's log for {dimension} names no results file (eval_results/eval_log_{dimension}.txt)")
         detail[dimension] = float(json.loads(Path(results_file).read_text())[dimension][0])
@@ -428,8 +433,8 @@ def video_inception_evaluator(job: JobRun) -> dict[str, Any]:
     python = "python" if prefix else sys.executable  # the env's own python, or this one's with env_manager none
     argv = [*prefix, python, "-m", INCEPTION_MODULE, *options, f"--result_path={results_file}"]
     job.log.info("running %s", argv)
-    for line in stream(argv, Path.cwd(), None, job, tool="inception metrics"):
-        job.log.info("%s", line)
+    for _ in logged(argv, Path.cwd(), None, job, "inception metrics"):
+        pass
     lines = results_file.read_text().splitlines() if results_file.exists() else []
     if not lines:
         raise RuntimeError(f"the inception metrics wrote no results to {results_file}")
@@ -476,8 +481,7 @@ def trinity_rft_train(job: JobRun) -> str:
     argv = [*env_prefix(config, "trinity"), "trinity", "run", "--config", str(run_config)]
     job.log.info("running %s", argv)
     steps = []
-    for line in stream(argv, Path.cwd(), None, job, tool="trinity"):
-        job.log.info("%s", line)
+    for line in logged(argv, Path.cwd(), None, job, "trinity"):
         found = TRINITY_STEP.match(line.strip())
         if found:
             steps.append({"step": int(found.group(1)), **trinity_record(found.group(2))})
