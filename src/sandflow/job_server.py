@@ -113,13 +113,12 @@ def start(work_dir: str, keep: bool = False) -> subprocess.Popen | None:
     if keep and answers(path):
         os.environ[ADDRESS_ENV] = path
         return None
+    argv = [sys.executable, "-m", "sandflow.job_server", path, "0" if keep else str(os.getpid())]
     if keep:  # its own session and log: it must not hold the run's terminal or pipes open
         with open(f"{path}.log", "a") as log:
-            server = subprocess.Popen([sys.executable, "-m", "sandflow.job_server", path, "0"],
-                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     else:
-        server = subprocess.Popen([sys.executable, "-m", "sandflow.job_server", path, str(os.getpid())],
-                                  stdin=subprocess.DEVNULL)
+        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not os.path.exists(path):
         if server.poll() is not None or time.monotonic() > deadline:
