@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -80,12 +81,17 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_setup_script_refuses_to_run_without_root(tmp_path: Path):
+def test_setup_script_refuses_to_run_without_root():
     if os.geteuid() != 0:
         result = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=60)
     else:
-        result = subprocess.run(["runuser", "-u", "nobody", "--", "bash", str(SETUP)], capture_output=True, text=True,
-                                timeout=60, cwd=tmp_path)
+        # A copy nobody can read: the checkout may sit under a directory only root can enter (mktemp -d).
+        with tempfile.TemporaryDirectory() as readable:
+            os.chmod(readable, 0o755)
+            script = shutil.copy(SETUP, readable)
+            os.chmod(script, 0o644)
+            result = subprocess.run(["runuser", "-u", "nobody", "--", "bash", script], capture_output=True, text=True,
+                                    timeout=60, cwd=readable)
     assert result.returncode == 1
     assert result.stderr.strip() == "setup_single_node_slurm: error: needs root (installs packages and starts daemons); run it with sudo"
 
