@@ -85,7 +85,7 @@ def test_setup_script_refuses_to_run_without_root():
     if os.geteuid() != 0:
         result = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=60)
     else:
-        # A copy nobody can read: the checkout may sit under a directory only root can enter (mktemp -d).
+        # A copy the user `nobody` can read: the checkout may sit under a directory only root can enter (mktemp -d).
         with tempfile.TemporaryDirectory() as readable:
             os.chmod(readable, 0o755)
             script = shutil.copy(SETUP, readable)
