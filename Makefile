@@ -25,7 +25,7 @@ demo: install
 # The flagship: the paper's bottom-up recipe search with a tiny model, then its report (outputs/paper/report/).
 paper: install
 	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/paper/recipe_search.yaml
-	$(OFFLINE) $(BIN)/python -m sandflow.search_report outputs/paper
+	$(OFFLINE) $(BIN)/python -m sandflow.report.search_report outputs/paper
 
 test: install
 	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)

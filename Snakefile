@@ -7,7 +7,7 @@
 #   logs/<hook>/<key>.log       the job's log
 #   context_infos.json          DJ-Sandbox's record of every job's outputs, assembled from the jobs
 #   pipelines/<pipeline>/iter_<N>/<meta_name>  readable links to job directories
-# <key> is a hash of everything that produces the job's result (src/sandflow/plan.py),
+# <key> is a hash of everything that produces the job's result (src/sandflow/plan/planner.py),
 # so changing one value reruns only the jobs downstream of it.
 
 import sys
@@ -15,9 +15,9 @@ import sys
 from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import min_version
 
-from sandflow import job_server
-from sandflow.resources import RuleResources
-from sandflow.workflow import load_or_exit
+from sandflow.run import job_server
+from sandflow.run.resources import RuleResources
+from sandflow.run.workflow import load_or_exit
 
 min_version("9.0")
 
@@ -25,7 +25,7 @@ SANDFLOW = load_or_exit(config, workflow.configfiles)
 if workflow.is_main_process:  # not again in every cluster job
     SANDFLOW.refuse_altered_artifacts()
 # A job rerun only because a killed run left Snakemake's incomplete marker restores its committed
-# record (src/sandflow/runner.py); --forceall/--forcerun/--force recompute it.
+# record (src/sandflow/run/runner.py); --forceall/--forcerun/--force recompute it.
 def forced_reruns() -> bool:
     settings = workflow.dag_settings
     return bool(settings.forceall or settings.forcerun or settings.forcetargets)
@@ -57,7 +57,7 @@ include: "rules/track.smk"
 
 onstart:
     SANDFLOW.start_run()
-    # Heavy jobs (Data-Juicer, torch) start warm from one server process (src/sandflow/job_server.py).
+    # Heavy jobs (Data-Juicer, torch) start warm from one server process (src/sandflow/run/job_server.py).
     job_server.start_for_local_run(workflow, SANDFLOW.work_dir)
 
 

@@ -51,8 +51,8 @@ def grid_config(trials: int) -> dict:
 
 
 def measure(root: Path, trials: int) -> tuple[float, float, float]:
-    from sandflow.config import load_config_file
-    from sandflow.plan import plan_config
+    from sandflow.config.load import load_config_file
+    from sandflow.plan.planner import plan_config
 
     directory = fresh(root, f"trials_{trials}")
     for name in ("a", "b"):

@@ -10,7 +10,7 @@ start-up, so the numbers show sandflow's and Snakemake's own costs, not the libr
   planned and once with ``sequential: true`` (every job waits for the one before it, as upstream);
 * no-op rerun and a rerun after changing one parameter of the last job, each over the cold run;
 * per-job overhead: a chain of 1 vs 11 trivial jobs (the difference over 10), against the same hook
-  called in-process through sandflow.runner.run_job;
+  called in-process through sandflow.run.runner.run_job;
 * planning: sandflow's own planning in-process and ``snakemake -n`` on configs of N independent trivial jobs,
   seconds and peak memory;
 * with ``--flagship``, the same rerun ratios on a real workload: the flagship recipe search
@@ -134,11 +134,11 @@ def measure_per_job(root: Path) -> dict[str, float]:
 
 
 def direct_call_seconds(root: Path) -> float:
-    """The same trivial hook through sandflow.runner.run_job in this process (imports already paid)."""
-    from sandflow.config import load_config_file
-    from sandflow.plan import plan_config
-    from sandflow.runner import run_job
-    from sandflow.workflow import job_spec
+    """The same trivial hook through sandflow.run.runner.run_job in this process (imports already paid)."""
+    from sandflow.config.load import load_config_file
+    from sandflow.plan.planner import plan_config
+    from sandflow.run.runner import run_job
+    from sandflow.run.workflow import job_spec
 
     directory = fresh(root, "direct")
     directory.joinpath("tiny.jsonl").write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(5)))
@@ -157,8 +157,8 @@ def direct_call_seconds(root: Path) -> float:
 
 def measure_planning(root: Path, sizes: list[int]) -> list[tuple[int, float, float, float]]:
     """(jobs, sandflow's own planning s, snakemake -n s, peak MB of snakemake -n) per size."""
-    from sandflow.config import load_config_file
-    from sandflow.plan import plan_config
+    from sandflow.config.load import load_config_file
+    from sandflow.plan.planner import plan_config
 
     rows = []
     for size in sizes:

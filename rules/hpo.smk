@@ -1,4 +1,4 @@
-# hpo_config searches: grid and random trials are jobs of this graph (src/sandflow/plan.py); this
+# hpo_config searches: grid and random trials are jobs of this graph (src/sandflow/plan/planner.py); this
 # rule ranks them by the metric and writes <work_dir>/hpo/best.json, trials.csv and metric.png.
 # bayes searches run these rules once per batch of trials (python -m sandflow.hpo_search).
 

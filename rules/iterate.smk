@@ -1,5 +1,5 @@
 # Iterations with iter_targets: after iteration N, a checkpoint checks its targets and writes
-# whether iteration N+1 runs; the plan then grows by that iteration (src/sandflow/iterations.py).
+# whether iteration N+1 runs; the plan then grows by that iteration (src/sandflow/plan/iterations.py).
 # Without iter_targets every iteration is planned up front and these rules never run.
 
 

@@ -1,6 +1,6 @@
 # Refine: turn probe results into a better data recipe.
 # One generic rule per hook: {key} selects the job, its spec arrives as one params value.
-# Threads, resources and conda env come from the job (src/sandflow/resources.py);
+# Threads, resources and conda env come from the job (src/sandflow/run/resources.py);
 # the envs are used only with --sdm conda, else every job runs in the project's venv.
 
 

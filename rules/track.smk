@@ -1,5 +1,5 @@
 # wandb tracking (the config's `wandb` key): after context_infos.json, one wandb run per
-# pipeline with each job's config, scalar outputs and training curves (src/sandflow/tracking.py).
+# pipeline with each job's config, scalar outputs and training curves (src/sandflow/report/tracking.py).
 # A local rule: an online run talks to wandb from the submitting host, not from a cluster node.
 
 if SANDFLOW.tracking_record():

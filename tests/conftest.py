@@ -59,8 +59,8 @@ def job_counts(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 @contextlib.contextmanager
 def chat_server(answer: Callable[[list[dict[str, str]]], str]) -> Iterator["ChatServer"]:
-    """sandflow.loopback_chat serving ``answer`` on a free port of 127.0.0.1 while the block runs."""
-    from sandflow.loopback_chat import ChatServer
+    """sandflow.devtools.loopback_chat serving ``answer`` on a free port of 127.0.0.1 while the block runs."""
+    from sandflow.devtools.loopback_chat import ChatServer
 
     server = ChatServer(answer=answer).start()
     try:

@@ -1,7 +1,7 @@
 """The auto-prompt-optimization example (configs/apo/) end to end, and the grader and server it runs on.
 
 The end-to-end tests run the real snakemake on a copy of configs/apo/sandbox.yaml
-against sandflow.loopback_chat serving configs/apo/grader.py in this process;
+against sandflow.devtools.loopback_chat serving configs/apo/grader.py in this process;
 they share one run and go in order: cold run, results, no-op rerun. The
 expected scores are worked out by hand from the grader's rules (below), not
 computed with the grader.
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import REPO, chat_server, copy_from_repo, job_counts, snakemake
-from sandflow.loopback_chat import ChatServer, load_answer
+from sandflow.devtools.loopback_chat import ChatServer, load_answer
 
 CONFIG = "configs/apo/sandbox.yaml"
 WORK = Path("outputs/apo")
@@ -140,7 +140,7 @@ def test_grader_arithmetic_is_exact_and_never_evaluates_code(grade):
 
 def test_loopback_chat_command_serves_the_grader_until_interrupted(questions, prompts):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "sandflow.loopback_chat", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "sandflow.devtools.loopback_chat", "--port", str(port),
                                 "--grader", GRADER_SPEC], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
@@ -164,7 +164,7 @@ def test_loopback_chat_command_serves_the_grader_until_interrupted(questions, pr
 
 
 def test_loopback_chat_command_errors():
-    bad_spec = subprocess.run([sys.executable, "-m", "sandflow.loopback_chat", "--grader", "configs/apo/nope.py:grade"],
+    bad_spec = subprocess.run([sys.executable, "-m", "sandflow.devtools.loopback_chat", "--grader", "configs/apo/nope.py:grade"],
                               cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad_spec.returncode == 2
     assert bad_spec.stderr.strip().endswith("error: --grader: no such file: configs/apo/nope.py")
@@ -172,10 +172,10 @@ def test_loopback_chat_command_errors():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = subprocess.run([sys.executable, "-m", "sandflow.loopback_chat", "--port", str(port)],
+        busy = subprocess.run([sys.executable, "-m", "sandflow.devtools.loopback_chat", "--port", str(port)],
                               cwd=REPO, capture_output=True, text=True, timeout=60)
     assert busy.returncode == 2
-    assert busy.stderr == f"python -m sandflow.loopback_chat: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert busy.stderr == f"python -m sandflow.devtools.loopback_chat: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
 
 def test_a_failing_answer_function_is_a_client_error():

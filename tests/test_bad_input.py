@@ -20,9 +20,9 @@ import yaml
 
 from conftest import REPO, snakemake
 from sandflow.cli import main
-from sandflow.config import load_config_file
-from sandflow.plan import Job, Plan, plan_config
-from sandflow.workflow import job_spec
+from sandflow.config.load import load_config_file
+from sandflow.plan.planner import Job, Plan, plan_config
+from sandflow.run.workflow import job_spec
 
 CASES_DIR = Path(__file__).parent / "data" / "bad_configs"
 INDEX = yaml.safe_load((CASES_DIR / "cases.yaml").read_text())

@@ -33,8 +33,8 @@ def test_check_of_a_bad_config_prints_one_line_and_exits_2(tmp_path: Path, monke
 
 
 def test_multi_pipeline_example_runs_its_two_cleanings_independently(monkeypatch: pytest.MonkeyPatch):
-    from sandflow.config import load_config_file
-    from sandflow.plan import plan_config
+    from sandflow.config.load import load_config_file
+    from sandflow.plan.planner import plan_config
 
     monkeypatch.chdir(REPO)
     plan = plan_config(load_config_file("configs/demo/multi_pipeline.yaml"))

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandflow import dj_requirements
-from sandflow.dj_requirements import OFFLINE_OPS, missing_requirements
+from sandflow.hooks import dj_requirements
+from sandflow.hooks.dj_requirements import OFFLINE_OPS, missing_requirements
 from sandflow.hooks import k_sigma
 from sandflow.hooks.base import JobRun
 
@@ -387,7 +387,7 @@ def test_requirements_do_not_import_data_juicer():
     import subprocess
     import sys
 
-    code = ("import sys; from sandflow.dj_requirements import missing_requirements as m; "
+    code = ("import sys; from sandflow.hooks.dj_requirements import missing_requirements as m; "
             "m({'process': [{'token_num_filter': None}, {'language_id_score_filter': None}]}); "
             "assert 'data_juicer' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

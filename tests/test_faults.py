@@ -5,7 +5,7 @@ the kill-and-restart rounds stay short. Each round changes the first job's shuff
 job has work to do; a random moment of the cold run (fixed seed) kills the whole process group.
 The restart must finish, every finished job directory must match its manifest, and no job that had
 finished before the kill may run again: a job killed after it committed but before Snakemake recorded
-it is restored from its committed record (src/sandflow/runner.py), not recomputed.
+it is restored from its committed record (src/sandflow/run/runner.py), not recomputed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import SNAKEFILE, job_counts, snakemake, snakemake_env
-from sandflow.integrity import altered_artifact
+from sandflow.run.integrity import altered_artifact
 
 pytestmark = pytest.mark.slow
 

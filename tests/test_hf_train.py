@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from sandflow.hooks import hf_train
+from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.hf_train import huggingface_train_requirements, train_huggingface
-from sandflow.tiny_lm import build_tiny_causal_lm
+from sandflow.hooks.hf.train import huggingface_train_requirements, train_huggingface
+from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 
 COLOURS = "red green blue brown black white".split()
 ANIMALS = "cat dog fox bird cow horse".split()

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from conftest import REPO, copy_from_repo, job_counts, snakemake, snakemake_env
-from sandflow.config import ConfigError, load_config
-from sandflow.hpo import load_hpo, trials
-from sandflow.plan import plan_config
+from sandflow.config.load import ConfigError, load_config
+from sandflow.config.hpo_spec import load_hpo, trials
+from sandflow.plan.planner import plan_config
 
 CONFIG = "configs/hpo/sandbox.yaml"
 SEARCH = "configs/hpo/search.yaml"

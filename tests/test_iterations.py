@@ -1,7 +1,7 @@
 """Iterations: iter_targets decided by a checkpoint after each iteration, iter_updater as refs.
 
 The end-to-end tests run configs/iterate/sandbox.yaml (DJ-Sandbox's auto-prompt-optimization in its
-iterative form) with the real snakemake against sandflow.loopback_chat serving
+iterative form) with the real snakemake against sandflow.devtools.loopback_chat serving
 configs/iterate/assistant.py, and go in order: a dry run, the cold run (the target is met at
 iteration 2), a no-op rerun, then a stricter target that is never met (stopped at the cap).
 """
@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from conftest import REPO, chat_server, copy_from_repo, finished_counts, job_counts, snakemake
-from sandflow.config import ConfigError, load_config
-from sandflow.iterations import decide, decision_path
-from sandflow.loopback_chat import ChatServer, load_answer
-from sandflow.plan import plan_config
+from sandflow.config.load import ConfigError, load_config
+from sandflow.plan.iterations import decide, decision_path
+from sandflow.devtools.loopback_chat import ChatServer, load_answer
+from sandflow.plan.planner import plan_config
 
 CONFIG = "configs/iterate/sandbox.yaml"
 WORK = Path("outputs/iterate")

@@ -1,4 +1,4 @@
-"""The warm job server (src/sandflow/job_server.py), with a real server process and real jobs.
+"""The warm job server (src/sandflow/run/job_server.py), with a real server process and real jobs.
 
 The jobs are data-pool downsampling jobs planned from a small config: the server runs them in
 forked children exactly as Snakemake's job process would have, in the caller's working directory,
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandflow import job_server
-from sandflow.config import load_config_file
-from sandflow.plan import plan_config
-from sandflow.workflow import job_spec
+from sandflow.run import job_server
+from sandflow.config.load import load_config_file
+from sandflow.plan.planner import plan_config
+from sandflow.run.workflow import job_spec
 
 
 def write_pool_config(directory: Path, samples: int, target: object = 3) -> Path:
@@ -76,7 +76,7 @@ def test_a_failing_job_gives_its_exit_code_and_one_line(server: str, tmp_path: P
 def test_killing_the_job_process_ends_its_job(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     request = request_for(write_pool_config(tmp_path, samples=300_000, target=200_000))
-    client = subprocess.Popen([sys.executable, "-c", "import json, sys; from sandflow import job_server; "
+    client = subprocess.Popen([sys.executable, "-c", "import json, sys; from sandflow.run import job_server; "
                                "sys.exit(job_server.submit(sys.argv[1], json.loads(sys.argv[2])))",
                                server, json.dumps(request)], cwd=tmp_path)
     jobs = tmp_path / Path(request["spec"]["job_dir"]).parent
@@ -96,7 +96,7 @@ def test_killing_the_job_process_ends_its_job(server: str, tmp_path: Path, monke
 
 
 def test_the_server_goes_when_its_snakemake_process_dies(tmp_path: Path):
-    parent = subprocess.Popen([sys.executable, "-c", "import sys, time; from sandflow import job_server; "
+    parent = subprocess.Popen([sys.executable, "-c", "import sys, time; from sandflow.run import job_server; "
                                "job_server.start(sys.argv[1]); print(flush=True); time.sleep(600)",
                                str(tmp_path / "w")], stdout=subprocess.PIPE, text=True)
     parent.stdout.readline()  # the server is listening
@@ -146,7 +146,7 @@ def test_a_kept_servers_address_follows_the_import_time_environment(monkeypatch:
 def test_warm_imports_follow_the_hooks_libraries():
     assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core"]
     assert job_server.warm_imports(("torch", "transformers", "peft", "tokenizers")) == [
-        "torch", "transformers", "transformers.trainer", "sandflow.tiny_lm:warm_up", "peft"]
+        "torch", "transformers", "transformers.trainer", "sandflow.hooks.hf.tiny_lm:warm_up", "peft"]
     assert job_server.warm_imports(()) == []
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import REPO
 from sandflow.cli import main
-from sandflow.config import load_config_file
-from sandflow.plan import plan_config
+from sandflow.config.load import load_config_file
+from sandflow.plan.planner import plan_config
 
 DEMO = "configs/demo/sandbox.yaml"
 

@@ -1,6 +1,6 @@
 """LLM inference executors (huggingface, vllm, api) and the built-in message helpers.
 
-The api type talks to a real HTTP server on 127.0.0.1 (sandflow.loopback_chat) with
+The api type talks to a real HTTP server on 127.0.0.1 (sandflow.devtools.loopback_chat) with
 injected failures; huggingface runs a tiny GPT-2 built locally; vllm (a GPU
 extra, absent here) is checked for its requirement message and, with a stand-in
 module, for what our code hands the engine.
@@ -23,11 +23,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # peft looks base models up on the hub when saving adapters
 
-from sandflow.hooks import llm_infer, llm_messages
+from sandflow.hooks.llm import infer as llm_infer, messages as llm_messages
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.llm_infer import api_requirements, infer_model, probe_via_model_infer, vllm_requirements
-from sandflow.loopback_chat import ChatServer, answer_for
-from sandflow.runner import JobFailed
+from sandflow.hooks.llm.infer import api_requirements, infer_model, probe_via_model_infer, vllm_requirements
+from sandflow.devtools.loopback_chat import ChatServer, answer_for
+from sandflow.run.runner import JobFailed
 
 DATA = Path(__file__).parent / "data" / "llm"
 POOL_0 = DATA / "math_qa_pool_0.jsonl"
@@ -91,8 +91,8 @@ def api_config(server: ChatServer, **overrides: Any) -> dict[str, Any]:
 
 def test_module_is_light_enough_for_the_registry():
     """The registry may import it for the requirement checks: no torch, and no runner (which imports the registry)."""
-    code = ("import sys, sandflow.hooks.llm_infer; "
-            "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'sandflow.runner') if m in sys.modules))")
+    code = ("import sys, sandflow.hooks.llm.infer; "
+            "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'sandflow.run.runner') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -387,8 +387,8 @@ def tiny_models(tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from sandflow.hooks.hf_train import BASE_MODEL_SUBDIR
-    from sandflow.tiny_lm import build_tiny_causal_lm
+    from sandflow.hooks.hf.train import BASE_MODEL_SUBDIR
+    from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 
     root = tmp_path_factory.mktemp("tiny_lm")
     plain = build_tiny_causal_lm(root / "plain", CORPUS)
@@ -407,7 +407,7 @@ def tiny_models(tmp_path_factory):
 
 def greedy_reference(model_dir: Path, prompt: str, max_new_tokens: int) -> str:
     """What greedy decoding of the prompt gives, computed directly with transformers / peft."""
-    from sandflow.hooks.hf_train import load_checkpoint
+    from sandflow.hooks.hf.train import load_checkpoint
 
     model, tokenizer = load_checkpoint(model_dir)
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)

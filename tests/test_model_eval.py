@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.hf_train import train_huggingface
-from sandflow.hooks.model_eval import EVAL_JSON, evaluate_perplexity, perplexity_of
-from sandflow.tiny_lm import build_tiny_causal_lm
+from sandflow.hooks.hf.train import train_huggingface
+from sandflow.hooks.hf.perplexity import EVAL_JSON, evaluate_perplexity, perplexity_of
+from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 

@@ -105,7 +105,7 @@ def test_the_final_recipe_holds_the_best_pools_stat_ranges(run_dir: Path, cold: 
 
 
 def test_the_report_has_tables_plots_and_the_recipe(run_dir: Path, cold: dict):
-    result = subprocess.run([sys.executable, "-m", "sandflow.search_report", str(WORK)], cwd=run_dir,
+    result = subprocess.run([sys.executable, "-m", "sandflow.report.search_report", str(WORK)], cwd=run_dir,
                             capture_output=True, text=True, check=True)
     report = run_dir / WORK / "report"
     summary = (report / "summary.md").read_text()

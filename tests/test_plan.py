@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sandflow.config import ConfigError, load_config
-from sandflow.plan import plan_config
+from sandflow.config.load import ConfigError, load_config
+from sandflow.plan.planner import plan_config
 
 RECIPE = {
     "project_name": "t",

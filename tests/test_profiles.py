@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from conftest import REPO
-from sandflow.config import load_config_file
+from sandflow.config.load import load_config_file
 from sandflow.hooks.registry import HOOKS
-from sandflow.plan import plan_config
-from sandflow.resources import FAMILY_RESOURCES, RuleResources, conda_env_file, family_of, job_resources
+from sandflow.plan.planner import plan_config
+from sandflow.run.resources import FAMILY_RESOURCES, RuleResources, conda_env_file, family_of, job_resources
 
 PROFILES = REPO / "profiles"
 ENVS = REPO / "envs"

@@ -1,13 +1,11 @@
-"""The report's figures and metrics table, built from job records (src/sandflow/report_figures.py)."""
+"""The report's figures and metrics table, built from job records (src/sandflow/report/figures.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from sandflow import report_figures
-
-
+from sandflow.report import figures as report_figures
 def training_job(tmp_path: Path, losses: list[float]) -> dict:
     job_dir = tmp_path / "jobs" / "TrainModelHook" / "k1"
     (job_dir / "extra_configs.export_path").mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandflow.tracking import scalars, track
+from sandflow.report.tracking import scalars, track
 
 
 def test_scalars_flatten_outputs_as_upstreams_watcher_does():

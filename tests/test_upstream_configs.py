@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import job_counts, snakemake
-from sandflow.config import load_config_file
-from sandflow.plan import plan_config
+from sandflow.config.load import load_config_file
+from sandflow.plan.planner import plan_config
 
 # (pipeline, meta_name, hook[ type], [1-based numbers of the jobs it depends on]) in sequential order.
 EXPECTED_GRAPHS = {

@@ -1,6 +1,6 @@
 """A deterministic stand-in for the grader model of the auto-prompt-optimization example.
 
-Serve it with ``python -m sandflow.loopback_chat --port 8765 --grader configs/apo/grader.py:grade``.
+Serve it with ``python -m sandflow.devtools.loopback_chat --port 8765 --grader configs/apo/grader.py:grade``.
 It reads what ``build_messages_for_math_qa`` sends (the candidate prompt as the
 system turn, ``Question: ...\\nAnswer: ...`` as the user turn) and grades the
 GSM8K-style calculation annotations ``<<expr=value>>`` in the answer. How well

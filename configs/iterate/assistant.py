@@ -1,6 +1,6 @@
 """The model behind the iterative prompt-optimization example: it improves prompts and grades with them.
 
-Serve it with ``python -m sandflow.loopback_chat --port 8766 --grader configs/iterate/assistant.py:reply``.
+Serve it with ``python -m sandflow.devtools.loopback_chat --port 8766 --grader configs/iterate/assistant.py:reply``.
 A request whose system turn asks to improve a prompt gets the prompt back one step better
 (configs/apo/grader.py grades better with it); any other request is graded by that grader.
 The steps, as a prompt-writing model might take them:
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sandflow.loopback_chat import load_answer
+from sandflow.devtools.loopback_chat import load_answer
 
 grade = load_answer(f"{Path(__file__).resolve().parents[1] / 'apo' / 'grader.py'}:grade")
 Messages = list[dict[str, str]]

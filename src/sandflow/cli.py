@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from sandflow.config import ConfigError, load_config_file, read_config_file
-from sandflow.plan import Job, Plan, plan_config
-from sandflow.workflow import cannot_run_here
+from sandflow.config.load import ConfigError, load_config_file, read_config_file
+from sandflow.plan.planner import Job, Plan, plan_config
+from sandflow.run.workflow import cannot_run_here
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 KEYS = {"config": (str, "a path"), "work_dir": (str, "a path"), "cores": (int, "a whole number")}

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from sandflow.config import ConfigError, load_config, read_config_file, read_yaml_or_json
-from sandflow.hpo import HpoConfig, Parameter, load_hpo
+from sandflow.config.load import ConfigError, load_config, read_config_file, read_yaml_or_json
+from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
-from sandflow.plan import SECTIONS, Job, Plan, leaves, normalize
+from sandflow.plan.planner import SECTIONS, Job, Plan, leaves, normalize
 
 
 class NotFound(LookupError):

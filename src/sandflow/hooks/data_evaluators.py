@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from sandflow.dj_requirements import dj_models_cache
+from sandflow.hooks.dj_requirements import dj_models_cache
 from sandflow.hooks.base import JobRun
 
 __all__ = ["Samples", "read_samples", "dataset_paths", "lookup", "accuracy", "mse", "accuracy_evaluator", "mse_evaluator",
@@ -292,7 +292,7 @@ def quality_classifier_requirements(dj_configs: Mapping[str, Any] | None,
 
 def text_quality_evaluator(job: JobRun) -> float:
     """EvaluateDataHook type 'dj_text_quality_classifier': the mean quality score of extra_configs.dataset_path."""
-    from sandflow.runner import JobFailed
+    from sandflow.run.runner import JobFailed
 
     extra = job.extra_configs or {}
     dataset_path = extra.get("dataset_path")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from sandflow.hooks.base import JobRun
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma
 
 __all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats", "VERSION"]

@@ -7,7 +7,7 @@ merging). Pools are JSON Lines files; each sample is written back as
 ``json.dumps(sample, ensure_ascii=False)``, its keys in their own order.
 ``export_path`` is always a directory (created; a file-like name such as
 ``new_prompts.jsonl`` becomes a directory of that name, as upstream).
-Tables and plots go to ``<job_dir>/plots/`` (see ``sandflow.pool_plots``).
+Tables and plots go to ``<job_dir>/plots/`` (see ``sandflow.report.pool_plots``).
 
 Where we differ from upstream, on purpose:
 
@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from sandflow.hooks.base import JobRun
-from sandflow.pool_plots import PLOTS_DIR, RankedPool, plot_stat_histogram, write_ranking_report
+from sandflow.report.pool_plots import PLOTS_DIR, RankedPool, plot_stat_histogram, write_ranking_report
 
 __all__ = ["data_pool_construction", "data_pool_combination", "data_pool_duplication", "data_pool_downsampling",
            "data_pool_ranking", "data_pool_merging", "data_pool_cartesian_join", "VERSION"]

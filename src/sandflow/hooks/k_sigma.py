@@ -42,7 +42,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 
 VERSION = "1"

@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.data_juicer import summarise_stats
 from sandflow.hooks.k_sigma import Change, changes_csv, changes_markdown, dump_recipe, thresholds_for

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sandflow import dj_requirements
-from sandflow.hooks import data_evaluators, hf_train, llm_infer, modelscope_hooks, third_party  # light: heavy imports happen inside their functions
+from sandflow.hooks import dj_requirements
+from sandflow.hooks import data_evaluators, modelscope, third_party  # light: heavy imports happen inside their functions
+from sandflow.hooks.hf import train as hf_train
+from sandflow.hooks.llm import infer as llm_infer
 from sandflow.hooks.base import Component, Hook, JobRun
 
 DATA_JUICER = ("py-data-juicer",)
@@ -30,8 +32,8 @@ def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
 
 
 def _modelscope(function: str, hook: str) -> Component:
-    """ModelScope's trainer or pipeline (src/sandflow/hooks/modelscope_hooks.py); paths in its configs are its own."""
-    return Component(_lazy("sandflow.hooks.modelscope_hooks", function), requires=modelscope_hooks.requirements_for(hook),
+    """ModelScope's trainer or pipeline (src/sandflow/hooks/modelscope.py); paths in its configs are its own."""
+    return Component(_lazy("sandflow.hooks.modelscope", function), requires=modelscope.requirements_for(hook),
                      follows_previous=True)
 
 
@@ -51,7 +53,7 @@ def _pool_component(kind: str) -> Component:
 
 def _llm_components(function: str) -> dict[str, Component]:
     """The LLM inference executors (huggingface, vllm, api), run through llm_infer.<function>."""
-    run = _lazy("sandflow.hooks.llm_infer", function)
+    run = _lazy("sandflow.hooks.llm.infer", function)
     return {"huggingface": Component(run),
             "vllm": Component(run, requires=llm_infer.vllm_requirements),
             "api": Component(run, requires=llm_infer.api_requirements)}
@@ -84,7 +86,7 @@ HOOKS: dict[str, Hook] = {
                                    "dj_to_easyanimate_video_dataset_conversion")}),
         Hook("TrainModelHook", None, n_outputs=None, libraries=HF_TRAINING,
              writes=("extra_configs.export_path", "extra_configs.work_dir"),
-             components={"huggingface": Component(_lazy("sandflow.hooks.hf_train", "train_huggingface"),
+             components={"huggingface": Component(_lazy("sandflow.hooks.hf.train", "train_huggingface"),
                                                   requires=hf_train.huggingface_train_requirements),
                          "modelscope": _modelscope("train_modelscope", "TrainModelHook"),
                          "easyanimate": _easyanimate("easyanimate_train", "train_lora.sh"),
@@ -108,7 +110,7 @@ HOOKS: dict[str, Hook] = {
                                                         requires=third_party.inception_requirements),
              }),
         Hook("EvaluateModelHook", None, n_outputs=None, libraries=HF_TRAINING,
-             components={"perplexity": Component(_lazy("sandflow.hooks.model_eval", "evaluate_perplexity")),
+             components={"perplexity": Component(_lazy("sandflow.hooks.hf.perplexity", "evaluate_perplexity")),
                          "internvl_coco_caption": Component(_lazy("sandflow.hooks.third_party", "internvl_coco_caption_eval"),
                                                             requires=third_party.internvl_requirements, follows_previous=True)}),
     )

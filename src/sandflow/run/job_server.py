@@ -5,7 +5,7 @@ Measured on a 2-core machine, ``import data_juicer.core`` costs 40-110 s and tor
 (``workflow.local_exec``, no ``--sdm conda``) the Snakefile starts this server once; a job whose hook
 uses those libraries sends its spec here instead of running itself. The server imports what the job
 needs (once per run), then forks a child that takes over the job's stdout and stderr (passed as file
-descriptors), working directory and environment, runs it with ``sandflow.runner.execute`` and reports
+descriptors), working directory and environment, runs it with ``sandflow.run.runner.execute`` and reports
 the exit code back. The Snakemake job process waits for that code, so Snakemake's scheduling, threads
 and logs are unchanged.
 
@@ -51,7 +51,7 @@ ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
 WARM_IMPORTS = {
     "py-data-juicer": ("data_juicer.core",),
     "torch": ("torch",),
-    "transformers": ("transformers", "transformers.trainer", "sandflow.tiny_lm:warm_up"),
+    "transformers": ("transformers", "transformers.trainer", "sandflow.hooks.hf.tiny_lm:warm_up"),
     "peft": ("peft",),
 }
 LENGTH = struct.Struct("!Q")
@@ -113,7 +113,7 @@ def start(work_dir: str, keep: bool = False) -> subprocess.Popen | None:
     if keep and answers(path):
         os.environ[ADDRESS_ENV] = path
         return None
-    argv = [sys.executable, "-m", "sandflow.job_server", path, "0" if keep else str(os.getpid())]
+    argv = [sys.executable, "-m", "sandflow.run.job_server", path, "0" if keep else str(os.getpid())]
     if keep:  # its own session and log: it must not hold the run's terminal or pipes open
         with open(f"{path}.log", "a") as log:
             server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -268,7 +268,7 @@ def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]
     threading.Thread(target=end_when_job_process_goes, args=(connection,), daemon=True).start()
     code = 1
     try:
-        from sandflow.runner import execute
+        from sandflow.run.runner import execute
 
         code = execute(request["spec"], request["log_path"], request["threads"])
     except BaseException:

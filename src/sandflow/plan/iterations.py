@@ -16,13 +16,13 @@ import operator
 import os
 from typing import Any, Callable
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq, ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
 }
 
-log = logging.getLogger("sandflow.iterations")
+log = logging.getLogger("sandflow.plan.iterations")
 
 
 def decision_path(work_dir: str, iteration: int, digest: str) -> str:
@@ -65,7 +65,7 @@ def decide(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def decision_from_snakemake(snakemake: Any) -> None:
-    from sandflow.runner import job_logging
+    from sandflow.run.runner import job_logging
 
     with job_logging(snakemake.log[0]):
         decision = decide(snakemake.params.spec)
@@ -77,7 +77,7 @@ def decision_from_snakemake(snakemake: Any) -> None:
 
 def outcome_from_snakemake(snakemake: Any) -> None:
     """The last decision says where the run stopped; the record names every decision in order."""
-    from sandflow.runner import job_logging
+    from sandflow.run.runner import job_logging
 
     with job_logging(snakemake.log[0]):
         decisions = []

@@ -59,7 +59,7 @@ Differences from upstream, and why:
   src/sandflow/hooks/probe_sampling.py) of ``extra_configs.dataset_path``
   (default ``dj_configs.dataset_path``); the sample is kept in the job's
   ``probe_sample/`` directory. Upstream's probe knows only ``modelscope``
-  (src/sandflow/hooks/modelscope_hooks.py).
+  (src/sandflow/hooks/modelscope.py).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.llm_messages import Messages, resolve_function
+from sandflow.hooks.llm.messages import Messages, resolve_function
 
 __all__ = ["infer_model", "probe_via_model_infer", "run_llm_inference", "api_requirements", "vllm_requirements",
            "ApiChat", "LLMInferenceError", "VERSION"]
@@ -134,12 +134,12 @@ def probe_via_model_infer(job: JobRun) -> list[str]:
 def failures_as_job_failed() -> Iterator[None]:
     """A model that cannot answer is a JobFailed: the runner reports it in one line, without a traceback.
 
-    (sandflow.runner is imported here, not at the top: the registry may import this module for its
+    (sandflow.run.runner is imported here, not at the top: the registry may import this module for its
     requirement checks, and the runner imports the registry.)"""
     try:
         yield
     except LLMInferenceError as exc:
-        from sandflow.runner import JobFailed
+        from sandflow.run.runner import JobFailed
 
         raise JobFailed(str(exc)) from None
 
@@ -462,7 +462,7 @@ def load_huggingface_chat(config: Mapping[str, Any], log: logging.Logger) -> Cha
     import torch
     import transformers
 
-    from sandflow.hooks.hf_train import BASE_MODEL_SUBDIR, load_checkpoint, single_thread
+    from sandflow.hooks.hf.train import BASE_MODEL_SUBDIR, load_checkpoint, single_thread
 
     device = model_params.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = model_params.get("dtype") or model_params.get("torch_dtype")

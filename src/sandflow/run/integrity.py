@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from sandflow.filehash import sha256_file
+from sandflow.core.filehash import sha256_file
 
 # A job directory's layout: its record (written last) and the sha256 of every artifact.
 CONTEXT_FILE = "context.json"

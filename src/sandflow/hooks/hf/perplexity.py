@@ -33,10 +33,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.model_workers import map_models
-from sandflow.hooks.hf_train import (
+from sandflow.hooks.hf.workers import map_models
+from sandflow.hooks.hf.train import (
     check_known_keys,
     collate_blocks,
     dataset_paths,

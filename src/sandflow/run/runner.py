@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from sandflow import job_server
-from sandflow.atomic import write_text_atomic
-from sandflow.config import read_yaml_or_json
-from sandflow.filehash import sha256_file
+from sandflow.run import job_server
+from sandflow.core.atomic import write_text_atomic
+from sandflow.config.load import read_yaml_or_json
+from sandflow.core.filehash import sha256_file
 from sandflow.hooks.base import JobRun
-from sandflow.integrity import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE, altered_artifact
+from sandflow.run.integrity import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE, altered_artifact
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
-from sandflow.plan import guess_kind, library_version, set_path
+from sandflow.plan.planner import guess_kind, library_version, set_path
 
 
 

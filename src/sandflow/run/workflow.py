@@ -14,10 +14,10 @@ import sys
 from collections import Counter
 from typing import Any, Callable
 
-from sandflow.config import ConfigError, load_config, read_config_file
-from sandflow.integrity import first_altered
-from sandflow.iterations import decision_path, read_decision
-from sandflow.plan import KEY_LENGTH, Job, Plan, canonical_json, plan_config
+from sandflow.config.load import ConfigError, load_config, read_config_file
+from sandflow.run.integrity import first_altered
+from sandflow.plan.iterations import decision_path, read_decision
+from sandflow.plan.planner import KEY_LENGTH, Job, Plan, canonical_json, plan_config
 
 
 def exit_with_error(message: str) -> None:
@@ -167,7 +167,7 @@ class Workflow:
         return assembly_spec(self.plan)
 
     def report_outputs(self) -> dict[str, str]:
-        """What the Snakemake report shows of a run (src/sandflow/report_figures.py)."""
+        """What the Snakemake report shows of a run (src/sandflow/report/figures.py)."""
         directory = os.path.join(self.work_dir, "report")
         return {"figures": os.path.join(directory, "figures"), "metrics": os.path.join(directory, "metrics.csv")}
 

@@ -149,7 +149,7 @@ class SandboxConfig:
 
 @lru_cache(maxsize=1)
 def _schema() -> dict[str, Any]:
-    text = resources.files("sandflow").joinpath("schemas/sandbox.schema.json").read_text()
+    text = resources.files("sandflow.config").joinpath("schemas/sandbox.schema.json").read_text()
     return json.loads(text)
 
 

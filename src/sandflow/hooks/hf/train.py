@@ -9,7 +9,7 @@ ModelScope only). Its extra_configs:
   first; nothing is downloaded), or
   ``model_config`` — ``{architecture: gpt2, n_layer, n_embd, n_head,
   n_positions, vocab_size}``: a new, seeded GPT-2 with a byte-level BPE
-  tokenizer trained on the training texts (``sandflow.tiny_lm``);
+  tokenizer trained on the training texts (``sandflow.hooks.hf.tiny_lm``);
 * ``dataset_path`` — a jsonl file or a list of them (read in order and
   concatenated), ``text_key`` (default ``text``);
 * ``max_steps`` (wins when given) or ``num_train_epochs`` (default 1),
@@ -41,7 +41,7 @@ directory is renamed) — load it with ``load_checkpoint``.
 Returns the checkpoint directory (one output), as DJ-Sandbox's trainers return
 their work/output directory.
 
-``type: modelscope`` is in src/sandflow/hooks/modelscope_hooks.py.
+``type: modelscope`` is in src/sandflow/hooks/modelscope.py.
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.model_workers import map_models
-from sandflow.tiny_lm import MIN_VOCAB_SIZE, tiny_gpt2, train_tokenizer
+from sandflow.hooks.hf.workers import map_models
+from sandflow.hooks.hf.tiny_lm import MIN_VOCAB_SIZE, tiny_gpt2, train_tokenizer
 
 __all__ = [
     "train_huggingface", "huggingface_train_requirements",

@@ -16,11 +16,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sandflow import report_figures
-from sandflow.atomic import write_text_atomic
-from sandflow.plan import Write
-from sandflow.integrity import CONTEXT_FILE
-from sandflow.runner import load_context, replace_prefix
+from sandflow.report import figures as report_figures
+from sandflow.core.atomic import write_text_atomic
+from sandflow.plan.planner import Write
+from sandflow.run.integrity import CONTEXT_FILE
+from sandflow.run.runner import load_context, replace_prefix
 
 
 def publish_tree(source: Path, destination: Path) -> None:
@@ -93,7 +93,7 @@ def record_spec(spec: dict[str, Any], output: str) -> None:
 
 
 def main_from_snakemake(snakemake: Any) -> None:
-    from sandflow.runner import job_logging
+    from sandflow.run.runner import job_logging
 
     with job_logging(snakemake.log[0]):
         assemble_context_infos(snakemake.params.spec, snakemake.output[0])

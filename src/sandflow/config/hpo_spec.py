@@ -15,7 +15,7 @@ Parameter names address a job's config the way ``iter_updater`` targets do; upst
 wandb's chosen values into the pipeline config. ``trials: [{<parameter>: value, ...}, ...]``
 (ours) lists trials explicitly; ``python -m sandflow.hpo_search`` writes it for bayes batches.
 
-grid and random trials are planned inside the Snakemake graph (src/sandflow/plan.py): every
+grid and random trials are planned inside the Snakemake graph (src/sandflow/plan/planner.py): every
 trial is the config's jobs with its values patched in, so ``snakemake -n`` lists every trial
 and trials that share a prefix share its jobs (same keys). bayes needs results to choose the
 next trials, so it runs as an ask/tell loop outside (src/sandflow/hpo_search.py).
@@ -30,7 +30,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from sandflow.config import SECTIONS, ConfigError, describe_value, did_you_mean, read_yaml_or_json
+from sandflow.config.load import SECTIONS, ConfigError, describe_value, did_you_mean, read_yaml_or_json
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("minimize", "maximize")

@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 
 
 def metric_value(context_path: str, index: int) -> float | None:
@@ -84,7 +84,7 @@ def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: 
 
 
 def main_from_snakemake(snakemake: Any) -> None:
-    from sandflow.runner import job_logging
+    from sandflow.run.runner import job_logging
 
     with job_logging(snakemake.log[0]) as log:
         spec = snakemake.params.spec

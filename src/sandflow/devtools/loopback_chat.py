@@ -12,7 +12,7 @@ instead of retrying a deterministic bug).
 
 From a shell, until Ctrl-C::
 
-    python -m sandflow.loopback_chat --port 8765 --grader configs/apo/grader.py:grade
+    python -m sandflow.devtools.loopback_chat --port 8765 --grader configs/apo/grader.py:grade
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def load_answer(spec: str) -> AnswerFunction:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandflow.loopback_chat",
+    parser = argparse.ArgumentParser(prog="python -m sandflow.devtools.loopback_chat",
                                      description="Serve an OpenAI-compatible chat-completions endpoint on "
                                                  f"{HOST} whose answers come from a Python function.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from sandflow.atomic import write_text_atomic
+from sandflow.core.atomic import write_text_atomic
 
 CHUNK = 1 << 20
 

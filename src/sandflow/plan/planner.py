@@ -27,7 +27,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any, Callable, Iterator
 
-from sandflow.config import (
+from sandflow.config.load import (
     RECIPE_SUFFIXES,
     SECTIONS,
     ConfigError,
@@ -40,12 +40,12 @@ from sandflow.config import (
     read_yaml_or_json,
     suggest,
 )
-from sandflow.filehash import FileHashCache
+from sandflow.core.filehash import FileHashCache
 from sandflow.hooks.base import Hook
-from sandflow.hooks.llm_messages import user_module_file
+from sandflow.hooks.llm.messages import user_module_file
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
-from sandflow.hpo import HpoConfig, load_hpo, trials
-from sandflow.iterations import decision_path, read_decision
+from sandflow.config.hpo_spec import HpoConfig, load_hpo, trials
+from sandflow.plan.iterations import decision_path, read_decision
 
 KEY_LENGTH = 16
 # Top-level section keys that only say where or how fast, never what: kept out of keys.

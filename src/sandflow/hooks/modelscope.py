@@ -43,7 +43,7 @@ def requirements_for(hook: str) -> Any:
 
 def require_modelscope(hook: str) -> None:
     if not modelscope_available():
-        from sandflow.runner import JobFailed
+        from sandflow.run.runner import JobFailed
 
         raise JobFailed(missing_package_message(hook))
 
@@ -84,7 +84,7 @@ def probe_modelscope(job: JobRun) -> list[str]:
     import datasets
     from modelscope.pipelines import pipeline
 
-    from sandflow.hooks.llm_infer import planned_outputs, read_jsonl, write_lines_atomic
+    from sandflow.hooks.llm.infer import planned_outputs, read_jsonl, write_lines_atomic
     from sandflow.hooks.probe_sampling import probe_settings, sampled_inputs
 
     config = dict(job.extra_configs or {})

@@ -23,8 +23,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from sandflow.atomic import write_text_atomic
-from sandflow.integrity import CONTEXT_FILE
+from sandflow.core.atomic import write_text_atomic
+from sandflow.run.integrity import CONTEXT_FILE
 
 TRAIN_LOG = "train_log.json"
 
@@ -112,7 +112,7 @@ def track(spec: dict[str, Any], output: str) -> list[dict[str, Any]]:
 
 
 def main_from_snakemake(snakemake: Any) -> None:
-    from sandflow.runner import job_logging
+    from sandflow.run.runner import job_logging
 
     with job_logging(snakemake.log[0]) as log:
         for run in track(snakemake.params.spec, snakemake.output[0]):

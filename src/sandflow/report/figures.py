@@ -27,9 +27,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sandflow.atomic import write_text_atomic
-from sandflow.integrity import CONTEXT_FILE
-from sandflow.tracking import TRAIN_LOG, scalars, training_curves
+from sandflow.core.atomic import write_text_atomic
+from sandflow.run.integrity import CONTEXT_FILE
+from sandflow.report.tracking import TRAIN_LOG, scalars, training_curves
 
 EVALUATION_HOOKS = ("EvaluateDataHook", "EvaluateModelHook")
 FIGURE_CACHE = ".figure-cache"
@@ -44,7 +44,7 @@ def figure_prefix(job: dict[str, Any], several_iterations: bool) -> str:
 def plot_training_curve(entries: list[dict[str, Any]], title: str, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from sandflow.pool_plots import save_png
+    from sandflow.report.pool_plots import save_png
 
     points = [(e["step"], e["loss"]) for e in entries if isinstance(e.get("loss"), (int, float))]
     figure = Figure(figsize=(6, 3.2), dpi=100)

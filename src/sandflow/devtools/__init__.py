@@ -1,0 +1,1 @@
+"""Tools for tests and demos, never imported by the workflow."""

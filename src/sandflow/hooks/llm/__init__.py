@@ -1,0 +1,1 @@
+"""LLM inference hooks and their executors (huggingface, vllm, api)."""

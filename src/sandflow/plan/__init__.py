@@ -1,0 +1,1 @@
+"""Layer 4: the job graph of a config: jobs, edges, keys, iterations."""

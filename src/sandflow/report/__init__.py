@@ -1,0 +1,1 @@
+"""Layer 2: figures, tables and tracking records drawn from finished jobs."""
