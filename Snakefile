@@ -2,44 +2,26 @@
 #
 #   snakemake --cores 2 --configfile configs/demo/sandbox.yaml
 #
-# Output paths, all under the config's work_dir:
-#   jobs/<hook>/<key>/          one job: its artifacts, manifest.json, context.json (written last, by rename)
-#   logs/<hook>/<key>.log       the job's log
-#   context_infos.json          DJ-Sandbox's record of every job's outputs, assembled from the jobs
-#   pipelines/<pipeline>/iter_<N>/<meta_name>  readable links to job directories
-# <key> is a hash of everything that produces the job's result (src/sandflow/plan/planner.py),
-# so changing one value reruns only the jobs downstream of it.
+# Under the config's work_dir (src/sandflow/core/layout.py): jobs/<hook>/<key>/ (artifacts, manifest.json,
+# context.json written last), logs/<hook>/<key>.log, context_infos.json, pipelines/<pipeline>/iter_<N>/<name>.
+# <key> hashes all that produces a job's result (src/sandflow/plan/keys.py): a changed value reruns its jobs.
 
-import sys
-
-from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import min_version
 
-from sandflow.run import job_server
+from sandflow.core.keys import KEY_PATTERN
 from sandflow.run.resources import RuleResources
 from sandflow.run.workflow import load_or_exit
 
 min_version("9.0")
 
-SANDFLOW = load_or_exit(config, workflow.configfiles)
-if workflow.is_main_process:  # not again in every cluster job
-    SANDFLOW.refuse_altered_artifacts()
-# A job rerun only because a killed run left Snakemake's incomplete marker restores its committed
-# record (src/sandflow/run/runner.py); --forceall/--forcerun/--force recompute it.
-def forced_reruns() -> bool:
-    settings = workflow.dag_settings
-    return bool(settings.forceall or settings.forcerun or settings.forcetargets)
-
-
-SANDFLOW.forced_reruns = forced_reruns
-if workflow.is_main_process and SANDFLOW.plan.pending_note:
-    print(f"sandflow: note: {SANDFLOW.plan.pending_note}", file=sys.stderr)
-# Threads, resources and conda env of each job (envs are used only with --sdm conda).
+SANDFLOW = load_or_exit(config, workflow)
 JOB_RESOURCES = RuleResources(SANDFLOW.jobs, final=not SANDFLOW.plan.config.iter_targets)
 
 
 wildcard_constraints:
-    key="[0-9a-f]{16}",
+    key=KEY_PATTERN,
+    digest=KEY_PATTERN,
+    n="[0-9]+",
 
 
 report: "report/workflow.rst"
@@ -56,24 +38,22 @@ include: "rules/track.smk"
 
 
 onstart:
-    SANDFLOW.start_run()
-    # Heavy jobs (Data-Juicer, torch) start warm from one server process (src/sandflow/run/job_server.py).
-    job_server.start_for_local_run(workflow, SANDFLOW.work_dir)
+    SANDFLOW.start_run(workflow)
 
 
 onsuccess:
-    job_server.stop_running()
+    SANDFLOW.finish_run()
 
 
 onerror:
-    job_server.stop_running()
+    SANDFLOW.finish_run()
 
 
 rule all:
+    default_target: True
     input:
         SANDFLOW.plan.context_infos_path,
         # Named by what the iterations depend on: when it is missing, the iterations are decided again.
         SANDFLOW.iteration_outcome() or [],
         SANDFLOW.hpo_outputs()["best"] if SANDFLOW.plan.search else [],
         SANDFLOW.tracking_record() or [],
-    default_target: True

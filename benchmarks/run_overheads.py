@@ -138,7 +138,7 @@ def direct_call_seconds(root: Path) -> float:
     from sandflow.config.load import load_config_file
     from sandflow.plan.planner import plan_config
     from sandflow.run.runner import run_job
-    from sandflow.run.workflow import job_spec
+    from sandflow.run.specs import job_spec
 
     directory = fresh(root, "direct")
     directory.joinpath("tiny.jsonl").write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(5)))

@@ -4,6 +4,7 @@
 # what the Snakemake report shows (report/figures/, report/metrics.csv).
 # Both are bookkeeping: on a cluster they run on the submitting host, not as jobs.
 
+
 localrules:
     publication_record,
     context_infos,
@@ -18,12 +19,10 @@ rule publication_record:
         SANDFLOW.publication_output(),
     log:
         f"{SANDFLOW.work_dir}/logs/publication_record/{{digest}}.log",
-    params:
-        spec=SANDFLOW.get_assembly_spec,
-    wildcard_constraints:
-        digest="[0-9a-f]{16}",
     conda:
         "../envs/sandflow.yaml"
+    params:
+        spec=SANDFLOW.get_assembly_spec,
     script:
         "../scripts/record_spec.py"
 
@@ -46,9 +45,9 @@ rule context_infos:
         metrics=report(SANDFLOW.report_outputs()["metrics"], caption="../report/metrics.rst", category="Metrics"),
     log:
         f"{SANDFLOW.work_dir}/logs/context_infos.log",
-    params:
-        spec=SANDFLOW.get_assembly_spec,
     conda:
         "../envs/sandflow.yaml"
+    params:
+        spec=SANDFLOW.get_assembly_spec,
     script:
         "../scripts/assemble_context.py"

@@ -11,15 +11,16 @@ rule evaluate_data:
         SANDFLOW.job_output("EvaluateDataHook"),
     log:
         SANDFLOW.job_log("EvaluateDataHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("EvaluateDataHook")
     threads: JOB_RESOURCES.threads_of("EvaluateDataHook")
     resources:
         **JOB_RESOURCES.resources_of("EvaluateDataHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("EvaluateDataHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule evaluate_model:
     input:
@@ -28,12 +29,12 @@ rule evaluate_model:
         SANDFLOW.job_output("EvaluateModelHook"),
     log:
         SANDFLOW.job_log("EvaluateModelHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("EvaluateModelHook")
     threads: JOB_RESOURCES.threads_of("EvaluateModelHook")
     resources:
         **JOB_RESOURCES.resources_of("EvaluateModelHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("EvaluateModelHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"

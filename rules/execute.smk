@@ -11,15 +11,16 @@ rule process_data:
         SANDFLOW.job_output("ProcessDataHook"),
     log:
         SANDFLOW.job_log("ProcessDataHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("ProcessDataHook")
     threads: JOB_RESOURCES.threads_of("ProcessDataHook")
     resources:
         **JOB_RESOURCES.resources_of("ProcessDataHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("ProcessDataHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule data_pool_manipulation:
     input:
@@ -28,15 +29,16 @@ rule data_pool_manipulation:
         SANDFLOW.job_output("DataPoolManipulationHook"),
     log:
         SANDFLOW.job_log("DataPoolManipulationHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("DataPoolManipulationHook")
     threads: JOB_RESOURCES.threads_of("DataPoolManipulationHook")
     resources:
         **JOB_RESOURCES.resources_of("DataPoolManipulationHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("DataPoolManipulationHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule general_data_executor:
     input:
@@ -45,15 +47,16 @@ rule general_data_executor:
         SANDFLOW.job_output("GeneralDataExecutorHook"),
     log:
         SANDFLOW.job_log("GeneralDataExecutorHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("GeneralDataExecutorHook")
     threads: JOB_RESOURCES.threads_of("GeneralDataExecutorHook")
     resources:
         **JOB_RESOURCES.resources_of("GeneralDataExecutorHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("GeneralDataExecutorHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule train_model:
     input:
@@ -62,15 +65,16 @@ rule train_model:
         SANDFLOW.job_output("TrainModelHook"),
     log:
         SANDFLOW.job_log("TrainModelHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("TrainModelHook")
     threads: JOB_RESOURCES.threads_of("TrainModelHook")
     resources:
         **JOB_RESOURCES.resources_of("TrainModelHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("TrainModelHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule infer_model:
     input:
@@ -79,12 +83,12 @@ rule infer_model:
         SANDFLOW.job_output("InferModelHook"),
     log:
         SANDFLOW.job_log("InferModelHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("InferModelHook")
     threads: JOB_RESOURCES.threads_of("InferModelHook")
     resources:
         **JOB_RESOURCES.resources_of("InferModelHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("InferModelHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"

@@ -13,12 +13,10 @@ if SANDFLOW.plan.search is not None:
             SANDFLOW.hpo_spec_output(),
         log:
             f"{SANDFLOW.work_dir}/logs/hpo_spec_record/{{digest}}.log",
-        params:
-            spec=SANDFLOW.hpo_spec,
-        wildcard_constraints:
-            digest="[0-9a-f]{16}",
         conda:
             "../envs/sandflow.yaml"
+        params:
+            spec=SANDFLOW.hpo_spec,
         script:
             "../scripts/record_spec.py"
 
@@ -31,9 +29,9 @@ if SANDFLOW.plan.search is not None:
             plot=report(SANDFLOW.hpo_outputs()["plot"], caption="../report/hpo_metric.rst", category="Search"),
         log:
             f"{SANDFLOW.work_dir}/logs/hpo_summary.log",
-        params:
-            spec=SANDFLOW.hpo_spec,
         conda:
             "../envs/sandflow.yaml"
+        params:
+            spec=SANDFLOW.hpo_spec,
         script:
             "../scripts/hpo_summary.py"

@@ -2,6 +2,8 @@
 # whether iteration N+1 runs; the plan then grows by that iteration (src/sandflow/plan/iterations.py).
 # Without iter_targets every iteration is planned up front and these rules never run.
 
+from snakemake.exceptions import IncompleteCheckpointException
+
 
 def decision_file(n, digest):
     """Iteration n's decision; while it is missing, Snakemake's checkpoint target for it, so that
@@ -27,13 +29,10 @@ checkpoint iteration_decision:
         SANDFLOW.decision_output(),
     log:
         f"{SANDFLOW.work_dir}/logs/iteration_decision/iter_{{n}}-{{digest}}.log",
-    params:
-        spec=SANDFLOW.get_decision_spec,
-    wildcard_constraints:
-        n="[0-9]+",
-        digest="[0-9a-f]{16}",
     conda:
         "../envs/sandflow.yaml"
+    params:
+        spec=SANDFLOW.get_decision_spec,
     script:
         "../scripts/decide_iteration.py"
 

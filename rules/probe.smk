@@ -11,15 +11,16 @@ rule probe_via_analyzer:
         SANDFLOW.job_output("ProbeViaAnalyzerHook"),
     log:
         SANDFLOW.job_log("ProbeViaAnalyzerHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("ProbeViaAnalyzerHook")
     threads: JOB_RESOURCES.threads_of("ProbeViaAnalyzerHook")
     resources:
         **JOB_RESOURCES.resources_of("ProbeViaAnalyzerHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("ProbeViaAnalyzerHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule probe_via_model_infer:
     input:
@@ -28,15 +29,16 @@ rule probe_via_model_infer:
         SANDFLOW.job_output("ProbeViaModelInferHook"),
     log:
         SANDFLOW.job_log("ProbeViaModelInferHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("ProbeViaModelInferHook")
     threads: JOB_RESOURCES.threads_of("ProbeViaModelInferHook")
     resources:
         **JOB_RESOURCES.resources_of("ProbeViaModelInferHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("ProbeViaModelInferHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule general_probe:
     input:
@@ -45,12 +47,12 @@ rule general_probe:
         SANDFLOW.job_output("GeneralProbeHook"),
     log:
         SANDFLOW.job_log("GeneralProbeHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("GeneralProbeHook")
     threads: JOB_RESOURCES.threads_of("GeneralProbeHook")
     resources:
         **JOB_RESOURCES.resources_of("GeneralProbeHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("GeneralProbeHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"

@@ -11,15 +11,16 @@ rule refine_recipe_via_k_sigma:
         SANDFLOW.job_output("RefineRecipeViaKSigmaHook"),
     log:
         SANDFLOW.job_log("RefineRecipeViaKSigmaHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("RefineRecipeViaKSigmaHook")
     threads: JOB_RESOURCES.threads_of("RefineRecipeViaKSigmaHook")
     resources:
         **JOB_RESOURCES.resources_of("RefineRecipeViaKSigmaHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("RefineRecipeViaKSigmaHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"
+
 
 rule refine_recipe_via_model_feedback:
     input:
@@ -28,12 +29,12 @@ rule refine_recipe_via_model_feedback:
         SANDFLOW.job_output("RefineRecipeViaModelFeedbackHook"),
     log:
         SANDFLOW.job_log("RefineRecipeViaModelFeedbackHook"),
-    params:
-        spec=SANDFLOW.get_job_spec,
+    conda:
+        JOB_RESOURCES.conda_env_of("RefineRecipeViaModelFeedbackHook")
     threads: JOB_RESOURCES.threads_of("RefineRecipeViaModelFeedbackHook")
     resources:
         **JOB_RESOURCES.resources_of("RefineRecipeViaModelFeedbackHook"),
-    conda:
-        JOB_RESOURCES.conda_env_of("RefineRecipeViaModelFeedbackHook")
+    params:
+        spec=SANDFLOW.get_job_spec,
     script:
         "../scripts/run_job.py"

@@ -14,9 +14,9 @@ if SANDFLOW.tracking_record():
             SANDFLOW.tracking_record(),
         log:
             f"{SANDFLOW.work_dir}/logs/track_wandb.log",
-        params:
-            spec=SANDFLOW.tracking_spec,
         conda:
             "../envs/sandflow.yaml"
+        params:
+            spec=SANDFLOW.tracking_spec,
         script:
             "../scripts/track_wandb.py"

@@ -21,8 +21,9 @@ import yaml
 from conftest import REPO, snakemake
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
-from sandflow.plan.planner import Job, Plan, plan_config
-from sandflow.run.workflow import job_spec
+from sandflow.plan.model import Job, Plan
+from sandflow.plan.planner import plan_config
+from sandflow.run.specs import job_spec
 
 CASES_DIR = Path(__file__).parent / "data" / "bad_configs"
 INDEX = yaml.safe_load((CASES_DIR / "cases.yaml").read_text())
@@ -183,7 +184,7 @@ def test_shell_metacharacters_are_data_when_planned(metachar_case, capsys: pytes
     assert process.cfg.outputs == ("out | touch pwned-9",)
     assert spec_value(process, "extra_configs") == raw["execution_job_configs"][0]["extra_configs"]
     analysis = job_named(plan, "analysis > pwned-12")
-    assert [(ref["job"], ref["index"]) for ref in analysis.refs] == [(process, 0)]
+    assert [(ref.job, ref.index) for ref in analysis.refs] == [(process, 0)]
     assert analysis.deps == [process]
     assert_nothing_executed(cases, home)
     assert not (cases / raw["work_dir"]).exists()

@@ -19,8 +19,10 @@ import pytest
 import yaml
 
 from conftest import REPO, chat_server, copy_from_repo, finished_counts, job_counts, snakemake
-from sandflow.config.load import ConfigError, load_config
-from sandflow.plan.iterations import decide, decision_path
+from sandflow.config.errors import ConfigError
+from sandflow.config.load import load_config
+from sandflow.plan.iterations import decide
+from sandflow.core.layout import decision_path
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
 from sandflow.plan.planner import plan_config
 
@@ -88,7 +90,7 @@ def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, m
     assert [job.iteration for job in plan.jobs].count(2) == 7
     generate = plan.planner.iterations[1][0]
     merge_1 = plan.planner.iterations[0][-1]
-    assert [(ref["target"], ref["job"]) for ref in generate.refs] == [(("extra_configs", "dataset_path"), merge_1)]
+    assert [(ref.target, ref.job) for ref in generate.refs] == [(("extra_configs", "dataset_path"), merge_1)]
     assert generate.key != plan.planner.iterations[0][0].key
     decision.write_text(json.dumps({"next_iteration": False}))
     assert {job.iteration for job in plan_in(tmp_path, raw_config()).jobs} == {1}
@@ -100,7 +102,7 @@ def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as
     plan = plan_in(tmp_path, raw)
     assert [len(jobs) for jobs in plan.planner.iterations] == [7, 7, 7] and plan.pending_note == ""
     third = plan.planner.iterations[2][0]
-    assert third.refs[0]["job"] is plan.planner.iterations[1][-1]
+    assert third.refs[0].job is plan.planner.iterations[1][-1]
     # An update that reaches only the evaluation leaves the jobs before it as they were: cache hits.
     raw["iter_updater"] = {"select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset":
                            "grader_model_prompt_optimization.grades_evaluation.extra_configs.reference_path"}

@@ -22,7 +22,7 @@ import yaml
 from sandflow.run import job_server
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
-from sandflow.run.workflow import job_spec
+from sandflow.run.specs import job_spec
 
 
 def write_pool_config(directory: Path, samples: int, target: object = 3) -> Path:

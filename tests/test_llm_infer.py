@@ -27,7 +27,7 @@ from sandflow.hooks.llm import infer as llm_infer, messages as llm_messages
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.llm.infer import api_requirements, infer_model, probe_via_model_infer, vllm_requirements
 from sandflow.devtools.loopback_chat import ChatServer, answer_for
-from sandflow.run.runner import JobFailed
+from sandflow.core.jobio import JobFailed
 
 DATA = Path(__file__).parent / "data" / "llm"
 POOL_0 = DATA / "math_qa_pool_0.jsonl"

@@ -11,7 +11,7 @@ import pytest
 from sandflow.hooks import modelscope as modelscope_hooks
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.registry import HOOKS, missing_requirements
-from sandflow.run.runner import JobFailed
+from sandflow.core.jobio import JobFailed
 
 pytestmark = pytest.mark.skipif(modelscope_hooks.modelscope_available(), reason="modelscope is installed here")
 

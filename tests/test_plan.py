@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sandflow.config.load import ConfigError, load_config
+from sandflow.config.errors import ConfigError
+from sandflow.config.load import load_config
 from sandflow.plan.planner import plan_config
 
 RECIPE = {
@@ -72,7 +73,7 @@ def test_single_form_is_the_anonymous_pipeline_in_sequential_order():
     ]
     probe, refine, process, analyse = result.jobs
     assert refine.deps == [probe] and refine.linked == {"analysis": probe}
-    assert process.deps == [refine] and process.section_sources["dj_configs"]["ref"]["index"] == 0
+    assert process.deps == [refine] and process.section_sources["dj_configs"].index == 0
     assert analyse.deps == [process]
     assert len({j.key for j in result.jobs}) == 4 and all(len(k) == 16 for k in keys(demo_like()))
 
@@ -146,7 +147,7 @@ def test_shared_meta_name_resolves_to_the_job_with_that_output_and_ambiguity_is_
     data = demo_like()
     data["evaluation_job_configs"].append({"hook": "ProbeViaAnalyzerHook", "dj_configs": "recipe.yaml",
                                            "input": {"dj_configs.dataset_path": "anonymous.analysis_ori_data.refined_recipe_path"}})
-    assert plan(data).jobs[-1].refs[0]["job"].hook.name == "RefineRecipeViaKSigmaHook"
+    assert plan(data).jobs[-1].refs[0].job.hook.name == "RefineRecipeViaKSigmaHook"
     data["execution_job_configs"].append({"hook": "ProcessDataHook", "meta_name": "analysis_ori_data", "dj_configs": "recipe.yaml",
                                           "output": "refined_recipe_path"})
     assert "is ambiguous: 2 jobs named anonymous.analysis_ori_data" in error_of(data)
@@ -155,7 +156,7 @@ def test_shared_meta_name_resolves_to_the_job_with_that_output_and_ambiguity_is_
 def test_numeric_and_res_names_of_unnamed_outputs():
     data = demo_like()
     data["evaluation_job_configs"][0]["input"] = {"dj_configs.dataset_path": "anonymous.analysis_ori_data.res_1"}
-    assert plan(data).jobs[-1].refs[0]["index"] == 0
+    assert plan(data).jobs[-1].refs[0].index == 0
     data["evaluation_job_configs"][0]["input"] = {"dj_configs.dataset_path": "anonymous.analysis_ori_data.1"}
     assert "none of the 2 jobs named anonymous.analysis_ori_data has an output '1'" in error_of(data)
 
@@ -197,9 +198,9 @@ def test_literal_iter_path_is_an_edge_to_the_latest_writer():
     reprocess, raw_path = jobs[3], jobs[4]
     # The processed export is only known at run time (its recipe comes from k-sigma), so the
     # latest writer known now of ./out/processed.jsonl is the probe's export.
-    assert [c["job"] for c in reprocess.path_reads[0]["candidates"]] == [jobs[0]]
-    assert reprocess.path_reads[0]["candidates"][0]["slot"] == "dj_configs.export_path"
-    assert [c["job"] for c in raw_path.path_reads[0]["candidates"]] == [reprocess]
+    assert [c.job for c in reprocess.path_reads[0].candidates] == [jobs[0]]
+    assert reprocess.path_reads[0].candidates[0].slot == "dj_configs.export_path"
+    assert [c.job for c in raw_path.path_reads[0].candidates] == [reprocess]
 
 
 def test_static_iterations_share_keys():

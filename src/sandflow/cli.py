@@ -8,8 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from sandflow.config.load import ConfigError, load_config_file, read_config_file
-from sandflow.plan.planner import Job, Plan, plan_config
+from sandflow.config.errors import ConfigError
+from sandflow.config.load import load_config_file
+from sandflow.config.files import read_config_file
+from sandflow.plan.model import Job, Plan, Ref
+from sandflow.plan.planner import plan_config
 from sandflow.run.workflow import cannot_run_here
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
@@ -19,17 +22,13 @@ def describe_job(job: Job, number: dict[int, int]) -> list[str]:
     state = "done" if os.path.exists(job.context_path) else "to run"
     head = f"  {number[id(job)]:>3}. {job.cfg.display_name}  [{job.hook.name}{' ' + job.component if job.component else ''}]  key {job.key}  ({state})"
     lines = [head]
-    for ref in job.refs:
-        lines.append(f"         {'.'.join(map(str, ref['target']))} <- output {ref['index']} of job {number[id(ref['job'])]} ({ref['text']})")
-    for section, source in job.section_sources.items():
-        if "ref" in source:
-            lines.append(f"         {section} <- output {source['ref']['index']} of job {number[id(source['ref']['job'])]} ({source['ref']['text']})")
+    for source in job.sources():
+        place = ".".join(map(str, source.target))
+        if isinstance(source, Ref):
+            lines.append(f"         {place} <- output {source.index} of job {number[id(source.job)]} ({source.text})")
         else:
-            writers = ", ".join(str(number[id(c['job'])]) for c in source["path"]["candidates"])
-            lines.append(f"         {section} <- {source['path']['text']} written by job {writers}")
-    for read in job.path_reads:
-        writers = ", ".join(str(number[id(c['job'])]) for c in read["candidates"])
-        lines.append(f"         {'.'.join(map(str, read['target']))} <- {read['text']} written by job {writers}")
+            writers = ", ".join(str(number[id(upstream)]) for upstream in source.jobs)
+            lines.append(f"         {place} <- {source.text} written by job {writers}")
     if job.after is not None:
         lines.append(f"         after job {number[id(job.after)]} (reads paths sandflow cannot see)")
     for role, linked in job.linked.items():

@@ -13,7 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
-from sandflow.plan.planner import SECTIONS, Job, Plan, leaves, normalize
+from sandflow.config.model import SECTIONS
+from sandflow.plan.keys import key_view
+from sandflow.plan.model import Job, Plan, Ref
+from sandflow.config.tree import leaves
+from sandflow.core.paths import normalize
 
 
 class NotFound(LookupError):
@@ -58,7 +62,7 @@ def external_files(plan: Plan, job: Job) -> Iterator[str]:
         source = getattr(job.cfg, section)
         if isinstance(source, str) and section not in job.section_sources:
             yield f"{section} from {source}"
-    view = plan.planner.key_view(job)
+    view = key_view(job, plan.hashes)
     for path, value in leaves(view):
         if isinstance(value, dict) and "$file" in value:
             yield f"{'.'.join(map(str, path))}: {_at(job.sections, path)}  sha256 {value['$file'][:16]}"
@@ -75,17 +79,13 @@ def _at(tree: Any, path: tuple) -> Any:
 
 def upstream(job: Job) -> Iterator[tuple[str, Job]]:
     """(what the job reads, the job it comes from), in the order a reader of the config expects."""
-    for ref in job.refs:
-        yield f"{'.'.join(map(str, ref['target']))} <- {ref['text']} (output {ref['index']})", ref["job"]
-    for section, source in job.section_sources.items():
-        if "ref" in source:
-            yield f"{section} <- {source['ref']['text']} (output {source['ref']['index']})", source["ref"]["job"]
+    for source in job.sources():
+        place = ".".join(map(str, source.target))
+        if isinstance(source, Ref):
+            yield f"{place} <- {source.text} (output {source.index})", source.job
         else:
-            for candidate in source["path"]["candidates"]:
-                yield f"{section} <- {source['path']['text']}", candidate["job"]
-    for read in job.path_reads:
-        for candidate in read["candidates"]:
-            yield f"{'.'.join(map(str, read['target']))} <- {read['text']}", candidate["job"]
+            for upstream_job in source.jobs:
+                yield f"{place} <- {source.text}", upstream_job
     for role, linked in job.linked.items():
         yield f"{role} <- the analysis of the same meta_name", linked
     if job.after is not None:

@@ -10,5 +10,5 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text)
+    temp.write_text(text, encoding="utf-8")
     os.replace(temp, path)

@@ -52,6 +52,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sandflow.hooks.dj_requirements import dj_models_cache
 from sandflow.hooks.base import JobRun
+from sandflow.core.jobio import JobFailed
 
 __all__ = ["Samples", "read_samples", "dataset_paths", "lookup", "accuracy", "mse", "accuracy_evaluator", "mse_evaluator",
            "quality_classifier_requirements", "quality_model_path", "text_quality_evaluator", "VERSION"]
@@ -292,8 +293,6 @@ def quality_classifier_requirements(dj_configs: Mapping[str, Any] | None,
 
 def text_quality_evaluator(job: JobRun) -> float:
     """EvaluateDataHook type 'dj_text_quality_classifier': the mean quality score of extra_configs.dataset_path."""
-    from sandflow.run.runner import JobFailed
-
     extra = job.extra_configs or {}
     dataset_path = extra.get("dataset_path")
     if not isinstance(dataset_path, str) or not os.path.isfile(dataset_path):

@@ -22,6 +22,7 @@ import json
 from typing import Any, Mapping
 
 from sandflow.hooks.base import JobRun
+from sandflow.core.jobio import JobFailed
 
 PROBE_OWN_KEYS = ("type", "export_path", "infer_res_key")  # ours, not pipeline() arguments
 
@@ -43,8 +44,6 @@ def requirements_for(hook: str) -> Any:
 
 def require_modelscope(hook: str) -> None:
     if not modelscope_available():
-        from sandflow.run.runner import JobFailed
-
         raise JobFailed(missing_package_message(hook))
 
 

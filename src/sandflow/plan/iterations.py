@@ -13,20 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import operator
-import os
 from typing import Any, Callable
 
 from sandflow.core.atomic import write_text_atomic
+from sandflow.core.jobio import job_logging
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq, ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
 }
 
 log = logging.getLogger("sandflow.plan.iterations")
-
-
-def decision_path(work_dir: str, iteration: int, digest: str) -> str:
-    return os.path.join(work_dir, ".sandflow", "iterations", f"iter_{iteration}-{digest}.json")
 
 
 def read_decision(path: str) -> bool | None:
@@ -65,8 +61,6 @@ def decide(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def decision_from_snakemake(snakemake: Any) -> None:
-    from sandflow.run.runner import job_logging
-
     with job_logging(snakemake.log[0]):
         decision = decide(snakemake.params.spec)
         log.info("%s", decision["reason"])
@@ -77,8 +71,6 @@ def decision_from_snakemake(snakemake: Any) -> None:
 
 def outcome_from_snakemake(snakemake: Any) -> None:
     """The last decision says where the run stopped; the record names every decision in order."""
-    from sandflow.run.runner import job_logging
-
     with job_logging(snakemake.log[0]):
         decisions = []
         for path in snakemake.input:

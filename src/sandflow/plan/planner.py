@@ -1,282 +1,43 @@
-"""The job graph of a sandbox config: jobs, their edges and their Merkle keys.
-
-A job's key is sha256 over canonical JSON of what produces its result: the
-hook (and component) with their versions and the versions of the libraries
-that shape it; its dj_configs / extra_configs after file loading and ``local``
-patches, where each ``input`` target is replaced by {upstream key, output
-index}, each path an earlier job writes by {writer key, slot, relative path},
-each external file by its sha256, and each path the job writes by its file
-name only. Publishing and run-time settings (export directories, np,
-work_dir, project/experiment names) stay out, so the same work under another
-export_path, or in another iteration, is a cache hit.
+"""The job graph of a sandbox config: each job's sections, edges and key (plan/keys.py), in DJ-Sandbox's order.
 
 Edges come from ``input`` refs, from a value naming a path an earlier job
 writes (the latest such writer in DJ-Sandbox's sequential order), and from
 RefineRecipeViaKSigmaHook reading the analysis stored under its meta_name.
+Iterations are the config's jobs again with ``iter_updater`` refs to the
+previous iteration; hpo_config trials are planned in plan/search.py.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import re
-from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import metadata
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from sandflow.config.load import (
-    RECIPE_SUFFIXES,
-    SECTIONS,
-    ConfigError,
-    JobConfig,
-    SandboxConfig,
-    check_recipe,
-    check_string_keys,
-    describe_value,
-    did_you_mean,
-    read_yaml_or_json,
-    suggest,
-)
+from sandflow.config.model import RECIPE_SUFFIXES, SECTIONS, JobConfig, SandboxConfig
+from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
+from sandflow.config.load import check_recipe, check_string_keys
+from sandflow.config.files import read_yaml_or_json
+from sandflow.config.tree import Path_, get_path, leaves, parse_target, set_path
+from sandflow.core.keys import digest_of
+from sandflow.plan.keys import OUTPUT_LOCATION_KEYS, key_of
+from sandflow.plan.model import Candidate, Job, PathRead, Plan, Ref, Write
+from sandflow.core.paths import guess_kind, normalize
 from sandflow.core.filehash import FileHashCache
-from sandflow.hooks.base import Hook
-from sandflow.hooks.llm.messages import user_module_file
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
-from sandflow.config.hpo_spec import HpoConfig, load_hpo, trials
-from sandflow.plan.iterations import decision_path, read_decision
+from sandflow.plan.search import plan_search
+from sandflow.core import layout
+from sandflow.core.layout import decision_path
+from sandflow.plan.iterations import read_decision
 
-KEY_LENGTH = 16
-# Top-level section keys that only say where or how fast, never what: kept out of keys.
-RUNTIME_KEYS = frozenset({"np", "work_dir", "project_name", "experiment_name", "auto_op_parallelism"})
-# Keys that name where something is written, in any hook's sections, or (data_root_path) a root that paths
-# are made relative to without being read: never read edges or hashed files, kept literally in keys.
-OUTPUT_LOCATION_KEYS = frozenset({"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe",
-                                  "data_root_path"})
 TARGET_RE = re.compile(r"^\s*(\S+)\s*(==|>=|<=|>|<)\s*(\S+)\s*$")
-
-Path_ = tuple[str | int, ...]
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def guess_kind(path: str) -> str:
-    """DJ-Sandbox's rule: a basename with a dot (not leading) is a file, anything else a directory."""
-    if path.endswith(("/", os.sep)):
-        return "dir"
-    base = os.path.basename(path.rstrip("/"))
-    return "file" if "." in base and not base.startswith(".") else "dir"
-
-
-def iterize(path: str, iteration: int) -> str:
-    """Insert DJ-Sandbox's iter_<N> directory: a/b/c.jsonl -> a/b/iter_N/c.jsonl, a/b -> a/b/iter_N."""
-    if guess_kind(path) == "file":
-        return os.path.join(os.path.dirname(path), f"iter_{iteration}", os.path.basename(path))
-    return os.path.join(path.rstrip("/"), f"iter_{iteration}")
-
-
-def normalize(path: str) -> str:
-    return os.path.normpath(os.path.abspath(path))
-
-
-@lru_cache(maxsize=None)
-def library_version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
-def parse_target(text: str, where: str) -> Path_:
-    """'dj_configs.a.b' -> ('dj_configs', 'a', 'b'); the first part must name a section."""
-    parts = tuple(text.split("."))
-    if parts[0] not in SECTIONS or any(not p for p in parts):
-        raise ConfigError(where, f"target {text!r} must be 'dj_configs' or 'extra_configs', optionally followed by .<dotted key>")
-    return parts
-
-
-def get_path(tree: Any, path: Path_) -> Any:
-    for part in path:
-        if isinstance(tree, dict) and part in tree:
-            tree = tree[part]
-        elif isinstance(tree, list) and isinstance(part, int) and part < len(tree):
-            tree = tree[part]
-        else:
-            return None
-    return tree
-
-
-def set_path(tree: dict[str, Any], path: Path_, value: Any, where: str) -> None:
-    """Set tree[path] = value, creating mappings on the way (upstream patches nested keys the same way)."""
-    node: Any = tree
-    for depth, part in enumerate(path[:-1]):
-        if isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError(where, f"cannot set {'.'.join(map(str, path))}: {'.'.join(map(str, path[:depth]))} is not a mapping")
-        if not isinstance(node.get(part), (dict, list)):
-            node[part] = {}
-        node = node[part]
-    if isinstance(node, list) and isinstance(path[-1], int):
-        node[path[-1]] = value
-    elif isinstance(node, dict):
-        node[path[-1]] = value
-    else:
-        raise ConfigError(where, f"cannot set {'.'.join(map(str, path))}: its parent is not a mapping")
-
-
-def is_placeholder(value: Any) -> bool:
-    """A value the planner put in place of a ref, a path edge, a write or a file hash."""
-    return isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith("$")
-
-
-def leaves(tree: Any, prefix: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
-    """(path, value) of every leaf; planner placeholders count as leaves."""
-    if isinstance(tree, dict) and not is_placeholder(tree):
-        for key, value in tree.items():
-            yield from leaves(value, prefix + (key,))
-    elif isinstance(tree, list):
-        for index, value in enumerate(tree):
-            yield from leaves(value, prefix + (index,))
-    else:
-        yield prefix, tree
-
-
-@dataclass(frozen=True)
-class Write:
-    """A path a job writes; at run time it is redirected to <job_dir>/<slot>/."""
-
-    target: Path_
-    value: str
-    kind: str  # "file" | "dir"
-    iterized: bool
-
-    @property
-    def slot(self) -> str:
-        return ".".join(map(str, self.target))
-
-    @property
-    def basename(self) -> str:
-        return os.path.basename(self.value.rstrip("/")) if self.kind == "file" else ""
-
-    def published(self, iteration: int) -> str:
-        return iterize(self.value, iteration) if self.iterized else self.value
-
-    def publish_root(self, iteration: int) -> str:
-        """The directory whose files this write's slot mirrors."""
-        path = self.published(iteration)
-        return os.path.dirname(path) if self.kind == "file" else path
-
-
-@dataclass
-class Job:
-    cfg: JobConfig
-    hook: Hook
-    iteration: int
-    order: int
-    work_dir: str
-    component: str | None = None
-    key: str = ""
-    sections: dict[str, Any] = field(default_factory=dict)  # static view (None: known at run time)
-    section_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deferred_local: dict[str, Any] = field(default_factory=dict)
-    refs: list[dict[str, Any]] = field(default_factory=list)
-    path_reads: list[dict[str, Any]] = field(default_factory=list)
-    writes: list[Write] = field(default_factory=list)
-    deps: list["Job"] = field(default_factory=list)
-    linked: dict[str, "Job"] = field(default_factory=dict)
-    after: "Job | None" = None  # the previous job, when this one must follow it
-    trial: int | None = None  # the hpo_config trial it belongs to (not in its key: trials share jobs)
-    n_outputs: int | None = None
-    missing: list[str] = field(default_factory=list)
-
-    @property
-    def where(self) -> str:
-        return self.cfg.where
-
-    @property
-    def job_dir(self) -> str:
-        return os.path.join(self.work_dir, "jobs", self.hook.name, self.key)
-
-    @property
-    def context_path(self) -> str:
-        return os.path.join(self.job_dir, "context.json")
-
-    @property
-    def log_path(self) -> str:
-        return os.path.join(self.work_dir, "logs", self.hook.name, f"{self.key}.log")
-
-    def output_names(self) -> list[str] | None:
-        if self.cfg.outputs is not None:
-            return list(self.cfg.outputs)
-        return None if self.n_outputs is None else [str(i) for i in range(self.n_outputs)]
-
-    def output_index(self, name: str, where: str) -> int:
-        if self.cfg.outputs is not None:
-            if name in self.cfg.outputs:
-                return self.cfg.outputs.index(name)
-            raise ConfigError(where, f"{self.describe()} has no output {name!r} (its outputs: {', '.join(self.cfg.outputs)})"
-                              + did_you_mean(name, self.cfg.outputs))
-        match = re.fullmatch(r"(?:res_(\d+)|(\d+))", name)
-        if not match:
-            raise ConfigError(where, f"{self.describe()} names no outputs, so refer to them as 0..n-1 or res_1..res_n, not {name!r}")
-        index = int(match.group(1)) - 1 if match.group(1) else int(match.group(2))
-        if index < 0 or (self.n_outputs is not None and index >= self.n_outputs):
-            raise ConfigError(where, f"{self.describe()} has {self.n_outputs} output(s); {name!r} is out of range")
-        return index
-
-    def describe(self) -> str:
-        return f"job {self.cfg.pipeline}.{self.cfg.display_name} ({self.where}, {self.hook.name})"
-
-
-@dataclass
-class Trial:
-    number: int
-    values: dict[str, Any]  # parameter name -> value
-    metric_job: Job
-    metric_index: int
-
-
-@dataclass
-class Search:
-    hpo: HpoConfig
-    trials: list[Trial] = field(default_factory=list)
-
-
-@dataclass
-class Plan:
-    config: SandboxConfig
-    work_dir: str
-    jobs: list[Job]
-    hashes: FileHashCache
-    pending_note: str = ""
-    planner: "Planner | None" = field(default=None, repr=False)  # grows the plan by later iterations
-    search: "Search | None" = None  # hpo_config's trials
-
-    @property
-    def by_key(self) -> dict[str, Job]:
-        first: dict[str, Job] = {}
-        for job in self.jobs:
-            first.setdefault(job.key, job)
-        return first
-
-    @property
-    def context_infos_path(self) -> str:
-        return os.path.join(self.work_dir, "context_infos.json")
-
-    def unique_jobs(self) -> list[Job]:
-        return list(self.by_key.values())
 
 
 class Planner:
     def __init__(self, config: SandboxConfig, hash_cache: FileHashCache | None = None):
         self.config = config
         self.work_dir = os.path.normpath(config.work_dir)
-        self.hashes = hash_cache or FileHashCache(os.path.join(self.work_dir, ".sandflow", "file-hashes.json"))
+        self.hashes = hash_cache or FileHashCache(layout.state_path(self.work_dir, "file-hashes.json"))
         self.jobs: list[Job] = []
         # What earlier jobs write, indexed by normalised path, so that finding a path's writer does not
         # scan every earlier job (planning 1,000 jobs was quadratic): path -> [(job position, write position,
@@ -344,14 +105,14 @@ class Planner:
 
     # ---- paths written by earlier jobs ------------------------------------------------------
 
-    def writer_candidates(self, value: str) -> list[dict[str, Any]]:
+    def writer_candidates(self, value: str) -> list[Candidate]:
         """Earlier jobs' artifacts a path names, latest writer first (exact file match wins)."""
         latest_first = lambda entry: (-entry[0], entry[1])  # noqa: E731
         target = normalize(value)
         exact = sorted(self.file_writes.get(target, ()), key=latest_first)
         if exact:
             _, _, job, write = exact[0]
-            return [{"job": job, "slot": write.slot, "rel": write.basename}]
+            return [Candidate(job, write.slot, write.basename)]
         # Upstream writes only inside the iter_<N> directory, so only that one holds a job's artifacts.
         within = []
         root = target
@@ -362,8 +123,7 @@ class Planner:
                 break
             root = parent
         within.sort(key=lambda item: latest_first(item[0]))
-        return [{"job": job, "slot": write.slot, "rel": os.path.relpath(target, root)}
-                for (_, _, job, write), root in within]
+        return [Candidate(job, write.slot, os.path.relpath(target, root)) for (_, _, job, write), root in within]
 
     # ---- planning one job -------------------------------------------------------------------
 
@@ -391,12 +151,12 @@ class Planner:
             where = f"{cfg.where}.{section}"
             if (section,) in ref_targets:
                 producer, index, text = ref_targets.pop((section,))
-                job.section_sources[section] = {"ref": {"job": producer, "index": index, "text": text}}
+                job.section_sources[section] = Ref((section,), producer, index, text)
                 job.sections[section] = None
             elif isinstance(value, str):
                 candidates = self.writer_candidates(value)
                 if candidates:
-                    job.section_sources[section] = {"path": {"candidates": candidates, "text": value}}
+                    job.section_sources[section] = PathRead((section,), candidates, value)
                     job.sections[section] = None
                 else:
                     job.sections[section] = self.load_section_file(value, where)
@@ -444,7 +204,7 @@ class Planner:
 
         # Remaining input refs patch leaves of the sections.
         for target, (producer, index, text) in ref_targets.items():
-            job.refs.append({"target": target, "job": producer, "index": index, "text": text})
+            job.refs.append(Ref(target, producer, index, text))
             if target[0] not in job.section_sources:
                 if job.sections.get(target[0]) is None:
                     job.sections[target[0]] = {}
@@ -456,7 +216,7 @@ class Planner:
             self.link_analysis(job, current)
         job.deps = self.dependencies(job, current)
         job.missing = missing_requirements(hook, job.sections.get("dj_configs"), job.sections.get("extra_configs"))
-        job.key = self.key_of(job)
+        job.key = key_of(job, self.hashes)
         return job
 
     def load_section_file(self, value: str, where: str) -> dict[str, Any] | None:
@@ -491,7 +251,7 @@ class Planner:
     def collect_reads(self, job: Job) -> None:
         """Path edges, external files and required inputs, over the static sections."""
         write_targets = {w.target for w in job.writes} | {tuple(d.split(".")) for d in job.hook.writes}
-        ref_targets = {r["target"] for r in job.refs}
+        ref_targets = {r.target for r in job.refs}
         for section in SECTIONS:
             tree = job.sections.get(section)
             if tree is None:
@@ -503,7 +263,7 @@ class Planner:
                     continue
                 candidates = self.writer_candidates(value)
                 if candidates:
-                    job.path_reads.append({"target": path, "candidates": candidates, "text": value})
+                    job.path_reads.append(PathRead(path, candidates, value))
         for dotted in job.hook.required_paths:
             target = tuple(dotted.split("."))
             if target[0] in job.section_sources or target in ref_targets:
@@ -512,7 +272,7 @@ class Planner:
             where = f"{job.where}.{dotted}"
             if value is None:
                 raise ConfigError(where, f"{job.hook.name} needs {dotted.split('.', 1)[1]}")
-            if any(r["target"] == target for r in job.path_reads):
+            if any(r.target == target for r in job.path_reads):
                 continue
             if isinstance(value, str) and not os.path.exists(value):
                 raise ConfigError(where, f"file not found: {value} (no earlier job writes it either; relative paths are resolved against {os.getcwd()})")
@@ -528,16 +288,10 @@ class Planner:
     def dependencies(self, job: Job, current: list[Job]) -> list[Job]:
         deps: dict[int, Job] = {}
         for ref in job.refs:
-            deps[id(ref["job"])] = ref["job"]
-        for source in job.section_sources.values():
-            if "ref" in source:
-                deps[id(source["ref"]["job"])] = source["ref"]["job"]
-            else:
-                for candidate in source["path"]["candidates"]:
-                    deps[id(candidate["job"])] = candidate["job"]
-        for read in job.path_reads:
-            for candidate in read["candidates"]:
-                deps[id(candidate["job"])] = candidate["job"]
+            deps[id(ref.job)] = ref.job
+        for source in [*job.section_sources.values(), *job.path_reads]:
+            for upstream in source.jobs:
+                deps[id(upstream)] = upstream
         for linked in job.linked.values():
             deps[id(linked)] = linked
         _, component = component_of(job.hook, job.sections.get("extra_configs"))
@@ -547,56 +301,6 @@ class Planner:
             deps[id(job.after)] = job.after
         return list(deps.values())
 
-    # ---- keys -------------------------------------------------------------------------------
-
-    def key_view(self, job: Job) -> dict[str, Any]:
-        """The job's sections as they enter its key (see the module docstring)."""
-        view = copy.deepcopy(job.sections)
-        for ref in job.refs:
-            if ref["target"][0] not in job.section_sources:
-                set_path(view, ref["target"], {"$ref": [ref["job"].key, ref["index"]]}, job.where)
-        for read in job.path_reads:
-            set_path(view, read["target"], {"$path": [[c["job"].key, c["slot"], c["rel"]] for c in read["candidates"]]}, job.where)
-        for write in job.writes:
-            set_path(view, write.target, {"$write": [write.kind, write.basename]}, job.where)
-        for section in SECTIONS:
-            tree = view.get(section)
-            if isinstance(tree, dict):
-                for runtime_key in RUNTIME_KEYS & tree.keys():
-                    del tree[runtime_key]
-            if tree is None:
-                continue
-            for path, value in list(leaves(tree, (section,))):
-                if any(part in OUTPUT_LOCATION_KEYS for part in path if isinstance(part, str)):
-                    continue  # a published output may appear there after a run; it must not change the key
-                if isinstance(value, str) and value and os.path.exists(value):
-                    digest = self.hashes.file(value) if os.path.isfile(value) else self.hashes.tree(value)
-                    set_path(view, path, {"$file": digest}, job.where)
-                elif (module_file := user_module_file(value)) is not None:  # a user function, module:function
-                    set_path(view, path, {"$function": [value, self.hashes.file(module_file)]}, job.where)
-        for section, source in job.section_sources.items():
-            if "ref" in source:
-                view[section] = {"$ref": [source["ref"]["job"].key, source["ref"]["index"]]}
-            else:
-                view[section] = {"$path": [[c["job"].key, c["slot"], c["rel"]] for c in source["path"]["candidates"]]}
-        return view
-
-    def key_of(self, job: Job) -> str:
-        material = {
-            "hook": [job.hook.name, job.hook.version],
-            "component": None,
-            "libraries": {name: library_version(name) for name in job.hook.libraries},
-            "sections": self.key_view(job),
-            "deferred_local": job.deferred_local,
-            "linked": {role: linked.key for role, linked in job.linked.items()},
-        }
-        _, component = component_of(job.hook, job.sections.get("extra_configs"))
-        if component is not None:
-            material["component"] = [job.component, component.version]
-        if job.after is not None:
-            material["after"] = job.after.key  # ordered after the previous job: its result may depend on it
-        return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:KEY_LENGTH]
-
     # ---- the whole config -------------------------------------------------------------------
 
     def iteration_cap(self) -> int:
@@ -604,43 +308,12 @@ class Planner:
 
     def plan(self) -> Plan:
         if self.config.hpo_config is not None:
-            return self.plan_search()
+            return plan_search(self)
         self.plan_iteration(1)
         self.check_iteration_settings()
         plan = Plan(self.config, self.work_dir, self.jobs, self.hashes, planner=self)
         self.extend(plan, lambda iteration, digest: read_decision(decision_path(self.work_dir, iteration, digest)))
         return plan
-
-    def plan_search(self) -> Plan:
-        """hpo_config's grid or random trials, each the config's jobs with its values patched in."""
-        hpo = load_hpo(self.config.hpo_config)
-        if self.config.iter_targets or self.config.iter_updater or self.config.max_iter_num != 1:
-            raise ConfigError("hpo_config", "a search runs each trial once: it cannot be combined with "
-                              "max_iter_num, iter_targets or iter_updater")
-        search = Search(hpo)
-        for number, assignment in enumerate(trials(hpo), 1):
-            patches: dict[tuple[str, str], dict[str, Any]] = {}
-            for parameter in hpo.parameters:
-                patches.setdefault((parameter.pipeline, parameter.meta_name), {})[parameter.local] = assignment[parameter.name]
-            current: list[Job] = []
-            for cfg in self.config.jobs():
-                job = self.plan_job(cfg, 1, current, patches=patches.get((cfg.pipeline, cfg.display_name)))
-                job.trial = number
-                current.append(job)
-                self.add_planned(job)
-            if number == 1:
-                self.check_search(hpo, current)
-            producer, index = self.resolve_ref(hpo.metric, current[-1], current, "hpo_config.metric.name")
-            search.trials.append(Trial(number, assignment, producer, index))
-        return Plan(self.config, self.work_dir, self.jobs, self.hashes, planner=self, search=search)
-
-    def check_search(self, hpo: HpoConfig, jobs: list[Job]) -> None:
-        names = {(job.cfg.pipeline, job.cfg.display_name) for job in jobs}
-        for parameter in hpo.parameters:
-            if (parameter.pipeline, parameter.meta_name) not in names:
-                known = [f"{p}.{m}" for p, m in sorted(names)]
-                raise ConfigError(f"hpo_config.parameters.{parameter.name}",
-                                  f"no job {parameter.pipeline}.{parameter.meta_name}{suggest(f'{parameter.pipeline}.{parameter.meta_name}', known)}")
 
     def plan_iteration(self, iteration: int) -> None:
         updates = self.iteration_updates(self.iterations[-1]) if self.iterations else {}
@@ -685,7 +358,7 @@ class Planner:
         """Names iteration N's decision: its jobs, the targets it is checked against and the cap."""
         material = {"jobs": [job.key for job in self.iterations[iteration - 1]], "cap": self.iteration_cap(),
                     "targets": self.config.iter_targets, "mode": self.config.iter_targets_mode}
-        return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:KEY_LENGTH]
+        return digest_of(material)
 
     def decision_spec(self, iteration: int) -> dict[str, Any]:
         jobs = self.iterations[iteration - 1]

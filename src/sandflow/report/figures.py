@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
-from sandflow.run.integrity import CONTEXT_FILE
+from sandflow.core.layout import CONTEXT_FILE
 from sandflow.report.tracking import TRAIN_LOG, scalars, training_curves
 
 EVALUATION_HOOKS = ("EvaluateDataHook", "EvaluateModelHook")

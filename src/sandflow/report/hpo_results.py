@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
+from sandflow.core.jobio import job_logging
 
 
 def metric_value(context_path: str, index: int) -> float | None:
@@ -84,8 +85,6 @@ def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: 
 
 
 def main_from_snakemake(snakemake: Any) -> None:
-    from sandflow.run.runner import job_logging
-
     with job_logging(snakemake.log[0]) as log:
         spec = snakemake.params.spec
         best = summarise(spec, snakemake.output.best, snakemake.output.table, snakemake.output.plot)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sandflow.core.atomic import write_text_atomic
-from sandflow.run.integrity import CONTEXT_FILE
+from sandflow.core.layout import CONTEXT_FILE
+from sandflow.core.jobio import job_logging
 
 TRAIN_LOG = "train_log.json"
 
@@ -112,8 +113,6 @@ def track(spec: dict[str, Any], output: str) -> list[dict[str, Any]]:
 
 
 def main_from_snakemake(snakemake: Any) -> None:
-    from sandflow.run.runner import job_logging
-
     with job_logging(snakemake.log[0]) as log:
         for run in track(snakemake.params.spec, snakemake.output[0]):
             log.info("wandb run %s (%s): %d keys", run["name"], run["id"], len(run["keys"]))

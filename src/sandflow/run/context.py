@@ -18,9 +18,10 @@ from typing import Any
 
 from sandflow.report import figures as report_figures
 from sandflow.core.atomic import write_text_atomic
-from sandflow.plan.planner import Write
-from sandflow.run.integrity import CONTEXT_FILE
-from sandflow.run.runner import load_context, replace_prefix
+from sandflow.plan.model import Write
+from sandflow.core.layout import CONTEXT_FILE
+from sandflow.core.jobio import load_context, replace_prefix
+from sandflow.core.jobio import job_logging
 
 
 def publish_tree(source: Path, destination: Path) -> None:
@@ -93,8 +94,6 @@ def record_spec(spec: dict[str, Any], output: str) -> None:
 
 
 def main_from_snakemake(snakemake: Any) -> None:
-    from sandflow.run.runner import job_logging
-
     with job_logging(snakemake.log[0]):
         assemble_context_infos(snakemake.params.spec, snakemake.output[0])
         report_figures.build(snakemake.params.spec, snakemake.output.figures, snakemake.output.metrics)

@@ -18,13 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from sandflow.core.filehash import sha256_file
-
-# A job directory's layout: its record (written last) and the sha256 of every artifact.
-CONTEXT_FILE = "context.json"
-MANIFEST_FILE = "manifest.json"
-# A hard link to context.json (same inode and mtime): restores the record if Snakemake removes it (runner.py).
-COMMIT_FILE = ".context.committed.json"
-
+from sandflow.core.layout import CONTEXT_FILE, MANIFEST_FILE
 
 def altered_artifact(job_dir: str | Path, record: str = CONTEXT_FILE) -> str | None:
     """Why a finished job directory no longer matches its manifest (None when it does, or is unfinished).

@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sandflow.plan.planner import Job
+from sandflow.plan.model import Job
 
 # Env files as a rule's conda: directive names them (relative to rules/, like its script:).
 ENVS_FROM_RULES = "../envs"

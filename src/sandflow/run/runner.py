@@ -13,71 +13,60 @@ instead of recomputing finished work (unless the user forced reruns).
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
-import logging
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sandflow.run import job_server
-from sandflow.core.atomic import write_text_atomic
-from sandflow.config.load import read_yaml_or_json
+from sandflow.config.files import read_yaml_or_json
 from sandflow.core.filehash import sha256_file
+from sandflow.core.jobio import JobFailed, job_logging, load_context, replace_prefix, write_json
 from sandflow.hooks.base import JobRun
-from sandflow.run.integrity import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE, altered_artifact
+from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
+from sandflow.run.integrity import altered_artifact
+from sandflow.run.specs import JobSpec, PathReadSpec, RefSpec, RunJobSpec
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
-from sandflow.plan.planner import guess_kind, library_version, set_path
+from sandflow.core.paths import guess_kind
+from sandflow.core.keys import library_version
+from sandflow.config.tree import set_path
 
 
 
-class JobFailed(RuntimeError):
-    """A job could not run; the message says why."""
+def upstream_value(ref: RefSpec) -> Any:
+    values = load_context(ref["context"])["values"]
+    if ref["index"] >= len(values):
+        raise JobFailed(f"{ref['context']} has {len(values)} output(s); output {ref['index']} was asked for")
+    return values[ref["index"]]
 
 
-def load_context(path: str | Path) -> dict[str, Any]:
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def upstream_value(context_path: str, index: int) -> Any:
-    values = load_context(context_path)["values"]
-    if index >= len(values):
-        raise JobFailed(f"{context_path} has {len(values)} output(s); output {index} was asked for")
-    return values[index]
-
-
-def artifact_path(candidates: list[dict[str, str]], text: str) -> str:
+def artifact_path(read: PathReadSpec) -> str:
     """The newest earlier job's artifact that exists for a path it publishes."""
-    for candidate in candidates:
+    for candidate in read["candidates"]:
         path = os.path.normpath(os.path.join(candidate["job_dir"], candidate["slot"], candidate["rel"]))
         if os.path.exists(path):
             return path
-    writers = ", ".join(c["job_dir"] for c in candidates)
-    raise JobFailed(f"{text} should have been written by an earlier job ({writers}), but none of them wrote it")
+    writers = ", ".join(c["job_dir"] for c in read["candidates"])
+    raise JobFailed(f"{read['text']} should have been written by an earlier job ({writers}), but none of them wrote it")
 
 
-def resolve_sections(spec: dict[str, Any]) -> dict[str, Any]:
+def resolve_sections(spec: JobSpec) -> dict[str, Any]:
     """The job's dj_configs / extra_configs with every run-time value filled in."""
     sections = copy.deepcopy(spec["sections"])
     for section, source in spec["section_sources"].items():
-        if "ref" in source:
-            value = upstream_value(source["ref"]["context"], source["ref"]["index"])
-        else:
-            value = artifact_path(source["path"]["candidates"], source["path"]["text"])
+        value = upstream_value(source) if "context" in source else artifact_path(source)  # a RefSpec has a context
         sections[section] = read_yaml_or_json(value) if isinstance(value, str) else value
     for target, value in spec["deferred_local"].items():
         set_path(sections, tuple(target.split(".")), copy.deepcopy(value), spec["where"])
     for ref in spec["refs"]:
         if sections.get(ref["target"][0]) is None:
             sections[ref["target"][0]] = {}
-        set_path(sections, tuple(ref["target"]), upstream_value(ref["context"], ref["index"]), spec["where"])
+        set_path(sections, tuple(ref["target"]), upstream_value(ref), spec["where"])
     for read in spec["path_reads"]:
-        set_path(sections, tuple(read["target"]), artifact_path(read["candidates"], read["text"]), spec["where"])
+        set_path(sections, tuple(read["target"]), artifact_path(read), spec["where"])
     return sections
 
 
@@ -116,16 +105,6 @@ def name_outputs(result: Any) -> list[Any]:
     return [result]
 
 
-def replace_prefix(value: Any, old: str, new: str) -> Any:
-    if isinstance(value, str):
-        return new + value[len(old):] if value == old or value.startswith(old + os.sep) else value
-    if isinstance(value, list):
-        return [replace_prefix(v, old, new) for v in value]
-    if isinstance(value, dict):
-        return {k: replace_prefix(v, old, new) for k, v in value.items()}
-    return value
-
-
 def relocate(value: Any, partial: Path, final_dir: Path) -> Any:
     """Paths the hook saw inside the partial directory (relative or absolute) -> the job directory."""
     value = replace_prefix(value, os.path.abspath(partial), str(final_dir))
@@ -140,26 +119,6 @@ def manifest_of(job_dir: Path) -> dict[str, str]:
     return files
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-@contextlib.contextmanager
-def job_logging(log_path: str, mode: str = "w") -> Iterator[logging.Logger]:
-    """Send our logging and Data-Juicer's loguru output to the rule's log file."""
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, mode=mode)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield logging.getLogger("sandflow.job")
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-
-
 def restore_commit(job_dir: Path) -> bool:
     """Put back a committed job's context.json that Snakemake removed; False when the job must run."""
     commit, context = job_dir / COMMIT_FILE, job_dir / CONTEXT_FILE
@@ -169,7 +128,7 @@ def restore_commit(job_dir: Path) -> bool:
     return True
 
 
-def run_job(spec: dict[str, Any], log_path: str, threads: int = 1) -> None:
+def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
     final_dir = Path(spec["job_dir"])
     if not spec.get("recompute") and restore_commit(final_dir):
         with job_logging(log_path, mode="a") as log:  # after the log of the run that did the work
@@ -231,7 +190,7 @@ def run_job(spec: dict[str, Any], log_path: str, threads: int = 1) -> None:
 OFFLINE_DEFAULTS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
-def execute(spec: dict[str, Any], log_path: str, threads: int) -> int:
+def execute(spec: RunJobSpec, log_path: str, threads: int) -> int:
     """Run one job in this process; its exit code (a job failure is one line on stderr, not a traceback)."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)

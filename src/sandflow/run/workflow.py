@@ -8,16 +8,21 @@ is ever spliced into a shell command and the job never re-plans the config.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sys
-from collections import Counter
 from typing import Any, Callable
 
-from sandflow.config.load import ConfigError, load_config, read_config_file
+from sandflow.config.errors import ConfigError
+from sandflow.config.load import load_config
+from sandflow.config.files import read_config_file
+from sandflow.core import layout
+from sandflow.core.keys import digest_of
+from sandflow.plan.iterations import read_decision
+from sandflow.run import job_server
 from sandflow.run.integrity import first_altered
-from sandflow.plan.iterations import decision_path, read_decision
-from sandflow.plan.planner import KEY_LENGTH, Job, Plan, canonical_json, plan_config
+from sandflow.run.specs import RunJobSpec, assembly_spec, job_spec
+from sandflow.plan.model import Plan
+from sandflow.plan.planner import plan_config
 
 
 def exit_with_error(message: str) -> None:
@@ -42,18 +47,24 @@ class Workflow:
         self.plan = plan
         self.jobs = plan.by_key  # grows when later iterations are planned
         self._lock: int | None = None
-        # Whether Snakemake's --force* options are given (its settings exist only after parsing): a job
-        # it reruns then recomputes even if it had committed. Set by the Snakefile.
+        # Whether Snakemake's --force* options are given: a job it reruns then recomputes even if it had
+        # committed (runner.py restores a committed record otherwise). Set by load_or_exit.
         self.forced_reruns: Callable[[], bool] = lambda: False
 
-    def start_run(self) -> None:
-        """Snakemake's onstart (not in a dry run): refuse what cannot run here, then hold the work_dir lock."""
+    def start_run(self, snakemake_workflow: Any) -> None:
+        """Snakemake's onstart (not in a dry run): refuse what cannot run here, hold the work_dir lock, and
+        start the job server that lets heavy jobs (Data-Juicer, torch) start warm (run/job_server.py)."""
         problems = cannot_run_here(self.plan)
         if problems:
             more = f" (and {len(problems) - 1} more: `sandflow check` lists them)" if len(problems) > 1 else ""
             exit_with_error(f"cannot run here: {problems[0]}{more}")
         self._lock = hold_lock(self.work_dir)
         self.plan.hashes.save()
+        job_server.start_for_local_run(snakemake_workflow, self.work_dir)
+
+    def finish_run(self) -> None:
+        """Snakemake's onsuccess and onerror."""
+        job_server.stop_running()
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
@@ -66,10 +77,10 @@ class Workflow:
         return self.plan.work_dir
 
     def job_output(self, hook: str) -> str:
-        return os.path.join(self.work_dir, "jobs", hook, "{key}", "context.json")
+        return os.path.join(layout.job_dir(self.work_dir, hook, "{key}"), layout.CONTEXT_FILE)
 
     def job_log(self, hook: str) -> str:
-        return os.path.join(self.work_dir, "logs", hook, "{key}.log")
+        return layout.job_log(self.work_dir, hook, "{key}")
 
     def targets(self) -> list[str]:
         return [job.context_path for job in self.plan.unique_jobs()]
@@ -84,7 +95,7 @@ class Workflow:
             self.jobs.setdefault(job.key, job)
 
     def decision_output(self) -> str:
-        return decision_path(self.work_dir, "{n}", "{digest}")
+        return layout.decision_path(self.work_dir, "{n}", "{digest}")
 
     def decision_files(self, decision_file: Callable[[int, str], str]) -> list[str]:
         """Every planned iteration's decision, after planning all that are decided (the last one is
@@ -102,7 +113,7 @@ class Workflow:
         if not self.plan.config.iter_targets:
             return None
         digest = self.plan.planner.decision_digest(1)
-        return os.path.join(self.work_dir, ".sandflow", "iterations", f"outcome-{digest}.json")
+        return layout.state_path(self.work_dir, "iterations", f"outcome-{digest}.json")
 
     def context_infos_inputs(self, decision_file: Callable[[int, str], str]) -> dict[str, list[str] | str]:
         """The final rule's inputs: every job, the publication record, the iteration decisions."""
@@ -122,12 +133,12 @@ class Workflow:
         }
 
     def hpo_spec_output(self) -> str:
-        return os.path.join(self.work_dir, ".sandflow", "hpo", "{digest}.json")
+        return layout.state_path(self.work_dir, "hpo", "{digest}.json")
 
     def hpo_inputs(self) -> dict[str, list[str] | str]:
         """The metric jobs of every trial, and a record named by the spec (a changed goal reruns the summary)."""
         spec = self.hpo_spec()
-        digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:KEY_LENGTH]
+        digest = digest_of(spec)
         return {"metrics": sorted({trial["context"] for trial in spec["trials"]}),
                 "spec": self.hpo_spec_output().format(digest=digest)}
 
@@ -148,7 +159,7 @@ class Workflow:
         """Named by the wandb settings, so that changing them logs the runs again."""
         if self.plan.config.wandb is None:
             return None
-        digest = hashlib.sha256(canonical_json(self.plan.config.wandb).encode()).hexdigest()[:KEY_LENGTH]
+        digest = digest_of(self.plan.config.wandb)
         return os.path.join(self.work_dir, "wandb", f"tracked-{digest}.json")
 
     def get_decision_inputs(self, wildcards: Any) -> list[str]:
@@ -160,7 +171,7 @@ class Workflow:
     def get_job_inputs(self, wildcards: Any) -> list[str]:
         return sorted({dep.context_path for dep in self.jobs[wildcards.key].deps})
 
-    def get_job_spec(self, wildcards: Any) -> dict[str, Any]:
+    def get_job_spec(self, wildcards: Any) -> RunJobSpec:
         return {**job_spec(self.jobs[wildcards.key]), "recompute": self.forced_reruns()}
 
     def get_assembly_spec(self, wildcards: Any = None) -> dict[str, Any]:
@@ -172,7 +183,7 @@ class Workflow:
         return {"figures": os.path.join(directory, "figures"), "metrics": os.path.join(directory, "metrics.csv")}
 
     def publication_output(self) -> str:
-        return os.path.join(self.work_dir, ".sandflow", "publication", "{digest}.json")
+        return layout.state_path(self.work_dir, "publication", "{digest}.json")
 
     def publication_record(self) -> str:
         """A file named by the hash of what the assembly publishes where.
@@ -180,94 +191,14 @@ class Workflow:
         Job keys leave publishing out, so a moved export_path changes no job; this
         file's name changes instead, and the assembly (which lists it as input) reruns.
         """
-        digest = hashlib.sha256(canonical_json(assembly_spec(self.plan)).encode()).hexdigest()[:KEY_LENGTH]
-        return os.path.join(self.work_dir, ".sandflow", "publication", f"{digest}.json")
-
-
-def _candidates(candidates: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"job_dir": c["job"].job_dir, "slot": c["slot"], "rel": c["rel"]} for c in candidates]
-
-
-def job_spec(job: Job) -> dict[str, Any]:
-    """Everything the rule needs to run the job, as plain JSON-able data."""
-    sources: dict[str, Any] = {}
-    for section, source in job.section_sources.items():
-        if "ref" in source:
-            sources[section] = {"ref": {"context": source["ref"]["job"].context_path, "index": source["ref"]["index"]}}
-        else:
-            sources[section] = {"path": {"candidates": _candidates(source["path"]["candidates"]), "text": source["path"]["text"]}}
-    return {
-        "key": job.key,
-        "hook": job.hook.name,
-        "job_dir": job.job_dir,
-        "where": job.where,
-        "pipeline": job.cfg.pipeline,
-        "meta_name": job.cfg.display_name,
-        "iteration": job.iteration,
-        "sections": job.sections,
-        "section_sources": sources,
-        "deferred_local": job.deferred_local,
-        "refs": [{"target": list(r["target"]), "context": r["job"].context_path, "index": r["index"]}
-                 for r in job.refs],
-        "path_reads": [{"target": list(r["target"]), "candidates": _candidates(r["candidates"]), "text": r["text"]}
-                       for r in job.path_reads],
-        "writes": list(job.hook.writes),
-        "linked": {role: linked.job_dir for role, linked in job.linked.items()},
-        "n_outputs": len(job.cfg.outputs) if job.cfg.outputs is not None else job.n_outputs,
-    }
-
-
-def readable_names(plan: Plan) -> dict[int, str]:
-    """<meta_name> where unique in its pipeline, else <meta_name>-<position>; <position> without meta_name."""
-    pipelines: dict[tuple[int | None, int, str], list[Job]] = {}
-    for job in plan.jobs:
-        pipelines.setdefault((job.trial, job.iteration, job.cfg.pipeline), []).append(job)
-    names: dict[int, str] = {}
-    for siblings in pipelines.values():
-        uses = Counter(sibling.cfg.meta_name for sibling in siblings)
-        for position, job in enumerate(siblings):
-            meta = job.cfg.meta_name
-            if meta is None:
-                names[id(job)] = str(position)
-            elif uses[meta] == 1:
-                names[id(job)] = meta
-            else:
-                names[id(job)] = f"{meta}-{position}"
-    return names
-
-
-def assembly_spec(plan: Plan) -> dict[str, Any]:
-    names = readable_names(plan)
-    return {
-        "work_dir": plan.work_dir,
-        "context_infos": plan.context_infos_path,
-        "jobs": [
-            {
-                "iteration": job.iteration,
-                "trial": job.trial,
-                "hook": job.hook.name,
-                "pipeline": job.cfg.pipeline,
-                "meta_name": job.cfg.display_name,
-                "readable_name": names[id(job)],
-                "key": job.key,
-                "job_dir": job.job_dir,
-                "output_names": list(job.cfg.outputs) if job.cfg.outputs is not None else None,
-                # Publish locations known now; a job whose sections arrive at run time records its own.
-                # A search's trials publish nothing: they would overwrite each other.
-                "writes": [] if job.trial is not None else None if job.section_sources else [
-                    {"slot": w.slot, "value": w.value, "kind": w.kind, "iterized": w.iterized} for w in job.writes
-                ],
-            }
-            for job in plan.jobs
-        ],
-    }
+        return self.publication_output().format(digest=digest_of(assembly_spec(self.plan)))
 
 
 def hold_lock(work_dir: str) -> int:
     """An exclusive lock on work_dir for this process's life (released by the kernel even on SIGKILL)."""
-    lock_dir = os.path.join(work_dir, ".sandflow")
-    os.makedirs(lock_dir, exist_ok=True)
-    fd = os.open(os.path.join(lock_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    lock_path = layout.state_path(work_dir, "lock")
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -278,14 +209,30 @@ def hold_lock(work_dir: str) -> int:
     return fd
 
 
-def load_or_exit(config: dict[str, Any], configfiles: list[str]) -> Workflow:
-    """Plan the Snakemake config; a bad config prints one line and exits 2 before anything runs."""
+def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> Workflow:
+    """Plan the Snakemake config; a bad config prints one line and exits 2 before anything runs.
+
+    In the main process (not again in every cluster job) it also refuses altered artifacts and prints
+    the plan's note (iterations still to be decided).
+    """
+    configfiles = snakemake_workflow.configfiles
     # Name config files as the user gave them (Snakemake hands them over absolute).
     source = ", ".join(os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in configfiles) or "config"
     try:
         for path in configfiles:  # Snakemake's own YAML loader lets a repeated key through silently
             read_config_file(path)
-        return Workflow(plan_config(load_config(dict(config), source=source)))
+        workflow = Workflow(plan_config(load_config(dict(config), source=source)))
     except ConfigError as exc:
         exit_with_error(f"{source}: {exc}")
         raise  # unreachable: exit_with_error does not return
+
+    def forced_reruns() -> bool:
+        settings = snakemake_workflow.dag_settings  # exists only once Snakemake has parsed its options
+        return bool(settings.forceall or settings.forcerun or settings.forcetargets)
+
+    workflow.forced_reruns = forced_reruns
+    if snakemake_workflow.is_main_process:
+        workflow.refuse_altered_artifacts()
+        if workflow.plan.pending_note:
+            print(f"sandflow: note: {workflow.plan.pending_note}", file=sys.stderr)
+    return workflow

@@ -80,6 +80,7 @@ from typing import Any
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.llm.messages import Messages, resolve_function
+from sandflow.core.jobio import JobFailed
 
 __all__ = ["infer_model", "probe_via_model_infer", "run_llm_inference", "api_requirements", "vllm_requirements",
            "ApiChat", "LLMInferenceError", "VERSION"]
@@ -139,8 +140,6 @@ def failures_as_job_failed() -> Iterator[None]:
     try:
         yield
     except LLMInferenceError as exc:
-        from sandflow.run.runner import JobFailed
-
         raise JobFailed(str(exc)) from None
 
 

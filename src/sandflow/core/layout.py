@@ -1,0 +1,39 @@
+"""Where everything lives under a work_dir: the one place that spells these paths.
+
+    jobs/<hook>/<key>/            a job: artifacts, manifest.json, context.json (written last)
+    logs/<hook>/<key>.log         its log
+    context_infos.json            DJ-Sandbox's record of every job's outputs
+    .sandflow/                    sandflow's own state: lock, file-hash cache, decisions, records
+"""
+
+from __future__ import annotations
+
+import os
+
+# A job directory's record (written last), the sha256 of every artifact, and a hard link to the record
+# (same inode and mtime) that restores it if Snakemake removes it (run/runner.py).
+CONTEXT_FILE = "context.json"
+MANIFEST_FILE = "manifest.json"
+COMMIT_FILE = ".context.committed.json"
+
+
+def job_dir(work_dir: str, hook: str, key: str) -> str:
+    return os.path.join(work_dir, "jobs", hook, key)
+
+
+def job_log(work_dir: str, hook: str, key: str) -> str:
+    return os.path.join(work_dir, "logs", hook, f"{key}.log")
+
+
+def context_infos(work_dir: str) -> str:
+    return os.path.join(work_dir, "context_infos.json")
+
+
+def state_path(work_dir: str, *parts: str) -> str:
+    """A path in sandflow's own state directory, <work_dir>/.sandflow/."""
+    return os.path.join(work_dir, ".sandflow", *parts)
+
+
+def decision_path(work_dir: str, iteration: int | str, digest: str) -> str:
+    """Whether iteration N runs another (rules/iterate.smk); the digest names what it depends on."""
+    return state_path(work_dir, "iterations", f"iter_{iteration}-{digest}.json")

@@ -1,0 +1,85 @@
+"""A job's key: sha256 over canonical JSON of everything that produces its result.
+
+The material: the hook (and component) with their versions and the versions of the libraries that
+shape it; its dj_configs / extra_configs after file loading and ``local`` patches, where each
+``input`` target is replaced by {upstream key, output index}, each path an earlier job writes by
+{writer key, slot, relative path}, each external file by its sha256, each user function by its
+module's sha256, and each path the job writes by its file name only. Publishing and run-time
+settings (export directories, np, work_dir, project/experiment names) stay out, so the same work
+under another export_path, or in another iteration, is a cache hit.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from sandflow.config.model import SECTIONS
+from sandflow.config.tree import leaves, set_path
+from sandflow.core.filehash import FileHashCache
+from sandflow.core.keys import digest_of, library_version
+from sandflow.hooks.llm.messages import user_module_file
+from sandflow.hooks.registry import component_of
+from sandflow.plan.model import Job, Ref, SectionSource
+
+# Top-level section keys that only say where or how fast, never what: kept out of keys.
+RUNTIME_KEYS = frozenset({"np", "work_dir", "project_name", "experiment_name", "auto_op_parallelism"})
+# Keys that name where something is written, in any hook's sections, or (data_root_path) a root that paths
+# are made relative to without being read: never read edges or hashed files, kept literally in keys.
+OUTPUT_LOCATION_KEYS = frozenset({"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe",
+                                  "data_root_path"})
+
+
+def placeholder(source: SectionSource) -> dict[str, Any]:
+    """What a run-time value stands as in a key: the upstream keys it comes from."""
+    if isinstance(source, Ref):
+        return {"$ref": [source.job.key, source.index]}
+    return {"$path": [[c.job.key, c.slot, c.rel] for c in source.candidates]}
+
+
+def key_view(job: Job, hashes: FileHashCache) -> dict[str, Any]:
+    """The job's sections as they enter its key (see the module docstring)."""
+    view = copy.deepcopy(job.sections)
+    for ref in job.refs:
+        if ref.target[0] not in job.section_sources:
+            set_path(view, ref.target, placeholder(ref), job.where)
+    for read in job.path_reads:
+        set_path(view, read.target, placeholder(read), job.where)
+    for write in job.writes:
+        set_path(view, write.target, {"$write": [write.kind, write.basename]}, job.where)
+    for section in SECTIONS:
+        tree = view.get(section)
+        if isinstance(tree, dict):
+            for runtime_key in RUNTIME_KEYS & tree.keys():
+                del tree[runtime_key]
+        if tree is None:
+            continue
+        for path, value in list(leaves(tree, (section,))):
+            if any(part in OUTPUT_LOCATION_KEYS for part in path if isinstance(part, str)):
+                continue  # a published output may appear there after a run; it must not change the key
+            if isinstance(value, str) and value and os.path.exists(value):
+                digest = hashes.file(value) if os.path.isfile(value) else hashes.tree(value)
+                set_path(view, path, {"$file": digest}, job.where)
+            elif (module_file := user_module_file(value)) is not None:  # a user function, module:function
+                set_path(view, path, {"$function": [value, hashes.file(module_file)]}, job.where)
+    for section, source in job.section_sources.items():
+        view[section] = placeholder(source)
+    return view
+
+
+def key_of(job: Job, hashes: FileHashCache) -> str:
+    material = {
+        "hook": [job.hook.name, job.hook.version],
+        "component": None,
+        "libraries": {name: library_version(name) for name in job.hook.libraries},
+        "sections": key_view(job, hashes),
+        "deferred_local": job.deferred_local,
+        "linked": {role: linked.key for role, linked in job.linked.items()},
+    }
+    _, component = component_of(job.hook, job.sections.get("extra_configs"))
+    if component is not None:
+        material["component"] = [job.component, component.version]
+    if job.after is not None:
+        material["after"] = job.after.key  # ordered after the previous job: its result may depend on it
+    return digest_of(material)
