@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Nothing may be installed or downloaded behind our back at run time.
 OFFLINE := UV_OFFLINE=1 PIP_NO_INDEX=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
-.PHONY: install demo paper test check clean
+.PHONY: install demo paper lint test check clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ paper: install
 	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/paper/recipe_search.yaml
 	$(OFFLINE) $(BIN)/python -m sandflow.report.search_report outputs/paper
 
-test: install
+# Fast, before the tests: ruff (lint rules in pyproject.toml) and snakefmt on the Snakefile and rules.
+lint: install
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
+
+test: lint
 	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from run_overheads import fresh, snakemake_measured
 
 

@@ -8,10 +8,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
+
+from sandflow.devtools.loopback_chat import ChatServer
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -58,10 +60,8 @@ def job_counts(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def chat_server(answer: Callable[[list[dict[str, str]]], str]) -> Iterator["ChatServer"]:
+def chat_server(answer: Callable[[list[dict[str, str]]], str]) -> Iterator[ChatServer]:
     """sandflow.devtools.loopback_chat serving ``answer`` on a free port of 127.0.0.1 while the block runs."""
-    from sandflow.devtools.loopback_chat import ChatServer
-
     server = ChatServer(answer=answer).start()
     try:
         yield server

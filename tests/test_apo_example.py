@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, chat_server, copy_from_repo, job_counts, snakemake
+
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
 
 CONFIG = "configs/apo/sandbox.yaml"

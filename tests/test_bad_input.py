@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, snakemake
+
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
 from sandflow.plan.model import Job, Plan

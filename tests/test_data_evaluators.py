@@ -19,11 +19,19 @@ from pathlib import Path
 
 import pytest
 
+from sandflow.core.jobio import JobFailed
 from sandflow.hooks import data_evaluators
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.data_evaluators import (accuracy, accuracy_evaluator, lookup, mse, mse_evaluator,
-                                            quality_classifier_requirements, read_samples, text_quality_evaluator)
-from sandflow.core.jobio import JobFailed
+from sandflow.hooks.data_evaluators import (
+    accuracy,
+    accuracy_evaluator,
+    lookup,
+    mse,
+    mse_evaluator,
+    quality_classifier_requirements,
+    read_samples,
+    text_quality_evaluator,
+)
 
 DATA = Path(__file__).parent / "data" / "evaluators"
 POOL_0 = str(DATA / "grader_pool_0_inference.jsonl")

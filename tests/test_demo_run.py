@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, SNAKEFILE, job_counts, snakemake, snakemake_env
 
 pytestmark = pytest.mark.slow

@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandflow.hooks import dj_requirements
-from sandflow.hooks.dj_requirements import OFFLINE_OPS, missing_requirements
-from sandflow.hooks import k_sigma
+from sandflow.hooks import dj_requirements, k_sigma
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_requirements import OFFLINE_OPS, missing_requirements
 
 OFFLINE = {"UV_OFFLINE": "1", "PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}

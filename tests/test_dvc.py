@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_env
+
 from sandflow.dvc_stage import read_params
 
 pytestmark = pytest.mark.slow

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import SNAKEFILE, job_counts, snakemake, snakemake_env
+
 from sandflow.run.integrity import altered_artifact
 
 pytestmark = pytest.mark.slow

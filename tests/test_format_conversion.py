@@ -19,11 +19,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import job_counts, snakemake
+
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.format_conversion import (coco_caption_meta_generation, coco_caption_to_dj_conversion,
-                                              dj_to_easyanimate_video_dataset_conversion, special_token)
+from sandflow.hooks.format_conversion import (
+    coco_caption_meta_generation,
+    coco_caption_to_dj_conversion,
+    dj_to_easyanimate_video_dataset_conversion,
+    special_token,
+)
 
 DATA = Path(__file__).parent / "data" / "formats"
 COCO = DATA / "coco_karpathy_train_mini.jsonl"

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.hf.train import huggingface_train_requirements, train_huggingface
+from sandflow.hooks.hf import models as hf_models
+from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
+from sandflow.hooks.hf.train import huggingface_train_requirements, train_huggingface
 
 COLOURS = "red green blue brown black white".split()
 ANIMALS = "cat dog fox bird cow horse".split()
@@ -147,7 +148,7 @@ def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpu
         if path.is_file():
             assert str(two_runs[0]).encode() not in path.read_bytes(), f"{path.name} names the base's location"
 
-    model, _ = hf_train.load_checkpoint(checkpoint)
+    model, _ = hf_models.load_checkpoint(checkpoint)
     assert type(model).__name__ == "PeftModelForCausalLM"
 
     # Training on from an adapter checkpoint trains the merged model.
@@ -174,9 +175,9 @@ def test_read_texts_reads_files_in_order(tmp_path: Path) -> None:
     first = write_jsonl(tmp_path / "a.jsonl", ["one", "two"])
     second = write_jsonl(tmp_path / "b.jsonl", ["three"], key="content")
     with pytest.raises(ValueError, match=r"b\.jsonl:1 has no string field 'text' \(extra_configs\.text_key\)"):
-        hf_train.read_texts([first, second], "text")
+        hf_models.read_texts([first, second], "text")
     write_jsonl(second, ["three"])
-    assert hf_train.read_texts([first, second], "text") == ["one", "two", "three"]
+    assert hf_models.read_texts([first, second], "text") == ["one", "two", "three"]
 
 
 def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[str, Path]) -> None:

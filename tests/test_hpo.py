@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_from_repo, job_counts, snakemake, snakemake_env
+
 from sandflow.config.errors import ConfigError
-from sandflow.config.load import load_config
 from sandflow.config.hpo_spec import load_hpo, trials
+from sandflow.config.load import load_config
 from sandflow.plan.planner import plan_config
 
 CONFIG = "configs/hpo/sandbox.yaml"

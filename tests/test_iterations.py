@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, chat_server, copy_from_repo, finished_counts, job_counts, snakemake
+
 from sandflow.config.errors import ConfigError
 from sandflow.config.load import load_config
-from sandflow.plan.iterations import decide
 from sandflow.core.layout import decision_path
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
+from sandflow.plan.iterations import decide
 from sandflow.plan.planner import plan_config
 
 CONFIG = "configs/iterate/sandbox.yaml"

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandflow.run import job_server
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
+from sandflow.run import job_server
 from sandflow.run.specs import job_spec
 
 

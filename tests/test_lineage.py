@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config

@@ -23,11 +23,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # peft looks base models up on the hub when saving adapters
 
-from sandflow.hooks.llm import infer as llm_infer, messages as llm_messages
-from sandflow.hooks.base import JobRun
-from sandflow.hooks.llm.infer import api_requirements, infer_model, probe_via_model_infer, vllm_requirements
-from sandflow.devtools.loopback_chat import ChatServer, answer_for
 from sandflow.core.jobio import JobFailed
+from sandflow.devtools.loopback_chat import ChatServer, answer_for
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.llm import chat as llm_chat
+from sandflow.hooks.llm import infer as llm_infer
+from sandflow.hooks.llm import messages as llm_messages
+from sandflow.hooks.llm.infer import api_requirements, infer_model, probe_via_model_infer, vllm_requirements
 
 DATA = Path(__file__).parent / "data" / "llm"
 POOL_0 = DATA / "math_qa_pool_0.jsonl"
@@ -181,8 +183,8 @@ def test_api_single_input_and_full_endpoint_url(tmp_path, server, api_key):
 
 def test_api_retries_with_exponential_back_off(tmp_path, server, api_key, monkeypatch):
     slept = []
-    real_sleep = llm_infer.time.sleep
-    monkeypatch.setattr(llm_infer.time, "sleep", lambda seconds: (slept.append(seconds), real_sleep(seconds)))
+    real_sleep = llm_chat.time.sleep
+    monkeypatch.setattr(llm_chat.time, "sleep", lambda seconds: (slept.append(seconds), real_sleep(seconds)))
     server.fail_next(3, status=503)
     outputs = infer_model(make_job(tmp_path, api_config(server, dataset_path=str(POOL_1), retry_delay=0.1)))
     assert read_jsonl(outputs[0])[0]["grades"].startswith("2 turn(s): QUESTION: COMBIEN")
@@ -387,7 +389,7 @@ def tiny_models(tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from sandflow.hooks.hf.train import BASE_MODEL_SUBDIR
+    from sandflow.hooks.hf.models import BASE_MODEL_SUBDIR
     from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 
     root = tmp_path_factory.mktemp("tiny_lm")
@@ -407,7 +409,7 @@ def tiny_models(tmp_path_factory):
 
 def greedy_reference(model_dir: Path, prompt: str, max_new_tokens: int) -> str:
     """What greedy decoding of the prompt gives, computed directly with transformers / peft."""
-    from sandflow.hooks.hf.train import load_checkpoint
+    from sandflow.hooks.hf.models import load_checkpoint
 
     model, tokenizer = load_checkpoint(model_dir)
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)

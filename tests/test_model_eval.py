@@ -14,12 +14,12 @@ import math
 from pathlib import Path
 
 import pytest
+from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.hf.train import train_huggingface
 from sandflow.hooks.hf.perplexity import EVAL_JSON, evaluate_perplexity, perplexity_of
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
-from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
+from sandflow.hooks.hf.train import train_huggingface
 
 
 def eval_job(root: Path, name: str, extra_configs: dict, threads: int = 1) -> JobRun:

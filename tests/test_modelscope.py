@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from sandflow.core.jobio import JobFailed
 from sandflow.hooks import modelscope as modelscope_hooks
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.registry import HOOKS, missing_requirements
-from sandflow.core.jobio import JobFailed
 
 pytestmark = pytest.mark.skipif(modelscope_hooks.modelscope_available(), reason="modelscope is installed here")
 

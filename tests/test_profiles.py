@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from sandflow.config.load import load_config_file
 from sandflow.hooks.registry import HOOKS
 from sandflow.plan.planner import plan_config

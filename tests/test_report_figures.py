@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from sandflow.report import figures as report_figures
+
+
 def training_job(tmp_path: Path, losses: list[float]) -> dict:
     job_dir = tmp_path / "jobs" / "TrainModelHook" / "k1"
     (job_dir / "extra_configs.export_path").mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import snakemake
-
 from conftest import REPO, SNAKEFILE, job_counts, snakemake_env
 
 SETUP = REPO / "scripts" / "setup_single_node_slurm.sh"

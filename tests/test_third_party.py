@@ -15,14 +15,26 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, UPSTREAM_CONFIGS
+
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.third_party import (PROGRESS, easyanimate_infer, easyanimate_requirements, easyanimate_train,
-                                        internvl_coco_caption_eval, internvl_coco_caption_train, internvl_requirements,
-                                        internvl_train_requirements, inception_requirements, trinity_requirements,
-                                        trinity_rft_train, vbench_requirements, vbench_video_evaluator,
-                                        video_inception_evaluator)
+from sandflow.hooks.third_party.easyanimate import (
+    PROGRESS,
+    TRAIN_ARGS,
+    argument,
+    easyanimate_infer,
+    easyanimate_requirements,
+    easyanimate_train,
+)
+from sandflow.hooks.third_party.inception import inception_requirements, video_inception_evaluator
+from sandflow.hooks.third_party.internvl import (
+    internvl_coco_caption_eval,
+    internvl_coco_caption_train,
+    internvl_requirements,
+    internvl_train_requirements,
+)
+from sandflow.hooks.third_party.trinity import trinity_requirements, trinity_rft_train
+from sandflow.hooks.third_party.vbench import vbench_requirements, vbench_video_evaluator
 
 STAND_INS = REPO / "tests" / "data" / "stand_ins"
 
@@ -116,7 +128,6 @@ def test_upstreams_train_config_carries_every_argument_the_script_takes():
     path = UPSTREAM_CONFIGS / "easyanimate_text_to_video" / "model_train.yaml"
     if not path.exists():
         pytest.skip(f"DJ-Sandbox's example configs are not at {UPSTREAM_CONFIGS}")
-    from sandflow.hooks.third_party import TRAIN_ARGS, argument
 
     train = yaml.safe_load(path.read_text())["train"]
     assert [argument(train, dotted, Path("/out")) for dotted in TRAIN_ARGS][-3:] == ["/out", "demo-bench", "demo-single-op-model-train"]

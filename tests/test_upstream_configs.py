@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import job_counts, snakemake
+
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
 

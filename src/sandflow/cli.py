@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from sandflow.config.errors import ConfigError
-from sandflow.config.load import load_config_file
 from sandflow.config.files import read_config_file
+from sandflow.config.load import load_config_file
 from sandflow.plan.model import Job, Plan, Ref
 from sandflow.plan.planner import plan_config
 from sandflow.run.workflow import cannot_run_here
@@ -79,7 +79,8 @@ def check(config_file: str) -> int:
 
 
 def show(config_file: str, target: str) -> int:
-    from sandflow.lineage import NotFound, show as lineage
+    from sandflow.lineage import NotFound
+    from sandflow.lineage import show as lineage
 
     try:
         print(lineage(plan_config(load_config_file(config_file)), target))

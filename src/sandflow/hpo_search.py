@@ -32,9 +32,9 @@ from typing import Any
 import yaml
 
 from sandflow.config.errors import ConfigError
-from sandflow.config.load import load_config
 from sandflow.config.files import read_config_file, read_yaml_or_json
 from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
+from sandflow.config.load import load_config
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 

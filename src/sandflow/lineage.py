@@ -11,13 +11,14 @@ reads, each of those printed the same way below it. A job printed before is refe
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from sandflow.config.model import SECTIONS
-from sandflow.plan.keys import key_view
-from sandflow.plan.model import Job, Plan, Ref
 from sandflow.config.tree import leaves
 from sandflow.core.paths import normalize
+from sandflow.plan.keys import key_view
+from sandflow.plan.model import Job, Plan, Ref
 
 
 class NotFound(LookupError):

@@ -30,9 +30,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from sandflow.config.model import SECTIONS
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean
 from sandflow.config.files import read_yaml_or_json
+from sandflow.config.model import SECTIONS
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("minimize", "maximize")

@@ -6,8 +6,9 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -22,7 +22,7 @@ def digest_of(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:KEY_LENGTH]
 
 
-@lru_cache(maxsize=None)
+@cache
 def library_version(distribution: str) -> str:
     try:
         return metadata.version(distribution)

@@ -25,10 +25,11 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["ChatServer", "Recorded", "answer_for", "load_answer", "main", "DEFAULT_PORT"]
 
@@ -76,7 +77,7 @@ class ChatServer:
     def reply_without_choices_next(self, times: int = 1) -> None:
         self.script.extend([("no_choices", 0)] * times)
 
-    def start(self) -> "ChatServer":
+    def start(self) -> ChatServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -9,9 +9,10 @@ planner reads at parse time, so hook modules must import heavy libraries
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Component:
     # Reads files through paths we cannot see (third-party configs relative to their own
     # directories): it runs after the job before it in DJ-Sandbox's order, as upstream.
     follows_previous: bool = False
+    # Its tool family when it differs from its hook's (e.g. vllm inference needs a GPU env).
+    family: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,5 @@ class Hook:
     requires: RequirementCheck = no_requirements
     # Reads the analysis of the earlier job sharing its meta_name (k-sigma).
     reads_same_meta_name_analysis: bool = False
+    # Tool family: default resources and conda env (run/resources.py, envs/<family>.yaml).
+    family: str = "data-juicer"

@@ -47,12 +47,13 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from sandflow.hooks.dj_requirements import dj_models_cache
-from sandflow.hooks.base import JobRun
 from sandflow.core.jobio import JobFailed
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_requirements import dj_models_cache
 
 __all__ = ["Samples", "read_samples", "dataset_paths", "lookup", "accuracy", "mse", "accuracy_evaluator", "mse_evaluator",
            "quality_classifier_requirements", "quality_model_path", "text_quality_evaluator", "VERSION"]

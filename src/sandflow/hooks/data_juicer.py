@@ -30,11 +30,12 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from sandflow.hooks.base import JobRun
 from sandflow.core.atomic import write_text_atomic
+from sandflow.hooks.base import JobRun
 from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma
 
 __all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats", "VERSION"]

@@ -51,15 +51,27 @@ Where we differ from upstream, on purpose:
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from fractions import Fraction
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.pool_io import (
+    Sample,
+    bool_setting,
+    common_prefix,
+    export_dir,
+    extra_settings,
+    file_stem,
+    input_paths,
+    int_setting,
+    read_samples,
+    shuffled_order,
+    split_ratios,
+    write_samples,
+)
 from sandflow.report.pool_plots import PLOTS_DIR, RankedPool, plot_stat_histogram, write_ranking_report
 
 __all__ = ["data_pool_construction", "data_pool_combination", "data_pool_duplication", "data_pool_downsampling",
@@ -68,161 +80,9 @@ __all__ = ["data_pool_construction", "data_pool_combination", "data_pool_duplica
 VERSION = "1"
 
 STATS_FIELD = "__dj__stats__"  # data_juicer.utils.constant.Fields.stats
-DEFAULT_SPLIT_RATIOS = [1.0 / 3.0, 2.0 / 3.0]
 DEFAULT_SHUFFLE_SEED = 42
 NO_PREFIX = "default_prefix"  # upstream's name when the inputs share no prefix
 
-Sample = dict[str, Any]
-
-
-# ---------------------------------------------------------------- config values
-
-
-def _extra(job: JobRun, known: Iterable[str]) -> dict[str, Any]:
-    """The job's extra_configs; unknown keys are logged (upstream ignores them silently)."""
-    extra = job.extra_configs
-    if not isinstance(extra, dict):
-        raise ValueError(f"{job.hook} needs extra_configs: a mapping with type and its settings")
-    unknown = sorted(set(extra) - set(known) - {"type"})
-    if unknown:
-        job.log.warning("extra_configs keys not used by %s: %s", extra.get("type"), ", ".join(unknown))
-    return extra
-
-
-def _flatten(value: Any, key: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [path for item in value for path in _flatten(item, key)]
-    raise ValueError(f"extra_configs.{key} must be a path or a list of paths, got {value!r}")
-
-
-def _input_paths(extra: dict[str, Any], key: str, distinct_names: bool = False) -> list[str]:
-    """The dataset files named by extra_configs[key]: flattened depth-first, each one must exist."""
-    paths = _flatten(extra.get(key), key)
-    if not paths:
-        raise ValueError(f"extra_configs.{key} names no dataset")
-    for path in paths:
-        if not os.path.isfile(path):
-            raise ValueError(f"extra_configs.{key}: {path} does not exist or is not a file")
-    if distinct_names:
-        seen: dict[str, str] = {}
-        for path in paths:
-            stem = _stem(path)
-            if stem in seen:
-                raise ValueError(f"extra_configs.{key}: {seen[stem]} and {path} have the same base name {stem!r}, "
-                                 f"so their pools would overwrite each other")
-            seen[stem] = path
-    return paths
-
-
-def _export_dir(extra: dict[str, Any]) -> Path:
-    value = extra.get("export_path")
-    if not isinstance(value, str) or not value:
-        raise ValueError("extra_configs.export_path must be a directory path")
-    if os.path.isfile(value):
-        raise ValueError(f"extra_configs.export_path: {value} is a file; pools need a directory")
-    os.makedirs(value, exist_ok=True)
-    return Path(os.path.abspath(value))
-
-
-def _setting(extra: dict[str, Any], key: str, default: Any) -> Any:
-    """extra_configs[key]; an absent or empty (null) value means the default, as upstream's falsy checks."""
-    value = extra.get(key)
-    return default if value is None else value
-
-
-def _int(extra: dict[str, Any], key: str, default: int | None, minimum: int) -> int | None:
-    value = _setting(extra, key, default)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"extra_configs.{key} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _bool(extra: dict[str, Any], key: str, default: bool) -> bool:
-    value = _setting(extra, key, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"extra_configs.{key} must be true or false, got {value!r}")
-    return value
-
-
-def _split_ratios(extra: dict[str, Any]) -> list[float]:
-    """split_ratios as floats; numbers or fraction strings ("1/3") in (0, 1), ascending."""
-    value = _setting(extra, "split_ratios", DEFAULT_SPLIT_RATIOS)
-    message = f"extra_configs.split_ratios must be a list of numbers or fractions in (0, 1), got {value!r}"
-    if not isinstance(value, list):
-        raise ValueError(message)
-    ratios = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, (int, float, str)):
-            raise ValueError(message)
-        try:
-            ratio = float(Fraction(item))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(message) from None
-        if not 0 < ratio < 1:
-            raise ValueError(message)
-        ratios.append(ratio)
-    if ratios != sorted(ratios):
-        raise ValueError(f"extra_configs.split_ratios must be in ascending order, got {value!r}")
-    return ratios
-
-
-# ---------------------------------------------------------------- files
-
-
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
-def _common_prefix(paths: Sequence[str]) -> str:
-    """Longest common prefix of the inputs' base names (without extension), as upstream."""
-    return os.path.commonprefix([_stem(p) for p in paths])
-
-
-def _read_samples(path: str, key: str) -> list[Sample]:
-    """A JSON Lines file (or one JSON array) of objects, as written."""
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"extra_configs.{key}: {path} is not valid JSON ({exc})") from None
-        if not isinstance(rows, list):
-            raise ValueError(f"extra_configs.{key}: {path} is not a JSON array of objects")
-        numbered = [(f"item {index} (0-based)", row) for index, row in enumerate(rows)]
-    else:
-        numbered = []
-        # split on "\n" only: ensure_ascii=False JSON may hold a raw U+2028 (a splitlines() break) in a string
-        for number, line in enumerate(text.split("\n"), start=1):
-            if line.strip():
-                try:
-                    numbered.append((f"line {number}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"extra_configs.{key}: line {number} of {path} is not JSON ({exc}); "
-                                     f"pools must be JSON Lines files") from None
-    for where, row in numbered:
-        if not isinstance(row, dict):
-            raise ValueError(f"extra_configs.{key}: {where} of {path} is not a JSON object")
-    return [row for _, row in numbered]
-
-
-def _write_samples(path: Path, samples: Iterable[Sample]) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        for sample in samples:
-            handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
-    return str(path)
-
-
-def shuffled_order(n: int, seed: int) -> list[int]:
-    """The order datasets.Dataset.shuffle(seed=seed) puts n rows in (numpy's default PCG64 generator)."""
-    import numpy as np
-
-    return np.random.default_rng(seed).permutation(n).tolist()
 
 
 # ---------------------------------------------------------------- construction
@@ -286,7 +146,7 @@ def _sort_key(value: float) -> tuple[bool, float]:
 
 
 def _write_parts(samples: list[Sample], points: list[int], directory: Path, name: str) -> list[str]:
-    return [_write_samples(directory / f"{name}_{i}.jsonl", samples[points[i]:points[i + 1]])
+    return [write_samples(directory / f"{name}_{i}.jsonl", samples[points[i]:points[i + 1]])
             for i in range(len(points) - 1)]
 
 
@@ -298,18 +158,18 @@ def data_pool_construction(job: JobRun) -> list[str]:
     ``<job_dir>/plots/<base>/<stats_key>_hist.png``. Returns every pool path,
     input by input, stats key by stats key, part by part.
     """
-    extra = _extra(job, ("dataset_path", "export_path", "split_ratios", "split_num", "ignore_stats"))
-    paths = _input_paths(extra, "dataset_path", distinct_names=True)
-    export = _export_dir(extra)
-    ratios = _split_ratios(extra)
-    split_num = _int(extra, "split_num", None, minimum=1)
-    ignore_stats = _bool(extra, "ignore_stats", False)
+    extra = extra_settings(job, ("dataset_path", "export_path", "split_ratios", "split_num", "ignore_stats"))
+    paths = input_paths(extra, "dataset_path", distinct_names=True)
+    export = export_dir(extra)
+    ratios = split_ratios(extra)
+    split_num = int_setting(extra, "split_num", None, minimum=1)
+    ignore_stats = bool_setting(extra, "ignore_stats", False)
     outputs: list[str] = []
     for path in paths:
-        samples = _read_samples(path, "dataset_path")
+        samples = read_samples(path, "dataset_path")
         if not samples:
             raise ValueError(f"extra_configs.dataset_path: {path} has no samples")
-        base = _stem(path)
+        base = file_stem(path)
         points = _split_points(len(samples), ratios, split_num)
         job.log.info("%s: %d samples, split points %s", path, len(samples), points)
         if ignore_stats:
@@ -353,14 +213,14 @@ def data_pool_combination(job: JobRun) -> list[str]:
     worst rank, then the next: 0_1, 0_2, 1_2, 0_3, ...); empty intersections
     are not written. Files: ``<export>/<prefix>_top_<ranks>_num_<count>.jsonl``.
     """
-    extra = _extra(job, ("dataset_path", "export_path"))
-    paths = _input_paths(extra, "dataset_path")
-    export = _export_dir(extra)
-    prefix = _common_prefix(paths) or NO_PREFIX
+    extra = extra_settings(job, ("dataset_path", "export_path"))
+    paths = input_paths(extra, "dataset_path")
+    export = export_dir(extra)
+    prefix = common_prefix(paths) or NO_PREFIX
     pools: list[dict[Any, Sample]] = []  # per rank: identity -> first such sample, in file order
     for path in paths:
         pool: dict[Any, Sample] = {}
-        for sample in _read_samples(path, "dataset_path"):
+        for sample in read_samples(path, "dataset_path"):
             pool.setdefault(_identity(sample), sample)
         pools.append(pool)
     outputs = []
@@ -370,7 +230,7 @@ def data_pool_combination(job: JobRun) -> list[str]:
             members = [sample for ident, sample in best.items() if all(ident in other for other in others)]
             if members:
                 name = f"{prefix}_top_{'_'.join(map(str, ranks))}_num_{len(members)}.jsonl"
-                outputs.append(_write_samples(export / name, members))
+                outputs.append(write_samples(export / name, members))
     job.log.info("%d combined pool(s) from %d ranked pool(s)", len(outputs), len(pools))
     if not outputs:
         raise ValueError("extra_configs.dataset_path: every pool is empty")
@@ -382,23 +242,23 @@ def data_pool_combination(job: JobRun) -> list[str]:
 
 def data_pool_duplication(job: JobRun) -> list[str]:
     """Repeat each pool ``t`` times for each t of duplicating_times (optionally shuffled): ``<base>_x<t>.jsonl``."""
-    extra = _extra(job, ("dataset_path", "export_path", "duplicating_times", "shuffle", "shuffle_seed"))
-    paths = _input_paths(extra, "dataset_path", distinct_names=True)
-    export = _export_dir(extra)
+    extra = extra_settings(job, ("dataset_path", "export_path", "duplicating_times", "shuffle", "shuffle_seed"))
+    paths = input_paths(extra, "dataset_path", distinct_names=True)
+    export = export_dir(extra)
     times = extra.get("duplicating_times")
     if not isinstance(times, list) or not times or any(not isinstance(t, int) or isinstance(t, bool) or t < 1
                                                        for t in times):
         raise ValueError(f"extra_configs.duplicating_times must be a non-empty list of integers >= 1, got {times!r}")
-    shuffle = _bool(extra, "shuffle", False)
-    seed = _int(extra, "shuffle_seed", DEFAULT_SHUFFLE_SEED, minimum=0)
+    shuffle = bool_setting(extra, "shuffle", False)
+    seed = int_setting(extra, "shuffle_seed", DEFAULT_SHUFFLE_SEED, minimum=0)
     outputs = []
     for path in paths:
-        samples = _read_samples(path, "dataset_path")
+        samples = read_samples(path, "dataset_path")
         for t in times:
             rows = samples * t
             if shuffle:
                 rows = [rows[i] for i in shuffled_order(len(rows), seed)]
-            outputs.append(_write_samples(export / f"{_stem(path)}_x{t}.jsonl", rows))
+            outputs.append(write_samples(export / f"{file_stem(path)}_x{t}.jsonl", rows))
     return outputs
 
 
@@ -407,16 +267,16 @@ def data_pool_downsampling(job: JobRun) -> list[str]:
 
     Files: ``<base>_<target_num_samples>.jsonl`` (named by the target even when a pool is smaller).
     """
-    extra = _extra(job, ("dataset_path", "export_path", "target_num_samples", "shuffle_seed"))
-    paths = _input_paths(extra, "dataset_path", distinct_names=True)
-    export = _export_dir(extra)
-    seed = _int(extra, "shuffle_seed", DEFAULT_SHUFFLE_SEED, minimum=0)
-    pools = [_read_samples(path, "dataset_path") for path in paths]
-    target = _int(extra, "target_num_samples", None, minimum=0)
+    extra = extra_settings(job, ("dataset_path", "export_path", "target_num_samples", "shuffle_seed"))
+    paths = input_paths(extra, "dataset_path", distinct_names=True)
+    export = export_dir(extra)
+    seed = int_setting(extra, "shuffle_seed", DEFAULT_SHUFFLE_SEED, minimum=0)
+    pools = [read_samples(path, "dataset_path") for path in paths]
+    target = int_setting(extra, "target_num_samples", None, minimum=0)
     if target is None:
         target = min(len(pool) for pool in pools)
     job.log.info("downsampling %d pool(s) to %d sample(s)", len(pools), target)
-    return [_write_samples(export / f"{_stem(path)}_{target}.jsonl",
+    return [write_samples(export / f"{file_stem(path)}_{target}.jsonl",
                            [pool[i] for i in shuffled_order(len(pool), seed)[:target]])
             for path, pool in zip(paths, pools)]
 
@@ -444,8 +304,8 @@ def data_pool_ranking(job: JobRun) -> list[str]:
     Ties keep input order, descending or not (a stable sort, as upstream's
     ``sorted(reverse=...)``). Writes ``<job_dir>/plots/ranking.{csv,md,png}``.
     """
-    extra = _extra(job, ("dataset_path", "metrics", "ranking_keys", "descending", "top_n"))
-    paths = _input_paths(extra, "dataset_path")
+    extra = extra_settings(job, ("dataset_path", "metrics", "ranking_keys", "descending", "top_n"))
+    paths = input_paths(extra, "dataset_path")
     metrics = extra.get("metrics")
     if metrics is None:
         raise ValueError("extra_configs.metrics is required: one metric per pool of extra_configs.dataset_path")
@@ -458,8 +318,8 @@ def data_pool_ranking(job: JobRun) -> list[str]:
     keys = [keys] if isinstance(keys, str) else keys
     if not isinstance(keys, list) or any(not isinstance(k, str) or not k for k in keys):
         raise ValueError(f"extra_configs.ranking_keys must be a list of (dotted) metric keys, got {keys!r}")
-    descending = _bool(extra, "descending", True)
-    top_n = _int(extra, "top_n", None, minimum=1)
+    descending = bool_setting(extra, "descending", True)
+    top_n = int_setting(extra, "top_n", None, minimum=1)
 
     columns = keys or ["metric"]
     rows: list[dict[str, Any]] = []
@@ -495,12 +355,12 @@ def _describe_keys(metric: Any) -> str:
 
 def data_pool_merging(job: JobRun) -> str:
     """Concatenate the pools in order into ``<export>/<prefix>_merged.jsonl``; returns that one path."""
-    extra = _extra(job, ("dataset_path", "export_path"))
-    paths = _input_paths(extra, "dataset_path")
-    export = _export_dir(extra)
-    merged = [sample for path in paths for sample in _read_samples(path, "dataset_path")]
+    extra = extra_settings(job, ("dataset_path", "export_path"))
+    paths = input_paths(extra, "dataset_path")
+    export = export_dir(extra)
+    merged = [sample for path in paths for sample in read_samples(path, "dataset_path")]
     job.log.info("merged %d pool(s) into %d sample(s)", len(paths), len(merged))
-    return _write_samples(export / f"{_common_prefix(paths) or NO_PREFIX}_merged.jsonl", merged)
+    return write_samples(export / f"{common_prefix(paths) or NO_PREFIX}_merged.jsonl", merged)
 
 
 def _join(first: Sample, second: Sample, where: str) -> Sample:
@@ -517,19 +377,19 @@ def data_pool_cartesian_join(job: JobRun) -> list[str]:
     Samples are ``{**a, **b}`` for a in pool i (outer loop), b in pool j;
     files ``<export>/<prefix1>_<prefix2>_cartesian_join_<i>_<j>.jsonl``, i-major.
     """
-    extra = _extra(job, ("dataset_path_1", "dataset_path_2", "export_path"))
-    first_paths = _input_paths(extra, "dataset_path_1")
-    second_paths = _input_paths(extra, "dataset_path_2")
-    export = _export_dir(extra)
-    prefix = f"{_common_prefix(first_paths)}_{_common_prefix(second_paths)}"
+    extra = extra_settings(job, ("dataset_path_1", "dataset_path_2", "export_path"))
+    first_paths = input_paths(extra, "dataset_path_1")
+    second_paths = input_paths(extra, "dataset_path_2")
+    export = export_dir(extra)
+    prefix = f"{common_prefix(first_paths)}_{common_prefix(second_paths)}"
     prefix = NO_PREFIX if prefix == "_" else prefix
-    firsts = [_read_samples(path, "dataset_path_1") for path in first_paths]
-    seconds = [_read_samples(path, "dataset_path_2") for path in second_paths]
+    firsts = [read_samples(path, "dataset_path_1") for path in first_paths]
+    seconds = [read_samples(path, "dataset_path_2") for path in second_paths]
     outputs = []
     for i, first in enumerate(firsts):
         for j, second in enumerate(seconds):
             where = f"{first_paths[i]} x {second_paths[j]}"
             rows = [_join(a, b, where) for a in first for b in second]
-            outputs.append(_write_samples(export / f"{prefix}_cartesian_join_{i}_{j}.jsonl", rows))
+            outputs.append(write_samples(export / f"{prefix}_cartesian_join_{i}_{j}.jsonl", rows))
     job.log.info("joined %d x %d pool(s)", len(firsts), len(seconds))
     return outputs

@@ -32,8 +32,9 @@ import ast
 import functools
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # Ops measured to run offline with a plain py-data-juicer install (NOTES-deps.md).
 OFFLINE_OPS = frozenset({
@@ -118,7 +119,7 @@ def word_list_found(directory: str | Path, asset: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dj_ops_dir() -> Path | None:
     try:
         spec = importlib.util.find_spec("data_juicer")  # locates the package without importing it
@@ -129,7 +130,7 @@ def _dj_ops_dir() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "ops"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def op_defaults(op_name: str) -> dict[str, Any]:
     """The constant default arguments of an op's __init__, read from its source file ({} when not found)."""
     ops_dir = _dj_ops_dir()

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.data_evaluators import Samples, dataset_paths, read_samples

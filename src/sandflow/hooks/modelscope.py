@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from sandflow.hooks.base import JobRun
+from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import JobFailed
+from sandflow.core.jsonl import read_objects
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.llm.infer import planned_outputs
 
 PROBE_OWN_KEYS = ("type", "export_path", "infer_res_key")  # ours, not pipeline() arguments
 
@@ -83,7 +87,6 @@ def probe_modelscope(job: JobRun) -> list[str]:
     import datasets
     from modelscope.pipelines import pipeline
 
-    from sandflow.hooks.llm.infer import planned_outputs, read_jsonl, write_lines_atomic
     from sandflow.hooks.probe_sampling import probe_settings, sampled_inputs
 
     config = dict(job.extra_configs or {})
@@ -93,9 +96,9 @@ def probe_modelscope(job: JobRun) -> list[str]:
     outputs = planned_outputs(dj_configs.get("dataset_path"), config.get("export_path"))
     model = pipeline(**{key: value for key, value in config.items() if key not in PROBE_OWN_KEYS})
     for (_, output), sample in zip(outputs, sampled_inputs([i for i, _ in outputs], ratio, job.job_dir)):
-        rows = read_jsonl(sample)
+        rows = read_objects(sample)
         results = model(datasets.Dataset.from_list(rows))
         job.log.info("modelscope probe on %s: %d sample(s) -> %s", sample, len(rows), output)
-        write_lines_atomic(output, [json.dumps({**row, result_key: result}, ensure_ascii=False, default=str) + "\n"
-                                    for row, result in zip(rows, results)])
+        write_text_atomic(output, "".join(json.dumps({**row, result_key: result}, ensure_ascii=False, default=str) + "\n"
+                                          for row, result in zip(rows, results)))
     return [output for _, output in outputs]

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from sandflow.hooks.data_pools import shuffled_order
+from sandflow.hooks.pool_io import shuffled_order
 
 PROBE_SEED = 42  # random_sample's default, which upstream's probe does not change
 PROBE_SAMPLE_DIR = "probe_sample"

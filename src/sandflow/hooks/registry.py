@@ -1,5 +1,9 @@
 """Every DJ-Sandbox hook and component type, and what sandflow knows about each before it runs.
 
+Each entry names the function that runs the job (imported only then), what the hook writes and
+reads, the libraries that enter its key, and its tool family (run/resources.py gives each family
+its default resources and its conda env, envs/<family>.yaml). Adding a hook: docs/design.md.
+
 A hook or component's ``requires`` check says what a job needs that this machine lacks (a package,
 a model, a tool tree, a GPU): such jobs plan normally (``snakemake -n`` shows them), and a real run
 stops before any job, one line per problem.
@@ -7,13 +11,18 @@ stops before any job, one line per problem.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from sandflow.hooks import dj_requirements
-from sandflow.hooks import data_evaluators, modelscope, third_party  # light: heavy imports happen inside their functions
+from sandflow.hooks import (  # light: heavy imports happen inside their functions
+    data_evaluators,
+    dj_requirements,
+    modelscope,
+)
+from sandflow.hooks.base import Component, Hook, JobRun
 from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.llm import infer as llm_infer
-from sandflow.hooks.base import Component, Hook, JobRun
+from sandflow.hooks.third_party import easyanimate, inception, internvl, trinity, vbench
 
 DATA_JUICER = ("py-data-juicer",)
 HF_TRAINING = ("torch", "transformers", "peft", "tokenizers")
@@ -38,9 +47,9 @@ def _modelscope(function: str, hook: str) -> Component:
 
 
 def _easyanimate(function: str, script: str) -> Component:
-    """EasyAnimate's own scripts in its tree and conda env (src/sandflow/hooks/third_party.py)."""
-    return Component(_lazy("sandflow.hooks.third_party", function), requires=third_party.easyanimate_requirements(script),
-                     follows_previous=True)
+    """EasyAnimate's own scripts in its tree and conda env (src/sandflow/hooks/third_party/easyanimate.py)."""
+    return Component(_lazy("sandflow.hooks.third_party.easyanimate", function), requires=easyanimate.easyanimate_requirements(script),
+                     follows_previous=True, family="easyanimate")
 
 
 def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
@@ -55,7 +64,7 @@ def _llm_components(function: str) -> dict[str, Component]:
     """The LLM inference executors (huggingface, vllm, api), run through llm_infer.<function>."""
     run = _lazy("sandflow.hooks.llm.infer", function)
     return {"huggingface": Component(run),
-            "vllm": Component(run, requires=llm_infer.vllm_requirements),
+            "vllm": Component(run, requires=llm_infer.vllm_requirements, family="vllm"),
             "api": Component(run, requires=llm_infer.api_requirements)}
 
 
@@ -67,7 +76,7 @@ HOOKS: dict[str, Hook] = {
     for hook in (
         Hook("ProbeViaAnalyzerHook", _lazy("sandflow.hooks.data_juicer", "probe_via_analyzer"),
              libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
-        Hook("ProbeViaModelInferHook", None, n_outputs=None,
+        Hook("ProbeViaModelInferHook", None, n_outputs=None, family="training",
              components={"modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook"),
                          **_llm_components("probe_via_model_infer")}),
         Hook("GeneralProbeHook", None, n_outputs=None, components={"data_pool_ranking": _pool_component("data_pool_ranking")}),
@@ -84,18 +93,19 @@ HOOKS: dict[str, Hook] = {
              components={t: Component(_lazy("sandflow.hooks.format_conversion", t))
                          for t in ("coco_caption_to_dj_conversion", "coco_caption_meta_generation",
                                    "dj_to_easyanimate_video_dataset_conversion")}),
-        Hook("TrainModelHook", None, n_outputs=None, libraries=HF_TRAINING,
+        Hook("TrainModelHook", None, n_outputs=None, libraries=HF_TRAINING, family="training",
              writes=("extra_configs.export_path", "extra_configs.work_dir"),
              components={"huggingface": Component(_lazy("sandflow.hooks.hf.train", "train_huggingface"),
                                                   requires=hf_train.huggingface_train_requirements),
                          "modelscope": _modelscope("train_modelscope", "TrainModelHook"),
                          "easyanimate": _easyanimate("easyanimate_train", "train_lora.sh"),
-                         "trinity-rft": Component(_lazy("sandflow.hooks.third_party", "trinity_rft_train"),
-                                                  requires=third_party.trinity_requirements, follows_previous=True),
+                         "trinity-rft": Component(_lazy("sandflow.hooks.third_party.trinity", "trinity_rft_train"),
+                                                  requires=trinity.trinity_requirements, follows_previous=True,
+                                                  family="trinity"),
                          "internvl_coco_caption": Component(
-                             _lazy("sandflow.hooks.third_party", "internvl_coco_caption_train"),
-                             requires=third_party.internvl_train_requirements, follows_previous=True)}),
-        Hook("InferModelHook", None, n_outputs=None,
+                             _lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_train"),
+                             requires=internvl.internvl_train_requirements, follows_previous=True, family="internvl")}),
+        Hook("InferModelHook", None, n_outputs=None, family="training",
              components={"easyanimate": _easyanimate("easyanimate_infer", "infer_lora.sh"), **_llm_components("infer_model")}),
         Hook("EvaluateDataHook", None, n_outputs=None,
              components={
@@ -104,15 +114,17 @@ HOOKS: dict[str, Hook] = {
                  "coco_caption": Component(_lazy("sandflow.hooks.caption_metrics", "coco_caption_evaluator"), n_outputs=2),
                  "dj_text_quality_classifier": Component(_lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
                                                          requires=data_evaluators.quality_classifier_requirements),
-                 "vbench_video_evaluator": Component(_lazy("sandflow.hooks.third_party", "vbench_video_evaluator"),
-                                                     requires=third_party.vbench_requirements, follows_previous=True),
-                 "video_inception_evaluator": Component(_lazy("sandflow.hooks.third_party", "video_inception_evaluator"),
-                                                        requires=third_party.inception_requirements),
+                 "vbench_video_evaluator": Component(_lazy("sandflow.hooks.third_party.vbench", "vbench_video_evaluator"),
+                                                     requires=vbench.vbench_requirements, follows_previous=True,
+                                                     family="vbench"),
+                 "video_inception_evaluator": Component(_lazy("sandflow.hooks.third_party.inception", "video_inception_evaluator"),
+                                                        requires=inception.inception_requirements, family="inception"),
              }),
-        Hook("EvaluateModelHook", None, n_outputs=None, libraries=HF_TRAINING,
+        Hook("EvaluateModelHook", None, n_outputs=None, libraries=HF_TRAINING, family="internvl",
              components={"perplexity": Component(_lazy("sandflow.hooks.hf.perplexity", "evaluate_perplexity")),
-                         "internvl_coco_caption": Component(_lazy("sandflow.hooks.third_party", "internvl_coco_caption_eval"),
-                                                            requires=third_party.internvl_requirements, follows_previous=True)}),
+                         "internvl_coco_caption": Component(_lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_eval"),
+                                                            requires=internvl.internvl_requirements, follows_previous=True,
+                                                            family="internvl")}),
     )
 }
 

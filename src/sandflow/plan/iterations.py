@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import job_logging

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from sandflow.config.errors import ConfigError, did_you_mean
 from sandflow.config.hpo_spec import HpoConfig
@@ -50,7 +50,7 @@ class Write:
 class Candidate:
     """An earlier job's artifact that a path may name: <its job_dir>/<slot>/<rel>."""
 
-    job: "Job"
+    job: Job
     slot: str
     rel: str
 
@@ -60,12 +60,12 @@ class Ref:
     """An ``input`` ref (or an iter_updater): the value at ``target`` is output ``index`` of ``job``."""
 
     target: Path_
-    job: "Job"
+    job: Job
     index: int
     text: str
 
     @property
-    def jobs(self) -> list["Job"]:
+    def jobs(self) -> list[Job]:
         return [self.job]
 
 
@@ -78,12 +78,12 @@ class PathRead:
     text: str
 
     @property
-    def jobs(self) -> list["Job"]:
+    def jobs(self) -> list[Job]:
         return [candidate.job for candidate in self.candidates]
 
 
 # Where a whole section comes from when it is known only at run time: a ref or an upstream file.
-SectionSource = Union[Ref, PathRead]
+SectionSource = Ref | PathRead
 
 
 @dataclass
@@ -101,9 +101,9 @@ class Job:
     refs: list[Ref] = field(default_factory=list)
     path_reads: list[PathRead] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
-    deps: list["Job"] = field(default_factory=list)
-    linked: dict[str, "Job"] = field(default_factory=dict)
-    after: "Job | None" = None  # the previous job, when this one must follow it
+    deps: list[Job] = field(default_factory=list)
+    linked: dict[str, Job] = field(default_factory=dict)
+    after: Job | None = None  # the previous job, when this one must follow it
     trial: int | None = None  # the hpo_config trial it belongs to (not in its key: trials share jobs)
     n_outputs: int | None = None
     missing: list[str] = field(default_factory=list)
@@ -172,8 +172,8 @@ class Plan:
     jobs: list[Job]
     hashes: FileHashCache
     pending_note: str = ""
-    planner: "Planner | None" = field(default=None, repr=False)  # grows the plan by later iterations
-    search: "Search | None" = None  # hpo_config's trials
+    planner: Planner | None = field(default=None, repr=False)  # grows the plan by later iterations
+    search: Search | None = None  # hpo_config's trials
 
     @property
     def by_key(self) -> dict[str, Job]:

@@ -12,23 +12,24 @@ from __future__ import annotations
 import copy
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from sandflow.config.model import RECIPE_SUFFIXES, SECTIONS, JobConfig, SandboxConfig
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
-from sandflow.config.load import check_recipe, check_string_keys
 from sandflow.config.files import read_yaml_or_json
+from sandflow.config.load import check_recipe, check_string_keys
+from sandflow.config.model import RECIPE_SUFFIXES, SECTIONS, JobConfig, SandboxConfig
 from sandflow.config.tree import Path_, get_path, leaves, parse_target, set_path
+from sandflow.core import layout
+from sandflow.core.filehash import FileHashCache
 from sandflow.core.keys import digest_of
+from sandflow.core.layout import decision_path
+from sandflow.core.paths import guess_kind, normalize
+from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
+from sandflow.plan.iterations import read_decision
 from sandflow.plan.keys import OUTPUT_LOCATION_KEYS, key_of
 from sandflow.plan.model import Candidate, Job, PathRead, Plan, Ref, Write
-from sandflow.core.paths import guess_kind, normalize
-from sandflow.core.filehash import FileHashCache
-from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.plan.search import plan_search
-from sandflow.core import layout
-from sandflow.core.layout import decision_path
-from sandflow.plan.iterations import read_decision
 
 TARGET_RE = re.compile(r"^\s*(\S+)\s*(==|>=|<=|>|<)\s*(\S+)\s*$")
 

@@ -19,9 +19,10 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 PLOTS_DIR = "plots"
 PNG_METADATA = {"Software": None}  # keep matplotlib's version out of the bytes

@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
-from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.jobio import job_logging
+from sandflow.core.layout import CONTEXT_FILE
 
 TRAIN_LOG = "train_log.json"
 

@@ -16,12 +16,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sandflow.report import figures as report_figures
 from sandflow.core.atomic import write_text_atomic
-from sandflow.plan.model import Write
+from sandflow.core.jobio import job_logging, load_context, replace_prefix
 from sandflow.core.layout import CONTEXT_FILE
-from sandflow.core.jobio import load_context, replace_prefix
-from sandflow.core.jobio import job_logging
+from sandflow.plan.model import Write
+from sandflow.report import figures as report_figures
 
 
 def publish_tree(source: Path, destination: Path) -> None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from sandflow.core.filehash import sha256_file
 from sandflow.core.layout import CONTEXT_FILE, MANIFEST_FILE
+
 
 def altered_artifact(job_dir: str | Path, record: str = CONTEXT_FILE) -> str | None:
     """Why a finished job directory no longer matches its manifest (None when it does, or is unfinished).

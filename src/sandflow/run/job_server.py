@@ -42,8 +42,9 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 # The job process finds the server through this variable (inherited from the Snakemake process).
 ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
@@ -213,7 +214,7 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
         while os.getppid() == parent_pid if parent_pid else time.monotonic() - last_job < idle_s:
             try:
                 connection, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             connection.settimeout(None)
             try:

@@ -1,6 +1,6 @@
 """What each job asks of the scheduler, and the conda environment it runs in on a cluster.
 
-A job's hook and component type (``extra_configs.type``) select its tool family;
+A job's hook and component type (``extra_configs.type``) select its tool family (hooks/registry.py);
 the family gives default resources and an environment file in envs/. A job's own
 ``resources:`` mapping in the config (next to ``hook`` and ``meta_name``) overrides
 any default, e.g. ``resources: {gpu: 4, gpu_model: a100, runtime: 2880}``. Profiles
@@ -16,9 +16,11 @@ is part of a job key: where a job runs and with how much does not change its res
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
+from sandflow.hooks.registry import HOOKS
 from sandflow.plan.model import Job
 
 # Env files as a rule's conda: directive names them (relative to rules/, like its script:).
@@ -50,40 +52,11 @@ FAMILY_RESOURCES: dict[str, JobResources] = {
     "trinity": JobResources(threads=16, mem_mb=131072, runtime=1440, gpu=2, cpus_per_gpu=8),
 }
 
-# The family of each hook; COMPONENT_FAMILIES refines it by extra_configs.type.
-HOOK_FAMILIES: dict[str, str] = {
-    "ProbeViaAnalyzerHook": "data-juicer",
-    "ProbeViaModelInferHook": "training",
-    "GeneralProbeHook": "data-juicer",
-    "RefineRecipeViaKSigmaHook": "data-juicer",
-    "RefineRecipeViaModelFeedbackHook": "data-juicer",
-    "ProcessDataHook": "data-juicer",
-    "DataPoolManipulationHook": "data-juicer",
-    "GeneralDataExecutorHook": "data-juicer",
-    "TrainModelHook": "training",
-    "InferModelHook": "training",
-    "EvaluateDataHook": "data-juicer",
-    "EvaluateModelHook": "internvl",
-}
-
-COMPONENT_FAMILIES: dict[tuple[str, str], str] = {
-    ("ProbeViaModelInferHook", "vllm"): "vllm",
-    ("InferModelHook", "vllm"): "vllm",
-    ("InferModelHook", "easyanimate"): "easyanimate",
-    ("TrainModelHook", "easyanimate"): "easyanimate",
-    ("TrainModelHook", "trinity-rft"): "trinity",
-    ("TrainModelHook", "internvl_coco_caption"): "internvl",
-    ("EvaluateDataHook", "vbench_video_evaluator"): "vbench",
-    # Upstream's FVD/IS code (thirdparty/mm_eval/inception_metrics) ships in py-data-juicer.
-    ("EvaluateDataHook", "video_inception_evaluator"): "inception",
-}
-
-
 def family_of(hook: str, component: str | None) -> str:
-    """The tool family of a job: its component's when that differs, else its hook's."""
-    if component is not None and (hook, component) in COMPONENT_FAMILIES:
-        return COMPONENT_FAMILIES[(hook, component)]
-    return HOOK_FAMILIES[hook]
+    """The tool family of a job: its component's when that has one, else its hook's (hooks/registry.py)."""
+    entry = HOOKS[hook]
+    chosen = entry.components.get(component) if entry.components and component is not None else None
+    return chosen.family if chosen is not None and chosen.family else entry.family
 
 
 def conda_env_file(hook: str, component: str | None) -> str:

@@ -21,19 +21,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandflow.run import job_server
 from sandflow.config.files import read_yaml_or_json
+from sandflow.config.tree import set_path
 from sandflow.core.filehash import sha256_file
 from sandflow.core.jobio import JobFailed, job_logging, load_context, replace_prefix, write_json
-from sandflow.hooks.base import JobRun
+from sandflow.core.keys import library_version
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
+from sandflow.core.paths import guess_kind
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
+from sandflow.run import job_server
 from sandflow.run.integrity import altered_artifact
 from sandflow.run.specs import JobSpec, PathReadSpec, RefSpec, RunJobSpec
-from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
-from sandflow.core.paths import guess_kind
-from sandflow.core.keys import library_version
-from sandflow.config.tree import set_path
-
 
 
 def upstream_value(ref: RefSpec) -> Any:

@@ -10,19 +10,20 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sandflow.config.errors import ConfigError
-from sandflow.config.load import load_config
 from sandflow.config.files import read_config_file
+from sandflow.config.load import load_config
 from sandflow.core import layout
 from sandflow.core.keys import digest_of
 from sandflow.plan.iterations import read_decision
+from sandflow.plan.model import Plan
+from sandflow.plan.planner import plan_config
 from sandflow.run import job_server
 from sandflow.run.integrity import first_altered
 from sandflow.run.specs import RunJobSpec, assembly_spec, job_spec
-from sandflow.plan.model import Plan
-from sandflow.plan.planner import plan_config
 
 
 def exit_with_error(message: str) -> None:

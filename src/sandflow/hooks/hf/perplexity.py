@@ -35,12 +35,10 @@ from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.hf.workers import map_models
-from sandflow.hooks.hf.train import (
+from sandflow.hooks.hf.models import (
     check_known_keys,
     collate_blocks,
     dataset_paths,
-    export_dir,
     int_setting,
     load_checkpoint,
     local_model_dir,
@@ -48,9 +46,10 @@ from sandflow.hooks.hf.train import (
     pad_id_of,
     read_texts,
     seq_len_setting,
-    single_thread,
     text_key_setting,
 )
+from sandflow.hooks.hf.train import export_dir, single_thread
+from sandflow.hooks.hf.workers import map_models
 
 __all__ = ["evaluate_perplexity", "perplexity_of", "EVAL_JSON", "VERSION"]
 

@@ -10,8 +10,9 @@ DJ-Sandbox has no such helper: its model hooks always start from a hub model.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["build_tiny_causal_lm", "train_tokenizer", "tiny_gpt2", "warm_up", "SPECIAL_TOKEN", "MIN_VOCAB_SIZE"]
 

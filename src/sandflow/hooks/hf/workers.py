@@ -11,8 +11,9 @@ torch computation until the workers are done.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from sandflow.hooks.base import JobRun
 
