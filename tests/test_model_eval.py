@@ -21,6 +21,9 @@ from sandflow.hooks.model_eval import EVAL_JSON, evaluate_perplexity, perplexity
 from sandflow.tiny_lm import build_tiny_causal_lm
 from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
 
+# Every test here reads the models the module fixture trains.
+pytestmark = pytest.mark.slow
+
 
 def eval_job(root: Path, name: str, extra_configs: dict, threads: int = 1) -> JobRun:
     return make_job(root, name, extra_configs, hook="EvaluateModelHook", kind="perplexity", threads=threads)
