@@ -131,6 +131,12 @@ class CheckoutGuard:
     def under_roots(self, path: str) -> bool:
         return any(path == root or path.startswith(root + os.sep) for root in self.roots)
 
+    @staticmethod
+    def on_import_path(path: str) -> bool:
+        """The import system lists the directories on sys.path at every import; `import snakemake` puts the relative
+        .snakemake/pip-deployments there, so any in-process import from the checkout looks in the checkout's."""
+        return any(isinstance(entry, str) and entry and os.path.abspath(entry) == path for entry in sys.path)
+
     def audit(self, event: str, args: tuple[Any, ...]) -> None:
         if event not in self.WATCHED_EVENTS or not self.active or self.walking or not args:
             return
@@ -140,7 +146,7 @@ class CheckoutGuard:
             path = os.path.abspath(os.fsdecode(args[0]))
         except (TypeError, ValueError, OSError):  # an odd argument or a deleted working directory
             return
-        if self.under_roots(path):
+        if self.under_roots(path) and not self.on_import_path(path):
             test = os.environ.get("PYTEST_CURRENT_TEST", "outside a test").rsplit(" (", 1)[0]
             self.reads.append(f"{test} read {path} ({event})")
 

@@ -63,6 +63,9 @@ def test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_
         monkeypatch.chdir(tmp_path)
         Path("outputs/run/context.json").read_text()  # a relative path, resolved against the working directory
         os.listdir(outputs / "run")
+        # The import system's own look at a directory on sys.path is no read by the test (snakemake puts one there).
+        monkeypatch.setattr(sys, "path", [*sys.path, "outputs/run"])
+        os.listdir("outputs/run")
     finally:
         guard.active = False
     me = "tests/test_checkout_guard.py::test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_not"
