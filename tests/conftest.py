@@ -6,10 +6,12 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,8 @@ from sandflow.devtools.loopback_chat import ChatServer
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
-UPSTREAM_CONFIGS = REPO.parent / "shared" / "upstream-configs" / "configs"
+# DJ-Sandbox's own example configs, verbatim (see tests/data/upstream/README.md).
+UPSTREAM_CONFIGS = REPO / "tests" / "data" / "upstream" / "configs"
 # Nothing may be installed or downloaded behind our back.
 OFFLINE_ENV = {
     "UV_OFFLINE": "1",
@@ -87,8 +90,115 @@ def finished_counts(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 @pytest.fixture
 def upstream_dir(tmp_path: Path) -> Path:
-    """A directory holding DJ-Sandbox's configs/ folder, as its configs expect to be run from."""
+    """A directory holding a copy of DJ-Sandbox's configs/ folder, as its configs expect to be run from."""
     if not UPSTREAM_CONFIGS.is_dir():
         pytest.skip(f"DJ-Sandbox's example configs are not at {UPSTREAM_CONFIGS}")
-    (tmp_path / "configs").symlink_to(UPSTREAM_CONFIGS)
+    shutil.copytree(UPSTREAM_CONFIGS, tmp_path / "configs")
     return tmp_path
+
+
+def pytest_report_header() -> list[str]:
+    """Say it once at the top when the upstream configs are missing, not only in skip reasons."""
+    if UPSTREAM_CONFIGS.is_dir():
+        return []
+    return [f"DJ-Sandbox's example configs are missing ({UPSTREAM_CONFIGS}): the upstream-config tests are skipped"]
+
+
+@pytest.fixture
+def demo_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the demo's configs and data as the working directory: planning and `sandflow show` see
+    this copy's (empty) outputs/, never what a `make demo` left in the checkout."""
+    copy_from_repo(tmp_path, "configs/demo", "configs/data/demo")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --- the checkout's outputs/ and .snakemake/ are the user's, not the tests' ------------------------------------------
+
+class CheckoutGuard:
+    """Notices tests that write under ``roots`` (a snapshot of every entry's type, size and mtime, taken between test
+    modules; catches subprocesses too) or read there in process (an audit hook on open, listdir and scandir; a bare
+    stat such as os.path.exists raises no audit event and goes unseen, which running the suite after `make demo`
+    covers)."""
+
+    WATCHED_EVENTS = frozenset({"open", "os.listdir", "os.scandir"})
+
+    def __init__(self, roots: list[Path]):
+        self.roots = [str(root) for root in roots]
+        self.reads: list[str] = []
+        self.active = True
+        self.walking = False  # our own snapshot walks the roots: not a read by a test
+
+    def under_roots(self, path: str) -> bool:
+        return any(path == root or path.startswith(root + os.sep) for root in self.roots)
+
+    @staticmethod
+    def on_import_path(path: str) -> bool:
+        """The import system lists the directories on sys.path at every import; `import snakemake` puts the relative
+        .snakemake/pip-deployments there, so any in-process import from the checkout looks in the checkout's."""
+        return any(isinstance(entry, str) and entry and os.path.abspath(entry) == path for entry in sys.path)
+
+    def audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event not in self.WATCHED_EVENTS or not self.active or self.walking or not args:
+            return
+        try:
+            if args[0] is None or isinstance(args[0], int):
+                return
+            path = os.path.abspath(os.fsdecode(args[0]))
+        except (TypeError, ValueError, OSError):  # an odd argument or a deleted working directory
+            return
+        if self.under_roots(path) and not self.on_import_path(path):
+            test = os.environ.get("PYTEST_CURRENT_TEST", "outside a test").rsplit(" (", 1)[0]
+            self.reads.append(f"{test} read {path} ({event})")
+
+    def snapshot(self) -> dict[str, tuple[int, int, int]]:
+        """Every path under the roots (and the roots themselves) with its file type, size and mtime."""
+        entries: dict[str, tuple[int, int, int]] = {}
+        self.walking = True
+        try:
+            for root in self.roots:
+                if not os.path.lexists(root):
+                    continue
+                paths = [root]
+                for directory, dirs, files in os.walk(root):
+                    paths += [os.path.join(directory, name) for name in dirs + files]
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):  # removed while we walked
+                        info = os.lstat(path)
+                        entries[path] = (stat.S_IFMT(info.st_mode), info.st_size, info.st_mtime_ns)
+        finally:
+            self.walking = False
+        return entries
+
+    @staticmethod
+    def changes(before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]],
+                relative_to: Path, limit: int = 10) -> list[str]:
+        """'created x', 'removed y', 'modified z', sorted by path, at most ``limit`` of them plus a count of the rest."""
+        found = sorted([(path, "created") for path in after.keys() - before.keys()]
+                       + [(path, "removed") for path in before.keys() - after.keys()]
+                       + [(path, "modified") for path in before.keys() & after.keys() if before[path] != after[path]])
+        lines = [f"{what} {os.path.relpath(path, relative_to)}" for path, what in found[:limit]]
+        if len(found) > limit:
+            lines.append(f"and {len(found) - limit} more")
+        return lines
+
+
+CHECKOUT_GUARD = CheckoutGuard([REPO / "outputs", REPO / ".snakemake"])
+sys.addaudithook(CHECKOUT_GUARD.audit)
+_checkout_state: dict[str, dict[str, tuple[int, int, int]]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checkout_untouched(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test module that read or wrote the checkout's outputs/ or .snakemake/: tests run in tmp_path, so
+    `make demo && make test` and `make test && make test` give the same results as a fresh clone."""
+    if "state" not in _checkout_state:
+        _checkout_state["state"] = CHECKOUT_GUARD.snapshot()
+    yield
+    before, after = _checkout_state["state"], CHECKOUT_GUARD.snapshot()
+    _checkout_state["state"] = after  # the next module answers only for what it does itself
+    reads, CHECKOUT_GUARD.reads = CHECKOUT_GUARD.reads, []
+    problems = CheckoutGuard.changes(before, after, REPO) + sorted(set(reads))[:10]
+    if problems:
+        pytest.fail(f"{request.node.nodeid} touched the checkout's outputs/ or .snakemake/ (tests must work in "
+                    f"tmp_path): " + "; ".join(problems), pytrace=False)

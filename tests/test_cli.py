@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from sandflow.cli import main
 
 
-def test_check_describes_the_demo_graph(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    monkeypatch.chdir(REPO)
+def test_check_describes_the_demo_graph(demo_dir: Path, capsys: pytest.CaptureFixture):
     assert main(["check", "configs/demo/sandbox.yaml"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("configs/demo/sandbox.yaml: valid. 4 jobs (4 distinct) in 1 pipeline(s), 1 iteration(s) planned")
@@ -32,11 +30,10 @@ def test_check_of_a_bad_config_prints_one_line_and_exits_2(tmp_path: Path, monke
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.yaml"]
 
 
-def test_multi_pipeline_example_runs_its_two_cleanings_independently(monkeypatch: pytest.MonkeyPatch):
+def test_multi_pipeline_example_runs_its_two_cleanings_independently(demo_dir: Path):
     from sandflow.config.load import load_config_file
     from sandflow.plan.planner import plan_config
 
-    monkeypatch.chdir(REPO)
     plan = plan_config(load_config_file("configs/demo/multi_pipeline.yaml"))
     jobs = {(j.cfg.pipeline, j.cfg.display_name, j.hook.name): j for j in plan.jobs}
     k_sigma_process = jobs[("refine_with_k_sigma", "process", "ProcessDataHook")]

@@ -103,6 +103,7 @@ def test_tiny_lm_build_is_deterministic_and_loadable(tmp_path: Path) -> None:
     assert tokenizer.decode(tokenizer(unseen)["input_ids"]) == unseen
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_writes_logs(two_runs: list[Path]) -> None:
     checkpoint = two_runs[0]
     assert checkpoint.name == "extra_configs.export_path"
@@ -123,12 +124,14 @@ def test_training_lowers_loss_and_writes_logs(two_runs: list[Path]) -> None:
     assert not (checkpoint.parent / hf_train.TRAINER_SCRATCH).exists()
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_checkpoints(two_runs: list[Path], corpus: dict[str, Path]) -> None:
     assert tree_sha256(two_runs[0]) == tree_sha256(two_runs[1])
     # ... and training changed the weights.
     assert (two_runs[0] / "model.safetensors").read_bytes() != (corpus["base"] / "model.safetensors").read_bytes()
 
 
+@pytest.mark.slow
 def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpus: dict[str, Path]) -> None:
     config = {"model_path": str(two_runs[0]), "dataset_path": str(corpus["train"]), **TRAINING, "max_steps": 5,
               "lora": {"r": 4, "alpha": 8, "target_modules": ["c_attn"]}}
@@ -161,6 +164,7 @@ def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpu
         assert not any("lora" in name or "base_layer" in name for name in weights.keys())
 
 
+@pytest.mark.slow
 def test_model_config_trains_new_model_with_own_tokenizer(tmp_path: Path, corpus: dict[str, Path]) -> None:
     config = {"model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300}, "dataset_path": str(corpus["train"]),
               **TRAINING, "max_steps": 10}
@@ -180,6 +184,7 @@ def test_read_texts_reads_files_in_order(tmp_path: Path) -> None:
     assert hf_models.read_texts([first, second], "text") == ["one", "two", "three"]
 
 
+@pytest.mark.slow
 def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[str, Path]) -> None:
     texts = template_texts(60, seed=3)
     pools = [write_jsonl(tmp_path / "pool_low.jsonl", texts[:30]), write_jsonl(tmp_path / "pool_high.jsonl", texts[30:])]

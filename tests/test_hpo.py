@@ -83,15 +83,22 @@ def test_a_bad_search_names_its_place(changes: dict, where: str, message: str):
 # --- planning ------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def configs_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the config and its data as the working directory, never the checkout (its outputs/ is the user's)."""
+    copy_from_repo(tmp_path, "configs/hpo", "configs/data/hpo")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def plan_with(tmp_path: Path, **changes):
     raw = yaml.safe_load((REPO / CONFIG).read_text())
     raw.update(work_dir=str(tmp_path / "work"), **changes)
     return plan_config(load_config(raw, source="hpo.yaml"))
 
 
-def test_every_trial_is_planned_and_trials_share_the_jobs_no_parameter_touches(tmp_path: Path, monkeypatch):
-    monkeypatch.chdir(REPO)
-    plan = plan_with(tmp_path)
+def test_every_trial_is_planned_and_trials_share_the_jobs_no_parameter_touches(configs_copy: Path):
+    plan = plan_with(configs_copy)
     assert len(plan.search.trials) == 12 and len(plan.jobs) == 36
     merges = {job.key for job in plan.jobs if job.cfg.meta_name == "merge_annotators"}
     samples = {job.key for job in plan.jobs if job.cfg.meta_name == "draw_sample"}
@@ -111,11 +118,10 @@ def test_every_trial_is_planned_and_trials_share_the_jobs_no_parameter_touches(t
     ({"hpo_config": "configs/hpo/missing.yaml"}, "hpo_config", "no such file: configs/hpo/missing.yaml"),
     ({"hpo_config": search(method="bayes")}, "hpo_config.method", "python -m sandflow.hpo_search"),
 ])
-def test_a_search_that_does_not_fit_the_config_names_its_place(tmp_path: Path, monkeypatch, changes: dict,
-                                                                 where: str, message: str):
-    monkeypatch.chdir(REPO)
+def test_a_search_that_does_not_fit_the_config_names_its_place(configs_copy: Path, changes: dict, where: str,
+                                                                 message: str):
     with pytest.raises(ConfigError) as error:
-        plan_with(tmp_path, **changes)
+        plan_with(configs_copy, **changes)
     assert error.value.where == where and message in error.value.message
 
 
@@ -186,9 +192,10 @@ def test_a_bayes_search_of_ten_trials_runs_with_optuna_and_resumes_without_rerun
     assert job_counts(snakemake(tmp_path, WORK / "hpo" / "search.yaml")) == {}
 
 
-def test_hpo_search_refuses_a_grid_search_naming_the_snakemake_command(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "sandflow.hpo_search", "--configfile", str(REPO / CONFIG)],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+def test_hpo_search_refuses_a_grid_search_naming_the_snakemake_command(configs_copy: Path):
+    config = configs_copy / CONFIG
+    result = subprocess.run([sys.executable, "-m", "sandflow.hpo_search", "--configfile", str(config)],
+                            cwd=configs_copy, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"sandflow: error: {REPO / CONFIG}: hpo_config.method: a grid search runs with "
-                                     f"snakemake itself: snakemake --cores 2 --configfile {REPO / CONFIG}")
+    assert result.stderr.strip() == (f"sandflow: error: {config}: hpo_config.method: a grid search runs with "
+                                     f"snakemake itself: snakemake --cores 2 --configfile {config}")

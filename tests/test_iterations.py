@@ -70,13 +70,20 @@ def test_decide_all_any_cap_and_a_value_that_is_not_a_number(tmp_path: Path):
 # --- planning ------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def configs_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the configs as the working directory, never the checkout (its outputs/ is the user's)."""
+    copy_from_repo(tmp_path, "configs/iterate", "configs/apo", "configs/data/apo")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def plan_in(directory: Path, raw: dict):
     raw = {**raw, "work_dir": str(directory / "work")}
     return plan_config(load_config(raw, source="iterate.yaml"))
 
 
-def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(REPO)
+def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, configs_copy: Path):
     plan = plan_in(tmp_path, raw_config())
     assert {job.iteration for job in plan.jobs} == {1}
     assert plan.pending_note == ("iterations 2-5 run only while the targets are unmet; "
@@ -96,8 +103,7 @@ def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, m
     assert {job.iteration for job in plan_in(tmp_path, raw_config()).jobs} == {1}
 
 
-def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as_refs(tmp_path: Path, monkeypatch):
-    monkeypatch.chdir(REPO)
+def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as_refs(tmp_path: Path, configs_copy: Path):
     raw = {**raw_config(), "max_iter_num": 3, "iter_targets": []}
     plan = plan_in(tmp_path, raw)
     assert [len(jobs) for jobs in plan.planner.iterations] == [7, 7, 7] and plan.pending_note == ""
@@ -121,8 +127,8 @@ def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as
      "must be <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>"),
     ({"max_iter_cap": 0}, "max_iter_cap", "must be at least 1, got 0"),
 ])
-def test_bad_iteration_settings_name_their_place(tmp_path: Path, monkeypatch, change: dict, where: str, message: str):
-    monkeypatch.chdir(REPO)
+def test_bad_iteration_settings_name_their_place(tmp_path: Path, configs_copy: Path, change: dict, where: str,
+                                                 message: str):
     with pytest.raises(ConfigError) as error:
         plan_in(tmp_path, {**raw_config(), **change})
     assert error.value.where == where and message in error.value.message

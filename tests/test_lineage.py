@@ -1,4 +1,6 @@
-"""`sandflow show`: the lineage of an artifact, from the plan (no run needed: states say 'not run yet')."""
+"""`sandflow show`: the lineage of an artifact, from the plan (no run needed: states say 'not run yet').
+
+Each test plans a private copy of the demo (conftest's demo_dir): the checkout's outputs/ may hold a `make demo` run."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
@@ -16,8 +17,7 @@ DEMO = "configs/demo/sandbox.yaml"
 
 
 @pytest.fixture
-def demo(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(REPO)
+def demo(demo_dir: Path):
     return {job.cfg.display_name + ("" if job.hook.name != "RefineRecipeViaKSigmaHook" else "/refine"): job
             for job in plan_config(load_config_file(DEMO)).jobs}
 

@@ -21,6 +21,9 @@ from sandflow.hooks.hf.perplexity import EVAL_JSON, evaluate_perplexity, perplex
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 from sandflow.hooks.hf.train import train_huggingface
 
+# Every test here reads the models the module fixture trains.
+pytestmark = pytest.mark.slow
+
 
 def eval_job(root: Path, name: str, extra_configs: dict, threads: int = 1) -> JobRun:
     return make_job(root, name, extra_configs, hook="EvaluateModelHook", kind="perplexity", threads=threads)

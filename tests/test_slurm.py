@@ -27,6 +27,8 @@ PROFILE = REPO / "profiles" / "slurm-ci"
 CONFIG = "tests/data/slurm/sandbox.yaml"
 WORK = Path("outputs/slurm-ci")
 RUN_TIMEOUT_S = 1500
+# Installing SLURM (the cluster fixture, 1200 s allowed) then the run: above pyproject's per-test timeout.
+pytestmark = pytest.mark.timeout(1200 + RUN_TIMEOUT_S + 300)
 # "Job 2 has been submitted with SLURM jobid 3 (log: <dir>/.snakemake/slurm_logs/rule_data_pool_manipulation/<key>/3.log)."
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+/slurm_logs/rule_(\w+)/\S+\.log)\)")
 

@@ -1,4 +1,4 @@
-"""DJ-Sandbox's own example configs (verbatim, in ../shared/upstream-configs) are accepted and planned."""
+"""DJ-Sandbox's own example configs (verbatim, in tests/data/upstream) are accepted and planned, each from a copy."""
 
 from __future__ import annotations
 
