@@ -74,8 +74,8 @@ def test_a_worker_gives_up_after_waiting_its_bound_and_writes_nothing(tmp_path: 
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
         f"sandflow: hpo_search: waiting for work_dir ./outputs/hpo (pid {os.getpid()} is using it), at most 1 s",
-        f"sandflow: error: hpo_search: work_dir ./outputs/hpo was still in use (pid {os.getpid()}) after 1 s "
-        "(--wait); its trials so far are kept in the study"]
+        (f"sandflow: error: hpo_search: work_dir ./outputs/hpo was still in use (pid {os.getpid()}) after 1 s "
+         "(--wait); the trials finished so far stay in the study")]
     assert sorted(p.name for p in (tmp_path / WORK).rglob("*")) == [".sandflow", "lock"]  # no study, no search
 
 

@@ -5,10 +5,10 @@
 
 ``--hpo-config`` replaces the config's own hpo_config (the same experiment, another search).
 
-Each round asks Optuna (TPE, seeded by hpo_config.seed) for ``--batch`` trials, writes
-``<work_dir>/hpo/search.yaml`` -- the experiment config with every trial so far listed under
-``hpo_config.trials`` -- and runs snakemake on it, so earlier trials are cache hits and the new
-ones run in parallel. The metric of each new trial is read from ``hpo/trials.csv`` and told to
+Each round asks Optuna (TPE, seeded by hpo_config.seed and the number of trials so far) for
+``--batch`` trials, writes ``<work_dir>/hpo/search.yaml`` -- the experiment config with every
+trial so far listed under ``hpo_config.trials`` -- and runs snakemake on it, so earlier trials
+are cache hits and the new ones run in parallel. The metric of each new trial is read from ``hpo/trials.csv`` and told to
 Optuna; a trial without a number is told it failed. It stops at ``sweep_max_count`` trials; the
 last run's ``hpo/best.json``, ``trials.csv`` and ``metric.png`` cover every trial, and
 ``snakemake --configfile <work_dir>/hpo/search.yaml`` afterwards does nothing.
@@ -39,8 +39,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -85,7 +86,7 @@ class WorkDirTurns:
                   f"at most {self.wait:g} s", file=sys.stderr, flush=True)
             if not self._wait_for_lock():
                 raise WorkDirBusy(f"work_dir {self.work_dir} was still in use (pid {holder}) after {self.wait:g} s "
-                                  "(--wait); its trials so far are kept in the study")
+                                  "(--wait); the trials finished so far stay in the study")
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
