@@ -1,14 +1,14 @@
 """A bayes hpo_config search: Optuna asks for trials, snakemake runs them, Optuna is told the metric.
 
     python -m sandflow.hpo_search --configfile configs/hpo/sandbox.yaml --hpo-config configs/hpo/bayes_search.yaml
-        [--batch 4] [--cores 2] [--storage sqlite:///study.db] [-- <more snakemake options>]
+        [--batch 4] [--cores 2] [--storage sqlite:///study.db] [--wait 86400] [-- <more snakemake options>]
 
 ``--hpo-config`` replaces the config's own hpo_config (the same experiment, another search).
 
-Each round asks Optuna (TPE, seeded by hpo_config.seed) for ``--batch`` trials, writes
-``<work_dir>/hpo/search.yaml`` -- the experiment config with every trial so far listed under
-``hpo_config.trials`` -- and runs snakemake on it, so earlier trials are cache hits and the new
-ones run in parallel. The metric of each new trial is read from ``hpo/trials.csv`` and told to
+Each round asks Optuna (TPE, seeded by hpo_config.seed and the number of trials so far) for
+``--batch`` trials, writes ``<work_dir>/hpo/search.yaml`` -- the experiment config with every
+trial so far listed under ``hpo_config.trials`` -- and runs snakemake on it, so earlier trials
+are cache hits and the new ones run in parallel. The metric of each new trial is read from ``hpo/trials.csv`` and told to
 Optuna; a trial without a number is told it failed. It stops at ``sweep_max_count`` trials; the
 last run's ``hpo/best.json``, ``trials.csv`` and ``metric.png`` cover every trial, and
 ``snakemake --configfile <work_dir>/hpo/search.yaml`` afterwards does nothing.
@@ -16,16 +16,30 @@ last run's ``hpo/best.json``, ``trials.csv`` and ``metric.png`` cover every tria
 The study lives in Optuna's file journal ``<work_dir>/hpo/optuna-journal.log`` (safe for several
 processes on one file system), or in the database ``--storage`` names, for searches spread over
 machines. A study interrupted and started again goes on where it stopped.
+
+Several workers (this command started more than once on the same config and study) take turns on
+the work_dir: a worker holds the work_dir's lock from asking for a batch to telling its results,
+and hands it to the snakemake it runs, so a waiting worker (up to ``--wait`` seconds) plans its
+batch with every earlier result on disk and in the study. No job ever runs in two workers, and the
+last batch's ``best.json`` covers every worker's trials. Turns mean one snakemake at a time:
+workers add no speed on one work_dir (``--batch``, ``--cores`` and a cluster profile do); they let
+a search go on from several terminals or hosts sharing the file system.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
+import fcntl
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +49,67 @@ from sandflow.config.errors import ConfigError
 from sandflow.config.files import read_config_file, read_yaml_or_json
 from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
 from sandflow.config.load import load_config
+from sandflow.run.workflow import INHERITED_LOCK, lock_path
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on each trial this process asks for
+# After its turn a worker waits this long before taking the work_dir again, so that a worker blocked on
+# the lock gets the next turn (flock is not first come, first served).
+TURN_GAP = 1.0
+
+
+class WorkDirBusy(RuntimeError):
+    """The work_dir stayed in use by another run for longer than this worker would wait."""
+
+
+class WorkDirTurns:
+    """Turns on the work_dir lock every sandflow run holds (workflow.hold_lock), for the workers of a search."""
+
+    def __init__(self, work_dir: str, wait: float):
+        path = lock_path(work_dir)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.work_dir, self.wait = work_dir, wait
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        self._acquire()
+        try:
+            yield
+        finally:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def _acquire(self) -> None:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            print(f"sandflow: hpo_search: waiting for work_dir {self.work_dir} (pid {holder} is using it), "
+                  f"at most {self.wait:g} s", file=sys.stderr, flush=True)
+            if not self._wait_for_lock():
+                raise WorkDirBusy(f"work_dir {self.work_dir} was still in use (pid {holder}) after {self.wait:g} s "
+                                  "(--wait); the trials finished so far stay in the study") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def _wait_for_lock(self) -> bool:
+        """A blocking flock that an alarm interrupts after self.wait seconds."""
+        if self.wait <= 0:
+            return False
+
+        def give_up(signum: int, frame: Any) -> None:
+            raise TimeoutError
+
+        previous = signal.signal(signal.SIGALRM, give_up)
+        signal.setitimer(signal.ITIMER_REAL, self.wait)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 def suggest(trial: Any, parameter: Parameter) -> Any:
@@ -77,6 +150,23 @@ def open_study(hpo: HpoConfig, name: str, work_dir: str, storage_url: str | None
                                sampler=optuna.samplers.TPESampler(seed=hpo.seed))
 
 
+def ask_batch(study: Any, hpo: HpoConfig, count: int) -> list[Any]:
+    """Ask for count trials with a sampler seeded by hpo.seed and the number of trials so far: workers
+    taking turns (each with its own sampler) never repeat each other's draws, and a search gives the
+    same trials whether one worker or several ran it, interrupted or not."""
+    import numpy
+    import optuna
+
+    first = len(study.get_trials(deepcopy=False))
+    seed = int(numpy.random.SeedSequence([hpo.seed, first]).generate_state(1)[0])
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
+    asked = [study.ask() for _ in range(count)]
+    for trial in asked:
+        trial.set_user_attr("values", {p.name: suggest(trial, p) for p in hpo.parameters})
+        trial.set_user_attr("worker", WORKER)
+    return asked
+
+
 def finished(study: Any) -> list[Any]:
     from optuna.trial import TrialState
 
@@ -88,17 +178,18 @@ def metric_by_trial(table: str, metric: str) -> dict[int, float | None]:
         return {int(row["trial"]): float(row[metric]) if row[metric] else None for row in csv.DictReader(handle)}
 
 
-def run_snakemake(config_path: str, cores: int, extra: list[str]) -> None:
+def run_snakemake(config_path: str, cores: int, extra: list[str], lock_fd: int) -> None:
+    """Run snakemake holding the work_dir lock this worker holds (passed down, see workflow.hold_lock)."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", config_path,
                "--cores", str(cores), *extra]
     print(f"sandflow: hpo_search: {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    result = subprocess.run(command)
+    result = subprocess.run(command, pass_fds=(lock_fd,), env={**os.environ, INHERITED_LOCK: str(lock_fd)})
     if result.returncode:
         raise SystemExit(result.returncode)
 
 
 def search(configfile: str, hpo_config: str | None, batch: int, cores: int, storage_url: str | None,
-           extra: list[str]) -> dict[str, Any]:
+           extra: list[str], wait: float = 86400) -> dict[str, Any]:
     raw = read_config_file(configfile)
     if hpo_config is not None:
         raw["hpo_config"] = hpo_config
@@ -111,28 +202,33 @@ def search(configfile: str, hpo_config: str | None, batch: int, cores: int, stor
         raise ConfigError("hpo_config.method", f"a {hpo.method} search runs with snakemake itself: "
                           f"snakemake --cores {cores} --configfile {configfile}")
     work_dir = config.work_dir
-    study = open_study(hpo, f"{config.project_name}.{config.experiment_name}", work_dir, storage_url)
     search_config = os.path.join(work_dir, "hpo", "search.yaml")
-    while len(finished(study)) < hpo.max_count:
-        done = finished(study)
-        asked = [study.ask() for _ in range(min(batch, hpo.max_count - len(done)))]
-        for trial in asked:
-            trial.set_user_attr("values", {p.name: suggest(trial, p) for p in hpo.parameters})
-        listed = [t.user_attrs["values"] for t in done] + [t.user_attrs["values"] for t in asked]
-        derived = copy.deepcopy(raw)
-        derived["hpo_config"] = {**hpo_mapping, "trials": listed}
-        os.makedirs(os.path.dirname(search_config), exist_ok=True)
-        Path(search_config).write_text(yaml.safe_dump(derived, sort_keys=False))
-        run_snakemake(search_config, cores, extra)
-        values = metric_by_trial(os.path.join(work_dir, "hpo", "trials.csv"), hpo.metric)
-        for number, trial in enumerate(asked, len(done) + 1):
-            value = values.get(number)
-            if value is None:
-                from optuna.trial import TrialState
+    turns = WorkDirTurns(work_dir, wait)
+    study = None
+    while True:
+        with turns.turn():  # ask, run and tell in one turn: the next worker plans with these results
+            if study is None:  # in a turn too: workers creating one database at once can collide
+                study = open_study(hpo, f"{config.project_name}.{config.experiment_name}", work_dir, storage_url)
+            done = finished(study)
+            if len(done) >= hpo.max_count:
+                break
+            asked = ask_batch(study, hpo, min(batch, hpo.max_count - len(done)))
+            listed = [t.user_attrs["values"] for t in done] + [t.user_attrs["values"] for t in asked]
+            derived = copy.deepcopy(raw)
+            derived["hpo_config"] = {**hpo_mapping, "trials": listed}
+            os.makedirs(os.path.dirname(search_config), exist_ok=True)
+            Path(search_config).write_text(yaml.safe_dump(derived, sort_keys=False))
+            run_snakemake(search_config, cores, extra, turns.fd)
+            values = metric_by_trial(os.path.join(work_dir, "hpo", "trials.csv"), hpo.metric)
+            for number, trial in enumerate(asked, len(done) + 1):
+                value = values.get(number)
+                if value is None:
+                    from optuna.trial import TrialState
 
-                study.tell(trial, state=TrialState.FAIL)
-            else:
-                study.tell(trial, value)
+                    study.tell(trial, state=TrialState.FAIL)
+                else:
+                    study.tell(trial, value)
+        time.sleep(TURN_GAP)
     best = study.best_trial
     return {"trial_values": best.user_attrs["values"], "value": best.value, "trials": len(finished(study))}
 
@@ -144,14 +240,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2, help="trials asked for and run per snakemake run (default 2)")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
     parser.add_argument("--storage", help="an Optuna RDB URL for the study (default: a journal file in work_dir/hpo)")
+    parser.add_argument("--wait", type=float, default=86400,
+                        help="seconds to wait for the work_dir while another worker or run uses it (default 86400)")
     parser.add_argument("snakemake_args", nargs="*", help="more snakemake options, after --")
     args = parser.parse_args(argv)
     if args.batch < 1:
         parser.error("--batch must be at least 1")
+    if args.wait < 0:
+        parser.error("--wait must be 0 or more seconds")
     try:
-        best = search(args.configfile, args.hpo_config, args.batch, args.cores, args.storage, args.snakemake_args)
+        best = search(args.configfile, args.hpo_config, args.batch, args.cores, args.storage, args.snakemake_args,
+                      args.wait)
     except ConfigError as error:
         print(f"sandflow: error: {args.configfile}: {error}", file=sys.stderr)
+        return 2
+    except WorkDirBusy as error:
+        print(f"sandflow: error: hpo_search: {error}", file=sys.stderr)
         return 2
     print(f"best of {best['trials']} trials: {best['value']!r} with {best['trial_values']}")
     return 0

@@ -195,18 +195,41 @@ class Workflow:
         return self.publication_output().format(digest=digest_of(assembly_spec(self.plan)))
 
 
+# A parent that holds the work_dir lock for the snakemake it starts (python -m sandflow.hpo_search, whose
+# workers take turns on one work_dir) passes the open lock down as this file descriptor.
+INHERITED_LOCK = "SANDFLOW_WORK_DIR_LOCK_FD"
+
+
+def lock_path(work_dir: str) -> str:
+    return layout.state_path(work_dir, "lock")
+
+
+def inherited_lock(path: str) -> int | None:
+    """The lock file descriptor a parent passed down for this run, if it is this work_dir's lock."""
+    try:
+        fd = int(os.environ.get(INHERITED_LOCK, ""))
+        held, here = os.fstat(fd), os.stat(path)
+    except (ValueError, OSError):
+        return None
+    return fd if (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino) else None
+
+
 def hold_lock(work_dir: str) -> int:
     """An exclusive lock on work_dir for this process's life (released by the kernel even on SIGKILL)."""
-    lock_path = layout.state_path(work_dir, "lock")
-    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    path = lock_path(work_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    inherited = inherited_lock(path)
+    if inherited is not None:
+        # Locking the parent's open file description again succeeds (it holds the lock); another holder refuses.
+        os.set_inheritable(inherited, False)  # jobs and the job server must not keep it
+    fd = inherited if inherited is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
         exit_with_error(f"another sandflow run (pid {holder}) is using work_dir {work_dir}; wait for it to finish or stop it")
     os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
 
 
