@@ -4,14 +4,16 @@ Data-Juicer runs the recipe (``RayExecutor`` / ``RayAnalyzer``); sandflow owns
 the Ray session around it and writes the export itself, so a job's outputs
 have the same shape as with the default executor:
 
-* Where Ray runs (``ray_address``): ``local`` starts a private single-node Ray
-  for the job (the job's granted threads as its CPUs, listening on 127.0.0.1,
-  its own token, temp dir and logs under $TMPDIR, no dashboard) and stops it
-  afterwards; ``auto`` (Data-Juicer's default) connects to ``$RAY_ADDRESS``
-  when it is set, else does as ``local``; any other value is a cluster
-  address (``host:port`` or ``ray://host:port``) that the job connects to and
-  leaves running. (Ray's own ``auto`` would also pick up any cluster last
-  started on this machine under /tmp/ray, someone else's on a shared node.)
+* Where Ray runs (``ray_address``): ``local`` starts a private single-node
+  Ray for the job (the job's granted threads as its CPUs, no dashboard, a
+  token of its own since Ray listens on every interface, temp dir and logs
+  under $TMPDIR) and stops it afterwards; ``auto`` (Data-Juicer's default)
+  connects to ``$RAY_ADDRESS`` when it is set, else does as ``local`` (Ray's
+  own ``auto`` would also pick up any cluster last started on this machine
+  under /tmp/ray, someone else's on a shared node); any other value is the
+  GCS address (``host:port``) of a cluster the job connects to and leaves
+  running. The job must run on a node of that cluster: Ray Client
+  (``ray://``) is refused, Data-Juicer's Ray Data loading fails through it.
 * Nothing is installed at run time: Data-Juicer's lazy loader would
   ``uv pip install`` a missing package, and an op's ``runtime_env`` would make
   Ray pip-install one; ``PIP_NO_INDEX``/``UV_OFFLINE`` are set for the driver
@@ -21,9 +23,8 @@ have the same shape as with the default executor:
 * Data-Juicer's ``RayExporter`` would write ``export_path`` as a directory of
   json shards; instead the result is streamed into one ``.jsonl`` file plus the
   ``<base>_stats.jsonl`` stats file, line for line as Data-Juicer's default
-  ``Exporter`` writes them (its own row serialiser). The export path must be
-  on a file system every Ray node sees only for the input; the driver writes
-  the output.
+  ``Exporter`` writes them (its own row serialiser), streamed from the cluster
+  by the driver. Every Ray node must see ``dataset_path`` (shared storage).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def ray_config_problems(dj_configs: Mapping[str, Any]) -> list[str]:
     address = dj_configs.get("ray_address", "auto")
     if not isinstance(address, str) or not address.strip():
         problems.append(f"dj_configs.ray_address: expected 'local', 'auto' or a cluster address, got {address!r}")
+    elif address.strip().startswith("ray://"):
+        # Measured with grpcio installed: loading the dataset fails ('Worker' object has no attribute 'core_worker').
+        problems.append("dj_configs.ray_address: Ray Client addresses (ray://) do not work with Data-Juicer's Ray "
+                        "Data pipeline; run on a node of the cluster and give its GCS address (host:6379)")
     export_path = dj_configs.get("export_path")
     if isinstance(export_path, str) and not export_path.endswith(RAY_EXPORT_SUFFIX):
         problems.append(f"dj_configs.export_path: executor_type ray writes a {RAY_EXPORT_SUFFIX} file here, "
@@ -155,7 +160,7 @@ def ray_session(job: JobRun, recipe: Mapping[str, Any]) -> Iterator[None]:
                     cpus = max(1, int(job.threads))
                     job.log.info("starting a private Ray with %d CPU(s), temp dir %s", cpus, temp_dir)
                     ray.init(address="local", num_cpus=cpus, num_gpus=0, include_dashboard=False,
-                             _node_ip_address="127.0.0.1", _temp_dir=temp_dir, runtime_env=runtime_env)
+                             _temp_dir=temp_dir, runtime_env=runtime_env)
                 else:
                     job.log.info("connecting to the Ray cluster at %s", address)
                     ray.init(address=address, runtime_env=runtime_env)
