@@ -157,9 +157,9 @@ def ray_session(job: JobRun, recipe: Mapping[str, Any]) -> Iterator[None]:
             try:
                 _reload_ray_auth()  # this job's token, or the cluster's from the environment
                 if private:
-                    cpus = max(1, int(job.threads))
+                    cpus = max(1, int(job.threads))  # GPUs: as Ray detects them (CUDA_VISIBLE_DEVICES)
                     job.log.info("starting a private Ray with %d CPU(s), temp dir %s", cpus, temp_dir)
-                    ray.init(address="local", num_cpus=cpus, num_gpus=0, include_dashboard=False,
+                    ray.init(address="local", num_cpus=cpus, include_dashboard=False,
                              _temp_dir=temp_dir, runtime_env=runtime_env)
                 else:
                     job.log.info("connecting to the Ray cluster at %s", address)
