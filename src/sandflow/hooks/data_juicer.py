@@ -8,8 +8,11 @@ Every Data-Juicer run here is made safe and self-contained the same way
 
 * ``skip_op_error`` is forced false, globally and on every op: Data-Juicer's
   default silently drops every sample of a batch an op fails on and exits 0;
-* ``use_cache`` is off and ``open_tracer`` is off; ``executor_type`` is
-  ``default`` (DJ-Sandbox always builds a ``DefaultExecutor`` / ``Analyzer``);
+* ``use_cache`` is off and ``open_tracer`` is off;
+* ``executor_type`` is ``default`` (DJ-Sandbox always builds a
+  ``DefaultExecutor`` / ``Analyzer``) or ``ray``: Data-Juicer's
+  ``RayExecutor`` / ``RayAnalyzer`` in a Ray session of the job's, with the
+  same export files (``sandflow.hooks.dj_ray``);
 * everything Data-Juicer writes lands in the job directory: its ``work_dir``
   is ``<job_dir>/dj_work`` (analysis tables and plots in ``dj_work/analysis``,
   event logs), and the Hugging Face datasets cache it loads the input through
@@ -36,6 +39,14 @@ from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_ray import (
+    RAY_EXECUTOR,
+    analyse_on_ray,
+    executor_type,
+    process_on_ray,
+    ray_config_problems,
+    ray_session,
+)
 from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma
 
 __all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats", "VERSION"]
@@ -51,8 +62,8 @@ FORCED: dict[str, Any] = {
     "skip_op_error": False,
     "use_cache": False,
     "open_tracer": False,
-    "executor_type": "default",
     "export_shard_size": 0,
+    "min_common_dep_num_to_combine": -1,  # else the Ray executor gives ops runtime envs that pip-install packages
 }
 # Directory settings that would put Data-Juicer's files outside the job directory.
 # (temp_dir stays unset: with the cache off, Hugging Face datasets keeps one temp directory per process in the
@@ -68,6 +79,9 @@ def dj_recipe(job: JobRun) -> dict[str, Any]:
     recipe = copy.deepcopy(dict(job.dj_configs))
     if not recipe.get("export_path"):
         raise ValueError(f"{job.hook} needs dj_configs.export_path")
+    problems = ray_config_problems(recipe)
+    if problems:
+        raise ValueError(problems[0])
     for key, value in FORCED.items():
         if key in recipe and recipe[key] != value:
             job.log.warning("dj_configs.%s=%r is overridden with %r", key, recipe[key], value)
@@ -140,6 +154,9 @@ def dj_session(job: JobRun) -> Iterator[None]:
     config_names = ("HF_DATASETS_CACHE", "DEFAULT_DOWNLOADED_DATASETS_PATH", "DOWNLOADED_DATASETS_PATH",
                     "DEFAULT_EXTRACTED_DATASETS_PATH", "EXTRACTED_DATASETS_PATH")
     saved_config = {name: getattr(datasets.config, name) for name in config_names if hasattr(datasets.config, name)}
+    from data_juicer.utils.constant import RAY_JOB_ENV_VAR
+
+    saved_ray_job = os.environ.get(RAY_JOB_ENV_VAR)  # config init with executor_type ray sets it to "1"
 
     # Only to the job log: Data-Juicer's own console handler would repeat every line on the run's terminal,
     # interleaved between parallel jobs. Its progress bars (tqdm) still show there.
@@ -156,6 +173,10 @@ def dj_session(job: JobRun) -> Iterator[None]:
         for name, value in saved_config.items():
             setattr(datasets.config, name, value)
         (datasets.enable_caching if saved_caching else datasets.disable_caching)()
+        if saved_ray_job is None:
+            os.environ.pop(RAY_JOB_ENV_VAR, None)
+        else:
+            os.environ[RAY_JOB_ENV_VAR] = saved_ray_job
         shutil.rmtree(Path(job.job_dir) / WORK_SUBDIR / SCRATCH_SUBDIR, ignore_errors=True)
 
 
@@ -214,36 +235,45 @@ def probe_via_analyzer(job: JobRun) -> str:
     refinement; Data-Juicer's own tables and plots are in ``<job_dir>/dj_work/analysis``.
     """
     recipe = dj_recipe(job)
-    with dj_session(job):
+    with dj_session(job), ray_session(job, recipe):
         cfg = init_dj_config(recipe)
-        from data_juicer.core import Analyzer
+        if executor_type(recipe) == RAY_EXECUTOR:
+            export_path = cfg.export_path
+            stats_file = stats_file_of(export_path, "jsonl")
+            analyse_on_ray(job, cfg, stats_file)
+        else:
+            from data_juicer.core import Analyzer
 
-        analyzer = Analyzer(cfg)
-        job.log.info("analysing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-        analyzer.run(skip_return=True)
-        exporter = analyzer.exporter
-        stats_file = stats_file_of(exporter.export_path, exporter.suffix)
+            analyzer = Analyzer(cfg)
+            job.log.info("analysing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
+            analyzer.run(skip_return=True)
+            export_path = analyzer.exporter.export_path
+            stats_file = stats_file_of(export_path, analyzer.exporter.suffix)
         if not os.path.isfile(stats_file):
             raise RuntimeError(f"Data-Juicer's Analyzer wrote no stats ({stats_file} is missing): the recipe needs at "
                                f"least one Filter or tagging op in dj_configs.process")
         summary = summarise_stats(stats_file)
         write_text_atomic(Path(job.job_dir) / STATS_SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         if cfg.export_original_dataset:
-            if not os.path.isfile(exporter.export_path):
-                raise RuntimeError(f"Data-Juicer's Analyzer did not write {exporter.export_path}")
-            return exporter.export_path
+            if not os.path.isfile(export_path):
+                raise RuntimeError(f"Data-Juicer's Analyzer did not write {export_path}")
+            return export_path
         return stats_file
 
 
 def process_data(job: JobRun) -> str:
-    """ProcessDataHook: run Data-Juicer's DefaultExecutor on the recipe; return its export_path.
+    """ProcessDataHook: run Data-Juicer's DefaultExecutor (or RayExecutor) on the recipe; return its export_path.
 
     An op that fails raises (skip_op_error is forced off). When every sample is
     filtered out the export file still exists (empty).
     """
     recipe = dj_recipe(job)
-    with dj_session(job):
+    with dj_session(job), ray_session(job, recipe):
         cfg = init_dj_config(recipe)
+        if executor_type(recipe) == RAY_EXECUTOR:
+            rows = process_on_ray(job, cfg, stats_file_of(cfg.export_path, "jsonl"))
+            job.log.info("%d sample(s) exported to %s", rows, cfg.export_path)
+            return cfg.export_path
         from data_juicer.core import DefaultExecutor
 
         executor = DefaultExecutor(cfg)

@@ -36,6 +36,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sandflow.hooks.dj_ray import RAY_EXECUTOR, executor_type, ray_config_problems
+
 # Ops measured to run offline with a plain py-data-juicer install (NOTES-deps.md).
 OFFLINE_OPS = frozenset({
     "text_length_filter",
@@ -220,13 +222,16 @@ def op_requirements(op_name: str, recipe_args: Mapping[str, Any] | None, where: 
 
 def missing_requirements(dj_configs: Mapping[str, Any] | None,
                          extra_configs: Mapping[str, Any] | None = None) -> list[str]:
-    """One human line per op in dj_configs.process that needs a model or word list not present locally."""
+    """One human line per op in dj_configs.process that needs a model or word list not present locally,
+    and per setting of executor_type ray that cannot run here (sandflow.hooks.dj_ray)."""
     if not isinstance(dj_configs, Mapping):
         return []
+    missing = ray_config_problems(dj_configs)
+    if executor_type(dj_configs) == RAY_EXECUTOR and importlib.util.find_spec("ray") is None:
+        missing.append("dj_configs.executor_type ray needs the ray package: pip install ray==2.60.0 (requirements.txt)")
     process = dj_configs.get("process")
     if not isinstance(process, list):
-        return []
-    missing: list[str] = []
+        return missing
     for index, entry in enumerate(process):
         if not isinstance(entry, Mapping) or len(entry) != 1:
             continue
