@@ -581,6 +581,18 @@ class Planner:
                 view[section] = {"$path": [[c["job"].key, c["slot"], c["rel"]] for c in source["path"]["candidates"]]}
         return view
 
+    def external_reads(self, job: Job) -> list[str]:
+        """The files and directories outside the job store that the job reads, as its key covers them: the
+        recipe files its sections were loaded from, each path its key hashes and each user function's module."""
+        reads = [source for section in SECTIONS
+                 if isinstance(source := getattr(job.cfg, section), str) and section not in job.section_sources]
+        for path, value in leaves(self.key_view(job)):
+            if is_placeholder(value) and "$file" in value:
+                reads.append(get_path(job.sections, path))
+            elif is_placeholder(value) and "$function" in value:
+                reads.append(user_module_file(value["$function"][0]))
+        return reads
+
     def key_of(self, job: Job) -> str:
         material = {
             "hook": [job.hook.name, job.hook.version],
