@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake_env
+from sandflow.cli import main as cli_main
 from sandflow.dvc_stage import CONFIG_DEP, experiment_reads, main, read_params, stage_deps, write_dvc_yaml
 
 WORK = "outputs/hpo"
@@ -197,8 +198,10 @@ def test_a_bad_config_stops_the_stage_with_one_line_and_exit_2(monkeypatch: pyte
     Path("bad.yaml").write_text("execution_job_configs:\n  - hook: 'ProcessDataHook'\n    dj_configs: 'missing.yaml'\n")
     Path("params.yaml").write_text("experiment:\n  config: bad.yaml\n  work_dir: w\n  cores: 2\n")
     Path("dvc.yaml").write_text("stages: {}\n")
+    error = [f"sandflow: error: bad.yaml: execution_job_configs[0].dj_configs: file not found: missing.yaml "
+             f"(relative paths are resolved against {tmp_path})"]
     assert main(["params.yaml"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        f"sandflow: error: bad.yaml: execution_job_configs[0].dj_configs: file not found: missing.yaml "
-        f"(relative paths are resolved against {tmp_path})"]
+    assert capsys.readouterr().err.splitlines() == error
+    assert cli_main(["dvc-stage"]) == 2
+    assert capsys.readouterr().err.splitlines() == error
     assert Path("dvc.yaml").read_text() == "stages: {}\n" and not Path("w").exists()
