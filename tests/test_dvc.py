@@ -1,7 +1,9 @@
-"""dvc.yaml: `dvc repro`, `dvc metrics show` and `dvc exp run -S` in a fresh git repository (real DVC, no network).
+"""dvc.yaml: `dvc repro`, `dvc status`, `dvc metrics show` and `dvc exp run -S` in a fresh git repository
+(real DVC, no network), and the stage's deps: every file the config's plan reads.
 
-The repository gets the project's dvc.yaml and a params.yaml naming the cheap grid search of
-configs/hpo/ (12 trials of pool and evaluation jobs), so the stage runs in about a minute.
+The repository gets the project's dvc.yaml, a params.yaml naming the cheap grid search of configs/hpo/
+(12 trials of pool and evaluation jobs; its evaluation reads its extra_configs from a file, the
+recipe file edited below) and `sandflow dvc-stage`'s deps for it, so the stage runs in about a minute.
 """
 
 from __future__ import annotations
@@ -10,17 +12,19 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, snakemake_env
+from conftest import REPO, copy_from_repo, snakemake_env
 
-from sandflow.dvc_stage import read_params
+from sandflow.cli import main as cli_main
+from sandflow.dvc_stage import CONFIG_DEP, experiment_reads, main, read_params, stage_deps, write_dvc_yaml
 
-pytestmark = pytest.mark.slow
 WORK = "outputs/hpo"
 METRIC = ("sample_search", "evaluate_sample", "min_mse")
+RECIPE = "configs/hpo/evaluate.yaml"  # the evaluation job's extra_configs, as a file
 
 
 def dvc_env() -> dict[str, str]:
@@ -38,6 +42,16 @@ def job_dirs(repo: Path) -> set[str]:
     return {p.name for p in (repo / WORK / "jobs").glob("*/*") if (p / "context.json").exists()}
 
 
+def move_evaluation_to_a_file(root: Path) -> None:
+    """configs/hpo/sandbox.yaml with the evaluation's extra_configs in RECIPE (a section given as a file)."""
+    config_file = root / "configs/hpo/sandbox.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    evaluation = config["pipelines"][0]["sample_search"]["evaluation_job_configs"][0]
+    (root / RECIPE).write_text(yaml.safe_dump(evaluation["extra_configs"], sort_keys=False))
+    evaluation["extra_configs"] = RECIPE
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("dvc")
@@ -45,8 +59,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO / "src" / "sandflow", repo / "src" / "sandflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "configs" / "hpo", repo / "configs" / "hpo")
     shutil.copytree(REPO / "configs" / "data" / "hpo", repo / "configs" / "data" / "hpo")
-    params = {"experiment": {"config": "configs/hpo/sandbox.yaml", "data": "configs/data/hpo", "work_dir": WORK, "cores": 2}}
+    move_evaluation_to_a_file(repo)
+    params = {"experiment": {"config": "configs/hpo/sandbox.yaml", "work_dir": WORK, "cores": 2}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, sys.executable, "-m", "sandflow.cli", "dvc-stage")
     run(repo, "git", "init", "-q")
     run(repo, "git", "config", "user.email", "test@sandflow")
     run(repo, "git", "config", "user.name", "test")
@@ -57,6 +73,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
+@pytest.mark.slow
 def test_dvc_repro_runs_the_experiment_and_metrics_show_lists_every_trial(repo: Path):
     run(repo, "dvc", "repro")
     shown = json.loads(run(repo, "dvc", "metrics", "show", "--json").stdout)
@@ -68,11 +85,32 @@ def test_dvc_repro_runs_the_experiment_and_metrics_show_lists_every_trial(repo: 
     assert len(job_dirs(repo)) == 25  # one shared merge, 12 samples, 12 evaluations
 
 
+@pytest.mark.slow
 def test_a_second_repro_runs_nothing(repo: Path):
     result = run(repo, "dvc", "repro")
     assert "didn't change, skipping" in result.stdout and "Job stats" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
+def test_editing_a_recipe_file_changes_the_stage_and_repro_reruns_what_reads_it(repo: Path):
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
+    recipe = yaml.safe_load((repo / RECIPE).read_text())
+    # mse is symmetric: swapping the two keys changes the evaluation jobs' keys, not their results.
+    recipe["predicted_value_key"], recipe["ground_truth_value_key"] = recipe["ground_truth_value_key"], recipe["predicted_value_key"]
+    (repo / RECIPE).write_text(yaml.safe_dump(recipe, sort_keys=False))
+    status = run(repo, "dvc", "status").stdout
+    assert "experiment:" in status and f"modified:           {RECIPE}" in status
+    before = job_dirs(repo)
+    result = run(repo, "dvc", "repro")
+    assert "Running stage 'experiment'" in result.stdout
+    evaluations = {p.name for p in (repo / WORK / "jobs" / "EvaluateDataHook").iterdir()}
+    assert len(job_dirs(repo) - before) == 12 and job_dirs(repo) - before <= evaluations
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "recipe edited")
+
+
+@pytest.mark.slow
 def test_an_experiment_with_a_changed_param_runs_only_the_new_trials(repo: Path):
     search = yaml.safe_load((repo / "configs/hpo/search.yaml").read_text())
     search["parameters"]["sample_search.draw_sample.extra_configs.shuffle_seed"]["values"] = [1, 2, 3, 5]
@@ -88,6 +126,13 @@ def test_an_experiment_with_a_changed_param_runs_only_the_new_trials(repo: Path)
     assert len(job_dirs(repo) - before) == 6 and before <= job_dirs(repo)
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
     assert "configs/hpo/seed5.yaml" in json.dumps(shown)
+    # The variant reads another hpo file: the stage put it among its deps while it ran. DVC had checked
+    # the run against the old list, so the stage counts as changed until `dvc commit -f` records it.
+    deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["experiment"]["deps"]
+    assert "configs/hpo/search_seed5.yaml" in deps and "configs/hpo/search.yaml" not in deps
+    assert "search_seed5.yaml" in run(repo, "dvc", "status").stdout
+    run(repo, "dvc", "commit", "-f", "experiment")
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
 
 
 def test_bad_params_are_one_line_and_exit_2(tmp_path: Path):
@@ -97,3 +142,68 @@ def test_bad_params_are_one_line_and_exit_2(tmp_path: Path):
     (tmp_path / "params.yaml").write_text("experiment:\n  config: missing.yaml\n  work_dir: w\n  cores: two\n")
     with pytest.raises(ValueError, match=r"experiment.cores: must be a whole number, got 'two'"):
         read_params(str(tmp_path / "params.yaml"))
+
+
+def test_the_deps_of_the_model_demo_are_its_recipe_data_and_user_function(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.chdir(REPO)  # config paths resolve against the directory the stage runs in
+    assert experiment_reads("configs/model_demo/sandbox.yaml", str(tmp_path / "work")) == [
+        "configs/data/model_demo/heldout.jsonl",  # perplexity's held-out text
+        "configs/data/model_demo/qa.jsonl",  # the questions
+        "configs/data/model_demo/train.jsonl",  # named by the recipe, not the config
+        "configs/model_demo/answers.py",  # parse_output_func: 'configs.model_demo.answers:first_word'
+        "configs/model_demo/process.yaml",  # the recipe
+    ]
+    assert not (tmp_path / "work").exists()
+
+
+def test_the_deps_include_job_files_section_files_and_the_hpo_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    shutil.copytree(REPO / "configs" / "hpo", tmp_path / "configs" / "hpo")
+    shutil.copytree(REPO / "configs" / "data" / "hpo", tmp_path / "configs" / "data" / "hpo")
+    move_evaluation_to_a_file(tmp_path)
+    config_file = tmp_path / "configs/hpo/sandbox.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    jobs = config["pipelines"][0]["sample_search"]["execution_job_configs"]
+    (tmp_path / "configs/hpo/merge_job.yaml").write_text(yaml.safe_dump(jobs[0], sort_keys=False))
+    jobs[0] = "configs/hpo/merge_job.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    assert experiment_reads("configs/hpo/sandbox.yaml") == [
+        "configs/data/hpo/careful.jsonl", "configs/data/hpo/hasty.jsonl",  # the job file's dataset_path
+        RECIPE, "configs/hpo/merge_job.yaml", "configs/hpo/search.yaml"]
+
+
+def test_the_committed_dvc_yaml_lists_what_the_default_params_config_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    copy_from_repo(tmp_path, "configs")  # a private copy: the checkout's outputs/ are the user's
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    experiment = read_params("params.yaml")
+    assert write_dvc_yaml(experiment_reads(experiment["config"], experiment["work_dir"]), str(tmp_path / "dvc.yaml"))
+    assert (tmp_path / "dvc.yaml").read_text() == (REPO / "dvc.yaml").read_text(), "run `sandflow dvc-stage` and commit dvc.yaml"
+
+
+def test_writing_the_stage_keeps_other_stages_and_leaves_a_current_file_alone(tmp_path: Path):
+    path = tmp_path / "dvc.yaml"
+    path.write_text("stages:\n  other:\n    cmd: echo hi\n    deps: [a.txt]\n")
+    assert write_dvc_yaml(["data.jsonl"], str(path))
+    stages = yaml.safe_load(path.read_text())["stages"]
+    assert stages["other"] == {"cmd": "echo hi", "deps": ["a.txt"]}
+    assert stages["experiment"]["deps"] == [CONFIG_DEP, "data.jsonl", "src/sandflow"] == stage_deps(["data.jsonl"])
+    written = path.stat().st_mtime_ns
+    assert not write_dvc_yaml(["data.jsonl"], str(path)) and path.stat().st_mtime_ns == written
+    assert write_dvc_yaml(["data.jsonl", "recipe.yaml"], str(path))
+    assert yaml.safe_load(path.read_text())["stages"]["experiment"]["deps"][1:3] == ["data.jsonl", "recipe.yaml"]
+
+
+def test_a_bad_config_stops_the_stage_with_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.yaml").write_text("execution_job_configs:\n  - hook: 'ProcessDataHook'\n    dj_configs: 'missing.yaml'\n")
+    Path("params.yaml").write_text("experiment:\n  config: bad.yaml\n  work_dir: w\n  cores: 2\n")
+    Path("dvc.yaml").write_text("stages: {}\n")
+    error = [f"sandflow: error: bad.yaml: execution_job_configs[0].dj_configs: file not found: missing.yaml "
+             f"(relative paths are resolved against {tmp_path})"]
+    assert main(["params.yaml"]) == 2
+    assert capsys.readouterr().err.splitlines() == error
+    assert cli_main(["dvc-stage"]) == 2
+    assert capsys.readouterr().err.splitlines() == error
+    assert Path("dvc.yaml").read_text() == "stages: {}\n" and not Path("w").exists()

@@ -1,5 +1,5 @@
-"""sandflow check / run / show: validate a config and describe its job graph, run it with Snakemake,
-or print the lineage of one of its artifacts."""
+"""sandflow check / run / show / dvc-stage: validate a config and describe its job graph, run it with
+Snakemake, print the lineage of one of its artifacts, or write dvc.yaml's stage for params.yaml's config."""
 
 from __future__ import annotations
 
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                                             "<pipeline>.<meta_name> or a meta_name")
     run_parser = commands.add_parser("run", help="run a sandbox config with snakemake (extra args go to snakemake)")
     run_parser.add_argument("config")
+    commands.add_parser("dvc-stage", help="write dvc.yaml's experiment stage (run where dvc.yaml is): its deps are the "
+                                          "config params.yaml names and every file that config reads")
     args, rest = parser.parse_known_args(argv)
     if args.command == "check":
         if rest:
@@ -133,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")
         return show(args.config, args.target)
+    if args.command == "dvc-stage":
+        if rest:
+            parser.error(f"unexpected arguments: {' '.join(rest)}")
+        from sandflow.dvc_stage import write_stage
+
+        return write_stage()
     return run(args.config, rest)
 
 

@@ -10,6 +10,11 @@ items, never through a shell, so no parameter can become a command.
 After the run, ``<work_dir>/metrics.json`` holds every evaluation metric of the experiment (from
 ``report/metrics.csv``), nested as ``{pipeline: {job: {metric: value}}}``, with ``iter_<N>`` and
 ``trial_<T>`` levels when there are several iterations or trials, which ``dvc metrics show`` lists.
+
+DVC can only skip the stage safely if its deps name every file the experiment reads, and dvc.yaml's
+templating cannot expand a list into deps, so ``sandflow dvc-stage`` writes them out: the config, each
+file its plan reads (``experiment_reads``) and src/sandflow. Before running, the stage rewrites them
+itself when the config has come to read other files (docs/dvc.md).
 """
 
 from __future__ import annotations
@@ -24,10 +29,27 @@ from typing import Any
 
 import yaml
 
+from sandflow.config.errors import ConfigError
+from sandflow.config.files import read_config_file
+from sandflow.config.load import load_config
 from sandflow.core.atomic import write_text_atomic
+from sandflow.plan.keys import external_reads
+from sandflow.plan.planner import plan_config
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 KEYS = {"config": (str, "a path"), "work_dir": (str, "a path"), "cores": (int, "a whole number")}
+DVC_YAML = "dvc.yaml"
+STAGE = "experiment"
+CONFIG_DEP = "${experiment.config}"  # interpolated by DVC, so `dvc exp run -S experiment.config=...` tracks the new config
+CODE_DEPS = ["src/sandflow"]
+HEADER = """\
+# `dvc repro` runs the sandbox experiment params.yaml names, with snakemake, and records its metrics.
+# The job store is a persisted, uncached output: DVC neither deletes it before a run nor copies it
+# into its cache, so Snakemake reruns only the jobs a change affects (docs/dvc.md).
+# The experiment stage's deps are written by `sandflow dvc-stage`: the config, every file its plan
+# reads (recipe, job, hpo and user-function files, data, model directories) and src/sandflow. The
+# stage rewrites them itself when the config comes to read other files. Comments here are not kept.
+"""
 
 
 def read_params(path: str) -> dict[str, Any]:
@@ -62,13 +84,98 @@ def nested_metrics(metrics_csv: str) -> dict[str, Any]:
     return metrics
 
 
+def dep_path(path: str) -> str:
+    """A path as dvc.yaml names a dep: relative to the stage's directory (the current one) when inside it."""
+    relative = os.path.relpath(path)
+    return os.path.abspath(path) if relative.startswith("..") else relative
+
+
+def experiment_reads(config_file: str, work_dir: str | None = None) -> list[str]:
+    """Every file and directory the plan of the config reads besides the config itself -- job files, the hpo
+    file, recipe files, user-function modules, datasets, model directories -- sorted, as dvc.yaml deps.
+
+    ``work_dir`` overrides the config's, as the stage's ``--config work_dir=...`` does. Raises ConfigError."""
+    data = read_config_file(config_file)
+    if work_dir is not None:
+        data["work_dir"] = work_dir
+    config = load_config(data, source=config_file)
+    plan = plan_config(config)
+    reads = [*config.job_files, *([config.hpo_config] if isinstance(config.hpo_config, str) else [])]
+    for job in plan.unique_jobs():
+        reads.extend(external_reads(job, plan.hashes))
+    return sorted({dep_path(path) for path in reads} - {dep_path(config_file)})
+
+
+def stage_deps(reads: list[str]) -> list[str]:
+    return [CONFIG_DEP, *reads, *CODE_DEPS]
+
+
+def default_stage() -> dict[str, Any]:
+    return {
+        "cmd": "python -m sandflow.dvc_stage params.yaml",
+        "deps": [],
+        "params": ["experiment"],
+        "outs": [{"${experiment.work_dir}/jobs": {"persist": True, "cache": False}}],
+        "metrics": [{"${experiment.work_dir}/metrics.json": {"cache": False}}],
+    }
+
+
+def write_dvc_yaml(reads: list[str], path: str = DVC_YAML) -> bool:
+    """Set the experiment stage's deps in dvc.yaml (creating the file or the stage as needed, keeping other
+    stages and settings); False when they were already these."""
+    document: Any = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as handle:
+                document = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot read it ({exc})") from None
+        if not isinstance(document, dict) or not isinstance(document.get("stages", {}), dict):
+            raise ValueError(f"{path}: stages: must be a mapping of stage names to stages")
+    stages = document.setdefault("stages", {})
+    stage = stages.get(STAGE) if isinstance(stages.get(STAGE), dict) else default_stage()
+    deps = stage_deps(reads)
+    if stages.get(STAGE) is stage and stage.get("deps") == deps:
+        return False
+    stage["deps"] = deps
+    stages[STAGE] = stage
+    write_text_atomic(path, HEADER + yaml.safe_dump(document, sort_keys=False))
+    return True
+
+
+def write_stage(params_path: str = "params.yaml") -> int:
+    """`sandflow dvc-stage`: write dvc.yaml's experiment stage for the config params.yaml names."""
+    try:
+        experiment = read_params(params_path)
+        reads = experiment_reads(experiment["config"], experiment["work_dir"])
+        changed = write_dvc_yaml(reads)
+    except ValueError as exc:
+        print(f"sandflow: error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"sandflow: error: {experiment['config']}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{DVC_YAML}: stage {STAGE} {'now depends' if changed else 'depends already'} on {experiment['config']}, "
+          f"{', '.join(CODE_DEPS)} and the {len(reads)} files and directories it reads:")
+    print("\n".join(f"  {path}" for path in reads))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     params_path = args[0] if args else "params.yaml"
     try:
         experiment = read_params(params_path)
+        # Run by DVC (dvc.yaml is here): keep the stage's deps in step with what the config reads now.
+        if os.path.isfile(DVC_YAML) and write_dvc_yaml(experiment_reads(experiment["config"], experiment["work_dir"])):
+            print(f"sandflow: note: {DVC_YAML}: the {STAGE} stage's deps now list every file {experiment['config']} "
+                  f"reads; DVC decided on this run with the old list, so the next `dvc repro` runs the stage once more "
+                  f"(Snakemake finds nothing to do) unless you run `dvc commit -f {STAGE}` after this one", file=sys.stderr)
     except ValueError as exc:
         print(f"sandflow: error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"sandflow: error: {experiment['config']}: {exc}", file=sys.stderr)
         return 2
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", experiment["config"],
                "--config", f"work_dir={experiment['work_dir']}", "--cores", str(experiment["cores"])]

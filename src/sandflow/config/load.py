@@ -38,8 +38,9 @@ def load_config_file(path: str | Path) -> SandboxConfig:
     return load_config(read_config_file(path), source=str(path))
 
 
-def _with_job_files(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of data where each job given as a file path is replaced by the file's job (a new dict; data is untouched)."""
+def _with_job_files(data: dict[str, Any], job_files: list[str]) -> dict[str, Any]:
+    """A copy of data where each job given as a file path is replaced by the file's job (a new dict; data is untouched);
+    the paths read are appended to job_files."""
 
     def jobs_of(body: Any, base: tuple[str | int, ...]) -> Any:
         if not isinstance(body, dict):
@@ -47,6 +48,7 @@ def _with_job_files(data: dict[str, Any]) -> dict[str, Any]:
         body = dict(body)
         for stage in STAGES:
             if isinstance(body.get(stage), list):
+                job_files.extend(job for job in body[stage] if isinstance(job, str))
                 body[stage] = [load_job_file(job, config_path(*base, stage, index)) if isinstance(job, str) else job
                                for index, job in enumerate(body[stage])]
         return body
@@ -126,7 +128,8 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         raise ConfigError(top_level_jobs[0], "both pipeline forms at once: use either `pipelines` or top-level job lists, not both")
     if is_legacy(data):
         data = convert_legacy(data)
-    data = _with_job_files(data)
+    job_files: list[str] = []
+    data = _with_job_files(data, job_files)
     error = schema_error(data)
     if error:
         raise error
@@ -150,6 +153,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         hpo_config=data.get("hpo_config"),
         sequential=bool(data.get("sequential", False)),
         wandb=_wandb_settings(data.get("wandb")),
+        job_files=job_files,
     )
     if has_pipelines:
         raw = data["pipelines"]

@@ -52,6 +52,7 @@ class SandboxConfig:
     sequential: bool
     wandb: dict[str, Any] | None  # wandb tracking settings; None: not tracked
     pipelines: list[tuple[str, list[JobConfig]]] = field(default_factory=list)
+    job_files: list[str] = field(default_factory=list)  # jobs given as file paths (DVC declares them as deps)
 
     def jobs(self) -> list[JobConfig]:
         """All jobs in DJ-Sandbox's sequential order."""

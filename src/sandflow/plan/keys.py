@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from sandflow.config.model import SECTIONS
-from sandflow.config.tree import leaves, set_path
+from sandflow.config.tree import get_path, is_placeholder, leaves, set_path
 from sandflow.core.filehash import FileHashCache
 from sandflow.core.keys import digest_of, library_version
 from sandflow.hooks.llm.messages import user_module_file
@@ -83,3 +83,16 @@ def key_of(job: Job, hashes: FileHashCache) -> str:
     if job.after is not None:
         material["after"] = job.after.key  # ordered after the previous job: its result may depend on it
     return digest_of(material)
+
+
+def external_reads(job: Job, hashes: FileHashCache) -> list[str]:
+    """The files and directories outside the job store that the job reads, as its key covers them: the
+    recipe files its sections were loaded from, each path its key hashes and each user function's module."""
+    reads = [source for section in SECTIONS
+             if isinstance(source := getattr(job.cfg, section), str) and section not in job.section_sources]
+    for path, value in leaves(key_view(job, hashes)):
+        if is_placeholder(value) and "$file" in value:
+            reads.append(get_path(job.sections, path))
+        elif is_placeholder(value) and "$function" in value:
+            reads.append(user_module_file(value["$function"][0]))
+    return reads
