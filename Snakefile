@@ -22,6 +22,8 @@ from sandflow.workflow import load_or_exit
 min_version("9.0")
 
 SANDFLOW = load_or_exit(config, workflow.configfiles)
+# With a default storage provider (profiles/s3) the job store is in an object store (src/sandflow/storage.py).
+SANDFLOW.use_storage(workflow.storage_settings.default_storage_provider)
 if workflow.is_main_process:  # not again in every cluster job
     SANDFLOW.refuse_altered_artifacts()
 # A job rerun only because a killed run left Snakemake's incomplete marker restores its committed

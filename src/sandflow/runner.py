@@ -32,6 +32,7 @@ from sandflow.hooks.base import JobRun
 from sandflow.integrity import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE, altered_artifact
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.plan import guess_kind, library_version, set_path
+from sandflow.storage import Staging, stage_spec
 
 
 
@@ -64,9 +65,10 @@ def artifact_path(candidates: list[dict[str, str]], text: str) -> str:
 def resolve_sections(spec: dict[str, Any]) -> dict[str, Any]:
     """The job's dj_configs / extra_configs with every run-time value filled in."""
     sections = copy.deepcopy(spec["sections"])
+    staged = Staging.of(spec).local  # upstream records name job directories as planned
     for section, source in spec["section_sources"].items():
         if "ref" in source:
-            value = upstream_value(source["ref"]["context"], source["ref"]["index"])
+            value = staged(upstream_value(source["ref"]["context"], source["ref"]["index"]))
         else:
             value = artifact_path(source["path"]["candidates"], source["path"]["text"])
         sections[section] = read_yaml_or_json(value) if isinstance(value, str) else value
@@ -75,7 +77,7 @@ def resolve_sections(spec: dict[str, Any]) -> dict[str, Any]:
     for ref in spec["refs"]:
         if sections.get(ref["target"][0]) is None:
             sections[ref["target"][0]] = {}
-        set_path(sections, tuple(ref["target"]), upstream_value(ref["context"], ref["index"]), spec["where"])
+        set_path(sections, tuple(ref["target"]), staged(upstream_value(ref["context"], ref["index"])), spec["where"])
     for read in spec["path_reads"]:
         set_path(sections, tuple(read["target"]), artifact_path(read["candidates"], read["text"]), spec["where"])
     return sections
@@ -203,7 +205,7 @@ def run_job(spec: dict[str, Any], log_path: str, threads: int = 1) -> None:
             expected = spec["n_outputs"]
             if expected is not None and len(values) != expected:
                 raise JobFailed(f"{hook.name} returned {len(values)} output(s) but {expected} are named in {spec['where']}.output")
-            record = {
+            record = Staging.of(spec).stored({
                 "key": spec["key"],
                 "hook": hook.name,
                 "component": kind,
@@ -213,7 +215,7 @@ def run_job(spec: dict[str, Any], log_path: str, threads: int = 1) -> None:
                 "libraries": {name: library_version(name) for name in hook.libraries},
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                 "duration_s": round(time.time() - started, 3),
-            }
+            })
             write_json(partial / MANIFEST_FILE, manifest_of(partial))
             write_json(partial / CONTEXT_FILE, record)
             os.link(partial / CONTEXT_FILE, partial / COMMIT_FILE)
@@ -245,6 +247,7 @@ def execute(spec: dict[str, Any], log_path: str, threads: int) -> int:
 
 def main_from_snakemake(snakemake: Any) -> None:
     spec, log_path, threads = snakemake.params.spec, snakemake.log[0], snakemake.threads
+    spec = stage_spec(spec, declared=spec["job_dir"], local=snakemake.output[0])  # with a storage plugin
     address = os.environ.get(job_server.ADDRESS_ENV)
     preload = job_server.warm_imports(HOOKS[spec["hook"]].libraries)
     code = None

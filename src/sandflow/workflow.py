@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from typing import Any, Callable
 
+from sandflow import storage
 from sandflow.config import ConfigError, load_config, read_config_file
 from sandflow.integrity import first_altered
 from sandflow.iterations import decision_path, read_decision
@@ -45,6 +46,18 @@ class Workflow:
         # Whether Snakemake's --force* options are given (its settings exist only after parsing): a job
         # it reruns then recomputes even if it had committed. Set by the Snakefile.
         self.forced_reruns: Callable[[], bool] = lambda: False
+        # Whether a storage plugin holds the job store (src/sandflow/storage.py). Set by the Snakefile.
+        self.object_store = False
+
+    def use_storage(self, provider: str | None) -> None:
+        """Snakemake's --default-storage-provider (None without one): jobs are then declared as whole
+        directories, which the plugin moves to and from the store."""
+        if provider is None:
+            return
+        problem = storage.unsupported(self.plan)
+        if problem:
+            exit_with_error(f"--default-storage-provider {provider}: {problem}")
+        self.object_store = True
 
     def start_run(self) -> None:
         """Snakemake's onstart (not in a dry run): refuse what cannot run here, then hold the work_dir lock."""
@@ -57,6 +70,8 @@ class Workflow:
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
+        if self.object_store:
+            return  # the job directories are in the store: checking would download every artifact (docs/design.md)
         altered = first_altered((job.job_dir for job in self.plan.unique_jobs()), self.plan.context_infos_path)
         if altered:
             exit_with_error(altered)
@@ -66,13 +81,19 @@ class Workflow:
         return self.plan.work_dir
 
     def job_output(self, hook: str) -> str:
+        if self.object_store:
+            return storage.declared_directory(os.path.join(self.work_dir, "jobs", hook, "{key}"))
         return os.path.join(self.work_dir, "jobs", hook, "{key}", "context.json")
 
     def job_log(self, hook: str) -> str:
         return os.path.join(self.work_dir, "logs", hook, "{key}.log")
 
     def targets(self) -> list[str]:
-        return [job.context_path for job in self.plan.unique_jobs()]
+        return [self.declared(job) for job in self.plan.unique_jobs()]
+
+    def declared(self, job: Job) -> str:
+        """What a rule declares of a job: its record, or the whole directory when a storage plugin moves it."""
+        return job.job_dir if self.object_store else job.context_path
 
     # ---- iterations with iter_targets (rules/iterate.smk) --------------------------------------
 
@@ -158,13 +179,17 @@ class Workflow:
         return self.plan.planner.decision_spec(int(wildcards.n))
 
     def get_job_inputs(self, wildcards: Any) -> list[str]:
-        return sorted({dep.context_path for dep in self.jobs[wildcards.key].deps})
+        return sorted({self.declared(dep) for dep in self.jobs[wildcards.key].deps})
 
     def get_job_spec(self, wildcards: Any) -> dict[str, Any]:
-        return {**job_spec(self.jobs[wildcards.key]), "recompute": self.forced_reruns()}
+        return {**job_spec(self.jobs[wildcards.key]), "recompute": self.forced_reruns(), **self.staged()}
 
     def get_assembly_spec(self, wildcards: Any = None) -> dict[str, Any]:
-        return assembly_spec(self.plan)
+        return {**assembly_spec(self.plan), **self.staged()}
+
+    def staged(self) -> dict[str, str]:
+        """The marker a script needs to read staged copies of job directories (nothing without a store)."""
+        return {storage.STAGED: os.path.join(self.work_dir, "jobs")} if self.object_store else {}
 
     def report_outputs(self) -> dict[str, str]:
         """What the Snakemake report shows of a run (src/sandflow/report_figures.py)."""
