@@ -78,4 +78,7 @@ rule all:
         SANDFLOW.iteration_outcome() or [],
         SANDFLOW.hpo_outputs()["best"] if SANDFLOW.plan.search else [],
         SANDFLOW.tracking_record() or [],
+        # In an object store, Snakemake's records of which inputs built context_infos.json are on another
+        # machine or gone; the publication record, named by every job key, makes a changed plan rebuild it.
+        SANDFLOW.publication_record() if SANDFLOW.object_store else [],
     default_target: True
