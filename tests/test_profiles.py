@@ -251,3 +251,12 @@ def test_env_pins_follow_requirements_txt(path: Path):
         if required.get(name.lower(), version) != version:
             differing[name] = (version, required[name.lower()])
     assert set(differing) <= OWN_STACK.get(path.stem, set()), f"{path.name} differs from requirements.txt: {differing}"
+
+
+def test_every_family_the_registry_names_has_resources_and_an_env():
+    from sandflow.hooks.registry import HOOKS
+
+    named = {hook.family for hook in HOOKS.values()}
+    named |= {c.family for hook in HOOKS.values() for c in (hook.components or {}).values() if c.family}
+    assert named == set(FAMILY_RESOURCES)
+    assert named <= {f.stem for f in env_files()}
