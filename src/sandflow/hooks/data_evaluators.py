@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.jobio import JobFailed
+from sandflow.core.jsonl import BadJsonLine, numbered_json_lines
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import dj_models_cache
 
@@ -97,16 +98,11 @@ def read_samples(path: str) -> Samples:
             raise ValueError(f"{path} is not valid JSON: {exc}") from None
         lines = None
     else:
-        rows, lines = [], []
-        # split("\n"), not splitlines(): JSON written with ensure_ascii=False may hold a raw U+2028 inside a string
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} line {number} is not valid JSON: {exc}") from None
-            lines.append(number)
+        try:
+            numbered = numbered_json_lines(path, text)
+        except BadJsonLine as bad:
+            raise ValueError(f"{path} line {bad.number} is not valid JSON: {bad.error}") from None
+        rows, lines = [row for _, row in numbered], [number for number, _ in numbered]
     samples = Samples(rows, path, lines)
     for index, row in enumerate(samples):
         if not isinstance(row, dict):

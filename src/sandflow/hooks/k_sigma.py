@@ -36,7 +36,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,21 +135,27 @@ def k_sigma_value(threshold: Threshold, summary: Mapping[str, Any], k: float) ->
     return float(value)
 
 
-def refine_recipe(recipe: Mapping[str, Any], stats_summary: Mapping[str, Mapping[str, Any]],
-                  k: float = DEFAULT_K) -> tuple[dict[str, Any], list[Change]]:
-    """The refined recipe (a new dict) and every threshold argument considered."""
-    refined = copy.deepcopy(dict(recipe))
-    changes: list[Change] = []
-    process = refined.get("process") or []
+def recipe_ops(recipe: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], str, dict[str, Any]]]:
+    """(index, entry, op name, arguments) of every op of a recipe's ``process``; None arguments read as {}."""
+    process = recipe.get("process") or []
     if not isinstance(process, list):
         raise ValueError(f"dj_configs.process must be a list of ops, got {type(process).__name__}")
     for index, entry in enumerate(process):
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ValueError(f"dj_configs.process[{index}] must be a mapping with one op name, got {entry!r}")
-        (op_name, args), = entry.items()
+        ((op_name, args),) = entry.items()
         args = {} if args is None else args
         if not isinstance(args, dict):
             raise ValueError(f"dj_configs.process[{index}].{op_name} must be a mapping of arguments, got {args!r}")
+        yield index, entry, op_name, args
+
+
+def refine_recipe(recipe: Mapping[str, Any], stats_summary: Mapping[str, Mapping[str, Any]],
+                  k: float = DEFAULT_K) -> tuple[dict[str, Any], list[Change]]:
+    """The refined recipe (a new dict) and every threshold argument considered."""
+    refined = copy.deepcopy(dict(recipe))
+    changes: list[Change] = []
+    for index, entry, op_name, args in recipe_ops(refined):
         skipped_reason = ""
         open_interval = args.get("min_closed_interval") is False or args.get("max_closed_interval") is False
         if args.get("reversed_range") or open_interval:

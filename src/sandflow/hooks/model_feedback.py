@@ -27,7 +27,7 @@ from typing import Any
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.data_juicer import summarise_stats
-from sandflow.hooks.k_sigma import Change, changes_csv, changes_markdown, dump_recipe, thresholds_for
+from sandflow.hooks.k_sigma import Change, changes_csv, changes_markdown, dump_recipe, recipe_ops, thresholds_for
 
 CHANGES_CSV = "model_feedback_changes.csv"
 CHANGES_MD = "model_feedback_changes.md"
@@ -63,14 +63,8 @@ def observed_ranges(paths: list[str]) -> dict[str, dict[str, float]]:
 def refine_to_ranges(recipe: Mapping[str, Any], ranges: Mapping[str, Mapping[str, float]]) -> tuple[dict[str, Any], list[Change]]:
     refined = copy.deepcopy(dict(recipe))
     changes: list[Change] = []
-    process = refined.get("process") or []
-    if not isinstance(process, list):
-        raise ValueError(f"dj_configs.process must be a list of ops, got {type(process).__name__}")
-    for index, entry in enumerate(process):
-        if not isinstance(entry, dict) or len(entry) != 1:
-            raise ValueError(f"dj_configs.process[{index}] must be a mapping with one op name, got {entry!r}")
-        (op_name, args), = entry.items()
-        args = {} if args is None else dict(args)
+    for index, entry, op_name, args in recipe_ops(refined):
+        args = dict(args)
         keeps_outside = args.get("reversed_range") or args.get("min_closed_interval") is False \
             or args.get("max_closed_interval") is False
         for threshold in thresholds_for(op_name, args):

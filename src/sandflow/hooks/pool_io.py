@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from sandflow.core.jsonl import BadJsonLine, numbered_json_lines
 from sandflow.hooks.base import JobRun
 
 Sample = dict[str, Any]
@@ -137,15 +138,11 @@ def read_samples(path: str, key: str) -> list[Sample]:
             raise ValueError(f"extra_configs.{key}: {path} is not a JSON array of objects")
         numbered = [(f"item {index} (0-based)", row) for index, row in enumerate(rows)]
     else:
-        numbered = []
-        # split on "\n" only: ensure_ascii=False JSON may hold a raw U+2028 (a splitlines() break) in a string
-        for number, line in enumerate(text.split("\n"), start=1):
-            if line.strip():
-                try:
-                    numbered.append((f"line {number}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"extra_configs.{key}: line {number} of {path} is not JSON ({exc}); "
-                                     f"pools must be JSON Lines files") from None
+        try:
+            numbered = [(f"line {number}", row) for number, row in numbered_json_lines(path, text)]
+        except BadJsonLine as bad:
+            raise ValueError(f"extra_configs.{key}: line {bad.number} of {path} is not JSON ({bad.error}); "
+                             f"pools must be JSON Lines files") from None
     for where, row in numbered:
         if not isinstance(row, dict):
             raise ValueError(f"extra_configs.{key}: {where} of {path} is not a JSON object")
