@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   create .venv, install the pinned dependencies, run configs/demo/sandbox.yaml
-#   make test   the same install, then the whole test suite (what .ci/run calls)
+#   make test   the same install, lint, then the whole test suite (.ci/run runs make demo, then this)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
