@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,10 +68,16 @@ def rule_bodies() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def snakemake_options() -> set[str]:
-    from snakemake.cli import get_argument_parser
+def snakemake_options(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    # Importing Snakemake's CLI collects plugins by listing every directory on sys.path and its subdirectories;
+    # `python -m pytest` puts the checkout there, so its outputs/ would be listed: leave it out meanwhile.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("parser"))
+        patch.setattr(sys, "path", [entry for entry in sys.path if Path(entry or ".").resolve() != REPO])
+        from snakemake.cli import get_argument_parser
 
-    return {s[2:] for action in get_argument_parser()._actions for s in action.option_strings if s.startswith("--")}
+        parser = get_argument_parser()
+    return {s[2:] for action in parser._actions for s in action.option_strings if s.startswith("--")}
 
 
 # --- profiles ---------------------------------------------------------------------------------
