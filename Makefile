@@ -30,7 +30,9 @@ paper: install
 # Fast, before the tests: ruff (lint rules in pyproject.toml) and snakefmt on the Snakefile and rules.
 lint: install
 	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
+	$(OFFLINE) $(BIN)/snakemake --lint --configfile configs/demo/sandbox.yaml
 
 test: lint
 	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -27,6 +27,7 @@ wildcard_constraints:
 report: "report/workflow.rst"
 
 
+include: "rules/common.smk"
 include: "rules/probe.smk"
 include: "rules/refine.smk"
 include: "rules/execute.smk"

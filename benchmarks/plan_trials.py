@@ -30,22 +30,50 @@ def grid_config(trials: int) -> dict:
             "metric": {"name": "search.evaluate.min_mse", "goal": "minimize"},
             "parameters": {"search.sample.extra_configs.target_num_samples": {"values": list(range(1, trials + 1))}},
         },
-        "pipelines": [{"search": {
-            "execution_job_configs": [
-                {"hook": "DataPoolManipulationHook", "meta_name": "merge", "output": "merged",
-                 "extra_configs": {"type": "data_pool_merging", "dataset_path": ["a.jsonl", "b.jsonl"],
-                                   "export_path": "./out/merged/all.jsonl"}},
-                {"hook": "DataPoolManipulationHook", "meta_name": "sample", "output": "sample",
-                 "input": {"extra_configs.dataset_path": "-1.merged"},
-                 "extra_configs": {**pools, "dataset_path": "<merged>", "target_num_samples": 1, "export_path": "./out/s/"}},
-            ],
-            "evaluation_job_configs": [
-                {"hook": "EvaluateDataHook", "meta_name": "evaluate", "output": ["results", "min_mse"],
-                 "input": {"extra_configs.predicted_dataset_path": "-1.sample"},
-                 "extra_configs": {"type": "mse", "predicted_dataset_path": "<sample>", "predicted_value_key": "grade",
-                                   "ground_truth_value_key": "truth"}},
-            ],
-        }}],
+        "pipelines": [
+            {
+                "search": {
+                    "execution_job_configs": [
+                        {
+                            "hook": "DataPoolManipulationHook",
+                            "meta_name": "merge",
+                            "output": "merged",
+                            "extra_configs": {
+                                "type": "data_pool_merging",
+                                "dataset_path": ["a.jsonl", "b.jsonl"],
+                                "export_path": "./out/merged/all.jsonl",
+                            },
+                        },
+                        {
+                            "hook": "DataPoolManipulationHook",
+                            "meta_name": "sample",
+                            "output": "sample",
+                            "input": {"extra_configs.dataset_path": "-1.merged"},
+                            "extra_configs": {
+                                **pools,
+                                "dataset_path": "<merged>",
+                                "target_num_samples": 1,
+                                "export_path": "./out/s/",
+                            },
+                        },
+                    ],
+                    "evaluation_job_configs": [
+                        {
+                            "hook": "EvaluateDataHook",
+                            "meta_name": "evaluate",
+                            "output": ["results", "min_mse"],
+                            "input": {"extra_configs.predicted_dataset_path": "-1.sample"},
+                            "extra_configs": {
+                                "type": "mse",
+                                "predicted_dataset_path": "<sample>",
+                                "predicted_value_key": "grade",
+                                "ground_truth_value_key": "truth",
+                            },
+                        },
+                    ],
+                }
+            }
+        ],
     }
 
 
@@ -56,7 +84,8 @@ def measure(root: Path, trials: int) -> tuple[float, float, float]:
     directory = fresh(root, f"trials_{trials}")
     for name in ("a", "b"):
         directory.joinpath(f"{name}.jsonl").write_text(
-            "".join(json.dumps({"grade": i % 2, "truth": 1}) + "\n" for i in range(4)))
+            "".join(json.dumps({"grade": i % 2, "truth": 1}) + "\n" for i in range(4))
+        )
     config = grid_config(trials)
     directory.joinpath("config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cwd = os.getcwd()
@@ -77,13 +106,18 @@ def main() -> None:
     parser.add_argument("--trials", default="100,1000,10000")
     args = parser.parse_args()
     root = args.scratch or Path(tempfile.mkdtemp(prefix="sandflow-trials-"))
-    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; scratch {root}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; scratch {root}"
+    )
     print("\n| trials (jobs planned) | sandflow planning | `snakemake -n` | peak memory |\n|---|---:|---:|---:|")
     for trials in (int(t) for t in args.trials.split(",")):
         own, seconds, peak_mb = measure(root, trials)
         jobs = 3 * trials
-        print(f"| {trials:,} ({jobs:,}) | {own:.2f} s ({own / jobs * 1000:.2f} ms/job) | "
-              f"{seconds:.1f} s ({seconds / jobs * 1000:.1f} ms/job) | {peak_mb:.0f} MB |", flush=True)
+        print(
+            f"| {trials:,} ({jobs:,}) | {own:.2f} s ({own / jobs * 1000:.2f} ms/job) | "
+            f"{seconds:.1f} s ({seconds / jobs * 1000:.1f} ms/job) | {peak_mb:.0f} MB |",
+            flush=True,
+        )
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

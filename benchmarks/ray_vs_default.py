@@ -31,8 +31,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
-OFFLINE = {"UV_OFFLINE": "1", "PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
+OFFLINE = {
+    "UV_OFFLINE": "1",
+    "PIP_NO_INDEX": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+}
 WORK_DIR = "outputs/demo-sandbox"
 PROCESS_JOB = "process_data_with_refined_recipe"
 
@@ -50,10 +56,25 @@ def prepare(directory: Path, executor: str, rows: int | None) -> None:
 
 
 def run_demo(directory: Path) -> float:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile",
-               "configs/demo/sandbox.yaml", "--cores", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--configfile",
+        "configs/demo/sandbox.yaml",
+        "--cores",
+        "2",
+    ]
     started = time.monotonic()
-    result = subprocess.run(command, cwd=directory, env={**os.environ, **OFFLINE, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True)
+    result = subprocess.run(
+        command,
+        cwd=directory,
+        env={**os.environ, **OFFLINE, "PYTHONPATH": str(REPO / "src")},
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         sys.exit(f"snakemake failed in {directory} ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -119,14 +140,20 @@ def main() -> int:
         rows_default, rows_ray = processed_rows(default), processed_rows(ray)
         n_rows = sum(1 for line in rows_default.open(encoding="utf-8") if line.strip())
         print(f"demo: configs/demo/sandbox.yaml, {args.rows or 3000} input rows, snakemake --cores 2, cold")
-        print(f"same processed rows (bytes): {'yes' if rows_default.read_bytes() == rows_ray.read_bytes() else 'no'}"
-              f" ({n_rows} rows kept)")
+        print(
+            f"same processed rows (bytes): {'yes' if rows_default.read_bytes() == rows_ray.read_bytes() else 'no'}"
+            f" ({n_rows} rows kept)"
+        )
         diff = threshold_difference(refined_recipe(default), refined_recipe(ray))
-        print(f"same refined thresholds: {'yes' if diff == 0 else 'no'} (largest difference {diff:.2g}; the "
-              f"default executor's stats are rounded to 10 decimals, Ray's are not)")
+        print(
+            f"same refined thresholds: {'yes' if diff == 0 else 'no'} (largest difference {diff:.2g}; the "
+            f"default executor's stats are rounded to 10 decimals, Ray's are not)"
+        )
         print("| job | default (s) | ray (s) |\n|---|---:|---:|")
         for name in runs["default"]["jobs"]:
-            print(f"| {name} | {runs['default']['jobs'][name]:.1f} | {runs['ray']['jobs'].get(name, float('nan')):.1f} |")
+            print(
+                f"| {name} | {runs['default']['jobs'][name]:.1f} | {runs['ray']['jobs'].get(name, float('nan')):.1f} |"
+            )
         print(f"| whole run (wall) | {runs['default']['seconds']:.1f} | {runs['ray']['seconds']:.1f} |")
     finally:
         if args.scratch is None:

@@ -51,27 +51,72 @@ def pool_chain(name: str, data: str, seed: int, last_target: int) -> list[dict]:
     """Four pool jobs: downsample -> duplicate x2,x3 -> downsample each -> merge."""
     out = f"./out/{name}"
     return [
-        {"hook": "DataPoolManipulationHook", "meta_name": "sample", "output": "a",
-         "extra_configs": {"type": "data_pool_downsampling", "dataset_path": data, "target_num_samples": 40000,
-                           "shuffle_seed": seed, "export_path": f"{out}/sample/"}},
-        {"hook": "DataPoolManipulationHook", "meta_name": "duplicate", "output": "b", "input": {"extra_configs.dataset_path": "-1.a"},
-         "extra_configs": {"type": "data_pool_duplication", "dataset_path": "<a>", "duplicating_times": [2, 3],
-                           "export_path": f"{out}/duplicate/"}},
-        {"hook": "DataPoolManipulationHook", "meta_name": "resample", "output": "c", "input": {"extra_configs.dataset_path": "-1.b"},
-         "extra_configs": {"type": "data_pool_downsampling", "dataset_path": "<b>", "target_num_samples": 50000,
-                           "export_path": f"{out}/resample/"}},
-        {"hook": "DataPoolManipulationHook", "meta_name": "merge", "output": "d", "input": {"extra_configs.dataset_path": "-1.c"},
-         "extra_configs": {"type": "data_pool_downsampling", "dataset_path": "<c>", "target_num_samples": last_target,
-                           "export_path": f"{out}/merge/"}},
+        {
+            "hook": "DataPoolManipulationHook",
+            "meta_name": "sample",
+            "output": "a",
+            "extra_configs": {
+                "type": "data_pool_downsampling",
+                "dataset_path": data,
+                "target_num_samples": 40000,
+                "shuffle_seed": seed,
+                "export_path": f"{out}/sample/",
+            },
+        },
+        {
+            "hook": "DataPoolManipulationHook",
+            "meta_name": "duplicate",
+            "output": "b",
+            "input": {"extra_configs.dataset_path": "-1.a"},
+            "extra_configs": {
+                "type": "data_pool_duplication",
+                "dataset_path": "<a>",
+                "duplicating_times": [2, 3],
+                "export_path": f"{out}/duplicate/",
+            },
+        },
+        {
+            "hook": "DataPoolManipulationHook",
+            "meta_name": "resample",
+            "output": "c",
+            "input": {"extra_configs.dataset_path": "-1.b"},
+            "extra_configs": {
+                "type": "data_pool_downsampling",
+                "dataset_path": "<b>",
+                "target_num_samples": 50000,
+                "export_path": f"{out}/resample/",
+            },
+        },
+        {
+            "hook": "DataPoolManipulationHook",
+            "meta_name": "merge",
+            "output": "d",
+            "input": {"extra_configs.dataset_path": "-1.c"},
+            "extra_configs": {
+                "type": "data_pool_downsampling",
+                "dataset_path": "<c>",
+                "target_num_samples": last_target,
+                "export_path": f"{out}/merge/",
+            },
+        },
     ]
 
 
 def trivial_jobs(count: int, chained: bool) -> list[dict]:
     jobs = []
     for number in range(count):
-        job = {"hook": "DataPoolManipulationHook", "meta_name": f"job_{number}", "output": "pool",
-               "extra_configs": {"type": "data_pool_downsampling", "dataset_path": "./tiny.jsonl",
-                                 "target_num_samples": 2, "shuffle_seed": number, "export_path": f"./out/t{number}/"}}
+        job = {
+            "hook": "DataPoolManipulationHook",
+            "meta_name": f"job_{number}",
+            "output": "pool",
+            "extra_configs": {
+                "type": "data_pool_downsampling",
+                "dataset_path": "./tiny.jsonl",
+                "target_num_samples": 2,
+                "shuffle_seed": number,
+                "export_path": f"./out/t{number}/",
+            },
+        }
         if chained and number:
             job["input"] = {"extra_configs.dataset_path": "-1.pool"}
             job["extra_configs"]["dataset_path"] = "<previous>"
@@ -84,15 +129,34 @@ def snakemake(directory: Path, config: dict, *args: str, env: dict[str, str] | N
     return snakemake_measured(directory, config, *args, env=env)[0]
 
 
-def snakemake_measured(directory: Path, config: dict, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
+def snakemake_measured(
+    directory: Path, config: dict, *args: str, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """(seconds, peak resident MB of snakemake and what it waited for) for one invocation on config."""
     (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", "config.yaml",
-               "--cores", "2", "--quiet", "all", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--configfile",
+        "config.yaml",
+        "--cores",
+        "2",
+        "--quiet",
+        "all",
+        *args,
+    ]
     started = time.monotonic()
     with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, cwd=directory, env={**os.environ, **OFFLINE, **(env or {})}, stdout=subprocess.DEVNULL,
-                                   stderr=errors)
+        process = subprocess.Popen(
+            command,
+            cwd=directory,
+            env={**os.environ, **OFFLINE, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
         _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not the largest child's so far
         seconds = time.monotonic() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -113,12 +177,18 @@ def measure_runs(root: Path, rows: int) -> dict[str, float]:
     data = root / "data.jsonl"
     write_data(data, rows)
     two_pipelines = lambda sequential, last: {  # noqa: E731
-        "work_dir": "./out", "sequential": sequential,
-        "pipelines": {name: {"execution_job_configs": pool_chain(name, str(data), seed, last)}
-                      for name, seed in (("left", 1), ("right", 2))}}
+        "work_dir": "./out",
+        "sequential": sequential,
+        "pipelines": {
+            name: {"execution_job_configs": pool_chain(name, str(data), seed, last)}
+            for name, seed in (("left", 1), ("right", 2))
+        },
+    }
     parallel_dir, sequential_dir = fresh(root, "parallel"), fresh(root, "sequential")
-    results = {"parallel cold (s)": snakemake(parallel_dir, two_pipelines(False, 30000)),
-               "sequential cold (s)": snakemake(sequential_dir, two_pipelines(True, 30000))}
+    results = {
+        "parallel cold (s)": snakemake(parallel_dir, two_pipelines(False, 30000)),
+        "sequential cold (s)": snakemake(sequential_dir, two_pipelines(True, 30000)),
+    }
     results["no-op rerun (s)"] = snakemake(parallel_dir, two_pipelines(False, 30000))
     results["one changed parameter, last job (s)"] = snakemake(parallel_dir, two_pipelines(False, 29999))
     return results
@@ -126,7 +196,9 @@ def measure_runs(root: Path, rows: int) -> dict[str, float]:
 
 def measure_per_job(root: Path) -> dict[str, float]:
     for name in ("one", "eleven"):
-        fresh(root, name).joinpath("tiny.jsonl").write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(5)))
+        fresh(root, name).joinpath("tiny.jsonl").write_text(
+            "".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(5))
+        )
     one = snakemake(root / "one", {"work_dir": "./out", "execution_job_configs": trivial_jobs(1, True)})
     eleven = snakemake(root / "eleven", {"work_dir": "./out", "execution_job_configs": trivial_jobs(11, True)})
     direct = direct_call_seconds(root)
@@ -142,7 +214,9 @@ def direct_call_seconds(root: Path) -> float:
 
     directory = fresh(root, "direct")
     directory.joinpath("tiny.jsonl").write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(5)))
-    (directory / "config.yaml").write_text(yaml.safe_dump({"work_dir": "./out", "execution_job_configs": trivial_jobs(10, False)}))
+    (directory / "config.yaml").write_text(
+        yaml.safe_dump({"work_dir": "./out", "execution_job_configs": trivial_jobs(10, False)})
+    )
     cwd = os.getcwd()
     os.chdir(directory)
     try:
@@ -188,8 +262,11 @@ def measure_flagship(root: Path) -> dict[str, float]:
         baseline["evaluation_job_configs"][0]["extra_configs"]["seq_len"] = seq_len
         return changed
 
-    results = {"cold (s)": snakemake(directory, config), "no-op rerun (s)": snakemake(directory, config),
-               "one changed evaluation parameter (s)": snakemake(directory, with_seq_len(48))}
+    results = {
+        "cold (s)": snakemake(directory, config),
+        "no-op rerun (s)": snakemake(directory, config),
+        "one changed evaluation parameter (s)": snakemake(directory, with_seq_len(48)),
+    }
     keep = {"SANDFLOW_JOB_SERVER": "keep", "SANDFLOW_JOB_SERVER_IDLE": "60"}  # leaves a minute after the benchmark
     snakemake(directory, with_seq_len(40), env=keep)  # starts the kept server
     results["the same, job server kept (s)"] = snakemake(directory, with_seq_len(32), env=keep)
@@ -205,7 +282,9 @@ def main() -> None:
     args = parser.parse_args()
     root = args.scratch or Path(tempfile.mkdtemp(prefix="sandflow-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; scratch {root}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; scratch {root}"
+    )
 
     runs = measure_runs(root, args.rows)
     per_job = measure_per_job(root)
@@ -225,15 +304,22 @@ def main() -> None:
     print(f"| per job called directly | {per_job['per job called directly (s)']:.3f} s | |")
     print(f"| `snakemake -n` of 1 job (start-up: imports, parsing) | {startup:.1f} s | |")
     for size, own, seconds, peak_mb in planning:
-        print(f"| planning {size:,} jobs: sandflow / `snakemake -n` | {own:.2f} s ({own / size * 1000:.2f} ms/job) / "
-              f"{seconds:.1f} s ({(seconds - startup) / size * 1000:.1f} ms/job after start-up), peak {peak_mb:.0f} MB "
-              f"| {'< 3 s' if size == 1000 else ''} |")
+        print(
+            f"| planning {size:,} jobs: sandflow / `snakemake -n` | {own:.2f} s ({own / size * 1000:.2f} ms/job) / "
+            f"{seconds:.1f} s ({(seconds - startup) / size * 1000:.1f} ms/job after start-up), peak {peak_mb:.0f} MB "
+            f"| {'< 3 s' if size == 1000 else ''} |"
+        )
     if flagship:
         cold_flagship = flagship["cold (s)"]
         print(f"| flagship: cold run | {cold_flagship:.0f} s | |")
-        for name, goal in (("no-op rerun (s)", "< 5%"), ("one changed evaluation parameter (s)", "< 15%"),
-                           ("the same, job server kept (s)", "< 15%")):
-            print(f"| flagship: {name[:-4]} / cold | {flagship[name]:.1f} s = {flagship[name] / cold_flagship:.1%} | {goal} |")
+        for name, goal in (
+            ("no-op rerun (s)", "< 5%"),
+            ("one changed evaluation parameter (s)", "< 15%"),
+            ("the same, job server kept (s)", "< 15%"),
+        ):
+            print(
+                f"| flagship: {name[:-4]} / cold | {flagship[name]:.1f} s = {flagship[name] / cold_flagship:.1%} | {goal} |"
+            )
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -27,10 +27,6 @@ rule publication_record:
         "../scripts/record_spec.py"
 
 
-def context_infos_inputs(wildcards):
-    return SANDFLOW.context_infos_inputs(decision_file)
-
-
 rule context_infos:
     input:
         unpack(context_infos_inputs),

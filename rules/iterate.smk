@@ -2,21 +2,6 @@
 # whether iteration N+1 runs; the plan then grows by that iteration (src/sandflow/plan/iterations.py).
 # Without iter_targets every iteration is planned up front and these rules never run.
 
-from snakemake.exceptions import IncompleteCheckpointException
-
-
-def decision_file(n, digest):
-    """Iteration n's decision; while it is missing, Snakemake's checkpoint target for it, so that
-    Snakemake runs the checkpoint and then evaluates the asking input function again."""
-    try:
-        return checkpoints.iteration_decision.get(n=n, digest=digest).output[0]
-    except IncompleteCheckpointException as undecided:
-        return undecided.targetfile
-
-
-def decided_iterations(wildcards):
-    return SANDFLOW.decision_files(decision_file)
-
 
 localrules:
     iteration_decision,

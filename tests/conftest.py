@@ -36,8 +36,9 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, **OFFLINE_ENV}
 
 
-def snakemake(cwd: Path, configfile: str | Path, *args: str, check: bool = True,
-              timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    cwd: Path, configfile: str | Path, *args: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run snakemake on our Snakefile from cwd (where the config's relative paths resolve)."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", str(configfile), *args]
     if not any(a in ("-n", "--dry-run") for a in args) and "--cores" not in args:
@@ -115,6 +116,7 @@ def demo_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # --- the checkout's outputs/ and .snakemake/ are the user's, not the tests' ------------------------------------------
 
+
 class CheckoutGuard:
     """Notices tests that write under ``roots`` (a snapshot of every entry's type, size and mtime, taken between test
     modules; catches subprocesses too) or read there in process (an audit hook on open, listdir and scandir; a bare
@@ -171,12 +173,18 @@ class CheckoutGuard:
         return entries
 
     @staticmethod
-    def changes(before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]],
-                relative_to: Path, limit: int = 10) -> list[str]:
+    def changes(
+        before: dict[str, tuple[int, int, int]],
+        after: dict[str, tuple[int, int, int]],
+        relative_to: Path,
+        limit: int = 10,
+    ) -> list[str]:
         """'created x', 'removed y', 'modified z', sorted by path, at most ``limit`` of them plus a count of the rest."""
-        found = sorted([(path, "created") for path in after.keys() - before.keys()]
-                       + [(path, "removed") for path in before.keys() - after.keys()]
-                       + [(path, "modified") for path in before.keys() & after.keys() if before[path] != after[path]])
+        found = sorted(
+            [(path, "created") for path in after.keys() - before.keys()]
+            + [(path, "removed") for path in before.keys() - after.keys()]
+            + [(path, "modified") for path in before.keys() & after.keys() if before[path] != after[path]]
+        )
         lines = [f"{what} {os.path.relpath(path, relative_to)}" for path, what in found[:limit]]
         if len(found) > limit:
             lines.append(f"and {len(found) - limit} more")
@@ -200,5 +208,8 @@ def checkout_untouched(request: pytest.FixtureRequest) -> Iterator[None]:
     reads, CHECKOUT_GUARD.reads = CHECKOUT_GUARD.reads, []
     problems = CheckoutGuard.changes(before, after, REPO) + sorted(set(reads))[:10]
     if problems:
-        pytest.fail(f"{request.node.nodeid} touched the checkout's outputs/ or .snakemake/ (tests must work in "
-                    f"tmp_path): " + "; ".join(problems), pytrace=False)
+        pytest.fail(
+            f"{request.node.nodeid} touched the checkout's outputs/ or .snakemake/ (tests must work in "
+            f"tmp_path): " + "; ".join(problems),
+            pytrace=False,
+        )

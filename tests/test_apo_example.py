@@ -35,7 +35,22 @@ KEY_ENV = "APO_GRADER_API_KEY"
 # The planted questions, in file order: "ok" (every calculation right, truth 1), "last" (the last
 # calculation is wrong), "early" (an earlier one is wrong, the last one right for the wrong input),
 # "reasoning" (wrong method, right arithmetic). Each wrong calculation: (annotation index, right value).
-QUESTION_KINDS = ["ok", "last", "ok", "early", "ok", "last", "ok", "reasoning", "ok", "last", "ok", "early", "ok", "last"]
+QUESTION_KINDS = [
+    "ok",
+    "last",
+    "ok",
+    "early",
+    "ok",
+    "last",
+    "ok",
+    "reasoning",
+    "ok",
+    "last",
+    "ok",
+    "early",
+    "ok",
+    "last",
+]
 WRONG_CALCULATIONS = {1: [(1, 97)], 3: [(0, 104)], 5: [(0, 168)], 9: [(1, 30)], 11: [(0, 150)], 13: [(1, 24)]}
 
 # Per prompt (prompts.jsonl order), by the grader's rules over the 14 questions
@@ -67,8 +82,10 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def grader_request(prompt: str, question: dict) -> list[dict[str, str]]:
     """What build_messages_for_math_qa sends for one (prompt, question) pair."""
-    return [{"role": "system", "content": prompt},
-            {"role": "user", "content": f"Question: {question['question']}\nAnswer: {question['answer']}"}]
+    return [
+        {"role": "system", "content": prompt},
+        {"role": "user", "content": f"Question: {question['question']}\nAnswer: {question['answer']}"},
+    ]
 
 
 def free_port() -> int:
@@ -101,8 +118,11 @@ def test_questions_carry_the_planted_mistakes(grade, questions):
     assert [q["truth"] for q in questions] == [1 if kind == "ok" else 0 for kind in QUESTION_KINDS]
     for index, question in enumerate(questions):
         annotations = grader_module.ANNOTATION.findall(question["answer"])
-        wrong = [(position, grader_module.evaluate(expr)) for position, (expr, stated) in enumerate(annotations)
-                 if grader_module.evaluate(expr) != Fraction(stated)]
+        wrong = [
+            (position, grader_module.evaluate(expr))
+            for position, (expr, stated) in enumerate(annotations)
+            if grader_module.evaluate(expr) != Fraction(stated)
+        ]
         assert wrong == WRONG_CALCULATIONS.get(index, []), question["question"]
         if QUESTION_KINDS[index] == "last":
             assert wrong[0][0] == len(annotations) - 1
@@ -122,7 +142,10 @@ def test_grader_rules(grade, questions, prompts):
     assert grade(grader_request(prompts[2], early)) == "Score: 0. 13*8 is 104, not 96."
     assert grade(grader_request(prompts[2], ok)) == "1"
     assert grade(grader_request(prompts[4], last)) == "Score: 0. 135-38 is 97, not 107."
-    assert grade([{"role": "system", "content": prompts[3]}, {"role": "user", "content": "Answer: no calculations"}]) == "1"
+    assert (
+        grade([{"role": "system", "content": prompts[3]}, {"role": "user", "content": "Answer: no calculations"}])
+        == "1"
+    )
 
 
 def test_grader_arithmetic_is_exact_and_never_evaluates_code(grade):
@@ -140,16 +163,21 @@ def test_grader_arithmetic_is_exact_and_never_evaluates_code(grade):
 
 def test_loopback_chat_command_serves_the_grader_until_interrupted(questions, prompts):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "sandflow.devtools.loopback_chat", "--port", str(port),
-                                "--grader", GRADER_SPEC], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandflow.devtools.loopback_chat", "--port", str(port), "--grader", GRADER_SPEC],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         url = f"http://127.0.0.1:{port}/v1"
         assert line == f"serving {url} (chat completions at {url}/chat/completions); Ctrl-C to stop\n"
         body = json.dumps({"model": "apo-grader", "messages": grader_request(prompts[3], questions[1])}).encode()
-        request = urllib.request.Request(f"{url}/chat/completions", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             reply = json.load(response)
         assert reply["choices"][0]["message"] == {"role": "assistant", "content": "0"}
@@ -164,18 +192,31 @@ def test_loopback_chat_command_serves_the_grader_until_interrupted(questions, pr
 
 
 def test_loopback_chat_command_errors():
-    bad_spec = subprocess.run([sys.executable, "-m", "sandflow.devtools.loopback_chat", "--grader", "configs/apo/nope.py:grade"],
-                              cwd=REPO, capture_output=True, text=True, timeout=60)
+    bad_spec = subprocess.run(
+        [sys.executable, "-m", "sandflow.devtools.loopback_chat", "--grader", "configs/apo/nope.py:grade"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad_spec.returncode == 2
     assert bad_spec.stderr.strip().endswith("error: --grader: no such file: configs/apo/nope.py")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = subprocess.run([sys.executable, "-m", "sandflow.devtools.loopback_chat", "--port", str(port)],
-                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        busy = subprocess.run(
+            [sys.executable, "-m", "sandflow.devtools.loopback_chat", "--port", str(port)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert busy.returncode == 2
-    assert busy.stderr == f"python -m sandflow.devtools.loopback_chat: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert (
+        busy.stderr
+        == f"python -m sandflow.devtools.loopback_chat: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
 
 
 def test_a_failing_answer_function_is_a_client_error():
@@ -184,13 +225,15 @@ def test_a_failing_answer_function_is_a_client_error():
 
     server = ChatServer(answer=broken).start()
     try:
-        request = urllib.request.Request(f"{server.url}/chat/completions", data=b'{"messages": []}',
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{server.url}/chat/completions", data=b'{"messages": []}', headers={"Content-Type": "application/json"}
+        )
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(request, timeout=10)
         assert error.value.code == 400
-        assert json.load(error.value.fp) == {"error": {"message": "answer function failed: ZeroDivisionError: "
-                                                                  "division by zero"}}
+        assert json.load(error.value.fp) == {
+            "error": {"message": "answer function failed: ZeroDivisionError: division by zero"}
+        }
     finally:
         server.stop()
 
@@ -224,15 +267,26 @@ def cold(run_dir: Path, served: ChatServer) -> dict:
         first = snakemake(run_dir, CONFIG)
         seconds = time.time() - started
         rerun = snakemake(run_dir, CONFIG)
-    return {"counts": job_counts(first), "rerun_counts": job_counts(rerun), "seconds": seconds,
-            "requests": list(served.requests)}
+    return {
+        "counts": job_counts(first),
+        "rerun_counts": job_counts(rerun),
+        "seconds": seconds,
+        "requests": list(served.requests),
+    }
 
 
 @pytest.mark.slow
 def test_cold_run_runs_each_job_once_and_asks_the_grader_every_pair(cold: dict, prompts, questions):
     print(f"cold run: {cold['seconds']:.1f} s")
-    assert cold["counts"] == {"data_pool_manipulation": 3, "infer_model": 1, "evaluate_data": 1, "general_probe": 1,
-                              "publication_record": 1, "context_infos": 1, "all": 1}
+    assert cold["counts"] == {
+        "data_pool_manipulation": 3,
+        "infer_model": 1,
+        "evaluate_data": 1,
+        "general_probe": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "all": 1,
+    }
     requests = cold["requests"]
     assert len(requests) == len(prompts) * len(questions) == 70
     assert {r.path for r in requests} == {"/v1/chat/completions"}
@@ -243,7 +297,9 @@ def test_cold_run_runs_each_job_once_and_asks_the_grader_every_pair(cold: dict, 
 
 
 @pytest.mark.slow
-def test_pools_joins_and_grades_are_published_under_upstream_names(run_dir: Path, cold: dict, prompts, questions, grade):
+def test_pools_joins_and_grades_are_published_under_upstream_names(
+    run_dir: Path, cold: dict, prompts, questions, grade
+):
     assert sorted(p.name for p in (run_dir / POOLS_DIR).iterdir()) == POOLS
     assert sorted(p.name for p in (run_dir / JOINED_DIR).iterdir()) == JOINED
     assert sorted(p.name for p in (run_dir / INFERRED_DIR).iterdir()) == INFERRED
@@ -251,8 +307,9 @@ def test_pools_joins_and_grades_are_published_under_upstream_names(run_dir: Path
         assert read_jsonl(run_dir / POOLS_DIR / POOLS[i]) == [{"prompt": prompt}]
         assert read_jsonl(run_dir / JOINED_DIR / JOINED[i]) == [{"prompt": prompt, **q} for q in questions]
         graded = read_jsonl(run_dir / INFERRED_DIR / INFERRED[i])
-        assert [{k: v for k, v in g.items() if k != "grades"} for g in graded] == [{"prompt": prompt, **q}
-                                                                                   for q in questions]
+        assert [{k: v for k, v in g.items() if k != "grades"} for g in graded] == [
+            {"prompt": prompt, **q} for q in questions
+        ]
         assert [g["grades"] for g in graded] == [grade(grader_request(prompt, q)) for q in questions]
 
 
@@ -266,12 +323,18 @@ def test_context_infos_hold_the_mse_per_prompt_ranking_and_merged_prompts(run_di
     construct, join, infer, evaluate = first["job_infos"]
     rank, merge = second["job_infos"]
 
-    assert construct == {"meta_name": "construct_single_prompt_data_pools",
-                         "single_prompt_data_pool_paths": [f"{POOLS_DIR}/{name}" for name in POOLS]}
-    assert join == {"meta_name": "join_prompts_and_datasets_to_infer",
-                    "datasets_to_infer_with_updated_prompts": [f"{JOINED_DIR}/{name}" for name in JOINED]}
-    assert infer == {"meta_name": "grader_model_inference",
-                     "grader_model_inference_result": [f"{INFERRED_DIR}/{name}" for name in INFERRED]}
+    assert construct == {
+        "meta_name": "construct_single_prompt_data_pools",
+        "single_prompt_data_pool_paths": [f"{POOLS_DIR}/{name}" for name in POOLS],
+    }
+    assert join == {
+        "meta_name": "join_prompts_and_datasets_to_infer",
+        "datasets_to_infer_with_updated_prompts": [f"{JOINED_DIR}/{name}" for name in JOINED],
+    }
+    assert infer == {
+        "meta_name": "grader_model_inference",
+        "grader_model_inference_result": [f"{INFERRED_DIR}/{name}" for name in INFERRED],
+    }
 
     assert list(evaluate) == ["meta_name", "single_prompt_eval_results", "min_mse"]
     assert evaluate["meta_name"] == "grades_evaluation"
@@ -292,8 +355,9 @@ def test_context_infos_hold_the_mse_per_prompt_ranking_and_merged_prompts(run_di
     expected = "".join(json.dumps({"prompt": prompts[i]}, ensure_ascii=False) + "\n" for i in EXPECTED_RANKING[:TOP_N])
     assert (run_dir / MERGED).read_text(encoding="utf-8") == expected
 
-    (ranking_csv,) = (run_dir / WORK / "pipelines/select_and_merge_data_pools/iter_1/rank_single_prompt_data_pools"
-                      ).glob("plots/ranking.csv")
+    (ranking_csv,) = (
+        run_dir / WORK / "pipelines/select_and_merge_data_pools/iter_1/rank_single_prompt_data_pools"
+    ).glob("plots/ranking.csv")
     rows = [line.split(",") for line in ranking_csv.read_text().splitlines()[1:]]
     assert [row[1] for row in rows] == [POOLS[i] for i in EXPECTED_RANKING]
     assert [row[4] for row in rows] == ["true"] * TOP_N + ["false"] * (len(POOLS) - TOP_N)

@@ -58,8 +58,9 @@ def test_every_case_file_is_indexed_and_there_are_at_least_30():
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_sandflow_check_prints_one_line_naming_the_place_and_exits_2(name: str, cases: Path,
-                                                                    capsys: pytest.CaptureFixture):
+def test_sandflow_check_prints_one_line_naming_the_place_and_exits_2(
+    name: str, cases: Path, capsys: pytest.CaptureFixture
+):
     before = snapshot(cases)
     assert main(["check", name]) == 2
     captured = capsys.readouterr()
@@ -72,10 +73,12 @@ def test_sandflow_check_prints_one_line_naming_the_place_and_exits_2(name: str, 
     assert not (cases / "work").exists()
 
 
-@pytest.mark.parametrize("name", ["yaml_syntax_error.yaml", "yaml_duplicate_key.yaml", "yaml_empty.yaml",
-                                  "yaml_top_level_list.yaml"])
-def test_sandflow_run_reports_a_broken_file_itself_before_snakemake_starts(name: str, cases: Path,
-                                                                          capsys: pytest.CaptureFixture):
+@pytest.mark.parametrize(
+    "name", ["yaml_syntax_error.yaml", "yaml_duplicate_key.yaml", "yaml_empty.yaml", "yaml_top_level_list.yaml"]
+)
+def test_sandflow_run_reports_a_broken_file_itself_before_snakemake_starts(
+    name: str, cases: Path, capsys: pytest.CaptureFixture
+):
     """Snakemake would report these in its own words, exit 1, without the line number."""
     assert main(["run", name, "-n"]) == 2
     err = capsys.readouterr().err
@@ -84,19 +87,23 @@ def test_sandflow_run_reports_a_broken_file_itself_before_snakemake_starts(name:
 
 def test_the_sandflow_command_itself_exits_2_without_a_traceback(cases: Path):
     sandflow = Path(sys.executable).with_name("sandflow")
-    result = subprocess.run([str(sandflow), "check", "ref_cycle.yaml"], cwd=cases, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [str(sandflow), "check", "ref_cycle.yaml"], cwd=cases, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith(expected_line("ref_cycle.yaml")) and result.stderr.count("\n") == 1
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, dry_run", [
-    ("ref_dangling_meta_name.yaml", True),
-    ("ref_dangling_meta_name.yaml", False),  # a real run: onstart must not get as far as writing the lock
-    ("type_hook_not_string.yaml", True),
-])
+@pytest.mark.parametrize(
+    "name, dry_run",
+    [
+        ("ref_dangling_meta_name.yaml", True),
+        ("ref_dangling_meta_name.yaml", False),  # a real run: onstart must not get as far as writing the lock
+        ("type_hook_not_string.yaml", True),
+    ],
+)
 def test_snakemake_stops_with_the_same_line_and_exit_2(name: str, dry_run: bool, cases: Path):
     before = {k: v for k, v in snapshot(cases).items() if not k.startswith(".snakemake")}
     result = snakemake(cases, name, *(["-n"] if dry_run else []), check=False)
@@ -139,23 +146,25 @@ def test_paths_with_spaces_and_quotes_plan_and_reach_the_job_literally(cases: Pa
     raw = make_good_case("ok_paths_with_spaces_and_quotes.yaml", cases)
     assert main(["check", "ok_paths_with_spaces_and_quotes.yaml"]) == 0, capsys.readouterr().err
     plan = planned("ok_paths_with_spaces_and_quotes.yaml")
-    assert plan.work_dir == os.path.normpath(raw["work_dir"]) == "work dir/it's \"here\""
+    assert plan.work_dir == os.path.normpath(raw["work_dir"]) == 'work dir/it\'s "here"'
 
     analysis = job_named(plan, "analysis")  # its recipe was read from the file with quotes in its name
     assert analysis.sections["dj_configs"] == yaml.safe_load((cases / "files/recipe.yaml").read_text())
 
     process = job_named(plan, "process")
     dataset = raw["execution_job_configs"][0]["dj_configs"]["dataset_path"]
-    assert dataset == "files/my data/it's a \"quoted\" name.jsonl"
+    assert dataset == 'files/my data/it\'s a "quoted" name.jsonl'
     assert spec_value(process, "dj_configs", "dataset_path") == dataset
     export = raw["execution_job_configs"][0]["dj_configs"]["export_path"]
-    assert [w.published(1) for w in process.writes] == [os.path.join("./out dir", "iter_1", "it's \"processed\".jsonl")]
+    assert [w.published(1) for w in process.writes] == [os.path.join("./out dir", "iter_1", 'it\'s "processed".jsonl')]
     assert spec_value(process, "dj_configs", "export_path") == export
     assert not (cases / "work dir").exists()
 
 
 def assert_nothing_executed(root: Path, home: Path) -> None:
-    created = [p for p in [*root.rglob("*"), *REPO.glob("pwned-*"), *Path.cwd().glob("pwned-*")] if CANARY.fullmatch(p.name)]
+    created = [
+        p for p in [*root.rglob("*"), *REPO.glob("pwned-*"), *Path.cwd().glob("pwned-*")] if CANARY.fullmatch(p.name)
+    ]
     assert created == [], f"a config value was executed: {created}"
     assert (root / "canary" / "keep").exists() and (home / "canary" / "keep").exists(), "a canary directory was removed"
 
@@ -208,4 +217,5 @@ def test_shell_metacharacters_are_data_through_snakemake_dry_run_and_a_real_job(
     artifact = os.path.join(process.job_dir, "extra_configs.export_path", "data_x1.jsonl")
     assert context["values"] == [artifact]  # a one-element list is unpacked, as upstream
     assert [json.loads(line)["text"] for line in (cases / artifact).read_text().splitlines()] == [
-        json.loads(line)["text"] for line in (cases / "files" / "data.jsonl").read_text().splitlines()]
+        json.loads(line)["text"] for line in (cases / "files" / "data.jsonl").read_text().splitlines()
+    ]

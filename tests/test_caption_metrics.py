@@ -28,33 +28,68 @@ def test_bleu_1_and_rouge_l_of_a_short_caption_by_hand():
 
 
 def test_the_closest_reference_counts_and_a_disjoint_caption_scores_zero():
-    perfect = caption_scores(["a dog runs on grass", "two birds in a tree"],
-                             [["a dog runs on grass", "a puppy on a lawn"], ["two birds in a tree"]], use_java=False)
+    perfect = caption_scores(
+        ["a dog runs on grass", "two birds in a tree"],
+        [["a dog runs on grass", "a puppy on a lawn"], ["two birds in a tree"]],
+        use_java=False,
+    )
     assert [perfect[f"Bleu_{n}"] for n in (1, 2, 3, 4)] == pytest.approx([1.0] * 4, rel=1e-6)
     assert perfect["ROUGE_L"] == pytest.approx(1.0)
     disjoint = caption_scores(["blue sky", "red car"], [["a dog runs"], ["two birds"]], use_java=False)
-    assert disjoint["Bleu_1"] == pytest.approx(0.0, abs=1e-9) and disjoint["ROUGE_L"] == 0.0 and disjoint["CIDEr"] == 0.0
+    assert (
+        disjoint["Bleu_1"] == pytest.approx(0.0, abs=1e-9) and disjoint["ROUGE_L"] == 0.0 and disjoint["CIDEr"] == 0.0
+    )
 
 
 @pytest.mark.slow  # Java start-up: about 35 s here
 @pytest.mark.skipif(not JAVA, reason="METEOR and the PTB tokenizer are Java programs")
 def test_with_java_the_evaluator_reports_internvls_keys_for_each_dataset(tmp_path: Path):
     predicted = tmp_path / "pred.jsonl"
-    predicted.write_text("".join(json.dumps(row) + "\n" for row in [
-        {"caption": "A man riding a horse.", "refs": ["A man rides a horse.", "Someone on a horse."]},
-        {"caption": "A bowl of fruit.", "refs": "A bowl full of fruit."}]))
-    job = JobRun(hook="EvaluateDataHook", key="k", pipeline="p", meta_name="m", iteration=1, job_dir=tmp_path,
-                 dj_configs=None, log=logging.getLogger("test_caption_metrics"),
-                 extra_configs={"type": "coco_caption", "predicted_dataset_path": str(predicted),
-                                "predicted_caption_key": "caption", "ground_truth_caption_key": "refs"})
+    predicted.write_text(
+        "".join(
+            json.dumps(row) + "\n"
+            for row in [
+                {"caption": "A man riding a horse.", "refs": ["A man rides a horse.", "Someone on a horse."]},
+                {"caption": "A bowl of fruit.", "refs": "A bowl full of fruit."},
+            ]
+        )
+    )
+    job = JobRun(
+        hook="EvaluateDataHook",
+        key="k",
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=tmp_path,
+        dj_configs=None,
+        log=logging.getLogger("test_caption_metrics"),
+        extra_configs={
+            "type": "coco_caption",
+            "predicted_dataset_path": str(predicted),
+            "predicted_caption_key": "caption",
+            "ground_truth_caption_key": "refs",
+        },
+    )
     results, best = coco_caption_evaluator(job)
     (result,) = results
-    assert list(result) == ["pred_path", "gt_path", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L",
-                            "CIDEr", "avg_score"]
+    assert list(result) == [
+        "pred_path",
+        "gt_path",
+        "Bleu_1",
+        "Bleu_2",
+        "Bleu_3",
+        "Bleu_4",
+        "METEOR",
+        "ROUGE_L",
+        "CIDEr",
+        "avg_score",
+    ]
     assert 0 < result["METEOR"] < 1 and 0 < result["Bleu_1"] <= 1 and best == result["avg_score"]
 
 
 def test_a_reference_that_is_not_a_caption_names_its_sample():
     assert references("ok", "reference 1 (refs)") == ["ok"]
-    with pytest.raises(ValueError, match=r"^reference 2 \(refs\): a reference must be a caption or a list of captions, got 3$"):
+    with pytest.raises(
+        ValueError, match=r"^reference 2 \(refs\): a reference must be a caption or a list of captions, got 3$"
+    ):
         references(3, "reference 2 (refs)")

@@ -23,15 +23,22 @@ def test_writes_show_as_created_removed_and_modified_paths_even_from_a_subproces
     (outputs / "run" / "gone.json").write_text("{}")
     guard = CheckoutGuard([outputs, tmp_path / ".snakemake"])
     before = guard.snapshot()
-    assert set(before) == {str(outputs), *(str(outputs / p) for p in ("run", "run/jobs", "run/kept.json", "run/gone.json"))}
+    assert set(before) == {
+        str(outputs),
+        *(str(outputs / p) for p in ("run", "run/jobs", "run/kept.json", "run/gone.json")),
+    }
     assert guard.snapshot() == before and CheckoutGuard.changes(before, before, tmp_path) == []
 
     (outputs / "run" / "gone.json").unlink()
     (outputs / "run" / "kept.json").write_text('{"done": true}')  # another size
     subprocess.run([sys.executable, "-c", "import os; os.makedirs('.snakemake/locks')"], cwd=tmp_path, check=True)
     assert CheckoutGuard.changes(before, guard.snapshot(), tmp_path) == [
-        "created .snakemake", "created .snakemake/locks", "modified outputs/run", "removed outputs/run/gone.json",
-        "modified outputs/run/kept.json"]
+        "created .snakemake",
+        "created .snakemake/locks",
+        "modified outputs/run",
+        "removed outputs/run/gone.json",
+        "modified outputs/run/kept.json",
+    ]
 
 
 def test_a_rewrite_of_the_same_size_shows_by_its_mtime_and_long_lists_are_cut(tmp_path: Path):
@@ -48,8 +55,9 @@ def test_a_rewrite_of_the_same_size_shows_by_its_mtime_and_long_lists_are_cut(tm
     assert lines == ["removed outputs", "removed outputs/00.txt", "removed outputs/01.txt", "and 10 more"]
 
 
-def test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_not(tmp_path: Path,
-                                                                                    monkeypatch) -> None:
+def test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_not(
+    tmp_path: Path, monkeypatch
+) -> None:
     outputs = tmp_path / "outputs"
     (outputs / "run").mkdir(parents=True)
     (outputs / "run" / "context.json").write_text("{}")
@@ -69,5 +77,7 @@ def test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_
     finally:
         guard.active = False
     me = "tests/test_checkout_guard.py::test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_not"
-    assert guard.reads == [f"{me} read {outputs / 'run' / 'context.json'} (open)",
-                           f"{me} read {outputs / 'run'} (os.listdir)"]
+    assert guard.reads == [
+        f"{me} read {outputs / 'run' / 'context.json'} (open)",
+        f"{me} read {outputs / 'run'} (os.listdir)",
+    ]

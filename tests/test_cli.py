@@ -12,21 +12,26 @@ from sandflow.cli import main
 def test_check_describes_the_demo_graph(demo_dir: Path, capsys: pytest.CaptureFixture):
     assert main(["check", "configs/demo/sandbox.yaml"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("configs/demo/sandbox.yaml: valid. 4 jobs (4 distinct) in 1 pipeline(s), 1 iteration(s) planned")
+    assert out[0].startswith(
+        "configs/demo/sandbox.yaml: valid. 4 jobs (4 distinct) in 1 pipeline(s), 1 iteration(s) planned"
+    )
     assert "iteration 1, pipeline anonymous:" in out
     assert any("dj_configs <- output 0 of job 2 (-1.refined_recipe_path)" in line for line in out)
     assert any("analysis <- job 1" in line for line in out)
 
 
-def test_check_of_a_bad_config_prints_one_line_and_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture):
+def test_check_of_a_bad_config_prints_one_line_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
     monkeypatch.chdir(tmp_path)
     Path("bad.yaml").write_text("probe_job_configs:\n  - hook: ProbeViaAnalyzerHook\n    dj_configs: nowhere.yaml\n")
     assert main(["check", "bad.yaml"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == "sandflow: error: bad.yaml: probe_job_configs[0].dj_configs: file not found: nowhere.yaml " \
-                           f"(relative paths are resolved against {tmp_path})\n"
+    assert (
+        captured.err == "sandflow: error: bad.yaml: probe_job_configs[0].dj_configs: file not found: nowhere.yaml "
+        f"(relative paths are resolved against {tmp_path})\n"
+    )
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.yaml"]
 
 

@@ -44,8 +44,17 @@ TRUTH = str(DATA / "labels_truth.jsonl")
 def make_job(tmp_path: Path, extra_configs: dict | None) -> JobRun:
     job_dir = tmp_path / "job"
     job_dir.mkdir(exist_ok=True)
-    return JobRun(hook="EvaluateDataHook", key="k", pipeline="p", meta_name="m", iteration=1, job_dir=job_dir,
-                  dj_configs=None, extra_configs=extra_configs, log=logging.getLogger("test_data_evaluators"))
+    return JobRun(
+        hook="EvaluateDataHook",
+        key="k",
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=None,
+        extra_configs=extra_configs,
+        log=logging.getLogger("test_data_evaluators"),
+    )
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> str:
@@ -57,21 +66,40 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 
 def test_accuracy_compares_labels_by_position_per_predicted_dataset(tmp_path):
-    results, best = accuracy_evaluator(make_job(tmp_path, {
-        "type": "accuracy", "predicted_dataset_path": [PRED_A, PRED_B], "ground_truth_dataset_path": [TRUTH, TRUTH],
-        "predicted_label_key": "meta.label", "ground_truth_label_key": "label"}))
+    results, best = accuracy_evaluator(
+        make_job(
+            tmp_path,
+            {
+                "type": "accuracy",
+                "predicted_dataset_path": [PRED_A, PRED_B],
+                "ground_truth_dataset_path": [TRUTH, TRUTH],
+                "predicted_label_key": "meta.label",
+                "ground_truth_label_key": "label",
+            },
+        )
+    )
     # PRED_A: neg != pos at sample 2; the int 1 equals the string "1" as str, as upstream.
-    assert results == [{"pred_path": PRED_A, "gt_path": TRUTH, "accuracy": 0.75},
-                       {"pred_path": PRED_B, "gt_path": TRUTH, "accuracy": 1.0}]
+    assert results == [
+        {"pred_path": PRED_A, "gt_path": TRUTH, "accuracy": 0.75},
+        {"pred_path": PRED_B, "gt_path": TRUTH, "accuracy": 1.0},
+    ]
     assert best == 1.0
     assert list(results[0]) == ["pred_path", "gt_path", "accuracy"]
 
 
 def test_accuracy_reads_the_ground_truth_from_the_predicted_dataset_when_none_is_given(tmp_path):
     path = write_jsonl(tmp_path / "both.jsonl", [{"pred": "a", "gold": "a"}, {"pred": "b", "gold": "c"}])
-    results, best = accuracy_evaluator(make_job(tmp_path, {
-        "type": "accuracy", "predicted_dataset_path": path, "predicted_label_key": "pred",
-        "ground_truth_label_key": "gold"}))
+    results, best = accuracy_evaluator(
+        make_job(
+            tmp_path,
+            {
+                "type": "accuracy",
+                "predicted_dataset_path": path,
+                "predicted_label_key": "pred",
+                "ground_truth_label_key": "gold",
+            },
+        )
+    )
     assert results == [{"pred_path": path, "gt_path": path, "accuracy": 0.5}]
     assert best == 0.5
 
@@ -86,11 +114,22 @@ def test_accuracy_plain_function_on_rows():
 
 
 def test_mse_counts_unparsable_predictions_as_format_errors_and_ranks_by_the_lowest(tmp_path):
-    results, best = mse_evaluator(make_job(tmp_path, {
-        "type": "mse", "predicted_dataset_path": [POOL_0, POOL_1], "predicted_value_key": "grades",
-        "ground_truth_value_key": "truth"}))
+    results, best = mse_evaluator(
+        make_job(
+            tmp_path,
+            {
+                "type": "mse",
+                "predicted_dataset_path": [POOL_0, POOL_1],
+                "predicted_value_key": "grades",
+                "ground_truth_value_key": "truth",
+            },
+        )
+    )
     assert [list(r) for r in results] == [["pred_path", "gt_path", "mse", "format_error"]] * 2
-    assert [(r["pred_path"], r["gt_path"], r["format_error"]) for r in results] == [(POOL_0, POOL_0, 1), (POOL_1, POOL_1, 0)]
+    assert [(r["pred_path"], r["gt_path"], r["format_error"]) for r in results] == [
+        (POOL_0, POOL_0, 1),
+        (POOL_1, POOL_1, 0),
+    ]
     # pool 0: (0.9-1)^2, (0.2-0)^2, "Score: 1" skipped, (1-1)^2; pool 1: 0.25, 0.25, (" 1.0\n" -> 1.0) 0.
     assert results[0]["mse"] == pytest.approx((0.01 + 0.04 + 0.0) / 3, rel=1e-12)
     assert results[1]["mse"] == pytest.approx(0.5 / 3, rel=1e-12)
@@ -99,23 +138,32 @@ def test_mse_counts_unparsable_predictions_as_format_errors_and_ranks_by_the_low
 
 
 def test_mse_plain_function_with_a_separate_ground_truth():
-    error, format_errors = mse([{"v": "3"}, {"v": None}, {"v": "nan"}, {"v": 1}], [{"g": 1}, {"g": 2}, {"g": 0}, {"g": 1.5}],
-                               "v", "g")
-    assert (error, format_errors) == (((3 - 1) ** 2 + 0.5 ** 2) / 2, 2)
+    error, format_errors = mse(
+        [{"v": "3"}, {"v": None}, {"v": "nan"}, {"v": 1}], [{"g": 1}, {"g": 2}, {"g": 0}, {"g": 1.5}], "v", "g"
+    )
+    assert (error, format_errors) == (((3 - 1) ** 2 + 0.5**2) / 2, 2)
 
 
 def test_mse_ground_truth_that_is_not_a_number_is_an_error_naming_file_and_line(tmp_path):
     path = write_jsonl(tmp_path / "bad_truth.jsonl", [{"grades": "1", "truth": 1}, {"grades": "1", "truth": "yes"}])
     with pytest.raises(ValueError, match=rf"^{path} line 2: 'truth' is 'yes', not a number$"):
-        mse_evaluator(make_job(tmp_path, {"predicted_dataset_path": path, "predicted_value_key": "grades",
-                                          "ground_truth_value_key": "truth"}))
+        mse_evaluator(
+            make_job(
+                tmp_path,
+                {"predicted_dataset_path": path, "predicted_value_key": "grades", "ground_truth_value_key": "truth"},
+            )
+        )
 
 
 def test_mse_without_any_numeric_prediction_is_an_error(tmp_path):
     path = write_jsonl(tmp_path / "garbage.jsonl", [{"grades": "good", "truth": 1}, {"grades": [1], "truth": 0}])
     with pytest.raises(ValueError, match=r"^no 'grades' value in .*garbage.jsonl is a number \(2 format errors\)$"):
-        mse_evaluator(make_job(tmp_path, {"predicted_dataset_path": [path], "predicted_value_key": "grades",
-                                          "ground_truth_value_key": "truth"}))
+        mse_evaluator(
+            make_job(
+                tmp_path,
+                {"predicted_dataset_path": [path], "predicted_value_key": "grades", "ground_truth_value_key": "truth"},
+            )
+        )
 
 
 # errors shared by both
@@ -125,36 +173,76 @@ def test_missing_key_names_the_file_and_its_line_number(tmp_path):
     path = tmp_path / "gap.jsonl"
     path.write_text('{"grades": "1", "truth": 1}\n\n{"truth": 0}\n')
     with pytest.raises(ValueError, match=rf"^{path} line 3 has no key 'grades'$"):
-        mse_evaluator(make_job(tmp_path, {"predicted_dataset_path": str(path), "predicted_value_key": "grades",
-                                          "ground_truth_value_key": "truth"}))
+        mse_evaluator(
+            make_job(
+                tmp_path,
+                {
+                    "predicted_dataset_path": str(path),
+                    "predicted_value_key": "grades",
+                    "ground_truth_value_key": "truth",
+                },
+            )
+        )
 
 
 def test_datasets_of_different_lengths_are_an_error(tmp_path):
     short = write_jsonl(tmp_path / "short.jsonl", [{"label": "pos"}])
     with pytest.raises(ValueError, match=rf"^{short} has 1 samples but {TRUTH} has 4: samples are matched by position"):
-        accuracy_evaluator(make_job(tmp_path, {"predicted_dataset_path": short, "ground_truth_dataset_path": TRUTH,
-                                               "predicted_label_key": "label", "ground_truth_label_key": "label"}))
+        accuracy_evaluator(
+            make_job(
+                tmp_path,
+                {
+                    "predicted_dataset_path": short,
+                    "ground_truth_dataset_path": TRUTH,
+                    "predicted_label_key": "label",
+                    "ground_truth_label_key": "label",
+                },
+            )
+        )
 
 
 def test_an_empty_dataset_is_an_error(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(ValueError, match=rf"^{empty} has no samples to evaluate$"):
-        accuracy_evaluator(make_job(tmp_path, {"predicted_dataset_path": str(empty), "predicted_label_key": "a",
-                                               "ground_truth_label_key": "b"}))
+        accuracy_evaluator(
+            make_job(
+                tmp_path,
+                {"predicted_dataset_path": str(empty), "predicted_label_key": "a", "ground_truth_label_key": "b"},
+            )
+        )
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"predicted_label_key": "a", "ground_truth_label_key": "b"},
-     r"^extra_configs.predicted_dataset_path must be a dataset path or a non-empty list of them, got None$"),
-    ({"predicted_dataset_path": "/nonexistent/pred.jsonl", "predicted_label_key": "a", "ground_truth_label_key": "b"},
-     r"^extra_configs.predicted_dataset_path: /nonexistent/pred.jsonl does not exist$"),
-    ({"predicted_dataset_path": [PRED_A, PRED_B], "ground_truth_dataset_path": TRUTH,
-      "predicted_label_key": "a", "ground_truth_label_key": "b"},
-     r"^extra_configs.ground_truth_dataset_path has 1 paths but extra_configs.predicted_dataset_path has 2"),
-    ({"predicted_dataset_path": PRED_A, "ground_truth_label_key": "b"},
-     r"^extra_configs.predicted_label_key must name the field to compare, got None$"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            {"predicted_label_key": "a", "ground_truth_label_key": "b"},
+            r"^extra_configs.predicted_dataset_path must be a dataset path or a non-empty list of them, got None$",
+        ),
+        (
+            {
+                "predicted_dataset_path": "/nonexistent/pred.jsonl",
+                "predicted_label_key": "a",
+                "ground_truth_label_key": "b",
+            },
+            r"^extra_configs.predicted_dataset_path: /nonexistent/pred.jsonl does not exist$",
+        ),
+        (
+            {
+                "predicted_dataset_path": [PRED_A, PRED_B],
+                "ground_truth_dataset_path": TRUTH,
+                "predicted_label_key": "a",
+                "ground_truth_label_key": "b",
+            },
+            r"^extra_configs.ground_truth_dataset_path has 1 paths but extra_configs.predicted_dataset_path has 2",
+        ),
+        (
+            {"predicted_dataset_path": PRED_A, "ground_truth_label_key": "b"},
+            r"^extra_configs.predicted_label_key must name the field to compare, got None$",
+        ),
+    ],
+)
 def test_bad_accuracy_configs_name_the_config_key(tmp_path, extra, message):
     with pytest.raises(ValueError, match=message):
         accuracy_evaluator(make_job(tmp_path, {"type": "accuracy", **extra}))
@@ -220,11 +308,14 @@ def test_quality_classifier_requirements_name_what_to_put_where(tmp_path, monkey
     monkeypatch.setenv("DATA_JUICER_MODELS_CACHE", str(tmp_path / "models"))
     missing = quality_classifier_requirements(None, {"type": "dj_text_quality_classifier"})
     model = tmp_path / "models" / "gpt3_quality_model"
-    assert missing[-1] == (f"dj_text_quality_classifier needs Data-Juicer's gpt3 quality classifier model at {model} "
-                           f"(extra_configs.model_path), which is missing: unzip {data_evaluators.QUALITY_MODEL_URL} "
-                           f"into {model.parent}")
-    assert ("dj_text_quality_classifier needs pyspark, which is not installed (pip install pyspark)" in missing) \
-        == module_missing("pyspark")
+    assert missing[-1] == (
+        f"dj_text_quality_classifier needs Data-Juicer's gpt3 quality classifier model at {model} "
+        f"(extra_configs.model_path), which is missing: unzip {data_evaluators.QUALITY_MODEL_URL} "
+        f"into {model.parent}"
+    )
+    assert (
+        "dj_text_quality_classifier needs pyspark, which is not installed (pip install pyspark)" in missing
+    ) == module_missing("pyspark")
     assert any(line.startswith("dj_text_quality_classifier needs fire,") for line in missing) == module_missing("fire")
     assert not any("Java" in line for line in missing)
     assert len(missing) == 1 + module_missing("pyspark") + module_missing("fire")
@@ -234,19 +325,25 @@ def test_quality_classifier_model_path_must_be_a_spark_pipeline_model(tmp_path, 
     model = tmp_path / "my_model"
     model.mkdir()
     lines = quality_classifier_requirements(None, {"model_path": str(model)})
-    assert f"model at {model} (extra_configs.model_path), which is not a Spark PipelineModel directory (no metadata/)" \
+    assert (
+        f"model at {model} (extra_configs.model_path), which is not a Spark PipelineModel directory (no metadata/)"
         in lines[-1]
+    )
     (model / "metadata").mkdir()
     assert not any("model" in line for line in quality_classifier_requirements(None, {"model_path": str(model)}))
-    assert quality_classifier_requirements(None, {"model_path": 3})[-1] == \
-        "dj_text_quality_classifier: extra_configs.model_path must be a directory path, got 3"
+    assert (
+        quality_classifier_requirements(None, {"model_path": 3})[-1]
+        == "dj_text_quality_classifier: extra_configs.model_path must be a directory path, got 3"
+    )
 
 
 def test_quality_classifier_requirements_without_java(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    assert "dj_text_quality_classifier needs a Java runtime for pyspark: no java on PATH or in $JAVA_HOME/bin" in \
-        quality_classifier_requirements(None, None)
+    assert (
+        "dj_text_quality_classifier needs a Java runtime for pyspark: no java on PATH or in $JAVA_HOME/bin"
+        in quality_classifier_requirements(None, None)
+    )
 
 
 def test_quality_classifier_job_stops_at_the_first_missing_requirement(tmp_path, monkeypatch):

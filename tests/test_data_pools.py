@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandflow.hooks import data_pools
+from sandflow.hooks import data_pools, pool_construction
 from sandflow.hooks.base import JobRun
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -51,8 +51,17 @@ def make_job(job_dir: Path, extra: dict, export: str | None = "export") -> JobRu
     if export is not None:
         extra = {**extra, "export_path": str(job_dir / "extra_configs.export_path" / export)}
     log = logging.getLogger(f"test_data_pools.{job_dir.name}")
-    return JobRun(hook="DataPoolManipulationHook", key=job_dir.name, pipeline="p", meta_name="m", iteration=1,
-                  job_dir=job_dir, dj_configs=None, extra_configs=extra, log=log)
+    return JobRun(
+        hook="DataPoolManipulationHook",
+        key=job_dir.name,
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=None,
+        extra_configs=extra,
+        log=log,
+    )
 
 
 def is_png(path: Path) -> bool:
@@ -74,11 +83,12 @@ def demo(tmp_path) -> str:
 
 def test_construction_splits_each_numeric_stat_at_thirds(tmp_path, demo):
     job = make_job(tmp_path / "job", {"type": "data_pool_construction", "dataset_path": demo})
-    out = data_pools.data_pool_construction(job)
+    out = pool_construction.data_pool_construction(job)
     export = job.job_dir / "extra_configs.export_path" / "export"
     # n=6, ratios 1/3, 2/3: split at int(6/3+0.5)=2 and int(12/3+0.5)=4
-    assert out == [str(export / "text_len" / f"demo_text_len_{i}.jsonl") for i in range(3)] + \
-                  [str(export / "scores" / f"demo_scores_{i}.jsonl") for i in range(3)]
+    assert out == [str(export / "text_len" / f"demo_text_len_{i}.jsonl") for i in range(3)] + [
+        str(export / "scores" / f"demo_scores_{i}.jsonl") for i in range(3)
+    ]
     assert [texts(p) for p in out] == [["f", "b"], ["d", "a"], ["é", "c"], ["c", "é"], ["a", "f"], ["d", "b"]]
     assert sorted(p.name for p in export.iterdir()) == ["scores", "text_len"]  # no pools for the string stat
     # samples are written as they were: key order, nested order, non-ASCII as is
@@ -94,27 +104,36 @@ def test_construction_reruns_are_byte_identical(tmp_path, demo):
     extra = {"type": "data_pool_construction", "dataset_path": demo, "split_ratios": ["1/2"]}
     first = make_job(tmp_path / "one", extra)
     second = make_job(tmp_path / "two", extra)
-    data_pools.data_pool_construction(first)
-    data_pools.data_pool_construction(second)
+    pool_construction.data_pool_construction(first)
+    pool_construction.data_pool_construction(second)
     assert files_of(first.job_dir) == files_of(second.job_dir)
     assert len(files_of(first.job_dir)) == 6  # 2 stats x 2 pools + 2 histograms
 
 
 def test_split_num_is_the_pool_size_and_wins_over_ratios(tmp_path, demo):
-    job = make_job(tmp_path / "job", {"type": "data_pool_construction", "dataset_path": demo, "split_num": 4,
-                                      "split_ratios": [0.5]})
-    out = data_pools.data_pool_construction(job)
-    assert [Path(p).name for p in out] == ["demo_text_len_0.jsonl", "demo_text_len_1.jsonl",
-                                           "demo_scores_0.jsonl", "demo_scores_1.jsonl"]
+    job = make_job(
+        tmp_path / "job",
+        {"type": "data_pool_construction", "dataset_path": demo, "split_num": 4, "split_ratios": [0.5]},
+    )
+    out = pool_construction.data_pool_construction(job)
+    assert [Path(p).name for p in out] == [
+        "demo_text_len_0.jsonl",
+        "demo_text_len_1.jsonl",
+        "demo_scores_0.jsonl",
+        "demo_scores_1.jsonl",
+    ]
     assert [texts(p) for p in out] == [["f", "b", "d", "a"], ["é", "c"], ["c", "é", "a", "f"], ["d", "b"]]
 
 
 def test_ignore_stats_with_split_num_1_gives_one_pool_per_sample(tmp_path):
     # the auto-prompt-optimization habit; samples need no stats at all
     prompts = write_pool(tmp_path / "prompts.jsonl", [{"prompt": f"p{i}"} for i in range(3)])
-    job = make_job(tmp_path / "job", {"type": "data_pool_construction", "dataset_path": [prompts], "split_num": 1,
-                                      "ignore_stats": True}, export="single_prompt_data_pools/")
-    out = data_pools.data_pool_construction(job)
+    job = make_job(
+        tmp_path / "job",
+        {"type": "data_pool_construction", "dataset_path": [prompts], "split_num": 1, "ignore_stats": True},
+        export="single_prompt_data_pools/",
+    )
+    out = pool_construction.data_pool_construction(job)
     export = job.job_dir / "extra_configs.export_path" / "single_prompt_data_pools"
     assert out == [str(export / f"prompts_ignore_stats_{i}.jsonl") for i in range(3)]
     assert [read_pool(p) for p in out] == [[{"prompt": "p0"}], [{"prompt": "p1"}], [{"prompt": "p2"}]]
@@ -123,11 +142,15 @@ def test_ignore_stats_with_split_num_1_gives_one_pool_per_sample(tmp_path):
 
 def test_ratios_rounding_to_the_same_index_give_an_empty_pool_file(tmp_path, demo):
     # int(6*0.25+0.5) = 2 and int(6*0.3+0.5) = 2: pool 1 is empty, pool 2 starts at index 2
-    job = make_job(tmp_path / "job", {"type": "data_pool_construction", "dataset_path": demo,
-                                      "split_ratios": ["1/4", 0.3]})
-    out = data_pools.data_pool_construction(job)
-    assert [Path(p).name for p in out[:3]] == ["demo_text_len_0.jsonl", "demo_text_len_1.jsonl",
-                                               "demo_text_len_2.jsonl"]
+    job = make_job(
+        tmp_path / "job", {"type": "data_pool_construction", "dataset_path": demo, "split_ratios": ["1/4", 0.3]}
+    )
+    out = pool_construction.data_pool_construction(job)
+    assert [Path(p).name for p in out[:3]] == [
+        "demo_text_len_0.jsonl",
+        "demo_text_len_1.jsonl",
+        "demo_text_len_2.jsonl",
+    ]
     assert [texts(p) for p in out[:3]] == [["f", "b"], [], ["d", "a", "é", "c"]]
     assert Path(out[1]).read_bytes() == b""
 
@@ -135,14 +158,18 @@ def test_ratios_rounding_to_the_same_index_give_an_empty_pool_file(tmp_path, dem
 def test_split_points_round_half_up(tmp_path):
     # n=5, ratio 1/2: int(2.5+0.5) = 3 (upstream's rounding; round() would give 2)
     five = write_pool(tmp_path / "five.jsonl", DEMO[:5])
-    out = data_pools.data_pool_construction(make_job(tmp_path / "job", {"dataset_path": five, "split_ratios": [0.5]}))
+    out = pool_construction.data_pool_construction(
+        make_job(tmp_path / "job", {"dataset_path": five, "split_ratios": [0.5]})
+    )
     assert [texts(p) for p in out[:2]] == [["b", "d", "a"], ["é", "c"]]
 
 
 def test_nan_sorts_last_and_mapping_stats_are_skipped(tmp_path):
     samples = [{"text": t, STATS: {"ppl": v, "nested": {"k": 1}}} for t, v in (("x", 3), ("y", float("nan")), ("z", 1))]
     path = write_pool(tmp_path / "nan.jsonl", samples)
-    out = data_pools.data_pool_construction(make_job(tmp_path / "job", {"dataset_path": path, "split_ratios": [0.5]}))
+    out = pool_construction.data_pool_construction(
+        make_job(tmp_path / "job", {"dataset_path": path, "split_ratios": [0.5]})
+    )
     assert [Path(p).name for p in out] == ["nan_ppl_0.jsonl", "nan_ppl_1.jsonl"]
     assert [texts(p) for p in out] == [["z", "x"], ["y"]]
 
@@ -150,23 +177,28 @@ def test_nan_sorts_last_and_mapping_stats_are_skipped(tmp_path):
 def test_one_sample_lands_in_the_middle_pool(tmp_path):
     # n=1: split points int(0.83)=0 and int(1.17)=1 -> pools [], [s], []
     one = write_pool(tmp_path / "one.jsonl", [{"text": "x", STATS: {"num_words": 3}}])
-    out = data_pools.data_pool_construction(make_job(tmp_path / "job", {"dataset_path": one}))
+    out = pool_construction.data_pool_construction(make_job(tmp_path / "job", {"dataset_path": one}))
     assert [Path(p).name for p in out] == [f"one_num_words_{i}.jsonl" for i in range(3)]
     assert [texts(p) for p in out] == [[], ["x"], []]
 
 
 def test_stats_key_missing_from_a_sample_names_key_and_first_sample(tmp_path):
-    samples = [{"text": "a", STATS: {"text_len": 1}}, {"text": "b", STATS: {"text_len": 2, "ratio": 0.1}},
-               {"text": "c", STATS: {}}]
+    samples = [
+        {"text": "a", STATS: {"text_len": 1}},
+        {"text": "b", STATS: {"text_len": 2, "ratio": 0.1}},
+        {"text": "c", STATS: {}},
+    ]
     path = write_pool(tmp_path / "gaps.jsonl", samples)
     with pytest.raises(ValueError) as error:
-        data_pools.data_pool_construction(make_job(tmp_path / "job", {"dataset_path": path}))
-    assert str(error.value) == f"extra_configs.dataset_path: stats key 'text_len' is missing from sample 2 (0-based) " \
-                               f"of {path}"
+        pool_construction.data_pool_construction(make_job(tmp_path / "job", {"dataset_path": path}))
+    assert (
+        str(error.value) == f"extra_configs.dataset_path: stats key 'text_len' is missing from sample 2 (0-based) "
+        f"of {path}"
+    )
     samples[2][STATS]["text_len"] = 3
     write_pool(tmp_path / "gaps.jsonl", samples)
     with pytest.raises(ValueError, match=r"stats key 'ratio' is missing from sample 0 \(0-based\)"):
-        data_pools.data_pool_construction(make_job(tmp_path / "job2", {"dataset_path": path}))
+        pool_construction.data_pool_construction(make_job(tmp_path / "job2", {"dataset_path": path}))
 
 
 def test_construction_errors(tmp_path, demo):
@@ -181,12 +213,14 @@ def test_construction_errors(tmp_path, demo):
         ({"dataset_path": demo, "split_num": 0}, r"^extra_configs.split_num must be an integer >= 1"),
         ({"dataset_path": write_pool(tmp_path / "empty.jsonl", [])}, r"empty.jsonl has no samples"),
         ({"dataset_path": write_pool(tmp_path / "tags.jsonl", [{STATS: {"lang": "en"}}])}, r"no numeric stats"),
-        ({"dataset_path": write_pool(tmp_path / "mixed.jsonl", [{STATS: {"s": 1}}, {STATS: {"s": [1]}}])},
-         r"stats key 's' mixes lists and single values \(sample 1"),
+        (
+            {"dataset_path": write_pool(tmp_path / "mixed.jsonl", [{STATS: {"s": 1}}, {STATS: {"s": [1]}}])},
+            r"stats key 's' mixes lists and single values \(sample 1",
+        ),
     ]
     for index, (extra, pattern) in enumerate(cases):
         with pytest.raises(ValueError, match=pattern):
-            data_pools.data_pool_construction(make_job(tmp_path / f"job{index}", extra))
+            pool_construction.data_pool_construction(make_job(tmp_path / f"job{index}", extra))
 
 
 # ---------------------------------------------------------------- combination
@@ -195,19 +229,28 @@ def test_construction_errors(tmp_path, demo):
 def test_combination_intersects_every_subset_in_level_order(tmp_path):
     a, b, c, d, e, f = ({"text": t} for t in "abcdef")
     b_reordered = {"text": "b"}  # equal to b
-    pools = [write_pool(tmp_path / "pool_r0.jsonl", [a, b, a, c, d]),  # a twice: counted once
-             write_pool(tmp_path / "pool_r1.jsonl", [c, b_reordered, e]),
-             write_pool(tmp_path / "pool_r2.jsonl", [d, e, f])]
+    pools = [
+        write_pool(tmp_path / "pool_r0.jsonl", [a, b, a, c, d]),  # a twice: counted once
+        write_pool(tmp_path / "pool_r1.jsonl", [c, b_reordered, e]),
+        write_pool(tmp_path / "pool_r2.jsonl", [d, e, f]),
+    ]
     job = make_job(tmp_path / "job", {"type": "data_pool_combination", "dataset_path": pools})
     out = data_pools.data_pool_combination(job)
     export = job.job_dir / "extra_configs.export_path" / "export"
     # 0_1_2 is empty: not written
-    assert out == [str(export / name) for name in (
-        "pool_r_top_0_num_4.jsonl", "pool_r_top_1_num_3.jsonl", "pool_r_top_2_num_3.jsonl",
-        "pool_r_top_0_1_num_2.jsonl", "pool_r_top_0_2_num_1.jsonl", "pool_r_top_1_2_num_1.jsonl")]
+    assert out == [
+        str(export / name)
+        for name in (
+            "pool_r_top_0_num_4.jsonl",
+            "pool_r_top_1_num_3.jsonl",
+            "pool_r_top_2_num_3.jsonl",
+            "pool_r_top_0_1_num_2.jsonl",
+            "pool_r_top_0_2_num_1.jsonl",
+            "pool_r_top_1_2_num_1.jsonl",
+        )
+    ]
     # samples in the order of the best-ranked pool of each combination
-    assert [texts(p) for p in out] == [["a", "b", "c", "d"], ["c", "b", "e"], ["d", "e", "f"],
-                                       ["b", "c"], ["d"], ["e"]]
+    assert [texts(p) for p in out] == [["a", "b", "c", "d"], ["c", "b", "e"], ["d", "e", "f"], ["b", "c"], ["d"], ["e"]]
 
 
 def test_combination_order_of_four_pools_matches_upstream(tmp_path):
@@ -215,8 +258,23 @@ def test_combination_order_of_four_pools_matches_upstream(tmp_path):
     pools = [write_pool(tmp_path / f"{name}.jsonl", same) for name in ("alpha", "beta", "gamma", "delta")]
     out = data_pools.data_pool_combination(make_job(tmp_path / "job", {"dataset_path": pools}))
     ranks = [Path(p).name.removeprefix("default_prefix_top_").removesuffix("_num_1.jsonl") for p in out]
-    assert ranks == ["0", "1", "2", "3", "0_1", "0_2", "1_2", "0_3", "1_3", "2_3",
-                     "0_1_2", "0_1_3", "0_2_3", "1_2_3", "0_1_2_3"]
+    assert ranks == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "0_1",
+        "0_2",
+        "1_2",
+        "0_3",
+        "1_3",
+        "2_3",
+        "0_1_2",
+        "0_1_3",
+        "0_2_3",
+        "1_2_3",
+        "0_1_2_3",
+    ]
 
 
 # ---------------------------------------------------------------- duplication, downsampling
@@ -224,8 +282,9 @@ def test_combination_order_of_four_pools_matches_upstream(tmp_path):
 
 def test_duplication_repeats_and_shuffles_with_the_seed(tmp_path):
     pool = write_pool(tmp_path / "small.jsonl", [{"text": t} for t in "abc"])
-    job = make_job(tmp_path / "job", {"type": "data_pool_duplication", "dataset_path": [[pool]],
-                                      "duplicating_times": [1, 3]})
+    job = make_job(
+        tmp_path / "job", {"type": "data_pool_duplication", "dataset_path": [[pool]], "duplicating_times": [1, 3]}
+    )
     out = data_pools.data_pool_duplication(job)
     assert [Path(p).name for p in out] == ["small_x1.jsonl", "small_x3.jsonl"]
     assert [texts(p) for p in out] == [["a", "b", "c"], ["a", "b", "c"] * 3]
@@ -233,8 +292,9 @@ def test_duplication_repeats_and_shuffles_with_the_seed(tmp_path):
     # datasets' Dataset.shuffle(seed=42) orders 6 rows 3,2,5,4,1,0 (checked against datasets 5.2.0)
     assert texts(data_pools.data_pool_duplication(shuffled)[0]) == ["a", "c", "c", "b", "b", "a"]
     with pytest.raises(ValueError, match=r"^extra_configs.duplicating_times must be a non-empty list"):
-        data_pools.data_pool_duplication(make_job(tmp_path / "bad", {"dataset_path": pool,
-                                                                      "duplicating_times": [2, 0]}))
+        data_pools.data_pool_duplication(
+            make_job(tmp_path / "bad", {"dataset_path": pool, "duplicating_times": [2, 0]})
+        )
 
 
 def test_downsampling_takes_a_seeded_sample_of_the_smallest_size(tmp_path):
@@ -264,17 +324,23 @@ def ranking_job(job_dir: Path, paths: list[str], **extra) -> JobRun:
 
 
 def test_ranking_sorts_by_keys_with_stable_ties_and_keeps_top_n(tmp_path, four_pools):
-    metrics = [{"pred_path": "x0", "mse": 0.3, "format_error": 1}, {"mse": 0.1, "format_error": 2},
-               {"mse": 0.3, "format_error": 0}, {"mse": 0.1, "format_error": 2}]
-    job = ranking_job(tmp_path / "job", four_pools, metrics=metrics, ranking_keys=["mse", "format_error"],
-                      descending=False, top_n=3)
+    metrics = [
+        {"pred_path": "x0", "mse": 0.3, "format_error": 1},
+        {"mse": 0.1, "format_error": 2},
+        {"mse": 0.3, "format_error": 0},
+        {"mse": 0.1, "format_error": 2},
+    ]
+    job = ranking_job(
+        tmp_path / "job", four_pools, metrics=metrics, ranking_keys=["mse", "format_error"], descending=False, top_n=3
+    )
     # ascending (mse, format_error): p1 and p3 tie at (0.1, 2) and keep input order
     assert data_pools.data_pool_ranking(job) == [four_pools[1], four_pools[3], four_pools[2]]
     plots = job.job_dir / "plots"
     assert (plots / "ranking.csv").read_text() == (
         "rank,pool,mse,format_error,selected,path\n"
         f"1,p1.jsonl,0.1,2,true,{four_pools[1]}\n2,p3.jsonl,0.1,2,true,{four_pools[3]}\n"
-        f"3,p2.jsonl,0.3,0,true,{four_pools[2]}\n4,p0.jsonl,0.3,1,false,{four_pools[0]}\n")
+        f"3,p2.jsonl,0.3,0,true,{four_pools[2]}\n4,p0.jsonl,0.3,1,false,{four_pools[0]}\n"
+    )
     md = (plots / "ranking.md").read_text().splitlines()
     assert md[0] == "| rank | pool | mse | format_error | selected | path |" and len(md) == 6
     assert is_png(plots / "ranking.png")
@@ -296,13 +362,19 @@ def test_ranking_nested_keys_plain_numbers_and_one_pool(tmp_path, four_pools):
 
 
 def test_ranking_errors(tmp_path, four_pools):
-    metrics = [{"mse": 0.1, "format_error": 0}, {"mse": 0.2, "format_error": 0},
-               {"mse": 0.3}, {"mse": 0.4, "format_error": 1}]
+    metrics = [
+        {"mse": 0.1, "format_error": 0},
+        {"mse": 0.2, "format_error": 0},
+        {"mse": 0.3},
+        {"mse": 0.4, "format_error": 1},
+    ]
     with pytest.raises(ValueError) as error:
-        data_pools.data_pool_ranking(ranking_job(tmp_path / "missing", four_pools, metrics=metrics,
-                                                 ranking_keys=["mse", "format_error"]))
-    assert str(error.value) == ("extra_configs.metrics[2] has no 'format_error' (named in extra_configs.ranking_keys); "
-                                "it has keys ['mse']")
+        data_pools.data_pool_ranking(
+            ranking_job(tmp_path / "missing", four_pools, metrics=metrics, ranking_keys=["mse", "format_error"])
+        )
+    assert str(error.value) == (
+        "extra_configs.metrics[2] has no 'format_error' (named in extra_configs.ranking_keys); it has keys ['mse']"
+    )
     with pytest.raises(ValueError, match=r"dataset_path has 4 pool\(s\) but extra_configs.metrics has 3 entries"):
         data_pools.data_pool_ranking(ranking_job(tmp_path / "count", four_pools, metrics=metrics[:3]))
     with pytest.raises(ValueError, match=r"cannot be ordered .* \(set extra_configs.ranking_keys\)"):
@@ -318,8 +390,9 @@ def test_merging_concatenates_in_order_into_one_file(tmp_path):
     first = write_pool(tmp_path / "pool_a.jsonl", [{"text": "a1"}, {"text": "a2"}])
     second = write_pool(tmp_path / "pool_b.jsonl", [{"text": "b1\u2028b2"}])  # a raw line separator inside
     # upstream's config names a file; it becomes a directory holding <prefix>_merged.jsonl
-    job = make_job(tmp_path / "job", {"type": "data_pool_merging", "dataset_path": [[first], [second]]},
-                   export="new_prompts.jsonl")
+    job = make_job(
+        tmp_path / "job", {"type": "data_pool_merging", "dataset_path": [[first], [second]]}, export="new_prompts.jsonl"
+    )
     out = data_pools.data_pool_merging(job)
     assert out == str(job.job_dir / "extra_configs.export_path" / "new_prompts.jsonl" / "pool__merged.jsonl")
     assert texts(out) == ["a1", "a2", "b1\u2028b2"]
@@ -344,8 +417,10 @@ def test_cartesian_join_pairs_every_sample_of_both_pools(tmp_path):
     (path,) = data_pools.data_pool_cartesian_join(job)
     assert Path(path).name == "m_0_empty_cartesian_join_0_0.jsonl" and Path(path).read_bytes() == b""
     with pytest.raises(ValueError, match=r"both have the key 'q'"):
-        data_pools.data_pool_cartesian_join(make_job(tmp_path / "clash", {"dataset_path_1": m[0],
-                                                                           "dataset_path_2": m[1]}))
+        data_pools.data_pool_cartesian_join(
+            make_job(tmp_path / "clash", {"dataset_path_1": m[0], "dataset_path_2": m[1]})
+        )
     with pytest.raises(ValueError, match=r"^extra_configs.dataset_path_2: .*missing.jsonl does not exist"):
-        data_pools.data_pool_cartesian_join(make_job(tmp_path / "missing", {
-            "dataset_path_1": m, "dataset_path_2": str(tmp_path / "missing.jsonl")}))
+        data_pools.data_pool_cartesian_join(
+            make_job(tmp_path / "missing", {"dataset_path_1": m, "dataset_path_2": str(tmp_path / "missing.jsonl")})
+        )

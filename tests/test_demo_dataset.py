@@ -92,15 +92,15 @@ def describe(dj_stats):
     import pandas as pd
 
     table = pd.DataFrame(dj_stats).describe()
-    return {key: {row: float(table.loc[row, key]) for row in ("mean", "std", "min", "max")}
-            for key in table.columns}
+    return {key: {row: float(table.loc[row, key]) for row in ("mean", "std", "min", "max")} for key in table.columns}
 
 
 def test_file_is_regenerated_byte_identically(tmp_path):
     out = tmp_path / "demo.jsonl"
     assert gen.main(["--out", str(out)]) == 0
     assert out.read_bytes() == DATASET.read_bytes(), (
-        "configs/data/demo/demo-dataset.jsonl is stale: rerun configs/data/make_demo_dataset.py")
+        "configs/data/demo/demo-dataset.jsonl is stale: rerun configs/data/make_demo_dataset.py"
+    )
 
 
 def test_same_seed_same_bytes_other_seed_differs():
@@ -195,8 +195,7 @@ def test_every_planted_kind_is_caught_and_two_stats_do_the_catching(records, dj_
     for rec, stat in zip(records, dj_stats):
         kind = rec["meta"]["planted"]
         if kind:
-            keys = {k for k in gen.STAT_KEYS
-                    if abs(stat[k] - describe[k]["mean"]) > 3 * describe[k]["std"]}
+            keys = {k for k in gen.STAT_KEYS if abs(stat[k] - describe[k]["mean"]) > 3 * describe[k]["std"]}
             assert keys, rec["meta"]["id"]
             caught_by.setdefault(kind, set()).update(keys)
     assert set(caught_by) == set(gen.PLANTED_KINDS)
@@ -212,8 +211,7 @@ def test_no_sample_is_close_to_a_threshold(records, dj_stats, describe):
                 assert abs(stat[key] - thr) >= need, (rec["meta"]["id"], key, stat[key], thr)
 
 
-def test_loose_recipe_keeps_all_and_refined_recipe_drops_exactly_the_planted(records, dj_ops, dj_stats,
-                                                                             describe):
+def test_loose_recipe_keeps_all_and_refined_recipe_drops_exactly_the_planted(records, dj_ops, dj_stats, describe):
     """Run the ops' own keep decisions with the initial and the refined thresholds."""
     from data_juicer.utils.constant import Fields
 

@@ -67,14 +67,23 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cold(run_dir: Path) -> dict:
     started = time.time()
     result = snakemake(run_dir, CONFIG)
-    return {"counts": job_counts(result), "seconds": time.time() - started,
-            "context_infos": (run_dir / WORK / "context_infos.json").read_bytes(),
-            "published": {p: digest(run_dir / p) for p in PUBLISHED}}
+    return {
+        "counts": job_counts(result),
+        "seconds": time.time() - started,
+        "context_infos": (run_dir / WORK / "context_infos.json").read_bytes(),
+        "published": {p: digest(run_dir / p) for p in PUBLISHED},
+    }
 
 
 def test_cold_run_runs_every_job_and_the_refined_recipe_drops_exactly_the_planted_samples(run_dir: Path, cold: dict):
-    assert cold["counts"] == {"probe_via_analyzer": 2, "refine_recipe_via_k_sigma": 1, "process_data": 1,
-                              "publication_record": 1, "context_infos": 1, "all": 1}
+    assert cold["counts"] == {
+        "probe_via_analyzer": 2,
+        "refine_recipe_via_k_sigma": 1,
+        "process_data": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "all": 1,
+    }
     original = yaml.safe_load((run_dir / "configs/demo/process.yaml").read_text())
     refined = yaml.safe_load((run_dir / "outputs/demo-process/k_sigma_new_recipe.yaml").read_text())
     assert refined["process"] != original["process"]
@@ -91,8 +100,12 @@ def test_context_infos_has_dj_sandbox_format_with_published_paths(run_dir: Path,
     (pipeline,) = infos[0]["pipeline_infos"]
     assert pipeline["pipeline_name"] == "anonymous"
     jobs = pipeline["job_infos"]
-    assert [j["meta_name"] for j in jobs] == ["analysis_ori_data", "analysis_ori_data",
-                                              "process_data_with_refined_recipe", "analysis_processed_data"]
+    assert [j["meta_name"] for j in jobs] == [
+        "analysis_ori_data",
+        "analysis_ori_data",
+        "process_data_with_refined_recipe",
+        "analysis_processed_data",
+    ]
     assert jobs[1]["refined_recipe_path"] == "outputs/demo-process/k_sigma_new_recipe.yaml"
     assert jobs[2]["processed_dataset_path"] == "outputs/demo-process/iter_1/demo-processed.jsonl"
     for job in jobs:
@@ -101,7 +114,12 @@ def test_context_infos_has_dj_sandbox_format_with_published_paths(run_dir: Path,
                 assert (run_dir / value).exists(), f"{key}: {value} was not published"
     assert verify_manifests(run_dir / WORK) == 4
     links = sorted(p.name for p in (run_dir / WORK / "pipelines/anonymous/iter_1").iterdir())
-    assert links == ["analysis_ori_data-0", "analysis_ori_data-1", "analysis_processed_data", "process_data_with_refined_recipe"]
+    assert links == [
+        "analysis_ori_data-0",
+        "analysis_ori_data-1",
+        "analysis_processed_data",
+        "process_data_with_refined_recipe",
+    ]
     assert not list((run_dir / WORK / "jobs").glob("*/*.partial-*"))
 
 
@@ -111,7 +129,9 @@ def test_finished_run_reruns_nothing(run_dir: Path, cold: dict):
 
 def test_changing_the_last_job_reruns_only_it_and_the_assembly(run_dir: Path, cold: dict):
     def stricter_analysis(data):
-        data["evaluation_job_configs"][0]["local"] = {"dj_configs.process": [{"words_num_filter": {"lang": "en", "tokenization": False, "min_num": 3}}]}
+        data["evaluation_job_configs"][0]["local"] = {
+            "dj_configs.process": [{"words_num_filter": {"lang": "en", "tokenization": False, "min_num": 3}}]
+        }
 
     name = variant(run_dir, "last_changed", stricter_analysis)
     counts = job_counts(snakemake(run_dir, name))
@@ -121,8 +141,10 @@ def test_changing_the_last_job_reruns_only_it_and_the_assembly(run_dir: Path, co
 def test_np_and_export_directory_are_not_part_of_the_work(run_dir: Path, cold: dict):
     def faster_and_elsewhere(data):
         # The file name stays: it names the artifacts, so it is part of the work.
-        data["probe_job_configs"][0]["local"] = {"dj_configs.np": 2,
-                                                 "dj_configs.export_path": "./outputs/elsewhere/demo-processed.jsonl"}
+        data["probe_job_configs"][0]["local"] = {
+            "dj_configs.np": 2,
+            "dj_configs.export_path": "./outputs/elsewhere/demo-processed.jsonl",
+        }
 
     name = variant(run_dir, "np_changed", faster_and_elsewhere)
     counts = job_counts(snakemake(run_dir, name))
@@ -133,8 +155,14 @@ def test_np_and_export_directory_are_not_part_of_the_work(run_dir: Path, cold: d
 def kill_when(run_dir: Path, config: str, moment) -> None:
     """Start snakemake on config and SIGKILL its whole process group once moment() is true."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", config, "--cores", "2"]
-    process = subprocess.Popen(command, cwd=run_dir, env=snakemake_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=run_dir,
+        env=snakemake_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 1200
     while time.time() < deadline and process.poll() is None and not moment():
         time.sleep(0.2)
@@ -150,6 +178,7 @@ def test_changing_the_first_job_reruns_everything_downstream_even_across_two_kil
     Snakemake starts a job only after it has recorded the jobs before it as finished; a job killed
     before Snakemake recorded it is (safely) run again, so each kill waits for the next job to start.
     """
+
     def other_percentiles(data):
         data["probe_job_configs"][0]["local"] = {"dj_configs.percentiles": [0.1, 0.9]}
 
@@ -162,14 +191,22 @@ def test_changing_the_first_job_reruns_everything_downstream_even_across_two_kil
 
     kill_when(run_dir, name, lambda: bool(list(work.glob("jobs/ProcessDataHook/*.partial-*"))))
     assert finished() == ["ProbeViaAnalyzerHook", "RefineRecipeViaKSigmaHook"]
-    kill_when(run_dir, name, lambda: "ProcessDataHook" in finished()
-              and bool(list(work.glob("jobs/ProbeViaAnalyzerHook/*.partial-*"))))
+    kill_when(
+        run_dir,
+        name,
+        lambda: "ProcessDataHook" in finished() and bool(list(work.glob("jobs/ProbeViaAnalyzerHook/*.partial-*"))),
+    )
     assert finished() == ["ProbeViaAnalyzerHook", "ProcessDataHook", "RefineRecipeViaKSigmaHook"]
 
     counts = job_counts(snakemake(run_dir, name))
     rerun = {k: v for k, v in counts.items() if k not in ("publication_record", "context_infos", "all")}
     assert rerun == {"probe_via_analyzer": 1}, counts  # nothing finished before a kill runs again
-    assert finished() == ["ProbeViaAnalyzerHook", "ProbeViaAnalyzerHook", "ProcessDataHook", "RefineRecipeViaKSigmaHook"]
+    assert finished() == [
+        "ProbeViaAnalyzerHook",
+        "ProbeViaAnalyzerHook",
+        "ProcessDataHook",
+        "RefineRecipeViaKSigmaHook",
+    ]
     assert verify_manifests(work) == 8 + 1  # cold 4 + last-job change 1 + these 4
     assert not list(work.glob("jobs/*/*.partial-*"))
     infos = json.loads((work / "context_infos.json").read_text())

@@ -24,11 +24,17 @@ from sandflow.hooks import dj_requirements, k_sigma
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import OFFLINE_OPS, missing_requirements
 
-OFFLINE = {"UV_OFFLINE": "1", "PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1"}
+OFFLINE = {
+    "UV_OFFLINE": "1",
+    "PIP_NO_INDEX": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
 
-WORDS = ("the quick brown fox jumps over a lazy dog while data juicer cleans good text for small models "
-         "every day and night").split()
+WORDS = (
+    "the quick brown fox jumps over a lazy dog while data juicer cleans good text for small models every day and night"
+).split()
 LONG_TEXT = " ".join(["lengthy"] * 150) + "."
 SPECIAL_TEXT = "wow!!! $$$ ### @@@ %%% ^^^ &&& *** ((( ))) ~~~ ||| <<< >>> ???"
 
@@ -51,8 +57,9 @@ def make_texts() -> list[str]:
     return texts
 
 
-def make_job(root: Path, name: str, dj_configs: dict | None, extra_configs: dict | None = None,
-             linked_jobs: dict | None = None) -> JobRun:
+def make_job(
+    root: Path, name: str, dj_configs: dict | None, extra_configs: dict | None = None, linked_jobs: dict | None = None
+) -> JobRun:
     job_dir = root / name
     job_dir.mkdir(parents=True)
     if dj_configs is not None:
@@ -62,8 +69,18 @@ def make_job(root: Path, name: str, dj_configs: dict | None, extra_configs: dict
     log.setLevel(logging.INFO)
     handler = logging.FileHandler(root / f"{name}.log", mode="w")
     log.addHandler(handler)
-    return JobRun(hook=name, key=name, pipeline="p", meta_name="m", iteration=1, job_dir=job_dir,
-                  dj_configs=dj_configs, extra_configs=extra_configs, linked_jobs=linked_jobs or {}, log=log)
+    return JobRun(
+        hook=name,
+        key=name,
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=dj_configs,
+        extra_configs=extra_configs,
+        linked_jobs=linked_jobs or {},
+        log=log,
+    )
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -106,8 +123,9 @@ def refined(workspace, probed) -> dict:
 
     root = workspace["root"]
     target = root / "refine" / "published" / "k_sigma_recipe.yaml"
-    job = make_job(root, "refine", workspace["recipe"], {"path_k_sigma_recipe": str(target)},
-                   {"analysis": probed["job"].job_dir})
+    job = make_job(
+        root, "refine", workspace["recipe"], {"path_k_sigma_recipe": str(target)}, {"analysis": probed["job"].job_dir}
+    )
     return {"job": job, "result": refine_recipe_via_k_sigma(job)}
 
 
@@ -203,9 +221,13 @@ def test_k_sigma_rewrites_exactly_the_thresholds(workspace, probed, refined):
     with open(job.job_dir / "k_sigma_changes.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["op"], r["argument"]) for r in rows] == [
-        ("text_length_filter", "min_len"), ("text_length_filter", "max_len"),
-        ("words_num_filter", "min_num"), ("words_num_filter", "max_num"),
-        ("special_characters_filter", "min_ratio"), ("special_characters_filter", "max_ratio")]
+        ("text_length_filter", "min_len"),
+        ("text_length_filter", "max_len"),
+        ("words_num_filter", "min_num"),
+        ("words_num_filter", "max_num"),
+        ("special_characters_filter", "min_ratio"),
+        ("special_characters_filter", "max_ratio"),
+    ]
     assert rows[0]["before"] == "1" and rows[0]["after"] == str(length["min_len"])
     assert rows[3]["before"].endswith("(default)")
     assert "| words_num_filter | max_num |" in (job.job_dir / "k_sigma_changes.md").read_text()
@@ -218,21 +240,27 @@ def test_k_sigma_rule_on_a_given_summary(tmp_path):
         "alnum_ratio": {"count": 10, "mean": 0.5, "std": 0.1, "min": 0.1, "max": 0.95},
         "lang_score": {"count": 1, "mean": 0.9, "std": None, "min": 0.9, "max": 0.9},
     }
-    recipe = {"process": [
-        {"text_length_filter": {"min_len": 10, "max_len": 1000}},
-        {"average_line_length_filter": None},
-        {"alphanumeric_filter": {"tokenization": False, "min_ratio": 0.2}},
-        {"alphanumeric_filter": {"tokenization": True, "min_ratio": 0.2}},  # alpha_token_ratio: not analysed
-        {"language_id_score_filter": {"min_score": 0.5}},  # std undefined
-        {"text_length_filter": {"min_len": 10, "reversed_range": True}},
-        {"clean_email_mapper": None},
-    ], "np": 2}
+    recipe = {
+        "process": [
+            {"text_length_filter": {"min_len": 10, "max_len": 1000}},
+            {"average_line_length_filter": None},
+            {"alphanumeric_filter": {"tokenization": False, "min_ratio": 0.2}},
+            {"alphanumeric_filter": {"tokenization": True, "min_ratio": 0.2}},  # alpha_token_ratio: not analysed
+            {"language_id_score_filter": {"min_score": 0.5}},  # std undefined
+            {"text_length_filter": {"min_len": 10, "reversed_range": True}},
+            {"clean_email_mapper": None},
+        ],
+        "np": 2,
+    }
     refined, changes = k_sigma.refine_recipe(recipe, summary, k=2)
     ops = refined["process"]
     assert ops[0] == {"text_length_filter": {"min_len": 30, "max_len": 70}}  # 50+20 clipped to 70
     assert ops[1] == {"average_line_length_filter": {"min_len": 19, "max_len": 22}}  # floor(19.25), ceil(21.25)
-    assert ops[2]["alphanumeric_filter"] == {"tokenization": False, "min_ratio": pytest.approx(0.3),
-                                             "max_ratio": pytest.approx(0.7)}
+    assert ops[2]["alphanumeric_filter"] == {
+        "tokenization": False,
+        "min_ratio": pytest.approx(0.3),
+        "max_ratio": pytest.approx(0.7),
+    }
     assert ops[3:] == recipe["process"][3:]
     assert refined["np"] == 2 and refined["skip_op_error"] is False
     assert recipe["process"][1] == {"average_line_length_filter": None}  # the input is not modified
@@ -278,11 +306,16 @@ def test_process_with_the_refined_recipe_drops_exactly_the_outliers(workspace, p
     # by hand: a sample stays when each of its stats lies inside its op's [min, max]
     stats = [row["__dj__stats__"] for row in read_jsonl(probed["result"])]
     length, words, special = (next(iter(op.values())) for op in recipe["process"])
-    bounds = {"text_len": (length["min_len"], length["max_len"]),
-              "num_words": (words["min_num"], words["max_num"]),
-              "special_char_ratio": (special["min_ratio"], special["max_ratio"])}
-    expected = [text for text, s in zip(workspace["texts"], stats)
-                if all(low <= s[stat] <= high for stat, (low, high) in bounds.items())]
+    bounds = {
+        "text_len": (length["min_len"], length["max_len"]),
+        "num_words": (words["min_num"], words["max_num"]),
+        "special_char_ratio": (special["min_ratio"], special["max_ratio"]),
+    }
+    expected = [
+        text
+        for text, s in zip(workspace["texts"], stats)
+        if all(low <= s[stat] <= high for stat, (low, high) in bounds.items())
+    ]
     assert kept == expected
     assert set(workspace["texts"]) - set(kept) == {LONG_TEXT, SPECIAL_TEXT}
 
@@ -301,7 +334,9 @@ def test_process_export_exists_when_nothing_survives(workspace):
 def test_data_juicers_messages_go_to_the_job_log_not_the_console(workspace, capfd):
     from sandflow.hooks.data_juicer import process_data
 
-    job = make_job(workspace["root"], "process_quiet", {**workspace["recipe"], "process": [{"text_length_filter": {"min_len": 1}}]})
+    job = make_job(
+        workspace["root"], "process_quiet", {**workspace["recipe"], "process": [{"text_length_filter": {"min_len": 1}}]}
+    )
     capfd.readouterr()
     process_data(job)
     console = capfd.readouterr().err
@@ -319,8 +354,13 @@ def test_a_failing_op_fails_the_job(workspace):
     words.mkdir()
     (words / "stopwords.json").write_text(json.dumps({"en": ["the", "a", "over"]}))
     # no French word list: the op raises KeyError on every sample, even when the recipe asks to skip errors
-    recipe = {**workspace["recipe"], "skip_op_error": True, "process": [
-        {"stopwords_filter": {"lang": "fr", "stopwords_dir": str(words), "min_ratio": 0.0, "skip_op_error": True}}]}
+    recipe = {
+        **workspace["recipe"],
+        "skip_op_error": True,
+        "process": [
+            {"stopwords_filter": {"lang": "fr", "stopwords_dir": str(words), "min_ratio": 0.0, "skip_op_error": True}}
+        ],
+    }
     with pytest.raises(KeyError, match="fr"):
         process_data(make_job(workspace["root"], "process_failing", recipe))
 
@@ -334,8 +374,14 @@ def test_a_failing_op_fails_the_job(workspace):
 
 @pytest.fixture
 def empty_caches(tmp_path, monkeypatch) -> Path:
-    for name in ("CACHE_HOME", "DATA_JUICER_MODELS_CACHE", "DATA_JUICER_ASSETS_CACHE",
-                 "DATA_JUICER_EXTERNAL_MODELS_HOME", "HF_HOME", "HUGGINGFACE_HUB_CACHE"):
+    for name in (
+        "CACHE_HOME",
+        "DATA_JUICER_MODELS_CACHE",
+        "DATA_JUICER_ASSETS_CACHE",
+        "DATA_JUICER_EXTERNAL_MODELS_HOME",
+        "HF_HOME",
+        "HUGGINGFACE_HUB_CACHE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATA_JUICER_CACHE_HOME", str(tmp_path / "dj"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
@@ -386,8 +432,10 @@ def test_requirements_do_not_import_data_juicer():
     import subprocess
     import sys
 
-    code = ("import sys; from sandflow.hooks.dj_requirements import missing_requirements as m; "
-            "m({'process': [{'token_num_filter': None}, {'language_id_score_filter': None}]}); "
-            "assert 'data_juicer' not in sys.modules")
+    code = (
+        "import sys; from sandflow.hooks.dj_requirements import missing_requirements as m; "
+        "m({'process': [{'token_num_filter': None}, {'language_id_score_filter': None}]}); "
+        "assert 'data_juicer' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert dj_requirements.op_defaults("token_num_filter")["hf_tokenizer"] == "EleutherAI/pythia-6.9b-deduped"

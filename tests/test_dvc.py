@@ -81,7 +81,9 @@ def test_dvc_repro_runs_the_experiment_and_metrics_show_lists_every_trial(repo: 
     assert sorted(metrics) == sorted(f"trial_{n}" for n in range(1, 13))
     best = json.loads((repo / WORK / "hpo" / "best.json").read_text())
     values = {int(trial[6:]): node[METRIC[0]][METRIC[1]][METRIC[2]] for trial, node in metrics.items()}
-    assert min(values, key=values.get) == best["trial"] and values[best["trial"]] == pytest.approx(best["metric"]["value"])
+    assert min(values, key=values.get) == best["trial"] and values[best["trial"]] == pytest.approx(
+        best["metric"]["value"]
+    )
     assert len(job_dirs(repo)) == 25  # one shared merge, 12 samples, 12 evaluations
 
 
@@ -96,7 +98,10 @@ def test_editing_a_recipe_file_changes_the_stage_and_repro_reruns_what_reads_it(
     assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
     recipe = yaml.safe_load((repo / RECIPE).read_text())
     # mse is symmetric: swapping the two keys changes the evaluation jobs' keys, not their results.
-    recipe["predicted_value_key"], recipe["ground_truth_value_key"] = recipe["ground_truth_value_key"], recipe["predicted_value_key"]
+    recipe["predicted_value_key"], recipe["ground_truth_value_key"] = (
+        recipe["ground_truth_value_key"],
+        recipe["predicted_value_key"],
+    )
     (repo / RECIPE).write_text(yaml.safe_dump(recipe, sort_keys=False))
     status = run(repo, "dvc", "status").stdout
     assert "experiment:" in status and f"modified:           {RECIPE}" in status
@@ -144,7 +149,9 @@ def test_bad_params_are_one_line_and_exit_2(tmp_path: Path):
         read_params(str(tmp_path / "params.yaml"))
 
 
-def test_the_deps_of_the_model_demo_are_its_recipe_data_and_user_function(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_the_deps_of_the_model_demo_are_its_recipe_data_and_user_function(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
     monkeypatch.chdir(REPO)  # config paths resolve against the directory the stage runs in
     assert experiment_reads("configs/model_demo/sandbox.yaml", str(tmp_path / "work")) == [
         "configs/data/model_demo/heldout.jsonl",  # perplexity's held-out text
@@ -168,17 +175,25 @@ def test_the_deps_include_job_files_section_files_and_the_hpo_file(monkeypatch: 
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     assert experiment_reads("configs/hpo/sandbox.yaml") == [
-        "configs/data/hpo/careful.jsonl", "configs/data/hpo/hasty.jsonl",  # the job file's dataset_path
-        RECIPE, "configs/hpo/merge_job.yaml", "configs/hpo/search.yaml"]
+        "configs/data/hpo/careful.jsonl",
+        "configs/data/hpo/hasty.jsonl",  # the job file's dataset_path
+        RECIPE,
+        "configs/hpo/merge_job.yaml",
+        "configs/hpo/search.yaml",
+    ]
 
 
-def test_the_committed_dvc_yaml_lists_what_the_default_params_config_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_the_committed_dvc_yaml_lists_what_the_default_params_config_reads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
     copy_from_repo(tmp_path, "configs")  # a private copy: the checkout's outputs/ are the user's
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     experiment = read_params("params.yaml")
     assert write_dvc_yaml(experiment_reads(experiment["config"], experiment["work_dir"]), str(tmp_path / "dvc.yaml"))
-    assert (tmp_path / "dvc.yaml").read_text() == (REPO / "dvc.yaml").read_text(), "run `sandflow dvc-stage` and commit dvc.yaml"
+    assert (tmp_path / "dvc.yaml").read_text() == (REPO / "dvc.yaml").read_text(), (
+        "run `sandflow dvc-stage` and commit dvc.yaml"
+    )
 
 
 def test_writing_the_stage_keeps_other_stages_and_leaves_a_current_file_alone(tmp_path: Path):
@@ -194,14 +209,17 @@ def test_writing_the_stage_keeps_other_stages_and_leaves_a_current_file_alone(tm
     assert yaml.safe_load(path.read_text())["stages"]["experiment"]["deps"][1:3] == ["data.jsonl", "recipe.yaml"]
 
 
-def test_a_bad_config_stops_the_stage_with_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture):
+def test_a_bad_config_stops_the_stage_with_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+):
     monkeypatch.chdir(tmp_path)
     Path("bad.yaml").write_text("execution_job_configs:\n  - hook: 'ProcessDataHook'\n    dj_configs: 'missing.yaml'\n")
     Path("params.yaml").write_text("experiment:\n  config: bad.yaml\n  work_dir: w\n  cores: 2\n")
     Path("dvc.yaml").write_text("stages: {}\n")
-    error = [f"sandflow: error: bad.yaml: execution_job_configs[0].dj_configs: file not found: missing.yaml "
-             f"(relative paths are resolved against {tmp_path})"]
+    error = [
+        f"sandflow: error: bad.yaml: execution_job_configs[0].dj_configs: file not found: missing.yaml "
+        f"(relative paths are resolved against {tmp_path})"
+    ]
     assert main(["params.yaml"]) == 2
     assert capsys.readouterr().err.splitlines() == error
     assert cli_main(["dvc-stage"]) == 2

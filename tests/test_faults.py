@@ -36,21 +36,57 @@ WORK = Path("out")
 
 def write_config(run_dir: Path, seed: int) -> str:
     pools = {"type": "data_pool_downsampling", "export_path": "./out/pools/"}
-    config = {"work_dir": "./out", "execution_job_configs": [
-        {"hook": "DataPoolManipulationHook", "meta_name": "sample", "output": "sampled",
-         "extra_configs": {**pools, "dataset_path": "./data.jsonl", "target_num_samples": 1500, "shuffle_seed": seed}},
-        {"hook": "DataPoolManipulationHook", "meta_name": "duplicate", "output": "duplicated",
-         "input": {"extra_configs.dataset_path": "-1.sampled"},
-         "extra_configs": {"type": "data_pool_duplication", "dataset_path": "<sampled>", "duplicating_times": [2, 3],
-                           "export_path": "./out/duplicated/"}},
-        {"hook": "DataPoolManipulationHook", "meta_name": "resample", "output": "resampled",
-         "input": {"extra_configs.dataset_path": "-1.duplicated"},
-         "extra_configs": {**pools, "dataset_path": "<duplicated>", "target_num_samples": 1000,
-                           "export_path": "./out/resampled/"}},
-        {"hook": "DataPoolManipulationHook", "meta_name": "merge", "output": "merged",
-         "input": {"extra_configs.dataset_path": "-1.resampled"},
-         "extra_configs": {"type": "data_pool_merging", "dataset_path": "<resampled>", "export_path": "./out/merged/"}},
-    ]}
+    config = {
+        "work_dir": "./out",
+        "execution_job_configs": [
+            {
+                "hook": "DataPoolManipulationHook",
+                "meta_name": "sample",
+                "output": "sampled",
+                "extra_configs": {
+                    **pools,
+                    "dataset_path": "./data.jsonl",
+                    "target_num_samples": 1500,
+                    "shuffle_seed": seed,
+                },
+            },
+            {
+                "hook": "DataPoolManipulationHook",
+                "meta_name": "duplicate",
+                "output": "duplicated",
+                "input": {"extra_configs.dataset_path": "-1.sampled"},
+                "extra_configs": {
+                    "type": "data_pool_duplication",
+                    "dataset_path": "<sampled>",
+                    "duplicating_times": [2, 3],
+                    "export_path": "./out/duplicated/",
+                },
+            },
+            {
+                "hook": "DataPoolManipulationHook",
+                "meta_name": "resample",
+                "output": "resampled",
+                "input": {"extra_configs.dataset_path": "-1.duplicated"},
+                "extra_configs": {
+                    **pools,
+                    "dataset_path": "<duplicated>",
+                    "target_num_samples": 1000,
+                    "export_path": "./out/resampled/",
+                },
+            },
+            {
+                "hook": "DataPoolManipulationHook",
+                "meta_name": "merge",
+                "output": "merged",
+                "input": {"extra_configs.dataset_path": "-1.resampled"},
+                "extra_configs": {
+                    "type": "data_pool_merging",
+                    "dataset_path": "<resampled>",
+                    "export_path": "./out/merged/",
+                },
+            },
+        ],
+    }
     name = f"seed_{seed}.yaml"
     (run_dir / name).write_text(yaml.safe_dump(config, sort_keys=False))
     return name
@@ -84,19 +120,31 @@ def finished_jobs(run_dir: Path) -> dict[Path, int]:
 def restored_jobs(run_dir: Path) -> set[Path]:
     """Job directories whose log says their record was restored rather than recomputed."""
     logs = (run_dir / WORK / "logs").glob("*/*.log")
-    return {run_dir / WORK / "jobs" / log.parent.name / log.stem for log in logs if "record is restored" in log.read_text()}
+    return {
+        run_dir / WORK / "jobs" / log.parent.name / log.stem for log in logs if "record is restored" in log.read_text()
+    }
 
 
 def start(run_dir: Path, config: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", config, "--cores", "2"]
-    return subprocess.Popen(command, cwd=run_dir, env=snakemake_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        cwd=run_dir,
+        env=snakemake_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def test_a_cold_run_and_a_noop_rerun(run_dir: Path):
     started = time.monotonic()
     assert job_counts(snakemake(run_dir, write_config(run_dir, 0))) == {
-        "data_pool_manipulation": 4, "publication_record": 1, "context_infos": 1, "all": 1}
+        "data_pool_manipulation": 4,
+        "publication_record": 1,
+        "context_infos": 1,
+        "all": 1,
+    }
     run_dir.joinpath("cold_seconds").write_text(str(time.monotonic() - started))
     assert job_counts(snakemake(run_dir, write_config(run_dir, 0))) == {}
 

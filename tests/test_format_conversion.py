@@ -39,9 +39,17 @@ def make_job(tmp_path: Path, extra_configs: dict) -> JobRun:
     job_dir = tmp_path / "job"
     export_dir = job_dir / "extra_configs.export_path"
     export_dir.mkdir(parents=True, exist_ok=True)
-    return JobRun(hook="GeneralDataExecutorHook", key="k", pipeline="p", meta_name="m", iteration=1,
-                  job_dir=job_dir, dj_configs=None, extra_configs={"export_path": str(export_dir), **extra_configs},
-                  log=logging.getLogger("test_format_conversion"))
+    return JobRun(
+        hook="GeneralDataExecutorHook",
+        key="k",
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=None,
+        extra_configs={"export_path": str(export_dir), **extra_configs},
+        log=logging.getLogger("test_format_conversion"),
+    )
 
 
 def test_coco_caption_to_dj_adds_images_and_text_with_the_image_token(tmp_path):
@@ -77,13 +85,20 @@ def test_coco_caption_meta_generation_writes_internvl_meta_files(tmp_path):
     annotations.mkdir(parents=True)
     dataset = annotations / "pool_top_1.jsonl"
     shutil.copy(COCO, dataset)
-    job = make_job(tmp_path, {"type": "coco_caption_meta_generation", "dataset_path": [str(dataset)],
-                              "data_root_path": str(data_root) + "/"})
+    job = make_job(
+        tmp_path,
+        {
+            "type": "coco_caption_meta_generation",
+            "dataset_path": [str(dataset)],
+            "data_root_path": str(data_root) + "/",
+        },
+    )
     outputs = coco_caption_meta_generation(job)
     assert outputs == [job.extra_configs["export_path"] + "/pool_top_1_meta.json"]
     assert Path(outputs[0]).read_text() == (
         '{"pool_top_1": {"root": "data/coco/", "annotation": "data/coco/annotations/pool_top_1.jsonl", '
-        '"data_augment": false, "repeat_time": 1, "length": 3}}')
+        '"data_augment": false, "repeat_time": 1, "length": 3}}'
+    )
 
 
 def test_coco_caption_meta_generation_defaults_to_paths_relative_to_the_current_directory(tmp_path, monkeypatch):
@@ -94,8 +109,15 @@ def test_coco_caption_meta_generation_defaults_to_paths_relative_to_the_current_
     outputs = coco_caption_meta_generation(make_job(tmp_path, {"dataset_path": str(dataset)}))
     meta = json.loads(Path(outputs[0]).read_text())
     assert os.path.basename(outputs[0]) == "a.b_meta.json"
-    assert meta == {"a.b": {"root": "data/coco/", "annotation": "pools/a.b.jsonl", "data_augment": False,
-                            "repeat_time": 1, "length": 2}}
+    assert meta == {
+        "a.b": {
+            "root": "data/coco/",
+            "annotation": "pools/a.b.jsonl",
+            "data_augment": False,
+            "repeat_time": 1,
+            "length": 2,
+        }
+    }
 
 
 def test_dj_to_easyanimate_strips_the_video_token_and_drops_samples_without_videos(tmp_path):
@@ -112,12 +134,18 @@ def test_dj_to_easyanimate_also_reads_json_lines(tmp_path):
     assert Path(outputs[0]).read_text() == '[{"videos": ["v.mp4"], "text": "a cat", "file_path": "v.mp4"}]'
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({}, r"^extra_configs.dataset_path must be a dataset path or a non-empty list of them, got None$"),
-    ({"dataset_path": "/nonexistent/x.json"}, r"^extra_configs.dataset_path: /nonexistent/x.json does not exist$"),
-    ({"dataset_path": [str(VIDEOS), str(VIDEOS)]}, r"^extra_configs.dataset_path: .* would both be written to .*"
-                                                   r"demo-dataset-videos_ea_fmt.json: their file names must differ$"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({}, r"^extra_configs.dataset_path must be a dataset path or a non-empty list of them, got None$"),
+        ({"dataset_path": "/nonexistent/x.json"}, r"^extra_configs.dataset_path: /nonexistent/x.json does not exist$"),
+        (
+            {"dataset_path": [str(VIDEOS), str(VIDEOS)]},
+            r"^extra_configs.dataset_path: .* would both be written to .*"
+            r"demo-dataset-videos_ea_fmt.json: their file names must differ$",
+        ),
+    ],
+)
 def test_bad_inputs_name_the_config_key(tmp_path, extra, message):
     with pytest.raises(ValueError, match=message):
         dj_to_easyanimate_video_dataset_conversion(make_job(tmp_path, extra))
@@ -133,9 +161,13 @@ def test_export_path_is_required(tmp_path):
 def test_special_tokens_match_data_juicer():
     """Our copy of Data-Juicer's token rule, checked against its constants (read from source: importing costs seconds)."""
     source = Path(importlib.util.find_spec("data_juicer").origin).parent / "utils" / "constant.py"
-    constants = {target.id: node.value.value for node in ast.parse(source.read_text()).body
-                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-                 for target in node.targets if isinstance(target, ast.Name)}
+    constants = {
+        target.id: node.value.value
+        for node in ast.parse(source.read_text()).body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     assert constants["DEFAULT_PREFIX"] == "__dj__" and constants["SPECIAL_TOKEN_ENV_PREFIX"] == "_DJ_SPECIAL_TOKEN_"
     assert (special_token("image"), special_token("video")) == ("<__dj__image>", "<__dj__video>")
 
@@ -145,24 +177,49 @@ def test_conversions_run_through_the_rules_and_rerun_nothing(tmp_path):
     """Both conversions as GeneralDataExecutorHook jobs of one config, the second reading the first's output."""
     shutil.copy(COCO, tmp_path)
     shutil.copy(VIDEOS, tmp_path)
-    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump({
-        "work_dir": "./out",
-        "execution_job_configs": [
-            {"hook": "GeneralDataExecutorHook", "meta_name": "coco_to_dj", "output": "dj_dataset",
-             "extra_configs": {"type": "coco_caption_to_dj_conversion", "dataset_path": "coco_karpathy_train_mini.jsonl",
-                               "export_path": "./out/dj_fmt/"}},
-            {"hook": "GeneralDataExecutorHook", "meta_name": "convert_to_ea_fmt", "output": "ea_dataset",
-             "extra_configs": {"type": "dj_to_easyanimate_video_dataset_conversion", "dataset_path": VIDEOS.name,
-                               "export_path": "./out/"}},
-        ]}))
-    assert job_counts(snakemake(tmp_path, "sandbox.yaml")) == {"general_data_executor": 2, "publication_record": 1,
-                                                              "context_infos": 1, "all": 1}
+    (tmp_path / "sandbox.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "work_dir": "./out",
+                "execution_job_configs": [
+                    {
+                        "hook": "GeneralDataExecutorHook",
+                        "meta_name": "coco_to_dj",
+                        "output": "dj_dataset",
+                        "extra_configs": {
+                            "type": "coco_caption_to_dj_conversion",
+                            "dataset_path": "coco_karpathy_train_mini.jsonl",
+                            "export_path": "./out/dj_fmt/",
+                        },
+                    },
+                    {
+                        "hook": "GeneralDataExecutorHook",
+                        "meta_name": "convert_to_ea_fmt",
+                        "output": "ea_dataset",
+                        "extra_configs": {
+                            "type": "dj_to_easyanimate_video_dataset_conversion",
+                            "dataset_path": VIDEOS.name,
+                            "export_path": "./out/",
+                        },
+                    },
+                ],
+            }
+        )
+    )
+    assert job_counts(snakemake(tmp_path, "sandbox.yaml")) == {
+        "general_data_executor": 2,
+        "publication_record": 1,
+        "context_infos": 1,
+        "all": 1,
+    }
     infos = json.loads((tmp_path / "out" / "context_infos.json").read_text())[0]["pipeline_infos"][0]["job_infos"]
     assert infos == [
         {"meta_name": "coco_to_dj", "dj_dataset": "out/dj_fmt/iter_1/coco_karpathy_train_mini_dj_fmt.jsonl"},
         {"meta_name": "convert_to_ea_fmt", "ea_dataset": "out/iter_1/demo-dataset-videos_ea_fmt.json"},
     ]
-    for published, expected in zip([i["dj_dataset" if "dj_dataset" in i else "ea_dataset"] for i in infos],
-                                   ["coco_karpathy_train_mini_dj_fmt.jsonl", "demo-dataset-videos_ea_fmt.json"]):
+    for published, expected in zip(
+        [i["dj_dataset" if "dj_dataset" in i else "ea_dataset"] for i in infos],
+        ["coco_karpathy_train_mini_dj_fmt.jsonl", "demo-dataset-videos_ea_fmt.json"],
+    ):
         assert (tmp_path / published).read_bytes() == (EXPECTED / expected).read_bytes()
     assert job_counts(snakemake(tmp_path, "sandbox.yaml")) == {}

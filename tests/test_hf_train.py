@@ -28,14 +28,16 @@ COLOURS = "red green blue brown black white".split()
 ANIMALS = "cat dog fox bird cow horse".split()
 VERBS = "sees chases likes follows watches".split()
 TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 64}
-TRAINING = {"max_steps": 20, "per_device_train_batch_size": 8, "learning_rate": 5e-3, "seq_len": 32,
-            "logging_steps": 5}
+TRAINING = {"max_steps": 20, "per_device_train_batch_size": 8, "learning_rate": 5e-3, "seq_len": 32, "logging_steps": 5}
 
 
 def template_texts(count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    return [f"the {rng.choice(COLOURS)} {rng.choice(ANIMALS)} {rng.choice(VERBS)} the "
-            f"{rng.choice(COLOURS)} {rng.choice(ANIMALS)}." for _ in range(count)]
+    return [
+        f"the {rng.choice(COLOURS)} {rng.choice(ANIMALS)} {rng.choice(VERBS)} the "
+        f"{rng.choice(COLOURS)} {rng.choice(ANIMALS)}."
+        for _ in range(count)
+    ]
 
 
 def write_jsonl(path: Path, texts: list[str], key: str = "text") -> Path:
@@ -50,21 +52,40 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
-def make_job(root: Path, name: str, extra_configs: dict, hook: str = "TrainModelHook",
-             kind: str = "huggingface", threads: int = 1) -> JobRun:
+def make_job(
+    root: Path,
+    name: str,
+    extra_configs: dict,
+    hook: str = "TrainModelHook",
+    kind: str = "huggingface",
+    threads: int = 1,
+) -> JobRun:
     job_dir = root / name
     (job_dir / "extra_configs.export_path").mkdir(parents=True)
     extra = {"type": kind, **extra_configs, "export_path": str(job_dir / "extra_configs.export_path")}
-    return JobRun(hook=hook, key=name, pipeline="p", meta_name=name, iteration=1, job_dir=job_dir,
-                  dj_configs=None, extra_configs=extra, log=logging.getLogger(f"test.{name}"), threads=threads)
+    return JobRun(
+        hook=hook,
+        key=name,
+        pipeline="p",
+        meta_name=name,
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=None,
+        extra_configs=extra,
+        log=logging.getLogger(f"test.{name}"),
+        threads=threads,
+    )
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("corpus")
     texts = template_texts(200, seed=1)
-    return {"root": root, "train": write_jsonl(root / "train.jsonl", texts),
-            "base": build_tiny_causal_lm(root / "base", texts, vocab_size=300, **TINY)}
+    return {
+        "root": root,
+        "train": write_jsonl(root / "train.jsonl", texts),
+        "base": build_tiny_causal_lm(root / "base", texts, vocab_size=300, **TINY),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +109,13 @@ def test_tiny_lm_build_is_deterministic_and_loadable(tmp_path: Path) -> None:
     first = build_tiny_causal_lm(tmp_path / "a", texts, vocab_size=300, **TINY)
     second = build_tiny_causal_lm(tmp_path / "b", texts, vocab_size=300, **TINY)
     assert first == tmp_path / "a"
-    assert {p.name for p in first.iterdir()} == {"config.json", "generation_config.json", "model.safetensors",
-                                                 "tokenizer.json", "tokenizer_config.json"}
+    assert {p.name for p in first.iterdir()} == {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
     assert tree_sha256(first) == tree_sha256(second)
     other_seed = build_tiny_causal_lm(tmp_path / "c", texts, vocab_size=300, seed=7, **TINY)
     assert (other_seed / "model.safetensors").read_bytes() != (first / "model.safetensors").read_bytes()
@@ -108,8 +134,15 @@ def test_training_lowers_loss_and_writes_logs(two_runs: list[Path]) -> None:
     checkpoint = two_runs[0]
     assert checkpoint.name == "extra_configs.export_path"
     assert {p.name for p in checkpoint.iterdir()} == {
-        "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-        "train_log.json", "train_log.csv", "metrics.json"}
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "train_log.json",
+        "train_log.csv",
+        "metrics.json",
+    }
     log = json.loads((checkpoint / "train_log.json").read_text())
     assert [row["step"] for row in log] == [5, 10, 15, 20]
     assert log[-1]["loss"] < 0.8 * log[0]["loss"]
@@ -133,17 +166,30 @@ def test_two_runs_give_identical_checkpoints(two_runs: list[Path], corpus: dict[
 
 @pytest.mark.slow
 def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpus: dict[str, Path]) -> None:
-    config = {"model_path": str(two_runs[0]), "dataset_path": str(corpus["train"]), **TRAINING, "max_steps": 5,
-              "lora": {"r": 4, "alpha": 8, "target_modules": ["c_attn"]}}
+    config = {
+        "model_path": str(two_runs[0]),
+        "dataset_path": str(corpus["train"]),
+        **TRAINING,
+        "max_steps": 5,
+        "lora": {"r": 4, "alpha": 8, "target_modules": ["c_attn"]},
+    }
     checkpoint = Path(train_huggingface(make_job(tmp_path, "lora", config)))
     names = {str(p.relative_to(checkpoint)) for p in checkpoint.rglob("*") if p.is_file()}
-    assert {"adapter_config.json", "adapter_model.safetensors", "base_model/model.safetensors",
-            "base_model/config.json", "tokenizer.json", "metrics.json"} <= names
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "base_model/model.safetensors",
+        "base_model/config.json",
+        "tokenizer.json",
+        "metrics.json",
+    } <= names
     assert "model.safetensors" not in names and "README.md" not in names
     adapter = json.loads((checkpoint / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == "base_model" and adapter["r"] == 4
     # The base is saved untouched: the fine-tuned model it started from.
-    assert (checkpoint / "base_model/model.safetensors").read_bytes() == (two_runs[0] / "model.safetensors").read_bytes()
+    assert (checkpoint / "base_model/model.safetensors").read_bytes() == (
+        two_runs[0] / "model.safetensors"
+    ).read_bytes()
     metrics = json.loads((checkpoint / "metrics.json").read_text())
     assert 0 < metrics["trainable_parameters"] < metrics["total_parameters"]
 
@@ -155,8 +201,11 @@ def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpu
     assert type(model).__name__ == "PeftModelForCausalLM"
 
     # Training on from an adapter checkpoint trains the merged model.
-    merged = Path(train_huggingface(make_job(tmp_path, "on", {**config, "model_path": str(checkpoint), "max_steps": 2,
-                                                                "lora": None})))
+    merged = Path(
+        train_huggingface(
+            make_job(tmp_path, "on", {**config, "model_path": str(checkpoint), "max_steps": 2, "lora": None})
+        )
+    )
     from safetensors import safe_open
 
     with safe_open(merged / "model.safetensors", "pt") as weights:
@@ -166,8 +215,12 @@ def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpu
 
 @pytest.mark.slow
 def test_model_config_trains_new_model_with_own_tokenizer(tmp_path: Path, corpus: dict[str, Path]) -> None:
-    config = {"model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300}, "dataset_path": str(corpus["train"]),
-              **TRAINING, "max_steps": 10}
+    config = {
+        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
+        "dataset_path": str(corpus["train"]),
+        **TRAINING,
+        "max_steps": 10,
+    }
     checkpoint = Path(train_huggingface(make_job(tmp_path, "new", config)))
     model_config = json.loads((checkpoint / "config.json").read_text())
     assert model_config["n_embd"] == 32 and model_config["vocab_size"] <= 300
@@ -187,7 +240,10 @@ def test_read_texts_reads_files_in_order(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[str, Path]) -> None:
     texts = template_texts(60, seed=3)
-    pools = [write_jsonl(tmp_path / "pool_low.jsonl", texts[:30]), write_jsonl(tmp_path / "pool_high.jsonl", texts[30:])]
+    pools = [
+        write_jsonl(tmp_path / "pool_low.jsonl", texts[:30]),
+        write_jsonl(tmp_path / "pool_high.jsonl", texts[30:]),
+    ]
     config = {"model_path": str(corpus["base"]), **TRAINING, "max_steps": 3}
     # Two threads: the two models train at once, in two worker processes.
     job = make_job(tmp_path, "pools", {**config, "dataset_path": [str(p) for p in pools]}, threads=2)
@@ -203,8 +259,12 @@ def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[
 
 
 def test_max_steps_0_saves_the_initial_model(tmp_path: Path, corpus: dict[str, Path]) -> None:
-    config = {"model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300}, "dataset_path": str(corpus["train"]),
-              **TRAINING, "max_steps": 0}
+    config = {
+        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
+        "dataset_path": str(corpus["train"]),
+        **TRAINING,
+        "max_steps": 0,
+    }
     first = Path(train_huggingface(make_job(tmp_path, "init1", config)))
     second = Path(train_huggingface(make_job(tmp_path, "init2", config)))
     assert tree_sha256(first) == tree_sha256(second)
@@ -213,19 +273,28 @@ def test_max_steps_0_saves_the_initial_model(tmp_path: Path, corpus: dict[str, P
     assert json.loads((first / "train_log.json").read_text()) == []
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"model_path": None}, r"extra_configs needs exactly one of model_path .* and model_config"),
-    ({"model_config": {"n_layer": 1}}, r"extra_configs needs exactly one of model_path"),
-    ({"learning_rat": 0.1}, r"extra_configs\.learning_rat is not a known setting"),
-    ({"max_steps": -1}, r"extra_configs\.max_steps must be an integer >= 0, got -1"),
-    ({"learning_rate": "fast"}, r"extra_configs\.learning_rate must be a positive number, got 'fast'"),
-    ({"dataset_path": "/nonexistent/train.jsonl"}, r"extra_configs\.dataset_path: no such file /nonexistent/train\.jsonl"),
-    ({"dataset_path": []}, r"extra_configs\.dataset_path must be a jsonl path or a non-empty list"),
-    ({"text_key": "body"}, r"has no string field 'body' \(extra_configs\.text_key\)"),
-    ({"model_path": "/nonexistent/model"}, r"extra_configs\.model_path: no such local model directory /nonexistent/model"),
-    ({"seq_len": 65}, r"extra_configs\.seq_len=65 exceeds the model's 64 positions"),
-    ({"lora": {"rank": 4}}, r"extra_configs\.lora\.rank is not a known setting"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model_path": None}, r"extra_configs needs exactly one of model_path .* and model_config"),
+        ({"model_config": {"n_layer": 1}}, r"extra_configs needs exactly one of model_path"),
+        ({"learning_rat": 0.1}, r"extra_configs\.learning_rat is not a known setting"),
+        ({"max_steps": -1}, r"extra_configs\.max_steps must be an integer >= 0, got -1"),
+        ({"learning_rate": "fast"}, r"extra_configs\.learning_rate must be a positive number, got 'fast'"),
+        (
+            {"dataset_path": "/nonexistent/train.jsonl"},
+            r"extra_configs\.dataset_path: no such file /nonexistent/train\.jsonl",
+        ),
+        ({"dataset_path": []}, r"extra_configs\.dataset_path must be a jsonl path or a non-empty list"),
+        ({"text_key": "body"}, r"has no string field 'body' \(extra_configs\.text_key\)"),
+        (
+            {"model_path": "/nonexistent/model"},
+            r"extra_configs\.model_path: no such local model directory /nonexistent/model",
+        ),
+        ({"seq_len": 65}, r"extra_configs\.seq_len=65 exceeds the model's 64 positions"),
+        ({"lora": {"rank": 4}}, r"extra_configs\.lora\.rank is not a known setting"),
+    ],
+)
 def test_bad_config_names_the_key(change: dict, message: str, corpus: dict[str, Path], tmp_path: Path) -> None:
     config = {"model_path": str(corpus["base"]), "dataset_path": str(corpus["train"]), **TRAINING}
     config.update(change)
@@ -248,7 +317,8 @@ def test_requirements(tmp_path: Path) -> None:
     missing = str(tmp_path / "no-model")
     assert huggingface_train_requirements(None, {"type": "huggingface", "model_path": missing}) == [
         f"TrainModelHook type 'huggingface' needs the local model directory {missing} "
-        "(extra_configs.model_path; nothing is downloaded)"]
+        "(extra_configs.model_path; nothing is downloaded)"
+    ]
     assert huggingface_train_requirements(None, {"type": "huggingface", "model_path": str(tmp_path)}) == []
     # Relative paths may be written by an earlier job: not checked here.
     assert huggingface_train_requirements(None, {"type": "huggingface", "model_path": "outputs/ckpt"}) == []

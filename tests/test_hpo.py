@@ -43,8 +43,15 @@ def test_grid_trials_are_the_product_in_parameter_order_capped_by_the_budget():
 
 
 def test_random_trials_are_reproducible_and_inside_their_distributions():
-    parameters = {SIZE: {"min": 10, "max": 90}, SEED: {"values": [1, 2]},
-                  "sample_search.evaluate_sample.extra_configs.scale": {"distribution": "log_uniform_values", "min": 0.01, "max": 1.0}}
+    parameters = {
+        SIZE: {"min": 10, "max": 90},
+        SEED: {"values": [1, 2]},
+        "sample_search.evaluate_sample.extra_configs.scale": {
+            "distribution": "log_uniform_values",
+            "min": 0.01,
+            "max": 1.0,
+        },
+    }
     hpo = load_hpo(search(method="random", parameters=parameters, sweep_max_count=40, seed=3))
     drawn = trials(hpo)
     assert drawn == trials(hpo) and len(drawn) == 40
@@ -59,21 +66,38 @@ def test_explicit_trials_are_planned_as_given():
     assert trials(load_hpo(search(trials=given))) == given
 
 
-@pytest.mark.parametrize("changes, where, message", [
-    ({"method": "hyperband"}, "hpo_config.method", "must be one of grid, random, bayes"),
-    ({"metric": {"goal": "minimize"}}, "hpo_config.metric", "must be a mapping with name"),
-    ({"metric": {**METRIC, "goal": "lowest"}}, "hpo_config.metric.goal", "must be minimize or maximize"),
-    ({"parameters": {"draw_sample.target_num_samples": {"values": [1]}}}, "hpo_config.parameters.draw_sample.target_num_samples",
-     "must be named <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>"),
-    ({"parameters": {SIZE: {"min": 10, "max": 90}}}, f"hpo_config.parameters.{SIZE}", "a grid search needs values"),
-    ({"parameters": {SIZE: {"distribution": "gaussian", "min": 1, "max": 2}}, "method": "random"},
-     f"hpo_config.parameters.{SIZE}.distribution", "unknown distribution 'gaussian'"),
-    ({"parameters": {SIZE: {"min": 90, "max": 10}}, "method": "random"}, f"hpo_config.parameters.{SIZE}", "min 90 is above max 10"),
-    ({"method": "random", "sweep_max_count": None}, "hpo_config.sweep_max_count", "a random search needs a trial budget"),
-    ({"sweep_max_count": 0}, "hpo_config.sweep_max_count", "at least 1, got the number 0"),
-    ({"metrics": METRIC}, "hpo_config.metrics", "unknown key (did you mean 'metric'?)"),
-    ({"trials": [{SIZE: 20}]}, "hpo_config.trials[0]", f"gives no value for {SEED}"),
-])
+@pytest.mark.parametrize(
+    "changes, where, message",
+    [
+        ({"method": "hyperband"}, "hpo_config.method", "must be one of grid, random, bayes"),
+        ({"metric": {"goal": "minimize"}}, "hpo_config.metric", "must be a mapping with name"),
+        ({"metric": {**METRIC, "goal": "lowest"}}, "hpo_config.metric.goal", "must be minimize or maximize"),
+        (
+            {"parameters": {"draw_sample.target_num_samples": {"values": [1]}}},
+            "hpo_config.parameters.draw_sample.target_num_samples",
+            "must be named <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>",
+        ),
+        ({"parameters": {SIZE: {"min": 10, "max": 90}}}, f"hpo_config.parameters.{SIZE}", "a grid search needs values"),
+        (
+            {"parameters": {SIZE: {"distribution": "gaussian", "min": 1, "max": 2}}, "method": "random"},
+            f"hpo_config.parameters.{SIZE}.distribution",
+            "unknown distribution 'gaussian'",
+        ),
+        (
+            {"parameters": {SIZE: {"min": 90, "max": 10}}, "method": "random"},
+            f"hpo_config.parameters.{SIZE}",
+            "min 90 is above max 10",
+        ),
+        (
+            {"method": "random", "sweep_max_count": None},
+            "hpo_config.sweep_max_count",
+            "a random search needs a trial budget",
+        ),
+        ({"sweep_max_count": 0}, "hpo_config.sweep_max_count", "at least 1, got the number 0"),
+        ({"metrics": METRIC}, "hpo_config.metrics", "unknown key (did you mean 'metric'?)"),
+        ({"trials": [{SIZE: 20}]}, "hpo_config.trials[0]", f"gives no value for {SEED}"),
+    ],
+)
 def test_a_bad_search_names_its_place(changes: dict, where: str, message: str):
     with pytest.raises(ConfigError) as error:
         load_hpo({key: value for key, value in search(**changes).items() if value is not None})
@@ -106,20 +130,33 @@ def test_every_trial_is_planned_and_trials_share_the_jobs_no_parameter_touches(c
     trial = plan.search.trials[4]
     assert trial.values == {SIZE: 50, SEED: 1} and trial.metric_job.trial == 5 and trial.metric_index == 1
     (draw,) = [j for j in plan.jobs if j.trial == 5 and j.cfg.meta_name == "draw_sample"]
-    assert (draw.sections["extra_configs"]["target_num_samples"], draw.sections["extra_configs"]["shuffle_seed"]) == (50, 1)
+    assert (draw.sections["extra_configs"]["target_num_samples"], draw.sections["extra_configs"]["shuffle_seed"]) == (
+        50,
+        1,
+    )
 
 
-@pytest.mark.parametrize("changes, where, message", [
-    ({"hpo_config": search(parameters={"sample_search.draw.extra_configs.shuffle_seed": {"values": [1]}})},
-     "hpo_config.parameters.sample_search.draw.extra_configs.shuffle_seed", "no job sample_search.draw"),
-    ({"hpo_config": search(metric={**METRIC, "name": "sample_search.evaluate_sample.mse"})},
-     "hpo_config.metric.name", "has no output 'mse'"),
-    ({"max_iter_num": 2}, "hpo_config", "cannot be combined with max_iter_num"),
-    ({"hpo_config": "configs/hpo/missing.yaml"}, "hpo_config", "no such file: configs/hpo/missing.yaml"),
-    ({"hpo_config": search(method="bayes")}, "hpo_config.method", "python -m sandflow.hpo_search"),
-])
-def test_a_search_that_does_not_fit_the_config_names_its_place(configs_copy: Path, changes: dict, where: str,
-                                                                 message: str):
+@pytest.mark.parametrize(
+    "changes, where, message",
+    [
+        (
+            {"hpo_config": search(parameters={"sample_search.draw.extra_configs.shuffle_seed": {"values": [1]}})},
+            "hpo_config.parameters.sample_search.draw.extra_configs.shuffle_seed",
+            "no job sample_search.draw",
+        ),
+        (
+            {"hpo_config": search(metric={**METRIC, "name": "sample_search.evaluate_sample.mse"})},
+            "hpo_config.metric.name",
+            "has no output 'mse'",
+        ),
+        ({"max_iter_num": 2}, "hpo_config", "cannot be combined with max_iter_num"),
+        ({"hpo_config": "configs/hpo/missing.yaml"}, "hpo_config", "no such file: configs/hpo/missing.yaml"),
+        ({"hpo_config": search(method="bayes")}, "hpo_config.method", "python -m sandflow.hpo_search"),
+    ],
+)
+def test_a_search_that_does_not_fit_the_config_names_its_place(
+    configs_copy: Path, changes: dict, where: str, message: str
+):
     with pytest.raises(ConfigError) as error:
         plan_with(configs_copy, **changes)
     assert error.value.where == where and message in error.value.message
@@ -135,7 +172,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def sample_mse(run_dir: Path, trial: int) -> float:
     """The mse of a trial's sample, computed here from the sample file (not by the evaluator)."""
-    (sample,) = (run_dir / WORK / "hpo" / f"trial_{trial}" / "pipelines" / "sample_search" / "iter_1" / "draw_sample").rglob("*.jsonl")
+    (sample,) = (
+        run_dir / WORK / "hpo" / f"trial_{trial}" / "pipelines" / "sample_search" / "iter_1" / "draw_sample"
+    ).rglob("*.jsonl")
     rows = [json.loads(line) for line in sample.read_text().splitlines()]
     return sum((row["grade"] - row["truth"]) ** 2 for row in rows) / len(rows)
 
@@ -143,8 +182,15 @@ def sample_mse(run_dir: Path, trial: int) -> float:
 @pytest.mark.slow
 def test_a_grid_search_runs_every_trial_once_and_reports_the_best(run_dir: Path):
     counts = job_counts(snakemake(run_dir, CONFIG))
-    assert counts == {"data_pool_manipulation": 13, "evaluate_data": 12, "hpo_spec_record": 1, "publication_record": 1,
-                      "context_infos": 1, "hpo_summary": 1, "all": 1}
+    assert counts == {
+        "data_pool_manipulation": 13,
+        "evaluate_data": 12,
+        "hpo_spec_record": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "hpo_summary": 1,
+        "all": 1,
+    }
     mse = {trial: sample_mse(run_dir, trial) for trial in range(1, 13)}
     best_trial = min(mse, key=mse.get)
     best = json.loads((run_dir / WORK / "hpo" / "best.json").read_text())
@@ -173,8 +219,17 @@ def test_changing_the_goal_reranks_without_running_a_trial(run_dir: Path):
 @pytest.mark.slow
 def test_a_bayes_search_of_ten_trials_runs_with_optuna_and_resumes_without_rerunning(tmp_path: Path):
     copy_from_repo(tmp_path, "configs/hpo", "configs/data/hpo")
-    command = [sys.executable, "-m", "sandflow.hpo_search", "--configfile", CONFIG,
-               "--hpo-config", "configs/hpo/bayes_search.yaml", "--batch", "5"]
+    command = [
+        sys.executable,
+        "-m",
+        "sandflow.hpo_search",
+        "--configfile",
+        CONFIG,
+        "--hpo-config",
+        "configs/hpo/bayes_search.yaml",
+        "--batch",
+        "5",
+    ]
     first = subprocess.run(command, cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stderr.count("sandflow: hpo_search: -m snakemake") == 2  # two batches of five
@@ -194,8 +249,15 @@ def test_a_bayes_search_of_ten_trials_runs_with_optuna_and_resumes_without_rerun
 
 def test_hpo_search_refuses_a_grid_search_naming_the_snakemake_command(configs_copy: Path):
     config = configs_copy / CONFIG
-    result = subprocess.run([sys.executable, "-m", "sandflow.hpo_search", "--configfile", str(config)],
-                            cwd=configs_copy, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sandflow.hpo_search", "--configfile", str(config)],
+        cwd=configs_copy,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"sandflow: error: {config}: hpo_config.method: a grid search runs with "
-                                     f"snakemake itself: snakemake --cores 2 --configfile {config}")
+    assert result.stderr.strip() == (
+        f"sandflow: error: {config}: hpo_config.method: a grid search runs with "
+        f"snakemake itself: snakemake --cores 2 --configfile {config}"
+    )

@@ -38,10 +38,13 @@ def hold(work_dir: Path) -> int:
     return fd
 
 
-def take_lock_in_child(work_dir: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess:
+def take_lock_in_child(
+    work_dir: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()
+) -> subprocess.CompletedProcess:
     code = f"from sandflow.run.workflow import hold_lock; hold_lock({str(work_dir)!r}); print('held')"
-    return subprocess.run([sys.executable, "-c", code], env=env, pass_fds=pass_fds, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, pass_fds=pass_fds, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_run_is_refused_while_the_work_dir_is_held_unless_the_holder_passed_its_lock_down(tmp_path: Path):
@@ -49,14 +52,17 @@ def test_a_run_is_refused_while_the_work_dir_is_held_unless_the_holder_passed_it
     try:
         refused = take_lock_in_child(tmp_path, {**os.environ})
         assert refused.returncode == 2 and refused.stdout == ""
-        assert refused.stderr.strip() == (f"sandflow: error: another sandflow run (pid {os.getpid()}) is using "
-                                          f"work_dir {tmp_path}; wait for it to finish or stop it")
+        assert refused.stderr.strip() == (
+            f"sandflow: error: another sandflow run (pid {os.getpid()}) is using "
+            f"work_dir {tmp_path}; wait for it to finish or stop it"
+        )
         passed = take_lock_in_child(tmp_path, {**os.environ, INHERITED_LOCK: str(fd)}, pass_fds=(fd,))
         assert passed.returncode == 0 and passed.stdout == "held\n", passed.stderr
         # A descriptor of another file is not a lock on this work_dir.
         with open(tmp_path / "other", "w") as other:
-            wrong = take_lock_in_child(tmp_path, {**os.environ, INHERITED_LOCK: str(other.fileno())},
-                                       pass_fds=(other.fileno(),))
+            wrong = take_lock_in_child(
+                tmp_path, {**os.environ, INHERITED_LOCK: str(other.fileno())}, pass_fds=(other.fileno(),)
+            )
         assert wrong.returncode == 2 and "another sandflow run" in wrong.stderr
     finally:
         os.close(fd)
@@ -66,16 +72,34 @@ def test_a_worker_gives_up_after_waiting_its_bound_and_writes_nothing(tmp_path: 
     copy_from_repo(tmp_path, "configs/hpo", "configs/data/hpo")
     fd = hold(tmp_path / WORK)
     try:
-        result = subprocess.run([sys.executable, "-m", "sandflow.hpo_search", "--configfile", CONFIG,
-                                 "--hpo-config", "configs/hpo/bayes_search.yaml", "--wait", "1"],
-                                cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sandflow.hpo_search",
+                "--configfile",
+                CONFIG,
+                "--hpo-config",
+                "configs/hpo/bayes_search.yaml",
+                "--wait",
+                "1",
+            ],
+            cwd=tmp_path,
+            env=snakemake_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(fd)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
         f"sandflow: hpo_search: waiting for work_dir ./outputs/hpo (pid {os.getpid()} is using it), at most 1 s",
-        (f"sandflow: error: hpo_search: work_dir ./outputs/hpo was still in use (pid {os.getpid()}) after 1 s "
-         "(--wait); the trials finished so far stay in the study")]
+        (
+            f"sandflow: error: hpo_search: work_dir ./outputs/hpo was still in use (pid {os.getpid()}) after 1 s "
+            "(--wait); the trials finished so far stay in the study"
+        ),
+    ]
     assert sorted(p.name for p in (tmp_path / WORK).rglob("*")) == [".sandflow", "lock"]  # no study, no search
 
 
@@ -93,10 +117,27 @@ def test_two_workers_share_one_study_and_one_work_dir_and_run_no_job_twice(tmp_p
     search["sweep_max_count"] = 4
     (tmp_path / "configs/hpo/workers_search.yaml").write_text(yaml.safe_dump(search))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    command = [sys.executable, "-m", "sandflow.hpo_search", "--configfile", CONFIG, "--hpo-config",
-               "configs/hpo/workers_search.yaml", "--storage", storage, "--batch", "1", "--cores", "2"]
-    workers = [subprocess.Popen(command, cwd=tmp_path, env=snakemake_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "sandflow.hpo_search",
+        "--configfile",
+        CONFIG,
+        "--hpo-config",
+        "configs/hpo/workers_search.yaml",
+        "--storage",
+        storage,
+        "--batch",
+        "1",
+        "--cores",
+        "2",
+    ]
+    workers = [
+        subprocess.Popen(
+            command, cwd=tmp_path, env=snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [worker.communicate(timeout=900) for worker in workers]
     for worker, (_stdout, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
@@ -105,12 +146,15 @@ def test_two_workers_share_one_study_and_one_work_dir_and_run_no_job_twice(tmp_p
     study = optuna.load_study(study_name="sandbox-hpo.cleanest-sample", storage=storage)
     trials = study.get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
-    by_worker = {worker.pid: [t.number for t in trials if t.user_attrs["worker"].endswith(f":{worker.pid}")]
-                 for worker in workers}
+    by_worker = {
+        worker.pid: [t.number for t in trials if t.user_attrs["worker"].endswith(f":{worker.pid}")]
+        for worker in workers
+    }
     assert sorted(n for numbers in by_worker.values() for n in numbers) == [0, 1, 2, 3]
     assert all(by_worker.values()), by_worker  # each worker had turns
-    assert [stderr.count("sandflow: hpo_search: -m snakemake") for _, stderr in outputs] == \
-        [len(by_worker[worker.pid]) for worker in workers]
+    assert [stderr.count("sandflow: hpo_search: -m snakemake") for _, stderr in outputs] == [
+        len(by_worker[worker.pid]) for worker in workers
+    ]
     assert any("sandflow: hpo_search: waiting for work_dir" in stderr for _, stderr in outputs)
     values = [t.user_attrs["values"] for t in trials]
     assert len({json.dumps(v, sort_keys=True) for v in values}) == 4
@@ -119,7 +163,9 @@ def test_two_workers_share_one_study_and_one_work_dir_and_run_no_job_twice(tmp_p
     ran = [jobs_started(stdout + stderr) for stdout, stderr in outputs]
     assert ran[0] and ran[1] and not ran[0] & ran[1]
     store = {(d.parent.name, d.name) for d in (tmp_path / WORK / "jobs").glob("*/*") if d.is_dir()}
-    assert ran[0] | ran[1] == store and len(store) == 1 + 2 * 4  # the shared merge, a sample and an evaluation per trial
+    assert (
+        ran[0] | ran[1] == store and len(store) == 1 + 2 * 4
+    )  # the shared merge, a sample and an evaluation per trial
 
     # best.json and trials.csv cover every trial of both workers.
     with (tmp_path / WORK / "hpo" / "trials.csv").open() as handle:

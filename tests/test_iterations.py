@@ -64,7 +64,9 @@ def test_decide_all_any_cap_and_a_value_that_is_not_a_number(tmp_path: Path):
     assert at_cap["next_iteration"] is False and "iteration 5 is the last allowed (cap 5)" in at_cap["reason"]
     text = write_context(tmp_path / "text.json", "n/a")
     assert decide({"iteration": 1, "cap": 5, "mode": "any", "targets": [target(text, 0.1)]})["targets_met"] is False
-    assert decide({"iteration": 1, "cap": 2, "mode": "all", "targets": [target(low, 0.05, "==")]})["targets_met"] is True
+    assert (
+        decide({"iteration": 1, "cap": 2, "mode": "all", "targets": [target(low, 0.05, "==")]})["targets_met"] is True
+    )
 
 
 # --- planning ------------------------------------------------------------------------------------
@@ -86,10 +88,11 @@ def plan_in(directory: Path, raw: dict):
 def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, configs_copy: Path):
     plan = plan_in(tmp_path, raw_config())
     assert {job.iteration for job in plan.jobs} == {1}
-    assert plan.pending_note == ("iterations 2-5 run only while the targets are unmet; "
-                                 "they are planned once iteration 1's results are checked")
+    assert plan.pending_note == (
+        "iterations 2-5 run only while the targets are unmet; they are planned once iteration 1's results are checked"
+    )
     # A decision on disk that says "go on" plans iteration 2, its generation job reading iteration 1's merge.
-    digest = plan.planner.decision_digest(1)
+    digest = plan.planner.schedule.digest(1)
     decision = Path(decision_path(plan.work_dir, 1, digest))
     decision.parent.mkdir(parents=True)
     decision.write_text(json.dumps({"next_iteration": True}))
@@ -103,32 +106,50 @@ def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, c
     assert {job.iteration for job in plan_in(tmp_path, raw_config()).jobs} == {1}
 
 
-def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as_refs(tmp_path: Path, configs_copy: Path):
+def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as_refs(
+    tmp_path: Path, configs_copy: Path
+):
     raw = {**raw_config(), "max_iter_num": 3, "iter_targets": []}
     plan = plan_in(tmp_path, raw)
     assert [len(jobs) for jobs in plan.planner.iterations] == [7, 7, 7] and plan.pending_note == ""
     third = plan.planner.iterations[2][0]
     assert third.refs[0].job is plan.planner.iterations[1][-1]
     # An update that reaches only the evaluation leaves the jobs before it as they were: cache hits.
-    raw["iter_updater"] = {"select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset":
-                           "grader_model_prompt_optimization.grades_evaluation.extra_configs.reference_path"}
+    raw["iter_updater"] = {
+        "select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset": "grader_model_prompt_optimization.grades_evaluation.extra_configs.reference_path"
+    }
     first, second, _ = plan_in(tmp_path, raw).planner.iterations
     assert [a.key == b.key for a, b in zip(first, second)] == [True, True, True, True, False, False, False]
 
 
-@pytest.mark.parametrize("change, where, message", [
-    ({"iter_targets": ["grader_model_prompt_optimization.grades_evaluation.min_mse <= low"]},
-     "iter_targets[0]", "'low' is not a number"),
-    ({"iter_targets": ["grader_model_prompt_optimization.grades_evaluation.best_mse <= 0.1"]},
-     "iter_targets[0]", "has no output 'best_mse'"),
-    ({"iter_updater": {"select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset":
-                       "grader_model_prompt_optimization.generate_new_prompts.dataset_path"}},
-     "iter_updater['select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset']",
-     "must be <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>"),
-    ({"max_iter_cap": 0}, "max_iter_cap", "must be at least 1, got 0"),
-])
-def test_bad_iteration_settings_name_their_place(tmp_path: Path, configs_copy: Path, change: dict, where: str,
-                                                 message: str):
+@pytest.mark.parametrize(
+    "change, where, message",
+    [
+        (
+            {"iter_targets": ["grader_model_prompt_optimization.grades_evaluation.min_mse <= low"]},
+            "iter_targets[0]",
+            "'low' is not a number",
+        ),
+        (
+            {"iter_targets": ["grader_model_prompt_optimization.grades_evaluation.best_mse <= 0.1"]},
+            "iter_targets[0]",
+            "has no output 'best_mse'",
+        ),
+        (
+            {
+                "iter_updater": {
+                    "select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset": "grader_model_prompt_optimization.generate_new_prompts.dataset_path"
+                }
+            },
+            "iter_updater['select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset']",
+            "must be <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>",
+        ),
+        ({"max_iter_cap": 0}, "max_iter_cap", "must be at least 1, got 0"),
+    ],
+)
+def test_bad_iteration_settings_name_their_place(
+    tmp_path: Path, configs_copy: Path, change: dict, where: str, message: str
+):
     with pytest.raises(ConfigError) as error:
         plan_in(tmp_path, {**raw_config(), **change})
     assert error.value.where == where and message in error.value.message
@@ -169,8 +190,15 @@ def decisions(run_dir: Path) -> list[dict]:
 @pytest.mark.slow
 def test_a_dry_run_lists_iteration_1_and_says_the_rest_depend_on_it(run_dir: Path):
     result = snakemake(run_dir, CONFIG, "-n")
-    assert job_counts(result) == {**JOBS_PER_ITERATION, "iteration_decision": 1, "iteration_outcome": 1, "publication_record": 1,
-                                  "context_infos": 1, "track_wandb": 1, "all": 1}
+    assert job_counts(result) == {
+        **JOBS_PER_ITERATION,
+        "iteration_decision": 1,
+        "iteration_outcome": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "track_wandb": 1,
+        "all": 1,
+    }
     assert "sandflow: note: iterations 2-5 run only while the targets are unmet" in result.stderr
     assert not (run_dir / WORK).exists()
 
@@ -181,18 +209,31 @@ def test_it_iterates_until_the_target_is_met_and_a_rerun_does_nothing(run_dir: P
     counts = finished_counts(snakemake(run_dir, CONFIG))
     twice = {rule: 2 * n for rule, n in JOBS_PER_ITERATION.items()}
     # The publication record waits for the decisions: it is written once, for the grown plan.
-    assert counts == {**twice, "iteration_decision": 2, "iteration_outcome": 1, "publication_record": 1,
-                      "context_infos": 1, "track_wandb": 1, "all": 1}
+    assert counts == {
+        **twice,
+        "iteration_decision": 2,
+        "iteration_outcome": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "track_wandb": 1,
+        "all": 1,
+    }
     assert best_mse_per_iteration(run_dir) == {1: BEST_MSE[1], 2: BEST_MSE[2]}
     assert [(d["iteration"], d["targets_met"], d["next_iteration"]) for d in decisions(run_dir)] == [
-        (1, False, True), (2, True, False)]
+        (1, False, True),
+        (2, True, False),
+    ]
     assert sorted(p.name for p in (run_dir / WORK / "pipelines" / "select_and_merge_data_pools").iterdir()) == [
-        "iter_1", "iter_2"]
+        "iter_1",
+        "iter_2",
+    ]
     # wandb, offline: one run per pipeline, the scores of both iterations on its iteration axis.
     (tracked,) = (run_dir / WORK / "wandb").glob("tracked-*.json")
     runs = json.loads(tracked.read_text())["runs"]
-    assert [run["name"] for run in runs] == ["iterative-grader-prompt.grader_model_prompt_optimization",
-                                             "iterative-grader-prompt.select_and_merge_data_pools"]
+    assert [run["name"] for run in runs] == [
+        "iterative-grader-prompt.grader_model_prompt_optimization",
+        "iterative-grader-prompt.select_and_merge_data_pools",
+    ]
     assert "grades_evaluation.min_mse" in runs[0]["keys"]
     records = next((run_dir / WORK / "wandb").glob(f"offline-run-*-{runs[0]['id']}/run-*.wandb")).read_bytes()
     assert b"grades_evaluation.min_mse" in records
@@ -208,11 +249,16 @@ def test_the_report_holds_each_iterations_ranking_plot_and_metrics_with_captions
         (metrics,) = [n for n in names if n.endswith("metrics.csv")]
         rows = list(csv.DictReader(io.StringIO(archive.read(metrics).decode())))
         page = archive.read(next(n for n in names if n.endswith("report.html"))).decode()
-    assert figures == [f"iter_{n}.select_and_merge_data_pools.rank_single_prompt_data_pools.plots.ranking.png" for n in (1, 2)]
+    assert figures == [
+        f"iter_{n}.select_and_merge_data_pools.rank_single_prompt_data_pools.plots.ranking.png" for n in (1, 2)
+    ]
     best = {int(r["iteration"]): Fraction(r["value"]).limit_denominator(100) for r in rows if r["metric"] == "min_mse"}
     assert best == {1: BEST_MSE[1], 2: BEST_MSE[2]}
-    for caption in ("A DJ-Sandbox experiment run by sandflow", "A figure drawn by a job of this run",
-                    "Every number an evaluation job"):
+    for caption in (
+        "A DJ-Sandbox experiment run by sandflow",
+        "A figure drawn by a job of this run",
+        "Every number an evaluation job",
+    ):
         assert caption in page
 
 
@@ -224,12 +270,21 @@ def test_a_target_never_met_stops_at_the_cap_and_reuses_the_earlier_iterations(r
     (run_dir / "strict.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     counts = finished_counts(snakemake(run_dir, "strict.yaml"))
     # Iterations 1 and 2 are the same jobs (cache hits); their decisions are checked against the new target.
-    assert counts == {**JOBS_PER_ITERATION, "iteration_decision": 3, "iteration_outcome": 1, "publication_record": 1,
-                      "context_infos": 1, "track_wandb": 1, "all": 1}
+    assert counts == {
+        **JOBS_PER_ITERATION,
+        "iteration_decision": 3,
+        "iteration_outcome": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "track_wandb": 1,
+        "all": 1,
+    }
     assert best_mse_per_iteration(run_dir) == BEST_MSE
     last = decisions(run_dir)[-1]
     assert (last["iteration"], last["targets_met"], last["next_iteration"]) == (3, False, False)
     assert last["reason"] == "the targets are not met, and iteration 3 is the last allowed (cap 3)"
-    outcomes = sorted((run_dir / WORK / ".sandflow" / "iterations").glob("outcome-*.json"), key=lambda p: p.stat().st_mtime)
+    outcomes = sorted(
+        (run_dir / WORK / ".sandflow" / "iterations").glob("outcome-*.json"), key=lambda p: p.stat().st_mtime
+    )
     assert [json.loads(p.read_text())["iterations"] for p in outcomes] == [2, 3]  # the first run's, then this one's
     assert job_counts(snakemake(run_dir, "strict.yaml")) == {}

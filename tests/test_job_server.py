@@ -30,10 +30,22 @@ def write_pool_config(directory: Path, samples: int, target: object = 3) -> Path
     with (directory / "data.jsonl").open("w") as handle:
         for number in range(samples):
             handle.write(json.dumps({"text": f"sample {number}"}) + "\n")
-    config = {"work_dir": "./out", "execution_job_configs": [{
-        "hook": "DataPoolManipulationHook", "meta_name": "sample", "output": "pool",
-        "extra_configs": {"type": "data_pool_downsampling", "dataset_path": "./data.jsonl",
-                          "export_path": "./out/pools/", "target_num_samples": target}}]}
+    config = {
+        "work_dir": "./out",
+        "execution_job_configs": [
+            {
+                "hook": "DataPoolManipulationHook",
+                "meta_name": "sample",
+                "output": "pool",
+                "extra_configs": {
+                    "type": "data_pool_downsampling",
+                    "dataset_path": "./data.jsonl",
+                    "export_path": "./out/pools/",
+                    "target_num_samples": target,
+                },
+            }
+        ],
+    }
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -64,8 +76,9 @@ def test_a_job_runs_in_a_child_in_the_callers_directory(server: str, tmp_path: P
     assert f"job {request['spec']['key']} done" in log
 
 
-def test_a_failing_job_gives_its_exit_code_and_one_line(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        capfd: pytest.CaptureFixture):
+def test_a_failing_job_gives_its_exit_code_and_one_line(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+):
     monkeypatch.chdir(tmp_path)
     request = request_for(write_pool_config(tmp_path, samples=10, target="many"))
     assert job_server.submit(server, request) == 1
@@ -76,9 +89,17 @@ def test_a_failing_job_gives_its_exit_code_and_one_line(server: str, tmp_path: P
 def test_killing_the_job_process_ends_its_job(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     request = request_for(write_pool_config(tmp_path, samples=300_000, target=200_000))
-    client = subprocess.Popen([sys.executable, "-c", "import json, sys; from sandflow.run import job_server; "
-                               "sys.exit(job_server.submit(sys.argv[1], json.loads(sys.argv[2])))",
-                               server, json.dumps(request)], cwd=tmp_path)
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from sandflow.run import job_server; "
+            "sys.exit(job_server.submit(sys.argv[1], json.loads(sys.argv[2])))",
+            server,
+            json.dumps(request),
+        ],
+        cwd=tmp_path,
+    )
     jobs = tmp_path / Path(request["spec"]["job_dir"]).parent
     deadline = time.monotonic() + 120
     while not list(jobs.glob("*.partial-*")) and time.monotonic() < deadline:
@@ -96,9 +117,17 @@ def test_killing_the_job_process_ends_its_job(server: str, tmp_path: Path, monke
 
 
 def test_the_server_goes_when_its_snakemake_process_dies(tmp_path: Path):
-    parent = subprocess.Popen([sys.executable, "-c", "import sys, time; from sandflow.run import job_server; "
-                               "job_server.start(sys.argv[1]); print(flush=True); time.sleep(600)",
-                               str(tmp_path / "w")], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from sandflow.run import job_server; "
+            "job_server.start(sys.argv[1]); print(flush=True); time.sleep(600)",
+            str(tmp_path / "w"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     parent.stdout.readline()  # the server is listening
     address = job_server.socket_path(str(tmp_path / "w"))
     assert os.path.exists(address)
@@ -146,7 +175,12 @@ def test_a_kept_servers_address_follows_the_import_time_environment(monkeypatch:
 def test_warm_imports_follow_the_hooks_libraries():
     assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core"]
     assert job_server.warm_imports(("torch", "transformers", "peft", "tokenizers")) == [
-        "torch", "transformers", "transformers.trainer", "sandflow.hooks.hf.tiny_lm:warm_up", "peft"]
+        "torch",
+        "transformers",
+        "transformers.trainer",
+        "sandflow.hooks.hf.tiny_lm:warm_up",
+        "peft",
+    ]
     assert job_server.warm_imports(()) == []
 
 

@@ -21,11 +21,19 @@ def test_no_module_imports_a_higher_layer():
         if own is None:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            targets = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            targets = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             for target in targets:
                 theirs = layer_of(target + ".x")
                 if theirs is not None and theirs > own:
-                    violations.append(f"{path.relative_to(PACKAGE)}:{node.lineno} ({LAYERS[own]}) imports {target} ({LAYERS[theirs]})")
+                    violations.append(
+                        f"{path.relative_to(PACKAGE)}:{node.lineno} ({LAYERS[own]}) imports {target} ({LAYERS[theirs]})"
+                    )
     assert not violations, "\n".join(violations)
 
 

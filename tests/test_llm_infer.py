@@ -51,8 +51,12 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def make_job(tmp_path: Path, extra_configs: dict[str, Any], hook: str = "InferModelHook",
-             dj_configs: dict[str, Any] | None = None) -> JobRun:
+def make_job(
+    tmp_path: Path,
+    extra_configs: dict[str, Any],
+    hook: str = "InferModelHook",
+    dj_configs: dict[str, Any] | None = None,
+) -> JobRun:
     """A job as the runner hands it over: export_path already points into the job directory."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     job_dir = tmp_path / "job"
@@ -63,8 +67,17 @@ def make_job(tmp_path: Path, extra_configs: dict[str, Any], hook: str = "InferMo
     handler = logging.FileHandler(tmp_path / "job.log")
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     log.addHandler(handler)
-    return JobRun(hook=hook, key="k", pipeline="p", meta_name="m", iteration=1, job_dir=job_dir,
-                  dj_configs=dj_configs, extra_configs={**extra_configs, "export_path": str(export)}, log=log)
+    return JobRun(
+        hook=hook,
+        key="k",
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=dj_configs,
+        extra_configs={**extra_configs, "export_path": str(export)},
+        log=log,
+    )
 
 
 def job_log(tmp_path: Path) -> str:
@@ -87,24 +100,35 @@ def api_key(monkeypatch):
 
 
 def api_config(server: ChatServer, **overrides: Any) -> dict[str, Any]:
-    return {**GRADER, "model_params": {"base_url": server.url, "timeout": 5}, "api_key_env": KEY_ENV,
-            "retry_delay": 0.05, "dataset_path": [str(POOL_0), str(POOL_1)], **overrides}
+    return {
+        **GRADER,
+        "model_params": {"base_url": server.url, "timeout": 5},
+        "api_key_env": KEY_ENV,
+        "retry_delay": 0.05,
+        "dataset_path": [str(POOL_0), str(POOL_1)],
+        **overrides,
+    }
 
 
 def test_module_is_light_enough_for_the_registry():
     """The registry may import it for the requirement checks: no torch, and no runner (which imports the registry)."""
-    code = ("import sys, sandflow.hooks.llm.infer; "
-            "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'sandflow.run.runner') if m in sys.modules))")
+    code = (
+        "import sys, sandflow.hooks.llm.infer; "
+        "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'sandflow.run.runner') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------- message helpers
 
+
 def test_build_messages_follows_upstream():
     item = {"system": "Be brief.", "query": "Hi?", "q": "Other?", "sys": ""}
-    assert llm_messages.build_messages(item) == [{"role": "system", "content": "Be brief."},
-                                                 {"role": "user", "content": "Hi?"}]
+    assert llm_messages.build_messages(item) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi?"},
+    ]
     # An empty system prompt adds no system turn; keys come from kwargs.
     assert llm_messages.build_messages(item, system_key="sys", query_key="q") == [{"role": "user", "content": "Other?"}]
     with pytest.raises(KeyError):
@@ -113,12 +137,16 @@ def test_build_messages_follows_upstream():
 
 def test_build_messages_for_math_qa_and_parse_output():
     item = {"prompt": "Grade it.", "question": "1+1?", "answer": "2"}
-    messages = llm_messages.build_messages_for_math_qa(item, system_key="prompt", query_key="question",
-                                                       response_key="answer")
-    assert messages == [{"role": "system", "content": "Grade it."},
-                        {"role": "user", "content": "Question: 1+1?\nAnswer: 2"}]
+    messages = llm_messages.build_messages_for_math_qa(
+        item, system_key="prompt", query_key="question", response_key="answer"
+    )
+    assert messages == [
+        {"role": "system", "content": "Grade it."},
+        {"role": "user", "content": "Question: 1+1?\nAnswer: 2"},
+    ]
     assert llm_messages.build_messages_for_math_qa({"query": "q", "response": "r"}) == [
-        {"role": "user", "content": "Question: q\nAnswer: r"}]
+        {"role": "user", "content": "Question: q\nAnswer: r"}
+    ]
     assert llm_messages.parse_output(" 4 ", item, anything=1) == " 4 "
 
 
@@ -127,8 +155,11 @@ def test_resolve_function_built_in_user_and_errors(monkeypatch):
     monkeypatch.chdir(DATA)  # user modules are imported from the current directory
     function = llm_messages.resolve_function("user_funcs:parse_turns", "extra_configs.parse_output_func")
     assert function("2 turn(s): X", {}) == 2
-    with pytest.raises(ValueError, match=r"extra_configs.build_messages_func: unknown function 'build_input'; "
-                                         r"built-ins: build_messages, build_messages_for_math_qa, parse_output"):
+    with pytest.raises(
+        ValueError,
+        match=r"extra_configs.build_messages_func: unknown function 'build_input'; "
+        r"built-ins: build_messages, build_messages_for_math_qa, parse_output",
+    ):
         llm_messages.resolve_function("build_input", "extra_configs.build_messages_func")
     with pytest.raises(ValueError, match=r"cannot import module 'no_such_module_xyz'"):
         llm_messages.resolve_function("no_such_module_xyz:f", "extra_configs.parse_output_func")
@@ -139,6 +170,7 @@ def test_resolve_function_built_in_user_and_errors(monkeypatch):
 
 
 # --------------------------------------------------------------------------- api
+
 
 def test_api_inference_writes_upstream_files_and_never_leaks_the_key(tmp_path, server, api_key):
     job = make_job(tmp_path, api_config(server, sampling_params={"temperature": 0.0, "max_tokens": 16}))
@@ -152,8 +184,9 @@ def test_api_inference_writes_upstream_files_and_never_leaks_the_key(tmp_path, s
         assert [list(r) for r in results] == [list(i) + ["grades"] for i in items]  # result key appended last
         for item, result in zip(items, results):
             user_turn = f"Question: {item['question']}\nAnswer: {item['answer']}"
-            expected = answer_for([{"role": "system", "content": item["prompt"]},
-                                   {"role": "user", "content": user_turn}])
+            expected = answer_for(
+                [{"role": "system", "content": item["prompt"]}, {"role": "user", "content": user_turn}]
+            )
             assert result["grades"] == expected
     # Upstream's jsonlines format: ensure_ascii off, default separators.
     first_line = Path(outputs[1]).read_text(encoding="utf-8").splitlines()[0]
@@ -174,8 +207,12 @@ def test_api_inference_writes_upstream_files_and_never_leaks_the_key(tmp_path, s
 
 
 def test_api_single_input_and_full_endpoint_url(tmp_path, server, api_key):
-    config = api_config(server, dataset_path=str(POOL_1), api_endpoint=server.url + "/chat/completions",
-                        model_params={"base_url": "http://127.0.0.1:9/unused"})
+    config = api_config(
+        server,
+        dataset_path=str(POOL_1),
+        api_endpoint=server.url + "/chat/completions",
+        model_params={"base_url": "http://127.0.0.1:9/unused"},
+    )
     outputs = infer_model(make_job(tmp_path, config))
     assert [Path(p).name for p in outputs] == ["math_qa_pool_1_inference.jsonl"]
     assert len(read_jsonl(outputs[0])) == 1
@@ -204,8 +241,9 @@ def test_api_gives_up_after_max_retry_num(tmp_path, server, api_key):
     with pytest.raises(JobFailed) as error:
         infer_model(job)
     message = str(error.value)
-    assert message.startswith(f"request to {server.url}/chat/completions failed after 3 attempt(s) "
-                              f"(extra_configs.max_retry_num=2): HTTP 500")
+    assert message.startswith(
+        f"request to {server.url}/chat/completions failed after 3 attempt(s) (extra_configs.max_retry_num=2): HTTP 500"
+    )
     assert SECRET not in message and "***" in message  # the server echoed the header; it is redacted
     assert len(server.requests) == 3
     assert not any(Path(job.extra_configs["export_path"]).iterdir())  # nothing that looks like a result
@@ -228,8 +266,11 @@ def test_api_timeout_is_retried_then_reported(tmp_path, server, api_key):
     assert "no reply within 1 s (extra_configs.model_params.timeout)" in job_log(tmp_path)
 
     server.hang_next(1, seconds=3.0)
-    with pytest.raises(JobFailed, match=r"failed after 1 attempt\(s\) \(extra_configs.max_retry_num=0\): "
-                                                r"no reply within 1 s"):
+    with pytest.raises(
+        JobFailed,
+        match=r"failed after 1 attempt\(s\) \(extra_configs.max_retry_num=0\): "
+        r"no reply within 1 s",
+    ):
         infer_model(make_job(tmp_path / "again", {**config, "max_retry_num": 0}))
 
 
@@ -241,14 +282,23 @@ def test_api_reply_without_answer_is_an_error(tmp_path, server, api_key):
 
 def test_api_batch_messages_with_user_functions(tmp_path, server, api_key, monkeypatch):
     monkeypatch.chdir(DATA)
-    config = api_config(server, dataset_path=str(POOL_0), build_messages_func="user_funcs:build_two_questions",
-                        parse_output_func="user_funcs:parse_turns",
-                        func_kwargs={"query_key": "question", "suffix": " Explain."}, infer_res_key="turns",
-                        api_key_env=None)
+    config = api_config(
+        server,
+        dataset_path=str(POOL_0),
+        build_messages_func="user_funcs:build_two_questions",
+        parse_output_func="user_funcs:parse_turns",
+        func_kwargs={"query_key": "question", "suffix": " Explain."},
+        infer_res_key="turns",
+        api_key_env=None,
+    )
     outputs = infer_model(make_job(tmp_path, config))
     assert [r["turns"] for r in read_jsonl(outputs[0])] == [[1, 1], [1, 1]]
     assert [r.body["messages"][0]["content"] for r in server.requests] == [
-        "What is 2 + 3?", "What is 2 + 3? Explain.", "What is 7 * 6?", "What is 7 * 6? Explain."]
+        "What is 2 + 3?",
+        "What is 2 + 3? Explain.",
+        "What is 7 * 6?",
+        "What is 7 * 6? Explain.",
+    ]
     assert "Authorization" not in server.requests[0].headers  # api_key_env: null sends no key
 
 
@@ -257,11 +307,14 @@ def test_api_requirements_report_the_key_variable(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert api_requirements(None, {"type": "api", "api_key_env": KEY_ENV}) == [
         f"type 'api' needs the API key in the environment variable {KEY_ENV} (named by extra_configs.api_key_env), "
-        f"which is not set"]
+        f"which is not set"
+    ]
     assert "OPENAI_API_KEY" in api_requirements(None, {"type": "api"})[0]
     assert api_requirements(None, {"type": "api", "api_key_env": None}) == []
-    assert "do not put API keys in configs" in api_requirements(
-        None, {"type": "api", "api_key_env": None, "model_params": {"api_key": "x"}})[0]
+    assert (
+        "do not put API keys in configs"
+        in api_requirements(None, {"type": "api", "api_key_env": None, "model_params": {"api_key": "x"}})[0]
+    )
     monkeypatch.setenv(KEY_ENV, SECRET)
     assert api_requirements(None, {"type": "api", "api_key_env": KEY_ENV}) == []
 
@@ -285,10 +338,17 @@ def test_bad_configs_name_the_key(tmp_path, server, api_key):
 
 
 def test_huggingface_model_params_are_checked_before_loading(tmp_path):
-    config = {"type": "huggingface", "model": str(tmp_path), "dataset_path": str(PROMPTS),
-              "model_params": {"trust_remote_code": True}}
-    with pytest.raises(ValueError, match=r"extra_configs.model_params.trust_remote_code is not supported by type "
-                                         r"'huggingface' \(supported: device, torch_dtype, dtype\)"):
+    config = {
+        "type": "huggingface",
+        "model": str(tmp_path),
+        "dataset_path": str(PROMPTS),
+        "model_params": {"trust_remote_code": True},
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"extra_configs.model_params.trust_remote_code is not supported by type "
+        r"'huggingface' \(supported: device, torch_dtype, dtype\)",
+    ):
         infer_model(make_job(tmp_path, config))
 
 
@@ -297,8 +357,20 @@ def test_probe_via_model_infer_answers_data_juicers_probe_sample(tmp_path, serve
     from data_juicer.utils.sample import random_sample
 
     data = tmp_path / "questions.jsonl"
-    data.write_text("".join(json.dumps({"prompt": "Grade the answer from 0 to 5.", "question": f"What is {n} + 1?",
-                                        "answer": str(n + 1), "truth": 5}) + "\n" for n in range(20)))
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": "Grade the answer from 0 to 5.",
+                    "question": f"What is {n} + 1?",
+                    "answer": str(n + 1),
+                    "truth": 5,
+                }
+            )
+            + "\n"
+            for n in range(20)
+        )
+    )
     config = {k: v for k, v in api_config(server).items() if k != "dataset_path"}
     answer_key = config["infer_res_key"]
     job = make_job(tmp_path, config, hook="ProbeViaModelInferHook", dj_configs={"dataset_path": str(data)})
@@ -307,26 +379,38 @@ def test_probe_via_model_infer_answers_data_juicers_probe_sample(tmp_path, serve
     rows = datasets.Dataset.from_list(read_jsonl(data))
     for ratio in (0.25, 1.5):  # the oracle: Data-Juicer's own uniform sampler, as upstream's probe calls it
         expected = random_sample(rows, ratio).to_list()
-        sampled = make_job(tmp_path / str(ratio), config, hook="ProbeViaModelInferHook",
-                           dj_configs={"dataset_path": str(data), "data_probe_ratio": ratio, "data_probe_algo": "uniform"})
+        sampled = make_job(
+            tmp_path / str(ratio),
+            config,
+            hook="ProbeViaModelInferHook",
+            dj_configs={"dataset_path": str(data), "data_probe_ratio": ratio, "data_probe_algo": "uniform"},
+        )
         (output,) = probe_via_model_infer(sampled)
         answered = read_jsonl(output)
         assert len(answered) == {0.25: 5, 1.5: 30}[ratio]
         assert [{k: v for k, v in row.items() if k != answer_key} for row in answered] == expected
         assert all(row[answer_key] for row in answered)
         assert read_jsonl(sampled.job_dir / "probe_sample" / data.name) == expected
-    selector = make_job(tmp_path / "topk", config, hook="ProbeViaModelInferHook",
-                        dj_configs={"dataset_path": str(data), "data_probe_algo": "topk_specified_field_selector"})
-    with pytest.raises(ValueError, match=r"^dj_configs.data_probe_algo='topk_specified_field_selector': only 'uniform'"):
+    selector = make_job(
+        tmp_path / "topk",
+        config,
+        hook="ProbeViaModelInferHook",
+        dj_configs={"dataset_path": str(data), "data_probe_algo": "topk_specified_field_selector"},
+    )
+    with pytest.raises(
+        ValueError, match=r"^dj_configs.data_probe_algo='topk_specified_field_selector': only 'uniform'"
+    ):
         probe_via_model_infer(selector)
 
 
 # --------------------------------------------------------------------------- vllm
 
+
 def test_vllm_requirements_name_what_is_missing(monkeypatch, tmp_path):
     message = vllm_requirements(None, {"type": "vllm"})
-    assert message == ["type 'vllm' needs vllm and a CUDA GPU: vllm is not installed "
-                       "(pip install 'sandflow[gpu]' on a GPU machine)"]
+    assert message == [
+        "type 'vllm' needs vllm and a CUDA GPU: vllm is not installed (pip install 'sandflow[gpu]' on a GPU machine)"
+    ]
     monkeypatch.setattr(llm_infer.importlib.util, "find_spec", lambda name: object())
     monkeypatch.setattr(llm_infer, "GPU_DEVICE_GLOB", str(tmp_path / "nvidia[0-9]*"))
     assert "no GPU device" in vllm_requirements(None, {"type": "vllm"})[0]
@@ -364,9 +448,18 @@ def test_vllm_engine_gets_upstream_arguments(tmp_path, monkeypatch):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "generation_config.json").write_text('{"max_new_tokens": 64}')
-    job = make_job(tmp_path, {"type": "vllm", "model": str(model_dir), "dataset_path": str(POOL_1),
-                              "model_params": {"tensor_parallel_size": 2}, "sampling_params": {"temperature": 0.5},
-                              "build_messages_func": "build_messages", "func_kwargs": {"query_key": "question"}})
+    job = make_job(
+        tmp_path,
+        {
+            "type": "vllm",
+            "model": str(model_dir),
+            "dataset_path": str(POOL_1),
+            "model_params": {"tensor_parallel_size": 2},
+            "sampling_params": {"temperature": 0.5},
+            "build_messages_func": "build_messages",
+            "func_kwargs": {"query_key": "question"},
+        },
+    )
     outputs = infer_model(job)
     assert calls["llm"] == {"model": str(model_dir), "generation_config": "auto", "tensor_parallel_size": 2, "seed": 42}
     assert calls["sampling"] == {"temperature": 0.5, "max_tokens": 64}  # from the model's generation config
@@ -377,10 +470,16 @@ def test_vllm_engine_gets_upstream_arguments(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- huggingface
 
 PROMPTS = DATA / "prompts.jsonl"
-CORPUS = ["the quick brown fox jumps over the lazy dog", "data juicer cleans text for small models",
-          "small models learn from good data every day", "answer briefly and stay on topic"] * 4
-TEMPLATE = ("{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
-            "{% if add_generation_prompt %}<assistant>{% endif %}")
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "data juicer cleans text for small models",
+    "small models learn from good data every day",
+    "answer briefly and stay on topic",
+] * 4
+TEMPLATE = (
+    "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -413,14 +512,20 @@ def greedy_reference(model_dir: Path, prompt: str, max_new_tokens: int) -> str:
 
     model, tokenizer = load_checkpoint(model_dir)
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    output = model.eval().generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                   pad_token_id=tokenizer.eos_token_id)
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    output = model.eval().generate(
+        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+    )
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def hf_config(model_dir: Path, **overrides: Any) -> dict[str, Any]:
-    return {"type": "huggingface", "model": str(model_dir), "dataset_path": str(PROMPTS),
-            "sampling_params": {"max_new_tokens": 5}, **overrides}
+    return {
+        "type": "huggingface",
+        "model": str(model_dir),
+        "dataset_path": str(PROMPTS),
+        "sampling_params": {"max_new_tokens": 5},
+        **overrides,
+    }
 
 
 @pytest.mark.slow  # importing torch + transformers and building the model: 30 s to minutes on 2 busy cores
@@ -440,9 +545,17 @@ def test_huggingface_greedy_plain_text_deterministic(tmp_path, tiny_models):
 
 @pytest.mark.slow
 def test_huggingface_chat_template_lora_and_context_limit(tmp_path, tiny_models):
-    outputs = infer_model(make_job(tmp_path / "t", hf_config(tiny_models["templated"], dataset_path=str(POOL_0),
-                                                             build_messages_func="build_messages_for_math_qa",
-                                                             func_kwargs=GRADER["func_kwargs"])))
+    outputs = infer_model(
+        make_job(
+            tmp_path / "t",
+            hf_config(
+                tiny_models["templated"],
+                dataset_path=str(POOL_0),
+                build_messages_func="build_messages_for_math_qa",
+                func_kwargs=GRADER["func_kwargs"],
+            ),
+        )
+    )
     prompt = "<system>Grade the answer from 0 to 5.\n<user>Question: What is 2 + 3?\nAnswer: 5\n<assistant>"
     assert read_jsonl(outputs[0])[0]["response"] == greedy_reference(tiny_models["templated"], prompt, 5)
 
@@ -451,9 +564,17 @@ def test_huggingface_chat_template_lora_and_context_limit(tmp_path, tiny_models)
     assert lora_answer == greedy_reference(tiny_models["lora"], "the quick brown fox", 5)
 
     # No max_new_tokens: upstream's default 512 is shortened to the model's 128 positions.
-    outputs = infer_model(make_job(tmp_path / "c", hf_config(tiny_models["plain"], sampling_params={},
-                                                             dataset_path=str(POOL_1),
-                                                             func_kwargs={"query_key": "question"})))
+    outputs = infer_model(
+        make_job(
+            tmp_path / "c",
+            hf_config(
+                tiny_models["plain"],
+                sampling_params={},
+                dataset_path=str(POOL_1),
+                func_kwargs={"query_key": "question"},
+            ),
+        )
+    )
     assert len(read_jsonl(outputs[0])) == 1
     assert "max_new_tokens shortened to fit the model's context of 128 tokens" in job_log(tmp_path / "c")
 

@@ -49,8 +49,11 @@ def with_max_new_tokens(run_dir: Path, tokens: int) -> str:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("model_demo")
-    shutil.copytree(REPO / "configs" / "model_demo", directory / "configs" / "model_demo",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "configs" / "model_demo",
+        directory / "configs" / "model_demo",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     (directory / "configs" / "data").mkdir()
     (directory / "configs" / "data" / "model_demo").symlink_to(REPO / "configs" / "data" / "model_demo")
     return directory
@@ -58,13 +61,18 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cold(run_dir: Path) -> dict:
-    return {"counts": job_counts(snakemake(run_dir, CONFIG)),
-            "inference": (run_dir / INFERENCE).read_text()}
+    return {"counts": job_counts(snakemake(run_dir, CONFIG)), "inference": (run_dir / INFERENCE).read_text()}
 
 
 def test_cold_run_runs_each_job_once(run_dir: Path, cold: dict):
-    assert cold["counts"] == {"process_data": 1, "train_model": 1, "infer_model": 1, "evaluate_model": 1,
-                              "evaluate_data": 1, **BOOKKEEPING}
+    assert cold["counts"] == {
+        "process_data": 1,
+        "train_model": 1,
+        "infer_model": 1,
+        "evaluate_model": 1,
+        "evaluate_data": 1,
+        **BOOKKEEPING,
+    }
     assert not list((run_dir / WORK / "jobs").glob("*/*.partial-*"))
     # The report's figures include the training curve of the one model trained.
     curves = [p.name for p in (run_dir / WORK / "report" / "figures").glob("*train_log.png")]
@@ -80,8 +88,13 @@ def test_data_juicer_drops_exactly_the_junk_rows(run_dir: Path, cold: dict):
 
 def test_model_learns_the_facts_and_context_infos_holds_the_metrics(run_dir: Path, cold: dict):
     jobs = job_infos(run_dir)
-    assert list(jobs) == ["clean_training_texts", "train_tiny_gpt2", "answer_questions", "heldout_perplexity",
-                          "answer_accuracy"]
+    assert list(jobs) == [
+        "clean_training_texts",
+        "train_tiny_gpt2",
+        "answer_questions",
+        "heldout_perplexity",
+        "answer_accuracy",
+    ]
     assert jobs["clean_training_texts"]["cleaned_dataset_path"] == "outputs/model-demo/data/iter_1/train-clean.jsonl"
     assert jobs["answer_questions"]["inference_result_path"] == INFERENCE
 
@@ -103,7 +116,8 @@ def test_model_learns_the_facts_and_context_infos_holds_the_metrics(run_dir: Pat
     hits = sum(a["predicted_answer"] == t["answer"] for a, t in zip(answers, truth))
     assert jobs["answer_accuracy"]["accuracy"] == hits / len(truth) >= 0.7
     assert jobs["answer_accuracy"]["accuracy_results"] == [
-        {"accuracy": hits / len(truth), "gt_path": "configs/data/model_demo/qa.jsonl", "pred_path": INFERENCE}]
+        {"accuracy": hits / len(truth), "gt_path": "configs/data/model_demo/qa.jsonl", "pred_path": INFERENCE}
+    ]
 
 
 def test_a_sampling_parameter_reruns_inference_and_what_reads_it_only(run_dir: Path, cold: dict):

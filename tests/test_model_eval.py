@@ -36,15 +36,26 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = build_tiny_causal_lm(root / "base", template_texts(200, seed=1), vocab_size=300, **TINY)
     common = {"dataset_path": str(train), **TRAINING}
     trained = Path(train_huggingface(make_job(root, "trained", {"model_path": str(base), **common})))
-    lora = Path(train_huggingface(make_job(root, "lora", {"model_path": str(trained), **common, "max_steps": 5,
-                                                          "lora": {"r": 4, "target_modules": ["c_attn"]}})))
+    lora = Path(
+        train_huggingface(
+            make_job(
+                root,
+                "lora",
+                {"model_path": str(trained), **common, "max_steps": 5, "lora": {"r": 4, "target_modules": ["c_attn"]}},
+            )
+        )
+    )
     held_out = write_jsonl(root / "held_out.jsonl", template_texts(40, seed=2), key="content")
     return {"root": root, "base": base, "trained": trained, "lora": lora, "held_out": held_out}
 
 
 def test_fine_tuning_lowers_perplexity(models: dict[str, Path], tmp_path: Path) -> None:
-    config = {"ckpt_paths": [str(models["base"]), str(models["trained"]), str(models["lora"])],
-              "dataset_path": str(models["held_out"]), "text_key": "content", "seq_len": 32}
+    config = {
+        "ckpt_paths": [str(models["base"]), str(models["trained"]), str(models["lora"])],
+        "dataset_path": str(models["held_out"]),
+        "text_key": "content",
+        "seq_len": 32,
+    }
     job = eval_job(tmp_path, "eval", config, threads=2)  # three checkpoints on two worker processes
     untrained, trained, lora = evaluate_perplexity(job)
     assert json.loads((Path(job.extra_configs["export_path"]) / EVAL_JSON).read_text()) == [untrained, trained, lora]
@@ -61,8 +72,13 @@ def test_fine_tuning_lowers_perplexity(models: dict[str, Path], tmp_path: Path) 
 
 
 def test_single_checkpoint_gives_one_dict(models: dict[str, Path], tmp_path: Path) -> None:
-    config = {"ckpt_paths": str(models["trained"]), "dataset_path": [str(models["held_out"])] * 2,
-              "text_key": "content", "seq_len": 32, "per_device_eval_batch_size": 3}
+    config = {
+        "ckpt_paths": str(models["trained"]),
+        "dataset_path": [str(models["held_out"])] * 2,
+        "text_key": "content",
+        "seq_len": 32,
+        "per_device_eval_batch_size": 3,
+    }
     job = eval_job(tmp_path, "one", config)
     result = evaluate_perplexity(job)
     assert isinstance(result, dict)
@@ -70,8 +86,9 @@ def test_single_checkpoint_gives_one_dict(models: dict[str, Path], tmp_path: Pat
     again = evaluate_perplexity(eval_job(tmp_path, "again", config))
     assert again == result  # deterministic, to the last bit
     # The same checkpoint evaluated in a worker process (of a list on two threads) gives the same numbers.
-    in_workers = evaluate_perplexity(eval_job(tmp_path, "workers", {**config, "ckpt_paths": [str(models["trained"])] * 2},
-                                              threads=2))
+    in_workers = evaluate_perplexity(
+        eval_job(tmp_path, "workers", {**config, "ckpt_paths": [str(models["trained"])] * 2}, threads=2)
+    )
     assert in_workers == [result, result]
 
 
@@ -92,21 +109,29 @@ def test_perplexity_is_token_weighted_mean_nll(models: dict[str, Path]) -> None:
     ids = tokenizer(texts[0] + tokenizer.eos_token + texts[1], add_special_tokens=False)["input_ids"]
     one = perplexity_of(model, tokenizer, [texts[0], texts[1]], seq_len=len(ids) + 1, batch_size=1)
     with torch.no_grad():
-        expected = model(input_ids=torch.tensor([ids + [tokenizer.eos_token_id]]),
-                         labels=torch.tensor([ids + [tokenizer.eos_token_id]])).loss.item()
+        expected = model(
+            input_ids=torch.tensor([ids + [tokenizer.eos_token_id]]),
+            labels=torch.tensor([ids + [tokenizer.eos_token_id]]),
+        ).loss.item()
     assert one["num_tokens"] == len(ids)
     assert one["loss"] == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"ckpt_paths": []}, r"extra_configs\.ckpt_paths must be a checkpoint directory or a non-empty list"),
-    ({"ckpt_paths": "/nonexistent/ckpt"}, r"extra_configs\.ckpt_paths: no such local model directory /nonexistent/ckpt"),
-    ({"dataset_path": None}, r"extra_configs\.dataset_path must be a jsonl path"),
-    ({"text_key": "text"}, r"held_out\.jsonl:1 has no string field 'text' \(extra_configs\.text_key\)"),
-    ({"per_device_eval_batch_size": 0}, r"extra_configs\.per_device_eval_batch_size must be an integer >= 1"),
-    ({"seq_len": 1000}, r"extra_configs\.seq_len=1000 exceeds the model's 64 positions"),
-    ({"batch_size": 4}, r"extra_configs\.batch_size is not a known setting"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ckpt_paths": []}, r"extra_configs\.ckpt_paths must be a checkpoint directory or a non-empty list"),
+        (
+            {"ckpt_paths": "/nonexistent/ckpt"},
+            r"extra_configs\.ckpt_paths: no such local model directory /nonexistent/ckpt",
+        ),
+        ({"dataset_path": None}, r"extra_configs\.dataset_path must be a jsonl path"),
+        ({"text_key": "text"}, r"held_out\.jsonl:1 has no string field 'text' \(extra_configs\.text_key\)"),
+        ({"per_device_eval_batch_size": 0}, r"extra_configs\.per_device_eval_batch_size must be an integer >= 1"),
+        ({"seq_len": 1000}, r"extra_configs\.seq_len=1000 exceeds the model's 64 positions"),
+        ({"batch_size": 4}, r"extra_configs\.batch_size is not a known setting"),
+    ],
+)
 def test_bad_config_names_the_key(change: dict, message: str, models: dict[str, Path], tmp_path: Path) -> None:
     config = {"ckpt_paths": str(models["trained"]), "dataset_path": str(models["held_out"]), "text_key": "content"}
     config.update(change)

@@ -31,15 +31,27 @@ def write_pool(path: Path, stats: list[dict]) -> str:
 def job_for(tmp_path: Path, dataset_path, recipe=RECIPE, target: str = "recipe.yaml") -> JobRun:
     job_dir = tmp_path / "job"
     job_dir.mkdir(parents=True)
-    return JobRun(hook="RefineRecipeViaModelFeedbackHook", key="k", pipeline="p", meta_name="m", iteration=1,
-                  job_dir=job_dir, dj_configs=recipe,
-                  extra_configs={"dataset_path": dataset_path, "path_model_feedback_recipe": str(job_dir / target)},
-                  log=logging.getLogger("test"))
+    return JobRun(
+        hook="RefineRecipeViaModelFeedbackHook",
+        key="k",
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=recipe,
+        extra_configs={"dataset_path": dataset_path, "path_model_feedback_recipe": str(job_dir / target)},
+        log=logging.getLogger("test"),
+    )
 
 
 def test_thresholds_become_the_observed_ranges_of_the_best_pools(tmp_path: Path):
-    first = write_pool(tmp_path / "a.jsonl", [{"text_len": 40, "alnum_ratio": 0.71, "special_char_ratio": 0.2},
-                                              {"text_len": 52, "alnum_ratio": 0.8, "special_char_ratio": 0.3}])
+    first = write_pool(
+        tmp_path / "a.jsonl",
+        [
+            {"text_len": 40, "alnum_ratio": 0.71, "special_char_ratio": 0.2},
+            {"text_len": 52, "alnum_ratio": 0.8, "special_char_ratio": 0.3},
+        ],
+    )
     second = write_pool(tmp_path / "b.jsonl", [{"text_len": 33.5, "alnum_ratio": 0.75, "special_char_ratio": 0.1}])
     job = job_for(tmp_path, [[first], second])  # refs may pass lists of lists
     path = refine_recipe_via_model_feedback(job)

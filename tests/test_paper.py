@@ -53,8 +53,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "configs").mkdir()
     shutil.copytree(REPO / "configs" / "paper", directory / "configs" / "paper")
     shutil.copytree(REPO / "configs" / "data", directory / "configs" / "data", ignore=shutil.ignore_patterns("*.jsonl"))
-    subprocess.run([sys.executable, "configs/data/make_paper_dataset.py", "--num-train", "240", "--num-heldout", "30"],
-                   cwd=directory, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "configs/data/make_paper_dataset.py", "--num-train", "240", "--num-heldout", "30"],
+        cwd=directory,
+        check=True,
+        capture_output=True,
+    )
     return directory
 
 
@@ -71,16 +75,26 @@ def infos(run_dir: Path) -> dict[tuple[str, str], dict]:
 
 
 def test_cold_run_runs_every_stage(run_dir: Path, cold: dict):
-    assert cold["counts"] == {"probe_via_analyzer": 1, "data_pool_manipulation": 5, "train_model": 5,
-                              "evaluate_model": 4, "general_probe": 2, "refine_recipe_via_model_feedback": 1,
-                              "publication_record": 1, "context_infos": 1, "all": 1}
+    assert cold["counts"] == {
+        "probe_via_analyzer": 1,
+        "data_pool_manipulation": 5,
+        "train_model": 5,
+        "evaluate_model": 4,
+        "general_probe": 2,
+        "refine_recipe_via_model_feedback": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "all": 1,
+    }
 
 
 def test_one_model_per_pool_and_the_rankings_follow_perplexity(run_dir: Path, cold: dict):
     jobs = infos(run_dir)
     pools = jobs[("single_op", "equalise")]["equal_pools"]
     # Low / middle / high thirds of each stat, each downsampled to the same size.
-    assert sorted(Path(p).name for p in pools) == sorted(f"train_{s}_{i}_{POOL_SIZE}.jsonl" for s in STATS for i in range(3))
+    assert sorted(Path(p).name for p in pools) == sorted(
+        f"train_{s}_{i}_{POOL_SIZE}.jsonl" for s in STATS for i in range(3)
+    )
     assert all(len((run_dir / p).read_text().splitlines()) == POOL_SIZE for p in pools)
     metrics = jobs[("single_op", "evaluate")]["metrics"]
     assert len(metrics) == len(pools) == 15
@@ -105,8 +119,13 @@ def test_the_final_recipe_holds_the_best_pools_stat_ranges(run_dir: Path, cold: 
 
 
 def test_the_report_has_tables_plots_and_the_recipe(run_dir: Path, cold: dict):
-    result = subprocess.run([sys.executable, "-m", "sandflow.report.search_report", str(WORK)], cwd=run_dir,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sandflow.report.search_report", str(WORK)],
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     report = run_dir / WORK / "report"
     summary = (report / "summary.md").read_text()
     assert result.stdout.strip() == summary.strip()
@@ -119,6 +138,12 @@ def test_the_report_has_tables_plots_and_the_recipe(run_dir: Path, cold: dict):
 def test_changing_only_the_duplication_factors_reruns_only_stage_3(run_dir: Path, cold: dict):
     config = write_reduced(run_dir, "reduced_x3.yaml", [1, 3])
     counts = job_counts(snakemake(run_dir, config))
-    assert counts == {"data_pool_manipulation": 1, "train_model": 1, "evaluate_model": 1,
-                      "publication_record": 1, "context_infos": 1, "all": 1}
+    assert counts == {
+        "data_pool_manipulation": 1,
+        "train_model": 1,
+        "evaluate_model": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "all": 1,
+    }
     assert job_counts(snakemake(run_dir, config)) == {}

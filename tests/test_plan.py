@@ -33,19 +33,35 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def demo_like() -> dict:
     return {
         "work_dir": "./work",
-        "probe_job_configs": [{"hook": "ProbeViaAnalyzerHook", "meta_name": "analysis_ori_data", "dj_configs": "recipe.yaml"}],
-        "refine_recipe_job_configs": [{
-            "hook": "RefineRecipeViaKSigmaHook", "meta_name": "analysis_ori_data", "output": "refined_recipe_path",
-            "dj_configs": "recipe.yaml", "extra_configs": {"path_k_sigma_recipe": "./out/k_sigma.yaml"},
-        }],
-        "execution_job_configs": [{
-            "hook": "ProcessDataHook", "meta_name": "process", "output": "processed_dataset_path",
-            "input": {"dj_configs": "-1.refined_recipe_path"}, "dj_configs": "<replaced>",
-        }],
-        "evaluation_job_configs": [{
-            "hook": "ProbeViaAnalyzerHook", "meta_name": "analysis_processed_data",
-            "input": {"dj_configs.dataset_path": "anonymous.process.processed_dataset_path"}, "dj_configs": "recipe.yaml",
-        }],
+        "probe_job_configs": [
+            {"hook": "ProbeViaAnalyzerHook", "meta_name": "analysis_ori_data", "dj_configs": "recipe.yaml"}
+        ],
+        "refine_recipe_job_configs": [
+            {
+                "hook": "RefineRecipeViaKSigmaHook",
+                "meta_name": "analysis_ori_data",
+                "output": "refined_recipe_path",
+                "dj_configs": "recipe.yaml",
+                "extra_configs": {"path_k_sigma_recipe": "./out/k_sigma.yaml"},
+            }
+        ],
+        "execution_job_configs": [
+            {
+                "hook": "ProcessDataHook",
+                "meta_name": "process",
+                "output": "processed_dataset_path",
+                "input": {"dj_configs": "-1.refined_recipe_path"},
+                "dj_configs": "<replaced>",
+            }
+        ],
+        "evaluation_job_configs": [
+            {
+                "hook": "ProbeViaAnalyzerHook",
+                "meta_name": "analysis_processed_data",
+                "input": {"dj_configs.dataset_path": "anonymous.process.processed_dataset_path"},
+                "dj_configs": "recipe.yaml",
+            }
+        ],
     }
 
 
@@ -102,27 +118,50 @@ def test_legacy_single_file_form_becomes_its_default_pipeline():
     ]
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda d: d["probe_job_configs"][0].update(hook="ProbeViaAnalyserHook"),
-     "probe_job_configs[0].hook: unknown hook 'ProbeViaAnalyserHook' (did you mean 'ProbeViaAnalyzerHook'?)"),
-    (lambda d: d["probe_job_configs"][0].update(hok="x"),
-     "probe_job_configs[0].hok: unknown key (did you mean 'hook'?)"),
-    (lambda d: d["execution_job_configs"][0]["input"].update({"dj_configs": "-1.refined"}),
-     "execution_job_configs[0].input['dj_configs']: job anonymous.analysis_ori_data (refine_recipe_job_configs[0], RefineRecipeViaKSigmaHook) has no output 'refined'"),
-    (lambda d: d["evaluation_job_configs"][0]["input"].update({"dj_configs.dataset_path": "other.process.processed_dataset_path"}),
-     "evaluation_job_configs[0].input['dj_configs.dataset_path']: 'other.process.processed_dataset_path': no pipeline 'other'"),
-    (lambda d: d["execution_job_configs"][0]["input"].update({"dj_configs": "anonymous.analysis_processed_data.0"}),
-     "runs after this one (evaluation_job_configs[0])"),
-    (lambda d: d["probe_job_configs"][0].update(input={"dj_configs.dataset_path": "-1.x"}),
-     "probe_job_configs[0].input['dj_configs.dataset_path']: '-1.x': there is no job before this one"),
-    (lambda d: d["probe_job_configs"][0].update(dj_configs="missing.yaml"),
-     "probe_job_configs[0].dj_configs: file not found: missing.yaml"),
-    (lambda d: d["execution_job_configs"][0]["input"].update({"dataset_path": "-1.refined_recipe_path"}),
-     "target 'dataset_path' must be 'dj_configs' or 'extra_configs'"),
-    (lambda d: d.update(max_iter_num=0), "max_iter_num: 0 means 'until iter_targets are met'"),
-    (lambda d: d.update(iter_targets=["anonymous.process.processed_dataset_path ~ 3"]), "iter_targets[0]: "),
-    (lambda d: d.update(iter_targets=["anonymous.process.nothing >= 3"]), "iter_targets[0]: job anonymous.process"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (
+            lambda d: d["probe_job_configs"][0].update(hook="ProbeViaAnalyserHook"),
+            "probe_job_configs[0].hook: unknown hook 'ProbeViaAnalyserHook' (did you mean 'ProbeViaAnalyzerHook'?)",
+        ),
+        (
+            lambda d: d["probe_job_configs"][0].update(hok="x"),
+            "probe_job_configs[0].hok: unknown key (did you mean 'hook'?)",
+        ),
+        (
+            lambda d: d["execution_job_configs"][0]["input"].update({"dj_configs": "-1.refined"}),
+            "execution_job_configs[0].input['dj_configs']: job anonymous.analysis_ori_data (refine_recipe_job_configs[0], RefineRecipeViaKSigmaHook) has no output 'refined'",
+        ),
+        (
+            lambda d: d["evaluation_job_configs"][0]["input"].update(
+                {"dj_configs.dataset_path": "other.process.processed_dataset_path"}
+            ),
+            "evaluation_job_configs[0].input['dj_configs.dataset_path']: 'other.process.processed_dataset_path': no pipeline 'other'",
+        ),
+        (
+            lambda d: d["execution_job_configs"][0]["input"].update(
+                {"dj_configs": "anonymous.analysis_processed_data.0"}
+            ),
+            "runs after this one (evaluation_job_configs[0])",
+        ),
+        (
+            lambda d: d["probe_job_configs"][0].update(input={"dj_configs.dataset_path": "-1.x"}),
+            "probe_job_configs[0].input['dj_configs.dataset_path']: '-1.x': there is no job before this one",
+        ),
+        (
+            lambda d: d["probe_job_configs"][0].update(dj_configs="missing.yaml"),
+            "probe_job_configs[0].dj_configs: file not found: missing.yaml",
+        ),
+        (
+            lambda d: d["execution_job_configs"][0]["input"].update({"dataset_path": "-1.refined_recipe_path"}),
+            "target 'dataset_path' must be 'dj_configs' or 'extra_configs'",
+        ),
+        (lambda d: d.update(max_iter_num=0), "max_iter_num: 0 means 'until iter_targets are met'"),
+        (lambda d: d.update(iter_targets=["anonymous.process.processed_dataset_path ~ 3"]), "iter_targets[0]: "),
+        (lambda d: d.update(iter_targets=["anonymous.process.nothing >= 3"]), "iter_targets[0]: job anonymous.process"),
+    ],
+)
 def test_bad_configs_name_their_place(mutate, expected):
     data = demo_like()
     mutate(data)
@@ -139,17 +178,32 @@ def test_unknown_component_type_and_output_count():
     data = demo_like()
     data["evaluation_job_configs"].append({"hook": "EvaluateDataHook", "extra_configs": {"type": "mes"}})
     assert "unknown EvaluateDataHook type 'mes' (did you mean 'mse'?)" in error_of(data)
-    data["evaluation_job_configs"][-1] = {"hook": "EvaluateDataHook", "output": ["a", "b", "c"], "extra_configs": {"type": "mse"}}
+    data["evaluation_job_configs"][-1] = {
+        "hook": "EvaluateDataHook",
+        "output": ["a", "b", "c"],
+        "extra_configs": {"type": "mse"},
+    }
     assert "evaluation_job_configs[1].output: names 3 output(s) but EvaluateDataHook 'mse' returns 2" in error_of(data)
 
 
 def test_shared_meta_name_resolves_to_the_job_with_that_output_and_ambiguity_is_an_error():
     data = demo_like()
-    data["evaluation_job_configs"].append({"hook": "ProbeViaAnalyzerHook", "dj_configs": "recipe.yaml",
-                                           "input": {"dj_configs.dataset_path": "anonymous.analysis_ori_data.refined_recipe_path"}})
+    data["evaluation_job_configs"].append(
+        {
+            "hook": "ProbeViaAnalyzerHook",
+            "dj_configs": "recipe.yaml",
+            "input": {"dj_configs.dataset_path": "anonymous.analysis_ori_data.refined_recipe_path"},
+        }
+    )
     assert plan(data).jobs[-1].refs[0].job.hook.name == "RefineRecipeViaKSigmaHook"
-    data["execution_job_configs"].append({"hook": "ProcessDataHook", "meta_name": "analysis_ori_data", "dj_configs": "recipe.yaml",
-                                          "output": "refined_recipe_path"})
+    data["execution_job_configs"].append(
+        {
+            "hook": "ProcessDataHook",
+            "meta_name": "analysis_ori_data",
+            "dj_configs": "recipe.yaml",
+            "output": "refined_recipe_path",
+        }
+    )
     assert "is ambiguous: 2 jobs named anonymous.analysis_ori_data" in error_of(data)
 
 
@@ -189,10 +243,16 @@ def test_dataset_content_is_in_the_key_and_only_downstream_keys_change():
 def test_literal_iter_path_is_an_edge_to_the_latest_writer():
     data = demo_like()
     data["evaluation_job_configs"] = [
-        {"hook": "ProcessDataHook", "meta_name": "reprocess",
-         "dj_configs": dict(RECIPE, dataset_path="./out/iter_1/processed.jsonl", export_path="./out/again.jsonl")},
-        {"hook": "ProcessDataHook", "meta_name": "raw_path",
-         "dj_configs": dict(RECIPE, dataset_path="./out/again.jsonl", export_path="./out/third.jsonl")},
+        {
+            "hook": "ProcessDataHook",
+            "meta_name": "reprocess",
+            "dj_configs": dict(RECIPE, dataset_path="./out/iter_1/processed.jsonl", export_path="./out/again.jsonl"),
+        },
+        {
+            "hook": "ProcessDataHook",
+            "meta_name": "raw_path",
+            "dj_configs": dict(RECIPE, dataset_path="./out/again.jsonl", export_path="./out/third.jsonl"),
+        },
     ]
     jobs = plan(data).jobs
     reprocess, raw_path = jobs[3], jobs[4]
@@ -215,10 +275,23 @@ def test_a_user_function_file_is_in_the_key():
     """parse_output_func as module:function: editing that file reruns the inference (and what reads it)."""
     Path("mine").mkdir()
     Path("mine/parsers.py").write_text("def first(output, item, **kwargs):\n    return output[:1]\n")
-    data = {"work_dir": "./work", "execution_job_configs": [{
-        "hook": "InferModelHook", "meta_name": "infer", "output": "answers",
-        "extra_configs": {"type": "huggingface", "model": "data", "dataset_path": "data/in.jsonl",
-                          "parse_output_func": "mine.parsers:first", "export_path": "./out/"}}]}
+    data = {
+        "work_dir": "./work",
+        "execution_job_configs": [
+            {
+                "hook": "InferModelHook",
+                "meta_name": "infer",
+                "output": "answers",
+                "extra_configs": {
+                    "type": "huggingface",
+                    "model": "data",
+                    "dataset_path": "data/in.jsonl",
+                    "parse_output_func": "mine.parsers:first",
+                    "export_path": "./out/",
+                },
+            }
+        ],
+    }
     before = keys(data)
     assert keys(data) == before
     Path("mine/parsers.py").write_text("def first(output, item, **kwargs):\n    return output[:2]\n")

@@ -52,8 +52,11 @@ def env_files() -> list[Path]:
 
 def hook_rules() -> dict[str, str]:
     """rule name -> hook, for every rule that runs a sandflow job (scripts/run_job.py)."""
-    return {rule: re.search(r'SANDFLOW\.job_output\("(\w+)"\)', body).group(1)
-            for rule, body in rule_bodies().items() if "run_job.py" in body}
+    return {
+        rule: re.search(r'SANDFLOW\.job_output\("(\w+)"\)', body).group(1)
+        for rule, body in rule_bodies().items()
+        if "run_job.py" in body
+    }
 
 
 def rule_bodies() -> dict[str, str]:
@@ -125,8 +128,11 @@ def test_slurm_ci_profile_has_the_settings_a_cluster_without_accounting_needs():
 
 def test_slurm_ci_runs_every_rule_that_may_ask_for_a_gpu_without_one():
     """The one-machine cluster has no GPU: a job asking for one would wait forever."""
-    gpu_rules = {rule for rule, hook in hook_rules().items()
-                 if any(job_resources(hook, kind, {}).gpu for kind in [None, *(HOOKS[hook].components or ())])}
+    gpu_rules = {
+        rule
+        for rule, hook in hook_rules().items()
+        if any(job_resources(hook, kind, {}).gpu for kind in [None, *(HOOKS[hook].components or ())])
+    }
     assert {"train_model", "infer_model", "evaluate_model"} <= gpu_rules
     overrides = profile("slurm-ci")["set-resources"]
     assert {rule for rule in gpu_rules if overrides.get(rule, {}).get("gpu") == 0} == gpu_rules
@@ -184,16 +190,21 @@ def test_a_jobs_own_resources_override_its_familys_defaults():
 
 
 def fake_jobs(**jobs: tuple[str, str | None, dict]) -> dict:
-    return {key: SimpleNamespace(hook=SimpleNamespace(name=hook), component=kind, cfg=SimpleNamespace(resources=asked))
-            for key, (hook, kind, asked) in jobs.items()}
+    return {
+        key: SimpleNamespace(hook=SimpleNamespace(name=hook), component=kind, cfg=SimpleNamespace(resources=asked))
+        for key, (hook, kind, asked) in jobs.items()
+    }
 
 
 def test_rules_get_callables_per_job_when_jobs_differ_and_leave_gpu_settings_out_of_cpu_jobs():
-    resources = RuleResources(fake_jobs(
-        a=("ProcessDataHook", None, {"threads": 2}),
-        b=("TrainModelHook", "huggingface", {"gpu_model": "h100"}),
-        c=("TrainModelHook", "huggingface", {"gpu": 0, "gpu_model": "h100"}),
-    ), final=True)
+    resources = RuleResources(
+        fake_jobs(
+            a=("ProcessDataHook", None, {"threads": 2}),
+            b=("TrainModelHook", "huggingface", {"gpu_model": "h100"}),
+            c=("TrainModelHook", "huggingface", {"gpu": 0, "gpu_model": "h100"}),
+        ),
+        final=True,
+    )
     a, b, c = (SimpleNamespace(key=key) for key in "abc")
     # one ProcessDataHook job: plain values
     assert resources.threads_of("ProcessDataHook") == 2

@@ -32,8 +32,13 @@ from sandflow.hooks.dj_requirements import missing_requirements
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "configs/data/demo/demo-dataset.jsonl"
 SLICE_ROWS = 900  # rows 0-899 hold 9 of the 45 planted noisy samples
-OFFLINE = {"UV_OFFLINE": "1", "PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1"}
+OFFLINE = {
+    "UV_OFFLINE": "1",
+    "PIP_NO_INDEX": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
 
 
 def demo_recipe() -> dict[str, Any]:
@@ -89,8 +94,17 @@ def run_job(root: Path, name: str, recipe: dict[str, Any], hook: Callable[[JobRu
     log.propagate = False
     log.setLevel(logging.INFO)
     log.addHandler(logging.FileHandler(root / f"{name}.log", mode="w"))
-    job = JobRun(hook=name, key=name, pipeline="p", meta_name="m", iteration=1, job_dir=job_dir,
-                 dj_configs=recipe, extra_configs=None, log=log)
+    job = JobRun(
+        hook=name,
+        key=name,
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=job_dir,
+        dj_configs=recipe,
+        extra_configs=None,
+        log=log,
+    )
     started = time.monotonic()
     result = hook(job)
     return job, result, time.monotonic() - started
@@ -129,8 +143,10 @@ def test_ray_processes_the_demo_rows_exactly_as_the_default_executor(processed: 
     # The same files in the export directory: one .jsonl and its stats file, no directory of shards.
     assert sorted(p.name for p in ray_path.parent.iterdir()) == ["processed.jsonl", "processed_stats.jsonl"]
     assert sorted(p.name for p in default_path.parent.iterdir()) == ["processed.jsonl", "processed_stats.jsonl"]
-    assert_stats_close(read_jsonl(default_path.with_name("processed_stats.jsonl")),
-                       read_jsonl(ray_path.with_name("processed_stats.jsonl")))
+    assert_stats_close(
+        read_jsonl(default_path.with_name("processed_stats.jsonl")),
+        read_jsonl(ray_path.with_name("processed_stats.jsonl")),
+    )
     log = (processed["root"] / "ray.log").read_text()
     assert "starting a private Ray with 1 CPU(s)" in log and "on Ray" in log
 
@@ -167,8 +183,12 @@ def test_ray_analysis_matches_the_default_analyzer(env: Path, demo_slice: Path, 
             assert math.isclose(ray_summary[stat][name], value, rel_tol=1e-8), (stat, name)
     assert (Path(ray_job.job_dir) / "dj_work" / "analysis" / "overall.csv").is_file()
     # The original dataset with its stats, when asked for, is one file too.
-    ray_job2, ray_out2, _ = run_job(tmp_path, "ray_original", {**recipe, "executor_type": "ray",
-                                                               "export_original_dataset": True}, probe_via_analyzer)
+    ray_job2, ray_out2, _ = run_job(
+        tmp_path,
+        "ray_original",
+        {**recipe, "executor_type": "ray", "export_original_dataset": True},
+        probe_via_analyzer,
+    )
     rows = read_jsonl(Path(ray_out2))
     assert Path(ray_out2).name == "processed.jsonl" and len(rows) == SLICE_ROWS and "__dj__stats__" in rows[0]
 
@@ -188,10 +208,23 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory, env: Path) -> Iterator
     temp_dir = tempfile.mkdtemp(prefix="sandflow-test-ray-")
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
     ray_cli = str(Path(sys.executable).with_name("ray"))
-    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
-                             "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--temp-dir={temp_dir}"],
-                            env={**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0"}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = subprocess.Popen(
+        [
+            ray_cli,
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
+        ],
+        env={**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(Path(temp_dir).glob("session_*/logs/raylet.out")):
@@ -214,9 +247,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory, env: Path) -> Iterator
 
 
 @pytest.mark.slow
-def test_ray_job_runs_on_a_given_cluster_and_leaves_it_running(ray_cluster: tuple[str, dict[str, str]],
-                                                               demo_slice: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_job_runs_on_a_given_cluster_and_leaves_it_running(
+    ray_cluster: tuple[str, dict[str, str]], demo_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sandflow.hooks.data_juicer import process_data
 
     address, auth = ray_cluster
@@ -224,8 +257,9 @@ def test_ray_job_runs_on_a_given_cluster_and_leaves_it_running(ray_cluster: tupl
         monkeypatch.setenv(name, value)
     recipe = {**fixed_thresholds_recipe(), "dataset_path": str(demo_slice)}
     _, default_out, _ = run_job(tmp_path, "default", recipe, process_data)
-    _, by_address, _ = run_job(tmp_path, "address", {**recipe, "executor_type": "ray", "ray_address": address},
-                               process_data)
+    _, by_address, _ = run_job(
+        tmp_path, "address", {**recipe, "executor_type": "ray", "ray_address": address}, process_data
+    )
     monkeypatch.setenv("RAY_ADDRESS", address)
     _, by_env, _ = run_job(tmp_path, "auto", {**recipe, "executor_type": "ray"}, process_data)  # ray_address: auto
     expected = Path(default_out).read_bytes()
@@ -234,27 +268,50 @@ def test_ray_job_runs_on_a_given_cluster_and_leaves_it_running(ray_cluster: tupl
     for name in ("address", "auto"):
         log = (tmp_path / f"{name}.log").read_text()
         assert f"connecting to the Ray cluster at {address}" in log and "private Ray" not in log
-    status = subprocess.run([str(Path(sys.executable).with_name("ray")), "status", f"--address={address}"],
-                            capture_output=True, text=True, env={**os.environ, **auth})
+    status = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "status", f"--address={address}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **auth},
+    )
     assert status.returncode == 0, "the job disconnected without stopping the cluster"
 
 
-@pytest.mark.parametrize("dj_configs, expected", [
-    ({"executor_type": "ray_partitioned"}, "dj_configs.executor_type: 'ray_partitioned' is not supported by sandflow"),
-    ({"executor_type": "ray", "export_path": "out/data.parquet"},
-     "dj_configs.export_path: executor_type ray writes a .jsonl file here, got 'data.parquet'"),
-    ({"executor_type": "ray", "process": [{"text_length_filter": {"runtime_env": {"pip": ["ftfy"]}}}]},
-     "dj_configs.process[0].text_length_filter.runtime_env: 'pip' would install packages when Ray starts a worker"),
-    ({"executor_type": "ray", "ray_address": ""}, "dj_configs.ray_address: expected 'local', 'auto' or a cluster"),
-    ({"executor_type": "ray", "ray_address": "ray://head:10001"},
-     "dj_configs.ray_address: Ray Client addresses (ray://) do not work with Data-Juicer's Ray Data pipeline"),
-])
+@pytest.mark.parametrize(
+    "dj_configs, expected",
+    [
+        (
+            {"executor_type": "ray_partitioned"},
+            "dj_configs.executor_type: 'ray_partitioned' is not supported by sandflow",
+        ),
+        (
+            {"executor_type": "ray", "export_path": "out/data.parquet"},
+            "dj_configs.export_path: executor_type ray writes a .jsonl file here, got 'data.parquet'",
+        ),
+        (
+            {"executor_type": "ray", "process": [{"text_length_filter": {"runtime_env": {"pip": ["ftfy"]}}}]},
+            "dj_configs.process[0].text_length_filter.runtime_env: 'pip' would install packages when Ray starts a worker",
+        ),
+        ({"executor_type": "ray", "ray_address": ""}, "dj_configs.ray_address: expected 'local', 'auto' or a cluster"),
+        (
+            {"executor_type": "ray", "ray_address": "ray://head:10001"},
+            "dj_configs.ray_address: Ray Client addresses (ray://) do not work with Data-Juicer's Ray Data pipeline",
+        ),
+    ],
+)
 def test_settings_ray_cannot_run_stop_before_any_job(dj_configs: dict, expected: str, tmp_path: Path) -> None:
     missing = missing_requirements({"export_path": "out/data.jsonl", **dj_configs})
     assert len(missing) == 1 and missing[0].startswith(expected), missing
-    job = JobRun(hook="ProcessDataHook", key="k", pipeline="p", meta_name="m", iteration=1, job_dir=tmp_path,
-                 dj_configs={"export_path": str(tmp_path / "out/data.jsonl"), "dataset_path": "x.jsonl",
-                             **dj_configs}, extra_configs=None)
+    job = JobRun(
+        hook="ProcessDataHook",
+        key="k",
+        pipeline="p",
+        meta_name="m",
+        iteration=1,
+        job_dir=tmp_path,
+        dj_configs={"export_path": str(tmp_path / "out/data.jsonl"), "dataset_path": "x.jsonl", **dj_configs},
+        extra_configs=None,
+    )
     from sandflow.hooks.data_juicer import dj_recipe
 
     with pytest.raises(ValueError, match=re.escape(expected)):
@@ -276,10 +333,16 @@ def test_executor_is_in_the_job_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     Path("in.jsonl").write_text('{"text": "hello world"}\n')
 
     def key(**settings: Any) -> str:
-        recipe = {"dataset_path": "in.jsonl", "export_path": "out/processed.jsonl",
-                  "process": [{"text_length_filter": {"min_len": 1}}], **settings}
-        config = {"work_dir": "work", "execution_job_configs": [
-            {"hook": "ProcessDataHook", "meta_name": "process", "dj_configs": recipe}]}
+        recipe = {
+            "dataset_path": "in.jsonl",
+            "export_path": "out/processed.jsonl",
+            "process": [{"text_length_filter": {"min_len": 1}}],
+            **settings,
+        }
+        config = {
+            "work_dir": "work",
+            "execution_job_configs": [{"hook": "ProcessDataHook", "meta_name": "process", "dj_configs": recipe}],
+        }
         return plan_config(load_config(config, source="test.yaml")).jobs[0].key
 
     assert key(executor_type="ray") not in (key(), key(executor_type="default"))

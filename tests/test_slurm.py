@@ -39,9 +39,15 @@ def run_until_done(command: list[str], cwd: Path, timeout: float) -> subprocess.
     SIGINT is reset to its default in the child: a shell that starts pytest in the background
     leaves it ignored, and a Python started that way never turns it into KeyboardInterrupt.
     """
-    process = subprocess.Popen(command, cwd=cwd, env=snakemake_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=snakemake_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -71,8 +77,17 @@ def cluster() -> str:
 def slurm_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     run_dir = tmp_path_factory.mktemp("slurm")
     shutil.copytree(REPO / "tests" / "data" / "slurm", run_dir / "tests" / "data" / "slurm")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", CONFIG,
-               "--profile", str(PROFILE)]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--configfile",
+        CONFIG,
+        "--profile",
+        str(PROFILE),
+    ]
     result = run_until_done(command, run_dir, RUN_TIMEOUT_S)
     assert result.returncode == 0, f"snakemake failed ({result.returncode}):\n{result.stderr[-4000:]}"
     return {"dir": run_dir, "result": result}
@@ -91,16 +106,26 @@ def test_setup_script_refuses_to_run_without_root():
             os.chmod(readable, 0o755)
             script = shutil.copy(SETUP, readable)
             os.chmod(script, 0o644)
-            result = subprocess.run(["runuser", "-u", "nobody", "--", "bash", script], capture_output=True, text=True,
-                                    timeout=60, cwd=readable)
+            result = subprocess.run(
+                ["runuser", "-u", "nobody", "--", "bash", script],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=readable,
+            )
     assert result.returncode == 1
-    assert result.stderr.strip() == "setup_single_node_slurm: error: needs root (installs packages and starts daemons); run it with sudo"
+    assert (
+        result.stderr.strip()
+        == "setup_single_node_slurm: error: needs root (installs packages and starts daemons); run it with sudo"
+    )
 
 
 @pytest.mark.slow
 def test_setup_leaves_one_idle_node_with_the_machines_cpus(cluster: str):
     assert re.search(r"node \S+ is (idle|mixed|allocated)", cluster), cluster
-    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %c %T"], capture_output=True, text=True, check=True).stdout.split()
+    node = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N %c %T"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert node[0] == os.uname().nodename.split(".")[0]
     assert int(node[1]) == os.cpu_count()
     # Run again: every step finds its work done.
@@ -128,7 +153,9 @@ def test_slurm_job_built_the_pools_in_the_projects_venv(slurm_run: dict):
     samples = read_jsonl(run_dir / "tests/data/slurm/texts.jsonl")
     pools = [read_jsonl(run_dir / WORK / "pools" / "iter_1" / name) for name in POOLS]
     assert pools == [samples[:8], samples[8:16], samples[16:]]
-    (context,) = [json.loads(p.read_text()) for p in (run_dir / WORK / "jobs" / "DataPoolManipulationHook").glob("*/context.json")]
+    (context,) = [
+        json.loads(p.read_text()) for p in (run_dir / WORK / "jobs" / "DataPoolManipulationHook").glob("*/context.json")
+    ]
     # The job's own SLURM log: the node ran this venv's Snakemake on this job.
     text = slurm_run["result"].stdout + slurm_run["result"].stderr
     (log,) = [Path(log) for _, log, rule in SUBMITTED.findall(text) if rule == "data_pool_manipulation"]
@@ -141,5 +168,19 @@ def test_slurm_job_built_the_pools_in_the_projects_venv(slurm_run: dict):
 def test_context_infos_lists_the_job_with_its_published_output(slurm_run: dict):
     run_dir = slurm_run["dir"]
     infos = json.loads((run_dir / WORK / "context_infos.json").read_text())
-    assert infos == [{"iter": 1, "pipeline_infos": [{"pipeline_name": "anonymous", "job_infos": [
-        {"meta_name": "split_into_pools", "pool_paths": [f"outputs/slurm-ci/pools/iter_1/{name}" for name in POOLS]}]}]}]
+    assert infos == [
+        {
+            "iter": 1,
+            "pipeline_infos": [
+                {
+                    "pipeline_name": "anonymous",
+                    "job_infos": [
+                        {
+                            "meta_name": "split_into_pools",
+                            "pool_paths": [f"outputs/slurm-ci/pools/iter_1/{name}" for name in POOLS],
+                        }
+                    ],
+                }
+            ],
+        }
+    ]

@@ -22,19 +22,39 @@ EXPECTED_GRAPHS = {
     ],
     "auto_prompt_optimization/sandbox_auto_prompt_optimization.yaml": [
         ("grader_model_prompt_optimization", "generate_new_prompts", "ProcessDataHook", []),
-        ("grader_model_prompt_optimization", "construct_single_prompt_data_pools", "DataPoolManipulationHook data_pool_construction", [1]),
-        ("grader_model_prompt_optimization", "join_prompts_and_datasets_to_infer", "DataPoolManipulationHook data_pool_cartesian_join", [2]),
+        (
+            "grader_model_prompt_optimization",
+            "construct_single_prompt_data_pools",
+            "DataPoolManipulationHook data_pool_construction",
+            [1],
+        ),
+        (
+            "grader_model_prompt_optimization",
+            "join_prompts_and_datasets_to_infer",
+            "DataPoolManipulationHook data_pool_cartesian_join",
+            [2],
+        ),
         ("grader_model_prompt_optimization", "grader_model_inference", "InferModelHook api", [3]),
         ("grader_model_prompt_optimization", "grades_evaluation", "EvaluateDataHook mse", [4]),
         ("select_and_merge_data_pools", "rank_single_prompt_data_pools", "GeneralProbeHook data_pool_ranking", [2, 5]),
-        ("select_and_merge_data_pools", "merge_single_prompt_data_pools", "DataPoolManipulationHook data_pool_merging", [6]),
+        (
+            "select_and_merge_data_pools",
+            "merge_single_prompt_data_pools",
+            "DataPoolManipulationHook data_pool_merging",
+            [6],
+        ),
     ],
     "easyanimate_text_to_video/1_single_op_pipeline.yaml": [
         ("anonymous", "analysis_ori_data", "ProbeViaAnalyzerHook", []),
         ("anonymous", "anonymous_meta_name", "ProcessDataHook", [1]),  # reads ./outputs/demo-bench/iter_1/... literally
         ("anonymous", "anonymous_meta_name", "ProcessDataHook", [2]),
         ("anonymous", "convert_to_ea_fmt", "GeneralDataExecutorHook dj_to_easyanimate_video_dataset_conversion", [3]),
-        ("anonymous", "anonymous_meta_name", "TrainModelHook easyanimate", [4]),  # third-party paths: follows the previous job
+        (
+            "anonymous",
+            "anonymous_meta_name",
+            "TrainModelHook easyanimate",
+            [4],
+        ),  # third-party paths: follows the previous job
         ("anonymous", "anonymous_meta_name", "InferModelHook easyanimate", [5]),
         ("anonymous", "vbench_eval", "EvaluateDataHook vbench_video_evaluator", [6]),
     ],
@@ -53,8 +73,18 @@ EXPECTED_GRAPHS = {
         ("anonymous", "vbench_eval", "EvaluateDataHook vbench_video_evaluator", [3]),
     ],
     "internvl_coco_caption/sandbox_internvl_coco_caption.yaml": [
-        ("baseline_preparation", "convert_to_coco_caption", "GeneralDataExecutorHook coco_caption_to_dj_conversion", []),
-        ("baseline_preparation", "generate_meta_file_dj_fmt", "GeneralDataExecutorHook coco_caption_meta_generation", [1]),
+        (
+            "baseline_preparation",
+            "convert_to_coco_caption",
+            "GeneralDataExecutorHook coco_caption_to_dj_conversion",
+            [],
+        ),
+        (
+            "baseline_preparation",
+            "generate_meta_file_dj_fmt",
+            "GeneralDataExecutorHook coco_caption_meta_generation",
+            [1],
+        ),
         ("single_op_exps", "analysis_all_stats", "ProbeViaAnalyzerHook", [1]),
         ("single_op_exps", "construct_single_op_data_pools", "DataPoolManipulationHook data_pool_construction", [3]),
         ("single_op_exps", "anonymous_meta_name", "GeneralDataExecutorHook coco_caption_meta_generation", [4]),
@@ -67,7 +97,12 @@ EXPECTED_GRAPHS = {
         ("multiple_op_exps", "multiple_op_exps_train", "TrainModelHook internvl_coco_caption", [11]),
         ("multiple_op_exps", "multiple_op_exps_eval", "EvaluateModelHook internvl_coco_caption", [12]),
         ("scaling_exps", "rank_multiple_op_data_pools", "GeneralProbeHook data_pool_ranking", [10, 13]),
-        ("scaling_exps", "generate_meta_files_for_scaling_exps", "GeneralDataExecutorHook coco_caption_meta_generation", [14]),
+        (
+            "scaling_exps",
+            "generate_meta_files_for_scaling_exps",
+            "GeneralDataExecutorHook coco_caption_meta_generation",
+            [14],
+        ),
         ("scaling_exps", "scaling_op_exps_train_2B", "TrainModelHook internvl_coco_caption", [15]),
         ("scaling_exps", "scaling_op_exps_train_4B", "TrainModelHook internvl_coco_caption", [15, 16]),
         ("scaling_exps", "scaling_op_exps_train_26B", "TrainModelHook internvl_coco_caption", [15, 17]),
@@ -82,8 +117,12 @@ def graph_of(config_file: str) -> list[tuple[str, str, str, list[int]]]:
     plan = plan_config(load_config_file(config_file))
     number = {id(job): position + 1 for position, job in enumerate(plan.jobs)}
     return [
-        (job.cfg.pipeline, job.cfg.display_name, f"{job.hook.name}{' ' + job.component if job.component else ''}",
-         sorted(number[id(dep)] for dep in job.deps))
+        (
+            job.cfg.pipeline,
+            job.cfg.display_name,
+            f"{job.hook.name}{' ' + job.component if job.component else ''}",
+            sorted(number[id(dep)] for dep in job.deps),
+        )
         for job in plan.jobs
     ]
 

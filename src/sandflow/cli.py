@@ -102,8 +102,10 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
         return report(config_file, exc)
     from snakemake.cli import main as snakemake_main
 
-    if not any(arg in ("--cores", "-c", "--jobs", "-j", "--profile") or arg.startswith(("--cores=", "-c", "--jobs=", "-j"))
-               for arg in snakemake_args):
+    if not any(
+        arg in ("--cores", "-c", "--jobs", "-j", "--profile") or arg.startswith(("--cores=", "-c", "--jobs=", "-j"))
+        for arg in snakemake_args
+    ):
         snakemake_args = ["--cores", "all", *snakemake_args]
     argv = ["--snakefile", str(SNAKEFILE), "--configfile", config_file, *snakemake_args]
     try:
@@ -118,14 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="validate a sandbox config and print its job graph")
     check_parser.add_argument("config")
-    show_parser = commands.add_parser("show", help="print the lineage of an artifact: its job, configs and inputs, recursively")
+    show_parser = commands.add_parser(
+        "show", help="print the lineage of an artifact: its job, configs and inputs, recursively"
+    )
     show_parser.add_argument("config")
-    show_parser.add_argument("target", help="a path (published, in a job directory, or a readable link), "
-                                            "<pipeline>.<meta_name> or a meta_name")
+    show_parser.add_argument(
+        "target",
+        help="a path (published, in a job directory, or a readable link), <pipeline>.<meta_name> or a meta_name",
+    )
     run_parser = commands.add_parser("run", help="run a sandbox config with snakemake (extra args go to snakemake)")
     run_parser.add_argument("config")
-    commands.add_parser("dvc-stage", help="write dvc.yaml's experiment stage (run where dvc.yaml is): its deps are the "
-                                          "config params.yaml names and every file that config reads")
+    commands.add_parser(
+        "dvc-stage",
+        help="write dvc.yaml's experiment stage (run where dvc.yaml is): its deps are the "
+        "config params.yaml names and every file that config reads",
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command == "check":
         if rest:

@@ -40,7 +40,9 @@ SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 KEYS = {"config": (str, "a path"), "work_dir": (str, "a path"), "cores": (int, "a whole number")}
 DVC_YAML = "dvc.yaml"
 STAGE = "experiment"
-CONFIG_DEP = "${experiment.config}"  # interpolated by DVC, so `dvc exp run -S experiment.config=...` tracks the new config
+CONFIG_DEP = (
+    "${experiment.config}"  # interpolated by DVC, so `dvc exp run -S experiment.config=...` tracks the new config
+)
 CODE_DEPS = ["src/sandflow"]
 HEADER = """\
 # `dvc repro` runs the sandbox experiment params.yaml names, with snakemake, and records its metrics.
@@ -155,8 +157,10 @@ def write_stage(params_path: str = "params.yaml") -> int:
     except ConfigError as exc:
         print(f"sandflow: error: {experiment['config']}: {exc}", file=sys.stderr)
         return 2
-    print(f"{DVC_YAML}: stage {STAGE} {'now depends' if changed else 'depends already'} on {experiment['config']}, "
-          f"{', '.join(CODE_DEPS)} and the {len(reads)} files and directories it reads:")
+    print(
+        f"{DVC_YAML}: stage {STAGE} {'now depends' if changed else 'depends already'} on {experiment['config']}, "
+        f"{', '.join(CODE_DEPS)} and the {len(reads)} files and directories it reads:"
+    )
     print("\n".join(f"  {path}" for path in reads))
     return 0
 
@@ -168,17 +172,31 @@ def main(argv: list[str] | None = None) -> int:
         experiment = read_params(params_path)
         # Run by DVC (dvc.yaml is here): keep the stage's deps in step with what the config reads now.
         if os.path.isfile(DVC_YAML) and write_dvc_yaml(experiment_reads(experiment["config"], experiment["work_dir"])):
-            print(f"sandflow: note: {DVC_YAML}: the {STAGE} stage's deps now list every file {experiment['config']} "
-                  f"reads; DVC decided on this run with the old list, so the next `dvc repro` runs the stage once more "
-                  f"(Snakemake finds nothing to do) unless you run `dvc commit -f {STAGE}` after this one", file=sys.stderr)
+            print(
+                f"sandflow: note: {DVC_YAML}: the {STAGE} stage's deps now list every file {experiment['config']} "
+                f"reads; DVC decided on this run with the old list, so the next `dvc repro` runs the stage once more "
+                f"(Snakemake finds nothing to do) unless you run `dvc commit -f {STAGE}` after this one",
+                file=sys.stderr,
+            )
     except ValueError as exc:
         print(f"sandflow: error: {exc}", file=sys.stderr)
         return 2
     except ConfigError as exc:
         print(f"sandflow: error: {experiment['config']}: {exc}", file=sys.stderr)
         return 2
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", experiment["config"],
-               "--config", f"work_dir={experiment['work_dir']}", "--cores", str(experiment["cores"])]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--configfile",
+        experiment["config"],
+        "--config",
+        f"work_dir={experiment['work_dir']}",
+        "--cores",
+        str(experiment["cores"]),
+    ]
     code = subprocess.run(command).returncode
     if code:
         return code

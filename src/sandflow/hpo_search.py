@@ -84,11 +84,17 @@ class WorkDirTurns:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            print(f"sandflow: hpo_search: waiting for work_dir {self.work_dir} (pid {holder} is using it), "
-                  f"at most {self.wait:g} s", file=sys.stderr, flush=True)
+            print(
+                f"sandflow: hpo_search: waiting for work_dir {self.work_dir} (pid {holder} is using it), "
+                f"at most {self.wait:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
             if not self._wait_for_lock():
-                raise WorkDirBusy(f"work_dir {self.work_dir} was still in use (pid {holder}) after {self.wait:g} s "
-                                  "(--wait); the trials finished so far stay in the study") from None
+                raise WorkDirBusy(
+                    f"work_dir {self.work_dir} was still in use (pid {holder}) after {self.wait:g} s "
+                    "(--wait); the trials finished so far stay in the study"
+                ) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
@@ -145,9 +151,13 @@ def open_study(hpo: HpoConfig, name: str, work_dir: str, storage_url: str | None
         os.makedirs(os.path.dirname(journal), exist_ok=True)
         storage = optuna.storages.JournalStorage(JournalFileBackend(journal))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
-                               direction="maximize" if hpo.goal == "maximize" else "minimize",
-                               sampler=optuna.samplers.TPESampler(seed=hpo.seed))
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize" if hpo.goal == "maximize" else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=hpo.seed),
+    )
 
 
 def ask_batch(study: Any, hpo: HpoConfig, count: int) -> list[Any]:
@@ -180,16 +190,33 @@ def metric_by_trial(table: str, metric: str) -> dict[int, float | None]:
 
 def run_snakemake(config_path: str, cores: int, extra: list[str], lock_fd: int) -> None:
     """Run snakemake holding the work_dir lock this worker holds (passed down, see workflow.hold_lock)."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", config_path,
-               "--cores", str(cores), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--configfile",
+        config_path,
+        "--cores",
+        str(cores),
+        *extra,
+    ]
     print(f"sandflow: hpo_search: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     result = subprocess.run(command, pass_fds=(lock_fd,), env={**os.environ, INHERITED_LOCK: str(lock_fd)})
     if result.returncode:
         raise SystemExit(result.returncode)
 
 
-def search(configfile: str, hpo_config: str | None, batch: int, cores: int, storage_url: str | None,
-           extra: list[str], wait: float = 86400) -> dict[str, Any]:
+def search(
+    configfile: str,
+    hpo_config: str | None,
+    batch: int,
+    cores: int,
+    storage_url: str | None,
+    extra: list[str],
+    wait: float = 86400,
+) -> dict[str, Any]:
     raw = read_config_file(configfile)
     if hpo_config is not None:
         raw["hpo_config"] = hpo_config
@@ -199,8 +226,10 @@ def search(configfile: str, hpo_config: str | None, batch: int, cores: int, stor
     hpo_mapping = read_yaml_or_json(config.hpo_config) if isinstance(config.hpo_config, str) else config.hpo_config
     hpo = load_hpo(hpo_mapping)
     if hpo.method != "bayes":
-        raise ConfigError("hpo_config.method", f"a {hpo.method} search runs with snakemake itself: "
-                          f"snakemake --cores {cores} --configfile {configfile}")
+        raise ConfigError(
+            "hpo_config.method",
+            f"a {hpo.method} search runs with snakemake itself: snakemake --cores {cores} --configfile {configfile}",
+        )
     work_dir = config.work_dir
     search_config = os.path.join(work_dir, "hpo", "search.yaml")
     turns = WorkDirTurns(work_dir, wait)
@@ -240,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2, help="trials asked for and run per snakemake run (default 2)")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
     parser.add_argument("--storage", help="an Optuna RDB URL for the study (default: a journal file in work_dir/hpo)")
-    parser.add_argument("--wait", type=float, default=86400,
-                        help="seconds to wait for the work_dir while another worker or run uses it (default 86400)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=86400,
+        help="seconds to wait for the work_dir while another worker or run uses it (default 86400)",
+    )
     parser.add_argument("snakemake_args", nargs="*", help="more snakemake options, after --")
     args = parser.parse_args(argv)
     if args.batch < 1:
@@ -249,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait < 0:
         parser.error("--wait must be 0 or more seconds")
     try:
-        best = search(args.configfile, args.hpo_config, args.batch, args.cores, args.storage, args.snakemake_args,
-                      args.wait)
+        best = search(
+            args.configfile, args.hpo_config, args.batch, args.cores, args.storage, args.snakemake_args, args.wait
+        )
     except ConfigError as error:
         print(f"sandflow: error: {args.configfile}: {error}", file=sys.stderr)
         return 2

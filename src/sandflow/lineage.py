@@ -29,9 +29,12 @@ def find_jobs(plan: Plan, target: str) -> list[Job]:
     if os.path.exists(target) or os.sep in target:
         return [job_for_path(plan, target)]
     parts = target.split(".")
-    matches = [job for job in plan.jobs
-               if (len(parts) == 2 and (job.cfg.pipeline, job.cfg.display_name) == tuple(parts))
-               or job.cfg.display_name == target]
+    matches = [
+        job
+        for job in plan.jobs
+        if (len(parts) == 2 and (job.cfg.pipeline, job.cfg.display_name) == tuple(parts))
+        or job.cfg.display_name == target
+    ]
     if not matches:
         raise NotFound(f"no job named {target!r} in this config (use <pipeline>.<meta_name>, a meta_name or a path)")
     return list({job.key: job for job in reversed(matches)}.values())[::-1]  # one per key: trials share jobs
@@ -49,9 +52,13 @@ def job_for_path(plan: Plan, target: str) -> Job:
             break
         probe = parent
     wanted = normalize(target)
-    writers = [job for job in plan.jobs for write in job.writes
-               if wanted == normalize(write.published(job.iteration))
-               or wanted.startswith(normalize(write.publish_root(job.iteration)) + os.sep)]
+    writers = [
+        job
+        for job in plan.jobs
+        for write in job.writes
+        if wanted == normalize(write.published(job.iteration))
+        or wanted.startswith(normalize(write.publish_root(job.iteration)) + os.sep)
+    ]
     if not writers:
         raise NotFound(f"{target} is not in a job directory and no job of this config publishes it")
     return writers[-1]  # the last writer in DJ-Sandbox's order is what the published path holds

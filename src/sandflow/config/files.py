@@ -28,7 +28,8 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
             try:
                 if key in first_line:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {first_line[key]})", key_node.start_mark)
+                        None, None, f"duplicate key {key!r} (first at line {first_line[key]})", key_node.start_mark
+                    )
                 first_line[key] = key_node.start_mark.line + 1
             except TypeError:
                 continue  # an unhashable key: the base class reports it
@@ -76,15 +77,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if data is None:
         raise ConfigError("", "the file is empty: a sandbox config is a mapping of settings and job lists")
     if not isinstance(data, dict):
-        raise ConfigError("", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}")
+        raise ConfigError(
+            "", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}"
+        )
     return data
 
 
 def load_job_file(value: str, where: str) -> Any:
     """A job given as the path of a .yaml/.yml/.json file (DJ-Sandbox's prepare_side_configs accepts these)."""
     if not value.endswith(RECIPE_SUFFIXES):
-        raise ConfigError(where, f"a job given as a string is the path of a .yaml, .yml or .json job file, "
-                                 f"not {value!r} (a job is a mapping with at least `hook`)")
+        raise ConfigError(
+            where,
+            f"a job given as a string is the path of a .yaml, .yml or .json job file, "
+            f"not {value!r} (a job is a mapping with at least `hook`)",
+        )
     if not os.path.isfile(value):
         raise ConfigError(where, f"job file not found: {value} (relative paths are resolved against {os.getcwd()})")
     try:

@@ -36,13 +36,33 @@ from sandflow.config.model import SECTIONS
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("minimize", "maximize")
-DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform_values",
-                 "q_log_uniform_values")
+DISTRIBUTIONS = (
+    "constant",
+    "categorical",
+    "int_uniform",
+    "uniform",
+    "q_uniform",
+    "log_uniform_values",
+    "q_log_uniform_values",
+)
 KEYS = ("method", "metric", "parameters", "sweep_max_count", "run_cap", "seed", "trials")
 # Keys of a wandb sweep, and of the recipe Data-Juicer's HPO files carry along, that a search here
 # has no use for: accepted, so those files load as they are.
-IGNORED_KEYS = ("sweep_name", "name", "description", "early_terminate", "project", "entity", "program", "command",
-                "project_name", "dataset_path", "export_path", "np", "process")
+IGNORED_KEYS = (
+    "sweep_name",
+    "name",
+    "description",
+    "early_terminate",
+    "project",
+    "entity",
+    "program",
+    "command",
+    "project_name",
+    "dataset_path",
+    "export_path",
+    "np",
+    "process",
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +103,9 @@ def load_hpo(value: Any) -> HpoConfig:
     else:
         data = value
     if not isinstance(data, dict):
-        raise ConfigError("hpo_config", f"must be a mapping or a path to a .yaml/.json file, got {describe_value(data)}")
+        raise ConfigError(
+            "hpo_config", f"must be a mapping or a path to a .yaml/.json file, got {describe_value(data)}"
+        )
     for key in data:
         if key not in KEYS and key not in IGNORED_KEYS:
             raise ConfigError(f"hpo_config.{key}", f"unknown key{did_you_mean(str(key), KEYS)}")
@@ -96,12 +118,17 @@ def load_hpo(value: Any) -> HpoConfig:
     goal = metric.get("goal", "maximize")
     if goal not in GOALS:
         raise ConfigError("hpo_config.metric.goal", f"must be minimize or maximize, got {describe_value(goal)}")
-    parameters = tuple(_parameter(name, spec) for name, spec in _mapping(data.get("parameters"), "hpo_config.parameters").items())
+    parameters = tuple(
+        _parameter(name, spec) for name, spec in _mapping(data.get("parameters"), "hpo_config.parameters").items()
+    )
     if not parameters:
         raise ConfigError("hpo_config.parameters", "names no parameter to search")
     max_count = data.get("sweep_max_count", data.get("run_cap"))
     if max_count is not None and (not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1):
-        raise ConfigError("hpo_config.sweep_max_count", f"must be a whole number of trials, at least 1, got {describe_value(max_count)}")
+        raise ConfigError(
+            "hpo_config.sweep_max_count",
+            f"must be a whole number of trials, at least 1, got {describe_value(max_count)}",
+        )
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError("hpo_config.seed", f"must be a whole number, got {describe_value(seed)}")
@@ -113,7 +140,10 @@ def load_hpo(value: Any) -> HpoConfig:
     elif method == "grid":
         for parameter in parameters:
             if parameter.distribution not in ("categorical", "constant"):
-                raise ConfigError(f"hpo_config.parameters.{parameter.name}", "a grid search needs values (or value), not a distribution")
+                raise ConfigError(
+                    f"hpo_config.parameters.{parameter.name}",
+                    "a grid search needs values (or value), not a distribution",
+                )
     return HpoConfig(method, metric["name"], goal, parameters, max_count, seed, explicit)
 
 
@@ -128,8 +158,10 @@ def trials(hpo: HpoConfig) -> list[dict[str, Any]]:
     if hpo.method == "random":
         rng = random.Random(hpo.seed)
         return [{p.name: sample(p, rng) for p in hpo.parameters} for _ in range(hpo.max_count or 0)]
-    raise ConfigError("hpo_config.method", "a bayes search chooses trials from results: run it with "
-                      "`python -m sandflow.hpo_search --configfile <config>`")
+    raise ConfigError(
+        "hpo_config.method",
+        "a bayes search chooses trials from results: run it with `python -m sandflow.hpo_search --configfile <config>`",
+    )
 
 
 def sample(parameter: Parameter, rng: random.Random) -> Any:
@@ -158,18 +190,24 @@ def _parameter(name: Any, spec: Any) -> Parameter:
     where = f"hpo_config.parameters.{name}"
     parts = name.split(".") if isinstance(name, str) else []
     if len(parts) < 4 or parts[2] not in SECTIONS or not all(parts):
-        raise ConfigError(where, "a parameter must be named <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>")
+        raise ConfigError(
+            where, "a parameter must be named <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>"
+        )
     spec = _mapping(spec, where)
     parameter = Parameter(name, parts[0], parts[1], ".".join(parts[2:]), spec)
     kind = parameter.distribution
     if kind not in DISTRIBUTIONS:
-        raise ConfigError(f"{where}.distribution", f"unknown distribution {kind!r}{did_you_mean(str(kind), DISTRIBUTIONS)}")
+        raise ConfigError(
+            f"{where}.distribution", f"unknown distribution {kind!r}{did_you_mean(str(kind), DISTRIBUTIONS)}"
+        )
     if kind == "categorical" and (not isinstance(spec["values"], list) or not spec["values"]):
         raise ConfigError(f"{where}.values", "must be a non-empty list")
     if kind not in ("categorical", "constant"):
         for bound in ("min", "max"):
             if not isinstance(spec.get(bound), (int, float)) or isinstance(spec.get(bound), bool):
-                raise ConfigError(f"{where}.{bound}", f"a {kind} distribution needs a number, got {describe_value(spec.get(bound))}")
+                raise ConfigError(
+                    f"{where}.{bound}", f"a {kind} distribution needs a number, got {describe_value(spec.get(bound))}"
+                )
         if spec["min"] > spec["max"]:
             raise ConfigError(where, f"min {spec['min']} is above max {spec['max']}")
         if "log" in kind and spec["min"] <= 0:

@@ -49,8 +49,10 @@ def _with_job_files(data: dict[str, Any], job_files: list[str]) -> dict[str, Any
         for stage in STAGES:
             if isinstance(body.get(stage), list):
                 job_files.extend(job for job in body[stage] if isinstance(job, str))
-                body[stage] = [load_job_file(job, config_path(*base, stage, index)) if isinstance(job, str) else job
-                               for index, job in enumerate(body[stage])]
+                body[stage] = [
+                    load_job_file(job, config_path(*base, stage, index)) if isinstance(job, str) else job
+                    for index, job in enumerate(body[stage])
+                ]
         return body
 
     data = jobs_of(data, ())
@@ -60,7 +62,8 @@ def _with_job_files(data: dict[str, Any], job_files: list[str]) -> dict[str, Any
     elif isinstance(pipelines, list):
         data["pipelines"] = [
             {name: jobs_of(body, ("pipelines", position, name)) for name, body in item.items()}
-            if isinstance(item, dict) and len(item) == 1 else item
+            if isinstance(item, dict) and len(item) == 1
+            else item
             for position, item in enumerate(pipelines)
         ]
     return data
@@ -71,8 +74,11 @@ def check_string_keys(tree: Any, where: str) -> None:
     if isinstance(tree, dict):
         for key, value in tree.items():
             if not isinstance(key, str):
-                raise ConfigError(where, f"keys must be strings, got {describe_value(key)}: write the key in quotes "
-                                         "(YAML reads unquoted numbers, yes/no, on/off and null as other types)")
+                raise ConfigError(
+                    where,
+                    f"keys must be strings, got {describe_value(key)}: write the key in quotes "
+                    "(YAML reads unquoted numbers, yes/no, on/off and null as other types)",
+                )
             check_string_keys(value, child_path(where, key))
     elif isinstance(tree, list):
         for index, value in enumerate(tree):
@@ -105,11 +111,17 @@ def check_recipe(recipe: Any, where: str, source: str | None = None) -> None:
         fail("process", f"must be a list of ops, each `- <op_name>: {{<arguments>}}`, got {describe_value(process)}")
     for index, entry in enumerate(process):
         if not isinstance(entry, dict) or len(entry) != 1:
-            fail(f"process[{index}]", f"must be one op, `<op_name>: {{<arguments>}}`, got {describe_value(entry)}"
-                 + (f" with {len(entry)} keys" if isinstance(entry, dict) else ""))
-        (name, arguments), = entry.items()
+            fail(
+                f"process[{index}]",
+                f"must be one op, `<op_name>: {{<arguments>}}`, got {describe_value(entry)}"
+                + (f" with {len(entry)} keys" if isinstance(entry, dict) else ""),
+            )
+        ((name, arguments),) = entry.items()
         if arguments is not None and not isinstance(arguments, dict):
-            fail(child_path(f"process[{index}]", name), f"an op's arguments must be a mapping, got {describe_value(arguments)}")
+            fail(
+                child_path(f"process[{index}]", name),
+                f"an op's arguments must be a mapping, got {describe_value(arguments)}",
+            )
 
 
 def _wandb_settings(value: bool | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -121,11 +133,15 @@ def _wandb_settings(value: bool | dict[str, Any] | None) -> dict[str, Any] | Non
 def load_config(data: Any, source: str = "config") -> SandboxConfig:
     """Validate a parsed config and normalise it to pipelines of JobConfigs."""
     if not isinstance(data, dict):
-        raise ConfigError("", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}")
+        raise ConfigError(
+            "", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}"
+        )
     has_pipelines = data.get("pipelines") not in (None, [], {})
     top_level_jobs = [stage for stage in STAGES if data.get(stage)]
     if has_pipelines and top_level_jobs:
-        raise ConfigError(top_level_jobs[0], "both pipeline forms at once: use either `pipelines` or top-level job lists, not both")
+        raise ConfigError(
+            top_level_jobs[0], "both pipeline forms at once: use either `pipelines` or top-level job lists, not both"
+        )
     if is_legacy(data):
         data = convert_legacy(data)
     job_files: list[str] = []
@@ -168,8 +184,11 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
     else:
         config.pipelines.append((ANONYMOUS_PIPELINE, _jobs_of(ANONYMOUS_PIPELINE, data, ())))
     if not config.jobs():
-        raise ConfigError("pipelines" if has_pipelines else "", "no jobs to run: give job lists (probe_job_configs, "
-                          "refine_recipe_job_configs, execution_job_configs, evaluation_job_configs) at top level or in pipelines")
+        raise ConfigError(
+            "pipelines" if has_pipelines else "",
+            "no jobs to run: give job lists (probe_job_configs, "
+            "refine_recipe_job_configs, execution_job_configs, evaluation_job_configs) at top level or in pipelines",
+        )
     return config
 
 
@@ -179,18 +198,20 @@ def _jobs_of(pipeline: str, body: dict[str, Any], base: tuple[str | int, ...]) -
         for index, raw in enumerate(body.get(stage) or []):
             output = raw.get("output")
             outputs = None if output is None else tuple([output] if isinstance(output, str) else output)
-            jobs.append(JobConfig(
-                where=config_path(*base, stage, index),
-                pipeline=pipeline,
-                stage=stage,
-                index=index,
-                hook=raw["hook"],
-                meta_name=raw.get("meta_name"),
-                dj_configs=raw.get("dj_configs"),
-                extra_configs=raw.get("extra_configs"),
-                inputs=dict(raw.get("input") or {}),
-                outputs=outputs,
-                local=dict(raw.get("local") or {}),
-                resources=dict(raw.get("resources") or {}),
-            ))
+            jobs.append(
+                JobConfig(
+                    where=config_path(*base, stage, index),
+                    pipeline=pipeline,
+                    stage=stage,
+                    index=index,
+                    hook=raw["hook"],
+                    meta_name=raw.get("meta_name"),
+                    dj_configs=raw.get("dj_configs"),
+                    extra_configs=raw.get("extra_configs"),
+                    inputs=dict(raw.get("input") or {}),
+                    outputs=outputs,
+                    local=dict(raw.get("local") or {}),
+                    resources=dict(raw.get("resources") or {}),
+                )
+            )
     return jobs

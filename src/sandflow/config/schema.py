@@ -16,8 +16,15 @@ def _schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-JSON_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-                   "number": "a number", "boolean": "true or false", "null": "empty"}
+JSON_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "empty",
+}
 
 
 def _schema_message(error: Any) -> str:
@@ -30,7 +37,9 @@ def _schema_message(error: Any) -> str:
     value, rule, custom = error.instance, error.validator_value, error.schema.get("x-message")
     if error.validator == "type":
         types = [rule] if isinstance(rule, str) else list(rule)
-        message = f"{custom or 'must be ' + ' or '.join(JSON_TYPE_NAMES[t] for t in types)}, got {describe_value(value)}"
+        message = (
+            f"{custom or 'must be ' + ' or '.join(JSON_TYPE_NAMES[t] for t in types)}, got {describe_value(value)}"
+        )
         if "string" in types and isinstance(value, (int, float)) and not isinstance(value, bool):
             message += f": write it in quotes ('{value!r}') if it is text, YAML reads {value!r} as a number"
         return message
@@ -62,8 +71,11 @@ def schema_error(data: dict[str, Any]) -> ConfigError | None:
         form = 0 if isinstance(error.instance, dict) else 1 if isinstance(error.instance, list) else None
         inner = [e for e in error.context if e.relative_schema_path[0] == form]
         if not inner:
-            return ConfigError("pipelines", f"must be a mapping name -> job lists, or a list of one-key mappings, "
-                                            f"got {describe_value(error.instance)}")
+            return ConfigError(
+                "pipelines",
+                f"must be a mapping name -> job lists, or a list of one-key mappings, "
+                f"got {describe_value(error.instance)}",
+            )
         error = jsonschema.exceptions.best_match(inner)
     where = config_path(*error.absolute_path)
     if error.validator == "additionalProperties":

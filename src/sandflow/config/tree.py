@@ -15,7 +15,9 @@ def parse_target(text: str, where: str) -> Path_:
     """'dj_configs.a.b' -> ('dj_configs', 'a', 'b'); the first part must name a section."""
     parts = tuple(text.split("."))
     if parts[0] not in SECTIONS or any(not p for p in parts):
-        raise ConfigError(where, f"target {text!r} must be 'dj_configs' or 'extra_configs', optionally followed by .<dotted key>")
+        raise ConfigError(
+            where, f"target {text!r} must be 'dj_configs' or 'extra_configs', optionally followed by .<dotted key>"
+        )
     return parts
 
 
@@ -38,7 +40,9 @@ def set_path(tree: dict[str, Any], path: Path_, value: Any, where: str) -> None:
             node = node[part]
             continue
         if not isinstance(node, dict):
-            raise ConfigError(where, f"cannot set {'.'.join(map(str, path))}: {'.'.join(map(str, path[:depth]))} is not a mapping")
+            raise ConfigError(
+                where, f"cannot set {'.'.join(map(str, path))}: {'.'.join(map(str, path[:depth]))} is not a mapping"
+            )
         if not isinstance(node.get(part), (dict, list)):
             node[part] = {}
         node = node[part]

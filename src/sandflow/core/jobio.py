@@ -45,7 +45,7 @@ def job_logging(log_path: str, mode: str = "w") -> Iterator[logging.Logger]:
 def replace_prefix(value: Any, old: str, new: str) -> Any:
     """Every path in value under ``old`` moved under ``new``."""
     if isinstance(value, str):
-        return new + value[len(old):] if value == old or value.startswith(old + os.sep) else value
+        return new + value[len(old) :] if value == old or value.startswith(old + os.sep) else value
     if isinstance(value, list):
         return [replace_prefix(v, old, new) for v in value]
     if isinstance(value, dict):

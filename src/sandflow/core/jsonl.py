@@ -36,4 +36,3 @@ def read_objects(path: str | Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path} line {number} is not a JSON object")
         rows.append(row)
     return rows
-

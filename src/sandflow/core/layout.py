@@ -1,9 +1,9 @@
 """Where everything lives under a work_dir: the one place that spells these paths.
 
-    jobs/<hook>/<key>/            a job: artifacts, manifest.json, context.json (written last)
-    logs/<hook>/<key>.log         its log
-    context_infos.json            DJ-Sandbox's record of every job's outputs
-    .sandflow/                    sandflow's own state: lock, file-hash cache, decisions, records
+jobs/<hook>/<key>/            a job: artifacts, manifest.json, context.json (written last)
+logs/<hook>/<key>.log         its log
+context_infos.json            DJ-Sandbox's record of every job's outputs
+.sandflow/                    sandflow's own state: lock, file-hash cache, decisions, records
 """
 
 from __future__ import annotations

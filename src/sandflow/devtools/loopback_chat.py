@@ -96,8 +96,10 @@ class ChatServer:
                         time.sleep(value)
                     if kind == "status":
                         # Echo the Authorization header back, as some proxies do: the client must redact it.
-                        self.send_json(int(value), {"error": {"message": "injected failure",
-                                                              "auth": self.headers.get("Authorization")}})
+                        self.send_json(
+                            int(value),
+                            {"error": {"message": "injected failure", "auth": self.headers.get("Authorization")}},
+                        )
                     elif kind == "no_choices":
                         self.send_json(200, {"object": "chat.completion", "choices": []})
                     elif not self.path.endswith("/chat/completions"):
@@ -114,9 +116,16 @@ class ChatServer:
                     traceback.print_exc(file=sys.stderr)
                     self.send_json(400, {"error": {"message": f"answer function failed: {type(exc).__name__}: {exc}"}})
                     return
-                self.send_json(200, {"object": "chat.completion", "model": body.get("model"),
-                                     "choices": [{"index": 0, "finish_reason": "stop",
-                                                  "message": {"role": "assistant", "content": content}}]})
+                self.send_json(
+                    200,
+                    {
+                        "object": "chat.completion",
+                        "model": body.get("model"),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                    },
+                )
 
             def send_json(self, status: int, payload: Any) -> None:
                 data = json.dumps(payload).encode("utf-8")
@@ -167,12 +176,17 @@ def load_answer(spec: str) -> AnswerFunction:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandflow.devtools.loopback_chat",
-                                     description="Serve an OpenAI-compatible chat-completions endpoint on "
-                                                 f"{HOST} whose answers come from a Python function.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sandflow.devtools.loopback_chat",
+        description="Serve an OpenAI-compatible chat-completions endpoint on "
+        f"{HOST} whose answers come from a Python function.",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    parser.add_argument("--grader", metavar="FILE.py:FUNCTION",
-                        help="the answer function, messages -> str (default: echo the last user turn upper-cased)")
+    parser.add_argument(
+        "--grader",
+        metavar="FILE.py:FUNCTION",
+        help="the answer function, messages -> str (default: echo the last user turn upper-cased)",
+    )
     args = parser.parse_args(argv)
     try:
         answer = load_answer(args.grader) if args.grader else answer_for
@@ -185,7 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"serving {server.url} (chat completions at {server.url}/chat/completions); Ctrl-C to stop", flush=True)
     try:
         while server.thread.is_alive():
-            server.thread.join(timeout=0.5)  # a timed wait returns to the interpreter, which raises Ctrl-C's KeyboardInterrupt
+            server.thread.join(
+                timeout=0.5
+            )  # a timed wait returns to the interpreter, which raises Ctrl-C's KeyboardInterrupt
     except KeyboardInterrupt:
         pass
     finally:

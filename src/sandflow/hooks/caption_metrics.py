@@ -72,7 +72,9 @@ def coco_caption_evaluator(job: JobRun) -> tuple[list[dict[str, Any]], float]:
 
     def score(pred_rows: Any, truth_rows: Any, pred_key: str, truth_key: str) -> dict[str, float]:
         if len(pred_rows) != len(truth_rows):
-            raise ValueError(f"{len(pred_rows)} predicted captions but {len(truth_rows)} references: give one per sample")
+            raise ValueError(
+                f"{len(pred_rows)} predicted captions but {len(truth_rows)} references: give one per sample"
+            )
         predicted = [str(row.get(pred_key, "")) for row in pred_rows]
         refs = [references(row.get(truth_key), f"reference {n + 1} ({truth_key})") for n, row in enumerate(truth_rows)]
         return caption_scores(predicted, refs, use_java)

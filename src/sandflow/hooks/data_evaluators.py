@@ -56,8 +56,20 @@ from sandflow.core.jsonl import BadJsonLine, numbered_json_lines
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import dj_models_cache
 
-__all__ = ["Samples", "read_samples", "dataset_paths", "lookup", "accuracy", "mse", "accuracy_evaluator", "mse_evaluator",
-           "quality_classifier_requirements", "quality_model_path", "text_quality_evaluator", "VERSION"]
+__all__ = [
+    "Samples",
+    "read_samples",
+    "dataset_paths",
+    "lookup",
+    "accuracy",
+    "mse",
+    "accuracy_evaluator",
+    "mse_evaluator",
+    "quality_classifier_requirements",
+    "quality_model_path",
+    "text_quality_evaluator",
+    "VERSION",
+]
 
 VERSION = "1"
 
@@ -133,8 +145,10 @@ def _paired(pred_rows: Sequence[Any], truth_rows: Sequence[Any]) -> None:
     pred_name = pred_rows.path if isinstance(pred_rows, Samples) else "the predicted dataset"
     truth_name = truth_rows.path if isinstance(truth_rows, Samples) else "the ground truth dataset"
     if len(pred_rows) != len(truth_rows):
-        raise ValueError(f"{pred_name} has {len(pred_rows)} samples but {truth_name} has {len(truth_rows)}: "
-                         f"samples are matched by position, so both must have the same number")
+        raise ValueError(
+            f"{pred_name} has {len(pred_rows)} samples but {truth_name} has {len(truth_rows)}: "
+            f"samples are matched by position, so both must have the same number"
+        )
     if not pred_rows:
         raise ValueError(f"{pred_name} has no samples to evaluate")
 
@@ -146,8 +160,12 @@ def _value(rows: Sequence[Mapping[str, Any]], index: int, key: str, role: str) -
     return value
 
 
-def accuracy(pred_rows: Sequence[Mapping[str, Any]], truth_rows: Sequence[Mapping[str, Any]],
-             predicted_label_key: str, ground_truth_label_key: str) -> float:
+def accuracy(
+    pred_rows: Sequence[Mapping[str, Any]],
+    truth_rows: Sequence[Mapping[str, Any]],
+    predicted_label_key: str,
+    ground_truth_label_key: str,
+) -> float:
     """The share of samples whose predicted label equals the ground-truth label (both as ``str``), by position."""
     _paired(pred_rows, truth_rows)
     hits = sum(
@@ -167,8 +185,12 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def mse(pred_rows: Sequence[Mapping[str, Any]], truth_rows: Sequence[Mapping[str, Any]],
-        predicted_value_key: str, ground_truth_value_key: str) -> tuple[float, int]:
+def mse(
+    pred_rows: Sequence[Mapping[str, Any]],
+    truth_rows: Sequence[Mapping[str, Any]],
+    predicted_value_key: str,
+    ground_truth_value_key: str,
+) -> tuple[float, int]:
     """(mean squared error, number of predicted values that are not numbers and were skipped), by position."""
     _paired(pred_rows, truth_rows)
     squared, format_errors = [], 0
@@ -176,8 +198,9 @@ def mse(pred_rows: Sequence[Mapping[str, Any]], truth_rows: Sequence[Mapping[str
         truth_value = _value(truth_rows, i, ground_truth_value_key, "ground truth")
         truth = _number(truth_value)
         if truth is None:
-            raise ValueError(f"{where(truth_rows, i, 'ground truth')}: {ground_truth_value_key!r} is "
-                             f"{truth_value!r}, not a number")
+            raise ValueError(
+                f"{where(truth_rows, i, 'ground truth')}: {ground_truth_value_key!r} is {truth_value!r}, not a number"
+            )
         predicted = _number(_value(pred_rows, i, predicted_value_key, "predicted"))
         if predicted is None:
             format_errors += 1
@@ -215,17 +238,21 @@ def _dataset_pairs(job: JobRun) -> list[tuple[str, str]]:
     predicted = dataset_paths(extra, "predicted_dataset_path")
     truth = dataset_paths(extra, "ground_truth_dataset_path", required=False)
     if not truth:
-        job.log.warning("extra_configs.ground_truth_dataset_path is not set: the ground truth is read from the "
-                        "predicted datasets")
+        job.log.warning(
+            "extra_configs.ground_truth_dataset_path is not set: the ground truth is read from the predicted datasets"
+        )
         truth = predicted
     if len(truth) != len(predicted):
-        raise ValueError(f"extra_configs.ground_truth_dataset_path has {len(truth)} paths but "
-                         f"extra_configs.predicted_dataset_path has {len(predicted)}: give one per predicted dataset")
+        raise ValueError(
+            f"extra_configs.ground_truth_dataset_path has {len(truth)} paths but "
+            f"extra_configs.predicted_dataset_path has {len(predicted)}: give one per predicted dataset"
+        )
     return list(zip(predicted, truth))
 
 
-def score_each(job: JobRun, pred_key_name: str, truth_key_name: str,
-                score: Callable[[Samples, Samples, str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+def score_each(
+    job: JobRun, pred_key_name: str, truth_key_name: str, score: Callable[[Samples, Samples, str, str], dict[str, Any]]
+) -> list[dict[str, Any]]:
     """One result per (predicted, ground truth) dataset pair: their paths, then score(...)'s metrics."""
     extra = job.extra_configs or {}
     pred_key = _required_key(extra, pred_key_name)
@@ -242,15 +269,20 @@ def score_each(job: JobRun, pred_key_name: str, truth_key_name: str,
 
 def accuracy_evaluator(job: JobRun) -> tuple[list[dict[str, Any]], float]:
     """EvaluateDataHook type 'accuracy': (one result per predicted dataset, the best accuracy)."""
-    results = score_each(job, "predicted_label_key", "ground_truth_label_key",
-                          lambda *args: {"accuracy": accuracy(*args)})
+    results = score_each(
+        job, "predicted_label_key", "ground_truth_label_key", lambda *args: {"accuracy": accuracy(*args)}
+    )
     return results, max(r["accuracy"] for r in results)
 
 
 def mse_evaluator(job: JobRun) -> tuple[list[dict[str, Any]], float]:
     """EvaluateDataHook type 'mse': (one result per predicted dataset, the lowest mse)."""
-    results = score_each(job, "predicted_value_key", "ground_truth_value_key",
-                          lambda *args: dict(zip(("mse", "format_error"), mse(*args))))
+    results = score_each(
+        job,
+        "predicted_value_key",
+        "ground_truth_value_key",
+        lambda *args: dict(zip(("mse", "format_error"), mse(*args))),
+    )
     return results, min(r["mse"] for r in results)
 
 
@@ -265,16 +297,19 @@ def _java_found() -> bool:
     return bool(shutil.which("java") or (java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)))
 
 
-def quality_classifier_requirements(dj_configs: Mapping[str, Any] | None,
-                                    extra_configs: Mapping[str, Any] | None) -> list[str]:
+def quality_classifier_requirements(
+    dj_configs: Mapping[str, Any] | None, extra_configs: Mapping[str, Any] | None
+) -> list[str]:
     """What dj_text_quality_classifier lacks here, one line each (cheap: imports nothing)."""
     missing = []
     name = "dj_text_quality_classifier"
     if importlib.util.find_spec("pyspark") is None:
         missing.append(f"{name} needs pyspark, which is not installed (pip install pyspark)")
     if importlib.util.find_spec("fire") is None:
-        missing.append(f"{name} needs fire, imported by Data-Juicer's quality_classifier.predict, which is not "
-                       f"installed (pip install fire)")
+        missing.append(
+            f"{name} needs fire, imported by Data-Juicer's quality_classifier.predict, which is not "
+            f"installed (pip install fire)"
+        )
     if not _java_found():
         missing.append(f"{name} needs a Java runtime for pyspark: no java on PATH or in $JAVA_HOME/bin")
     value = (extra_configs or {}).get("model_path")
@@ -283,8 +318,10 @@ def quality_classifier_requirements(dj_configs: Mapping[str, Any] | None,
     model = quality_model_path(extra_configs)
     if not (model / "metadata").is_dir():
         state = "is not a Spark PipelineModel directory (no metadata/)" if model.exists() else "is missing"
-        missing.append(f"{name} needs Data-Juicer's gpt3 quality classifier model at {model} "
-                       f"(extra_configs.model_path), which {state}: unzip {QUALITY_MODEL_URL} into {model.parent}")
+        missing.append(
+            f"{name} needs Data-Juicer's gpt3 quality classifier model at {model} "
+            f"(extra_configs.model_path), which {state}: unzip {QUALITY_MODEL_URL} into {model.parent}"
+        )
     return missing
 
 
@@ -295,8 +332,10 @@ def text_quality_evaluator(job: JobRun) -> float:
     if not isinstance(dataset_path, str) or not os.path.isfile(dataset_path):
         raise ValueError(f"extra_configs.dataset_path must be an existing dataset file, got {dataset_path!r}")
     if not dataset_path.endswith((".json", ".jsonl", ".parquet")):
-        raise ValueError(f"extra_configs.dataset_path: {dataset_path}: the quality classifier reads only "
-                         f".json, .jsonl and .parquet files")
+        raise ValueError(
+            f"extra_configs.dataset_path: {dataset_path}: the quality classifier reads only "
+            f".json, .jsonl and .parquet files"
+        )
     text_key = extra.get("text_key", "text")
     if not isinstance(text_key, str) or not text_key:
         raise ValueError(f"extra_configs.text_key must be a field name, got {text_key!r}")
@@ -317,8 +356,7 @@ def text_quality_evaluator(job: JobRun) -> float:
 
         job.log.info("scoring %s with the quality classifier in %s", dataset_path, model)
         # A model given as a path gets predict_score's gpt3 settings: Spark's standard tokenizer, keep_method gpt3.
-        overall = predict_score(dataset_path, str(result_dir), model=str(model), text_key=text_key,
-                                overall_stats=True)
+        overall = predict_score(dataset_path, str(result_dir), model=str(model), text_key=text_key, overall_stats=True)
     shutil.rmtree(result_dir, ignore_errors=True)
     score = float(overall.loc["mean", "doc_score"])
     job.log.info("mean quality score: %s", score)

@@ -99,7 +99,7 @@ def dj_recipe(job: JobRun) -> dict[str, Any]:
     for index, entry in enumerate(process):
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ValueError(f"dj_configs.process[{index}] must be a mapping with one op name, got {entry!r}")
-        (name, args), = entry.items()
+        ((name, args),) = entry.items()
         args = {} if args is None else dict(args)
         if args.get("skip_op_error"):
             job.log.warning("dj_configs.process[%d].%s.skip_op_error is overridden with False", index, name)
@@ -151,8 +151,13 @@ def dj_session(job: JobRun) -> Iterator[None]:
 
     saved_tempdir = tempfile.tempdir
     saved_caching = datasets.is_caching_enabled()
-    config_names = ("HF_DATASETS_CACHE", "DEFAULT_DOWNLOADED_DATASETS_PATH", "DOWNLOADED_DATASETS_PATH",
-                    "DEFAULT_EXTRACTED_DATASETS_PATH", "EXTRACTED_DATASETS_PATH")
+    config_names = (
+        "HF_DATASETS_CACHE",
+        "DEFAULT_DOWNLOADED_DATASETS_PATH",
+        "DOWNLOADED_DATASETS_PATH",
+        "DEFAULT_EXTRACTED_DATASETS_PATH",
+        "EXTRACTED_DATASETS_PATH",
+    )
     saved_config = {name: getattr(datasets.config, name) for name in config_names if hasattr(datasets.config, name)}
     from data_juicer.utils.constant import RAY_JOB_ENV_VAR
 
@@ -161,8 +166,9 @@ def dj_session(job: JobRun) -> Iterator[None]:
     # Only to the job log: Data-Juicer's own console handler would repeat every line on the run's terminal,
     # interleaved between parallel jobs. Its progress bars (tqdm) still show there.
     logger.remove()
-    sink = logger.add(LoguruToLogging(job.log.name), level="INFO", format="[data_juicer] {name}:{line} - {message}",
-                      colorize=False)
+    sink = logger.add(
+        LoguruToLogging(job.log.name), level="INFO", format="[data_juicer] {name}:{line} - {message}", colorize=False
+    )
     try:
         yield
     finally:
@@ -250,8 +256,10 @@ def probe_via_analyzer(job: JobRun) -> str:
             export_path = analyzer.exporter.export_path
             stats_file = stats_file_of(export_path, analyzer.exporter.suffix)
         if not os.path.isfile(stats_file):
-            raise RuntimeError(f"Data-Juicer's Analyzer wrote no stats ({stats_file} is missing): the recipe needs at "
-                               f"least one Filter or tagging op in dj_configs.process")
+            raise RuntimeError(
+                f"Data-Juicer's Analyzer wrote no stats ({stats_file} is missing): the recipe needs at "
+                f"least one Filter or tagging op in dj_configs.process"
+            )
         summary = summarise_stats(stats_file)
         write_text_atomic(Path(job.job_dir) / STATS_SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         if cfg.export_original_dataset:

@@ -71,25 +71,34 @@ def ray_config_problems(dj_configs: Mapping[str, Any]) -> list[str]:
         problems.append(f"dj_configs.ray_address: expected 'local', 'auto' or a cluster address, got {address!r}")
     elif address.strip().startswith("ray://"):
         # Measured with grpcio installed: loading the dataset fails ('Worker' object has no attribute 'core_worker').
-        problems.append("dj_configs.ray_address: Ray Client addresses (ray://) do not work with Data-Juicer's Ray "
-                        "Data pipeline; run on a node of the cluster and give its GCS address (host:6379)")
+        problems.append(
+            "dj_configs.ray_address: Ray Client addresses (ray://) do not work with Data-Juicer's Ray "
+            "Data pipeline; run on a node of the cluster and give its GCS address (host:6379)"
+        )
     export_path = dj_configs.get("export_path")
     if isinstance(export_path, str) and not export_path.endswith(RAY_EXPORT_SUFFIX):
-        problems.append(f"dj_configs.export_path: executor_type ray writes a {RAY_EXPORT_SUFFIX} file here, "
-                        f"got {os.path.basename(export_path)!r}")
+        problems.append(
+            f"dj_configs.export_path: executor_type ray writes a {RAY_EXPORT_SUFFIX} file here, "
+            f"got {os.path.basename(export_path)!r}"
+        )
     if dj_configs.get("export_type") not in (None, "jsonl"):
-        problems.append(f"dj_configs.export_type: executor_type ray writes jsonl here, "
-                        f"got {dj_configs['export_type']!r}")
+        problems.append(
+            f"dj_configs.export_type: executor_type ray writes jsonl here, got {dj_configs['export_type']!r}"
+        )
     process = dj_configs.get("process")
     for index, entry in enumerate(process if isinstance(process, list) else []):
         if not isinstance(entry, Mapping) or len(entry) != 1:
             continue
-        (name, args), = entry.items()
+        ((name, args),) = entry.items()
         runtime_env = args.get("runtime_env") if isinstance(args, Mapping) else None
-        installs = [key for key in INSTALLING_RUNTIME_ENV_KEYS if isinstance(runtime_env, Mapping) and key in runtime_env]
+        installs = [
+            key for key in INSTALLING_RUNTIME_ENV_KEYS if isinstance(runtime_env, Mapping) and key in runtime_env
+        ]
         if installs:
-            problems.append(f"dj_configs.process[{index}].{name}.runtime_env: {installs[0]!r} would install packages "
-                            f"when Ray starts a worker; install them in the environment instead")
+            problems.append(
+                f"dj_configs.process[{index}].{name}.runtime_env: {installs[0]!r} would install packages "
+                f"when Ray starts a worker; install them in the environment instead"
+            )
     return problems
 
 
@@ -160,8 +169,13 @@ def ray_session(job: JobRun, recipe: Mapping[str, Any]) -> Iterator[None]:
                 if private:
                     cpus = max(1, int(job.threads))  # GPUs: as Ray detects them (CUDA_VISIBLE_DEVICES)
                     job.log.info("starting a private Ray with %d CPU(s), temp dir %s", cpus, temp_dir)
-                    ray.init(address="local", num_cpus=cpus, include_dashboard=False,
-                             _temp_dir=temp_dir, runtime_env=runtime_env)
+                    ray.init(
+                        address="local",
+                        num_cpus=cpus,
+                        include_dashboard=False,
+                        _temp_dir=temp_dir,
+                        runtime_env=runtime_env,
+                    )
                 else:
                     job.log.info("connecting to the Ray cluster at %s", address)
                     ray.init(address=address, runtime_env=runtime_env)
@@ -184,8 +198,9 @@ def ray_session(job: JobRun, recipe: Mapping[str, Any]) -> Iterator[None]:
                 shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def write_jsonl_like_exporter(dataset: Any, export_path: str | None, stats_path: str | None, *,
-                              keep_stats: bool, keep_hashes: bool) -> int:
+def write_jsonl_like_exporter(
+    dataset: Any, export_path: str | None, stats_path: str | None, *, keep_stats: bool, keep_hashes: bool
+) -> int:
     """Stream a Ray dataset into Data-Juicer's default export files; return the number of rows.
 
     ``export_path`` gets the rows (without ``__dj__stats__``/``__dj__meta__``
@@ -234,8 +249,13 @@ def process_on_ray(job: JobRun, cfg: Any, stats_path: str) -> int:
     executor = RayExecutor(cfg)
     job.log.info("processing %s with %d op(s) on Ray", cfg.dataset_path, len(cfg.process))
     dataset = executor.run(skip_export=True)
-    return write_jsonl_like_exporter(dataset.data, cfg.export_path, stats_path,
-                                     keep_stats=cfg.keep_stats_in_res_ds, keep_hashes=cfg.keep_hashes_in_res_ds)
+    return write_jsonl_like_exporter(
+        dataset.data,
+        cfg.export_path,
+        stats_path,
+        keep_stats=cfg.keep_stats_in_res_ds,
+        keep_hashes=cfg.keep_hashes_in_res_ds,
+    )
 
 
 def analyse_on_ray(job: JobRun, cfg: Any, stats_path: str) -> None:

@@ -39,26 +39,30 @@ from typing import Any
 from sandflow.hooks.dj_ray import RAY_EXECUTOR, executor_type, ray_config_problems
 
 # Ops measured to run offline with a plain py-data-juicer install (NOTES-deps.md).
-OFFLINE_OPS = frozenset({
-    "text_length_filter",
-    "alphanumeric_filter",  # tokenization: false
-    "special_characters_filter",
-    "character_repetition_filter",
-    "word_repetition_filter",  # tokenization: false
-    "words_num_filter",  # tokenization: false
-    "average_line_length_filter",
-    "maximum_line_length_filter",
-    "document_deduplicator",
-    "random_selector",
-    "range_specified_field_selector",
-    "topk_specified_field_selector",
-})
+OFFLINE_OPS = frozenset(
+    {
+        "text_length_filter",
+        "alphanumeric_filter",  # tokenization: false
+        "special_characters_filter",
+        "character_repetition_filter",
+        "word_repetition_filter",  # tokenization: false
+        "words_num_filter",  # tokenization: false
+        "average_line_length_filter",
+        "maximum_line_length_filter",
+        "document_deduplicator",
+        "random_selector",
+        "range_specified_field_selector",
+        "topk_specified_field_selector",
+    }
+)
 
 # Ops that need a sentencepiece model <lang>.sp.model when tokenization is true.
 TOKENIZING_OPS = frozenset({"words_num_filter", "word_repetition_filter", "stopwords_filter", "flagged_words_filter"})
 # Word-list ops: op -> (directory argument, asset name Data-Juicer looks for in it).
-WORD_LIST_OPS = {"stopwords_filter": ("stopwords_dir", "stopwords"),
-                 "flagged_words_filter": ("flagged_words_dir", "flagged_words")}
+WORD_LIST_OPS = {
+    "stopwords_filter": ("stopwords_dir", "stopwords"),
+    "flagged_words_filter": ("flagged_words_dir", "flagged_words"),
+}
 SPACY_OPS = frozenset({"text_action_filter", "text_entity_dependency_filter"})
 SPACY_MODEL = "{}_core_web_md-3.7.0"
 # alphanumeric_filter with tokenization: true loads this tokenizer (hard-coded in Data-Juicer).
@@ -157,7 +161,7 @@ def op_defaults(op_name: str) -> dict[str, Any]:
 def _constant_defaults(args: ast.arguments) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     positional = args.posonlyargs + args.args
-    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults):
         if isinstance(default, ast.Constant):
             defaults[arg.arg] = default.value
     for arg, default in zip(args.kwonlyargs, args.kw_defaults):
@@ -168,8 +172,11 @@ def _constant_defaults(args: ast.arguments) -> dict[str, Any]:
 
 def _hf_models(op_name: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(argument, model name) of every Hugging Face model the op loads."""
-    models = [(name, value) for name, value in args.items()
-              if name.startswith("hf_") and isinstance(value, str) and value.strip()]
+    models = [
+        (name, value)
+        for name, value in args.items()
+        if name.startswith("hf_") and isinstance(value, str) and value.strip()
+    ]
     if args.get("is_hf_model") and isinstance(args.get("api_or_hf_model"), str):
         models.append(("api_or_hf_model", args["api_or_hf_model"]))
     if op_name == "alphanumeric_filter" and args.get("tokenization"):
@@ -178,8 +185,10 @@ def _hf_models(op_name: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _models_line() -> str:
-    return (f"{dj_models_cache()} (Data-Juicer's models cache: $DATA_JUICER_MODELS_CACHE, "
-            f"default $DATA_JUICER_CACHE_HOME/models)")
+    return (
+        f"{dj_models_cache()} (Data-Juicer's models cache: $DATA_JUICER_MODELS_CACHE, "
+        f"default $DATA_JUICER_CACHE_HOME/models)"
+    )
 
 
 def op_requirements(op_name: str, recipe_args: Mapping[str, Any] | None, where: str = "") -> list[str]:
@@ -205,23 +214,28 @@ def op_requirements(op_name: str, recipe_args: Mapping[str, Any] | None, where: 
         dir_arg, asset = WORD_LIST_OPS[op_name]
         directory = given.get(dir_arg) or str(dj_assets_cache())
         if not word_list_found(directory, asset):
-            missing.append(f"{label} needs a {asset} word list: a JSON file named *{asset}*.json mapping language to "
-                           f"words (e.g. {{\"{lang}\": [...]}}) in {directory} (set {dir_arg}, default "
-                           f"$DATA_JUICER_ASSETS_CACHE = $DATA_JUICER_CACHE_HOME/assets)")
+            missing.append(
+                f"{label} needs a {asset} word list: a JSON file named *{asset}*.json mapping language to "
+                f'words (e.g. {{"{lang}": [...]}}) in {directory} (set {dir_arg}, default '
+                f"$DATA_JUICER_ASSETS_CACHE = $DATA_JUICER_CACHE_HOME/assets)"
+            )
     if op_name in SPACY_OPS:
         name = SPACY_MODEL.format(lang)
         if not (model_file_found(name) or model_file_found(f"{name}.tar.gz")):
             missing.append(f"{label} needs the spaCy model {name} (directory or .tar.gz): put it in {_models_line()}")
     for arg, model in _hf_models(op_name, args):
         if not hf_model_found(model):
-            missing.append(f"{label} needs Hugging Face model {model} ({arg}) in the local cache {hf_hub_cache()} "
-                           f"(runs offline, HF_HUB_OFFLINE): fetch it where there is network "
-                           f"(`huggingface-cli download {model}`) or give a local path")
+            missing.append(
+                f"{label} needs Hugging Face model {model} ({arg}) in the local cache {hf_hub_cache()} "
+                f"(runs offline, HF_HUB_OFFLINE): fetch it where there is network "
+                f"(`huggingface-cli download {model}`) or give a local path"
+            )
     return missing
 
 
-def missing_requirements(dj_configs: Mapping[str, Any] | None,
-                         extra_configs: Mapping[str, Any] | None = None) -> list[str]:
+def missing_requirements(
+    dj_configs: Mapping[str, Any] | None, extra_configs: Mapping[str, Any] | None = None
+) -> list[str]:
     """One human line per op in dj_configs.process that needs a model or word list not present locally,
     and per setting of executor_type ray that cannot run here (sandflow.hooks.dj_ray)."""
     if not isinstance(dj_configs, Mapping):
@@ -235,7 +249,7 @@ def missing_requirements(dj_configs: Mapping[str, Any] | None,
     for index, entry in enumerate(process):
         if not isinstance(entry, Mapping) or len(entry) != 1:
             continue
-        (op_name, args), = entry.items()
+        ((op_name, args),) = entry.items()
         if op_name in OFFLINE_OPS and not (isinstance(args, Mapping) and args.get("tokenization")):
             continue
         missing += op_requirements(op_name, args if isinstance(args, Mapping) else None, f"process[{index}]")

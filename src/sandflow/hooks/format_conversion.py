@@ -45,8 +45,13 @@ from typing import Any
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.data_evaluators import Samples, dataset_paths, read_samples
 
-__all__ = ["special_token", "coco_caption_to_dj_conversion", "coco_caption_meta_generation",
-           "dj_to_easyanimate_video_dataset_conversion", "VERSION"]
+__all__ = [
+    "special_token",
+    "coco_caption_to_dj_conversion",
+    "coco_caption_meta_generation",
+    "dj_to_easyanimate_video_dataset_conversion",
+    "VERSION",
+]
 
 VERSION = "1"
 
@@ -78,8 +83,10 @@ def _convert_each(job: JobRun, output_name: Callable[[str], str], write: Callabl
     for src_path in dataset_paths(job.extra_configs or {}, "dataset_path"):
         output_path = export_dir / output_name(src_path)
         if str(output_path) in outputs:
-            raise ValueError(f"extra_configs.dataset_path: {src_path} and {outputs[str(output_path)]} would both be "
-                             f"written to {output_path}: their file names must differ")
+            raise ValueError(
+                f"extra_configs.dataset_path: {src_path} and {outputs[str(output_path)]} would both be "
+                f"written to {output_path}: their file names must differ"
+            )
         outputs[str(output_path)] = src_path
         write(src_path, output_path)
         job.log.info("converted %s -> %s", src_path, output_path)

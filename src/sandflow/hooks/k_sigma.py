@@ -69,8 +69,15 @@ class Threshold:
     tokenization: bool | None = None
 
 
-def _pair(stat: str, low: str, high: str | None, integer: bool, low_default: float, high_default: float | None,
-          tokenization: bool | None = None) -> tuple[Threshold, ...]:
+def _pair(
+    stat: str,
+    low: str,
+    high: str | None,
+    integer: bool,
+    low_default: float,
+    high_default: float | None,
+    tokenization: bool | None = None,
+) -> tuple[Threshold, ...]:
     pair = [Threshold(low, stat, "min", integer, low_default, tokenization)]
     if high is not None:
         pair.append(Threshold(high, stat, "max", integer, high_default, tokenization))
@@ -150,8 +157,9 @@ def recipe_ops(recipe: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], st
         yield index, entry, op_name, args
 
 
-def refine_recipe(recipe: Mapping[str, Any], stats_summary: Mapping[str, Mapping[str, Any]],
-                  k: float = DEFAULT_K) -> tuple[dict[str, Any], list[Change]]:
+def refine_recipe(
+    recipe: Mapping[str, Any], stats_summary: Mapping[str, Mapping[str, Any]], k: float = DEFAULT_K
+) -> tuple[dict[str, Any], list[Change]]:
     """The refined recipe (a new dict) and every threshold argument considered."""
     refined = copy.deepcopy(dict(recipe))
     changes: list[Change] = []
@@ -166,9 +174,18 @@ def refine_recipe(recipe: Mapping[str, Any], stats_summary: Mapping[str, Mapping
             before = threshold.default if before_is_default else args[threshold.arg]
             summary = stats_summary.get(threshold.stat)
             stats = summary or {}
-            row = dict(op_index=index, op=op_name, arg=threshold.arg, stat=threshold.stat, before=before,
-                       before_is_default=before_is_default, mean=stats.get("mean"), std=stats.get("std"),
-                       observed_min=stats.get("min"), observed_max=stats.get("max"))
+            row = dict(
+                op_index=index,
+                op=op_name,
+                arg=threshold.arg,
+                stat=threshold.stat,
+                before=before,
+                before_is_default=before_is_default,
+                mean=stats.get("mean"),
+                std=stats.get("std"),
+                observed_min=stats.get("min"),
+                observed_max=stats.get("max"),
+            )
             if summary is None:
                 note = f"stat {threshold.stat} not in the analysis: unchanged"
                 changes.append(Change(after=before, note=note, **row))
@@ -193,14 +210,36 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-COLUMNS = ("op_index", "op", "argument", "stat", "before", "after", "mean", "std", "observed_min", "observed_max",
-           "note")
+COLUMNS = (
+    "op_index",
+    "op",
+    "argument",
+    "stat",
+    "before",
+    "after",
+    "mean",
+    "std",
+    "observed_min",
+    "observed_max",
+    "note",
+)
 
 
 def _row(change: Change) -> list[Any]:
     before = f"{change.before} (default)" if change.before_is_default else change.before
-    return [change.op_index, change.op, change.arg, change.stat, before, change.after, change.mean, change.std,
-            change.observed_min, change.observed_max, change.note]
+    return [
+        change.op_index,
+        change.op,
+        change.arg,
+        change.stat,
+        before,
+        change.after,
+        change.mean,
+        change.std,
+        change.observed_min,
+        change.observed_max,
+        change.note,
+    ]
 
 
 def changes_csv(changes: list[Change]) -> str:
@@ -250,13 +289,24 @@ def refine_recipe_via_k_sigma(job: JobRun) -> str:
         if change.note:
             job.log.info("k-sigma: %s.%s: %s", change.op, change.arg, change.note)
         else:
-            job.log.info("k-sigma: %s.%s: %r -> %r (stat %s: mean %.6g, std %.6g, observed [%g, %g])", change.op,
-                         change.arg, change.before, change.after, change.stat, change.mean, change.std,
-                         change.observed_min, change.observed_max)
+            job.log.info(
+                "k-sigma: %s.%s: %r -> %r (stat %s: mean %.6g, std %.6g, observed [%g, %g])",
+                change.op,
+                change.arg,
+                change.before,
+                change.after,
+                change.stat,
+                change.mean,
+                change.std,
+                change.observed_min,
+                change.observed_max,
+            )
     text = dump_recipe(refined, target, "extra_configs.path_k_sigma_recipe")
-    heading = (f"# k-sigma refinement (k = {float(k):g})",
-               "Each threshold becomes mean -/+ k * std of its stat, clipped to the observed [min, max];",
-               "integer thresholds are rounded outwards (min down, max up).")
+    heading = (
+        f"# k-sigma refinement (k = {float(k):g})",
+        "Each threshold becomes mean -/+ k * std of its stat, clipped to the observed [min, max];",
+        "integer thresholds are rounded outwards (min down, max up).",
+    )
     write_text_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
     write_text_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, heading))
     write_text_atomic(Path(target), text)

@@ -31,9 +31,11 @@ from sandflow.hooks.k_sigma import Change, changes_csv, changes_markdown, dump_r
 
 CHANGES_CSV = "model_feedback_changes.csv"
 CHANGES_MD = "model_feedback_changes.md"
-HEADING = ("# Model-feedback refinement",
-           "Each threshold becomes its stat's observed [min, max] over the best-ranked pool(s);",
-           "integer thresholds are rounded outwards (min down, max up).")
+HEADING = (
+    "# Model-feedback refinement",
+    "Each threshold becomes its stat's observed [min, max] over the best-ranked pool(s);",
+    "integer thresholds are rounded outwards (min down, max up).",
+)
 
 
 def pool_paths(value: Any) -> list[str]:
@@ -55,25 +57,41 @@ def observed_ranges(paths: list[str]) -> dict[str, dict[str, float]]:
             known = ranges.setdefault(stat, {"min": summary["min"], "max": summary["max"]})
             known["min"], known["max"] = min(known["min"], summary["min"]), max(known["max"], summary["max"])
     if not ranges:
-        raise ValueError(f"extra_configs.dataset_path: no sample of {', '.join(paths)} carries Data-Juicer stats "
-                         f"(__dj__stats__); build the pools from an analysed dataset")
+        raise ValueError(
+            f"extra_configs.dataset_path: no sample of {', '.join(paths)} carries Data-Juicer stats "
+            f"(__dj__stats__); build the pools from an analysed dataset"
+        )
     return ranges
 
 
-def refine_to_ranges(recipe: Mapping[str, Any], ranges: Mapping[str, Mapping[str, float]]) -> tuple[dict[str, Any], list[Change]]:
+def refine_to_ranges(
+    recipe: Mapping[str, Any], ranges: Mapping[str, Mapping[str, float]]
+) -> tuple[dict[str, Any], list[Change]]:
     refined = copy.deepcopy(dict(recipe))
     changes: list[Change] = []
     for index, entry, op_name, args in recipe_ops(refined):
         args = dict(args)
-        keeps_outside = args.get("reversed_range") or args.get("min_closed_interval") is False \
+        keeps_outside = (
+            args.get("reversed_range")
+            or args.get("min_closed_interval") is False
             or args.get("max_closed_interval") is False
+        )
         for threshold in thresholds_for(op_name, args):
             before_is_default = threshold.arg not in args
             before = threshold.default if before_is_default else args[threshold.arg]
             observed = ranges.get(threshold.stat)
-            row = dict(op_index=index, op=op_name, arg=threshold.arg, stat=threshold.stat, before=before,
-                       before_is_default=before_is_default, mean=None, std=None,
-                       observed_min=observed and observed["min"], observed_max=observed and observed["max"])
+            row = dict(
+                op_index=index,
+                op=op_name,
+                arg=threshold.arg,
+                stat=threshold.stat,
+                before=before,
+                before_is_default=before_is_default,
+                mean=None,
+                std=None,
+                observed_min=observed and observed["min"],
+                observed_max=observed and observed["max"],
+            )
             if observed is None:
                 changes.append(Change(after=before, note=f"stat {threshold.stat} not in the pools: unchanged", **row))
                 continue
@@ -101,7 +119,9 @@ def refine_recipe_via_model_feedback(job: JobRun) -> str:
     paths = pool_paths(extra.get("dataset_path"))
     refined, changes = refine_to_ranges(job.dj_configs, observed_ranges(paths))
     for change in changes:
-        job.log.info("model feedback: %s.%s: %r -> %r %s", change.op, change.arg, change.before, change.after, change.note)
+        job.log.info(
+            "model feedback: %s.%s: %r -> %r %s", change.op, change.arg, change.before, change.after, change.note
+        )
     text = dump_recipe(refined, target, "extra_configs.path_model_feedback_recipe")
     write_text_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
     write_text_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, HEADING))

@@ -74,9 +74,13 @@ def train_modelscope(job: JobRun) -> str:
         ms_config.merge_from_dict(cfg)  # upstream merges the whole job config into ModelScope's
         return ms_config
 
-    default_args = {"model": cfg["model_name"], "work_dir": cfg["work_dir"], "cfg_modify_fn": merge_job_config,
-                    "train_dataset": load(cfg["train_dataset"], "train") if "train_dataset" in cfg else None,
-                    "eval_dataset": load(cfg["eval_dataset"], "val") if "eval_dataset" in cfg else None}
+    default_args = {
+        "model": cfg["model_name"],
+        "work_dir": cfg["work_dir"],
+        "cfg_modify_fn": merge_job_config,
+        "train_dataset": load(cfg["train_dataset"], "train") if "train_dataset" in cfg else None,
+        "eval_dataset": load(cfg["eval_dataset"], "val") if "eval_dataset" in cfg else None,
+    }
     build_trainer(name=cfg["trainer_name"], default_args=default_args).train()
     return cfg["work_dir"]
 
@@ -99,6 +103,11 @@ def probe_modelscope(job: JobRun) -> list[str]:
         rows = read_objects(sample)
         results = model(datasets.Dataset.from_list(rows))
         job.log.info("modelscope probe on %s: %d sample(s) -> %s", sample, len(rows), output)
-        write_text_atomic(output, "".join(json.dumps({**row, result_key: result}, ensure_ascii=False, default=str) + "\n"
-                                          for row, result in zip(rows, results)))
+        write_text_atomic(
+            output,
+            "".join(
+                json.dumps({**row, result_key: result}, ensure_ascii=False, default=str) + "\n"
+                for row, result in zip(rows, results)
+            ),
+        )
     return [output for _, output in outputs]

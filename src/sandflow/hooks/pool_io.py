@@ -53,8 +53,10 @@ def input_paths(extra: dict[str, Any], key: str, distinct_names: bool = False) -
         for path in paths:
             stem = file_stem(path)
             if stem in seen:
-                raise ValueError(f"extra_configs.{key}: {seen[stem]} and {path} have the same base name {stem!r}, "
-                                 f"so their pools would overwrite each other")
+                raise ValueError(
+                    f"extra_configs.{key}: {seen[stem]} and {path} have the same base name {stem!r}, "
+                    f"so their pools would overwrite each other"
+                )
             seen[stem] = path
     return paths
 
@@ -141,8 +143,10 @@ def read_samples(path: str, key: str) -> list[Sample]:
         try:
             numbered = [(f"line {number}", row) for number, row in numbered_json_lines(path, text)]
         except BadJsonLine as bad:
-            raise ValueError(f"extra_configs.{key}: line {bad.number} of {path} is not JSON ({bad.error}); "
-                             f"pools must be JSON Lines files") from None
+            raise ValueError(
+                f"extra_configs.{key}: line {bad.number} of {path} is not JSON ({bad.error}); "
+                f"pools must be JSON Lines files"
+            ) from None
     for where, row in numbered:
         if not isinstance(row, dict):
             raise ValueError(f"extra_configs.{key}: {where} of {path} is not a JSON object")

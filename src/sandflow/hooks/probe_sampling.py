@@ -38,8 +38,10 @@ def probe_settings(dj_configs: Any) -> float:
     settings = dj_configs if isinstance(dj_configs, Mapping) else {}
     algo = settings.get("data_probe_algo", "uniform")
     if algo != "uniform":
-        raise ValueError(f"dj_configs.data_probe_algo={algo!r}: only 'uniform' is supported (Data-Juicer's field "
-                         "selectors need a field to select by, which the probe hook does not give them)")
+        raise ValueError(
+            f"dj_configs.data_probe_algo={algo!r}: only 'uniform' is supported (Data-Juicer's field "
+            "selectors need a field to select by, which the probe hook does not give them)"
+        )
     ratio = settings.get("data_probe_ratio", 1.0)
     if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or ratio <= 0:
         raise ValueError(f"dj_configs.data_probe_ratio must be a number above 0, got {ratio!r}")
@@ -60,4 +62,3 @@ def sampled_inputs(paths: list[str], ratio: float, job_dir: Path) -> list[str]:
         sample.write_text("".join(probe_rows(lines, ratio)), encoding="utf-8")
         samples.append(str(sample))
     return samples
-

@@ -42,14 +42,19 @@ def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
 
 def _modelscope(function: str, hook: str) -> Component:
     """ModelScope's trainer or pipeline (src/sandflow/hooks/modelscope.py); paths in its configs are its own."""
-    return Component(_lazy("sandflow.hooks.modelscope", function), requires=modelscope.requirements_for(hook),
-                     follows_previous=True)
+    return Component(
+        _lazy("sandflow.hooks.modelscope", function), requires=modelscope.requirements_for(hook), follows_previous=True
+    )
 
 
 def _easyanimate(function: str, script: str) -> Component:
     """EasyAnimate's own scripts in its tree and conda env (src/sandflow/hooks/third_party/easyanimate.py)."""
-    return Component(_lazy("sandflow.hooks.third_party.easyanimate", function), requires=easyanimate.easyanimate_requirements(script),
-                     follows_previous=True, family="easyanimate")
+    return Component(
+        _lazy("sandflow.hooks.third_party.easyanimate", function),
+        requires=easyanimate.easyanimate_requirements(script),
+        follows_previous=True,
+        family="easyanimate",
+    )
 
 
 def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
@@ -57,74 +62,171 @@ def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
 
 
 def _pool_component(kind: str) -> Component:
-    return Component(_lazy("sandflow.hooks.data_pools", kind))
+    module = "pool_construction" if kind == "data_pool_construction" else "data_pools"
+    return Component(_lazy(f"sandflow.hooks.{module}", kind))
 
 
 def _llm_components(function: str) -> dict[str, Component]:
     """The LLM inference executors (huggingface, vllm, api), run through llm_infer.<function>."""
     run = _lazy("sandflow.hooks.llm.infer", function)
-    return {"huggingface": Component(run),
-            "vllm": Component(run, requires=llm_infer.vllm_requirements, family="vllm"),
-            "api": Component(run, requires=llm_infer.api_requirements)}
+    return {
+        "huggingface": Component(run),
+        "vllm": Component(run, requires=llm_infer.vllm_requirements, family="vllm"),
+        "api": Component(run, requires=llm_infer.api_requirements),
+    }
 
 
-POOL_TYPES = ("data_pool_construction", "data_pool_combination", "data_pool_duplication", "data_pool_downsampling",
-              "data_pool_ranking", "data_pool_merging", "data_pool_cartesian_join")
+POOL_TYPES = (
+    "data_pool_construction",
+    "data_pool_combination",
+    "data_pool_duplication",
+    "data_pool_downsampling",
+    "data_pool_ranking",
+    "data_pool_merging",
+    "data_pool_cartesian_join",
+)
 
 HOOKS: dict[str, Hook] = {
     hook.name: hook
     for hook in (
-        Hook("ProbeViaAnalyzerHook", _lazy("sandflow.hooks.data_juicer", "probe_via_analyzer"),
-             libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
-        Hook("ProbeViaModelInferHook", None, n_outputs=None, family="training",
-             components={"modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook"),
-                         **_llm_components("probe_via_model_infer")}),
-        Hook("GeneralProbeHook", None, n_outputs=None, components={"data_pool_ranking": _pool_component("data_pool_ranking")}),
-        Hook("RefineRecipeViaKSigmaHook", _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
-             libraries=DATA_JUICER, writes=("extra_configs.path_k_sigma_recipe",),
-             reads_same_meta_name_analysis=True),
-        Hook("RefineRecipeViaModelFeedbackHook", _lazy("sandflow.hooks.model_feedback", "refine_recipe_via_model_feedback"),
-             writes=("extra_configs.path_model_feedback_recipe",)),
-        Hook("ProcessDataHook", _lazy("sandflow.hooks.data_juicer", "process_data"),
-             libraries=DATA_JUICER, required_paths=("dj_configs.dataset_path",), requires=_dj_requirements),
+        Hook(
+            "ProbeViaAnalyzerHook",
+            _lazy("sandflow.hooks.data_juicer", "probe_via_analyzer"),
+            libraries=DATA_JUICER,
+            required_paths=("dj_configs.dataset_path",),
+            requires=_dj_requirements,
+        ),
+        Hook(
+            "ProbeViaModelInferHook",
+            None,
+            n_outputs=None,
+            family="training",
+            components={
+                "modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook"),
+                **_llm_components("probe_via_model_infer"),
+            },
+        ),
+        Hook(
+            "GeneralProbeHook",
+            None,
+            n_outputs=None,
+            components={"data_pool_ranking": _pool_component("data_pool_ranking")},
+        ),
+        Hook(
+            "RefineRecipeViaKSigmaHook",
+            _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
+            libraries=DATA_JUICER,
+            writes=("extra_configs.path_k_sigma_recipe",),
+            reads_same_meta_name_analysis=True,
+        ),
+        Hook(
+            "RefineRecipeViaModelFeedbackHook",
+            _lazy("sandflow.hooks.model_feedback", "refine_recipe_via_model_feedback"),
+            writes=("extra_configs.path_model_feedback_recipe",),
+        ),
+        Hook(
+            "ProcessDataHook",
+            _lazy("sandflow.hooks.data_juicer", "process_data"),
+            libraries=DATA_JUICER,
+            required_paths=("dj_configs.dataset_path",),
+            requires=_dj_requirements,
+        ),
         # Ranking is listed under both hooks: DESIGN.md names it a pool operation, upstream's guide a probe.
         Hook("DataPoolManipulationHook", None, n_outputs=None, components={t: _pool_component(t) for t in POOL_TYPES}),
-        Hook("GeneralDataExecutorHook", None, n_outputs=None,
-             components={t: Component(_lazy("sandflow.hooks.format_conversion", t))
-                         for t in ("coco_caption_to_dj_conversion", "coco_caption_meta_generation",
-                                   "dj_to_easyanimate_video_dataset_conversion")}),
-        Hook("TrainModelHook", None, n_outputs=None, libraries=HF_TRAINING, family="training",
-             writes=("extra_configs.export_path", "extra_configs.work_dir"),
-             components={"huggingface": Component(_lazy("sandflow.hooks.hf.train", "train_huggingface"),
-                                                  requires=hf_train.huggingface_train_requirements),
-                         "modelscope": _modelscope("train_modelscope", "TrainModelHook"),
-                         "easyanimate": _easyanimate("easyanimate_train", "train_lora.sh"),
-                         "trinity-rft": Component(_lazy("sandflow.hooks.third_party.trinity", "trinity_rft_train"),
-                                                  requires=trinity.trinity_requirements, follows_previous=True,
-                                                  family="trinity"),
-                         "internvl_coco_caption": Component(
-                             _lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_train"),
-                             requires=internvl.internvl_train_requirements, follows_previous=True, family="internvl")}),
-        Hook("InferModelHook", None, n_outputs=None, family="training",
-             components={"easyanimate": _easyanimate("easyanimate_infer", "infer_lora.sh"), **_llm_components("infer_model")}),
-        Hook("EvaluateDataHook", None, n_outputs=None,
-             components={
-                 "accuracy": Component(_lazy("sandflow.hooks.data_evaluators", "accuracy_evaluator"), n_outputs=2),
-                 "mse": Component(_lazy("sandflow.hooks.data_evaluators", "mse_evaluator"), n_outputs=2),
-                 "coco_caption": Component(_lazy("sandflow.hooks.caption_metrics", "coco_caption_evaluator"), n_outputs=2),
-                 "dj_text_quality_classifier": Component(_lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
-                                                         requires=data_evaluators.quality_classifier_requirements),
-                 "vbench_video_evaluator": Component(_lazy("sandflow.hooks.third_party.vbench", "vbench_video_evaluator"),
-                                                     requires=vbench.vbench_requirements, follows_previous=True,
-                                                     family="vbench"),
-                 "video_inception_evaluator": Component(_lazy("sandflow.hooks.third_party.inception", "video_inception_evaluator"),
-                                                        requires=inception.inception_requirements, family="inception"),
-             }),
-        Hook("EvaluateModelHook", None, n_outputs=None, libraries=HF_TRAINING, family="internvl",
-             components={"perplexity": Component(_lazy("sandflow.hooks.hf.perplexity", "evaluate_perplexity")),
-                         "internvl_coco_caption": Component(_lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_eval"),
-                                                            requires=internvl.internvl_requirements, follows_previous=True,
-                                                            family="internvl")}),
+        Hook(
+            "GeneralDataExecutorHook",
+            None,
+            n_outputs=None,
+            components={
+                t: Component(_lazy("sandflow.hooks.format_conversion", t))
+                for t in (
+                    "coco_caption_to_dj_conversion",
+                    "coco_caption_meta_generation",
+                    "dj_to_easyanimate_video_dataset_conversion",
+                )
+            },
+        ),
+        Hook(
+            "TrainModelHook",
+            None,
+            n_outputs=None,
+            libraries=HF_TRAINING,
+            family="training",
+            writes=("extra_configs.export_path", "extra_configs.work_dir"),
+            components={
+                "huggingface": Component(
+                    _lazy("sandflow.hooks.hf.train", "train_huggingface"),
+                    requires=hf_train.huggingface_train_requirements,
+                ),
+                "modelscope": _modelscope("train_modelscope", "TrainModelHook"),
+                "easyanimate": _easyanimate("easyanimate_train", "train_lora.sh"),
+                "trinity-rft": Component(
+                    _lazy("sandflow.hooks.third_party.trinity", "trinity_rft_train"),
+                    requires=trinity.trinity_requirements,
+                    follows_previous=True,
+                    family="trinity",
+                ),
+                "internvl_coco_caption": Component(
+                    _lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_train"),
+                    requires=internvl.internvl_train_requirements,
+                    follows_previous=True,
+                    family="internvl",
+                ),
+            },
+        ),
+        Hook(
+            "InferModelHook",
+            None,
+            n_outputs=None,
+            family="training",
+            components={
+                "easyanimate": _easyanimate("easyanimate_infer", "infer_lora.sh"),
+                **_llm_components("infer_model"),
+            },
+        ),
+        Hook(
+            "EvaluateDataHook",
+            None,
+            n_outputs=None,
+            components={
+                "accuracy": Component(_lazy("sandflow.hooks.data_evaluators", "accuracy_evaluator"), n_outputs=2),
+                "mse": Component(_lazy("sandflow.hooks.data_evaluators", "mse_evaluator"), n_outputs=2),
+                "coco_caption": Component(
+                    _lazy("sandflow.hooks.caption_metrics", "coco_caption_evaluator"), n_outputs=2
+                ),
+                "dj_text_quality_classifier": Component(
+                    _lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
+                    requires=data_evaluators.quality_classifier_requirements,
+                ),
+                "vbench_video_evaluator": Component(
+                    _lazy("sandflow.hooks.third_party.vbench", "vbench_video_evaluator"),
+                    requires=vbench.vbench_requirements,
+                    follows_previous=True,
+                    family="vbench",
+                ),
+                "video_inception_evaluator": Component(
+                    _lazy("sandflow.hooks.third_party.inception", "video_inception_evaluator"),
+                    requires=inception.inception_requirements,
+                    family="inception",
+                ),
+            },
+        ),
+        Hook(
+            "EvaluateModelHook",
+            None,
+            n_outputs=None,
+            libraries=HF_TRAINING,
+            family="internvl",
+            components={
+                "perplexity": Component(_lazy("sandflow.hooks.hf.perplexity", "evaluate_perplexity")),
+                "internvl_coco_caption": Component(
+                    _lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_eval"),
+                    requires=internvl.internvl_requirements,
+                    follows_previous=True,
+                    family="internvl",
+                ),
+            },
+        ),
     )
 }
 

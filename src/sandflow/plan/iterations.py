@@ -20,7 +20,11 @@ from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import job_logging
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "==": operator.eq, ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+    "==": operator.eq,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 
 log = logging.getLogger("sandflow.plan.iterations")
@@ -57,8 +61,13 @@ def decide(spec: dict[str, Any]) -> dict[str, Any]:
         reason = f"the targets are not met, and iteration {spec['iteration']} is the last allowed (cap {spec['cap']})"
     else:
         reason = f"the targets are not met at iteration {spec['iteration']}: iteration {spec['iteration'] + 1} runs"
-    return {"iteration": spec["iteration"], "targets": checks, "targets_met": met,
-            "next_iteration": not met and not at_cap, "reason": reason}
+    return {
+        "iteration": spec["iteration"],
+        "targets": checks,
+        "targets_met": met,
+        "next_iteration": not met and not at_cap,
+        "reason": reason,
+    }
 
 
 def decision_from_snakemake(snakemake: Any) -> None:
@@ -79,6 +88,10 @@ def outcome_from_snakemake(snakemake: Any) -> None:
                 decisions.append(json.load(handle))
         last = decisions[-1]
         log.info("stopped after iteration %s: %s", last["iteration"], last["reason"])
-        outcome = {"iterations": last["iteration"], "targets_met": last["targets_met"], "reason": last["reason"],
-                   "decisions": [str(path) for path in snakemake.input]}
+        outcome = {
+            "iterations": last["iteration"],
+            "targets_met": last["targets_met"],
+            "reason": last["reason"],
+            "decisions": [str(path) for path in snakemake.input],
+        }
         write_text_atomic(snakemake.output[0], json.dumps(outcome, indent=2) + "\n")

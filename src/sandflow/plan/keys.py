@@ -27,8 +27,9 @@ from sandflow.plan.model import Job, Ref, SectionSource
 RUNTIME_KEYS = frozenset({"np", "work_dir", "project_name", "experiment_name", "auto_op_parallelism"})
 # Keys that name where something is written, in any hook's sections, or (data_root_path) a root that paths
 # are made relative to without being read: never read edges or hashed files, kept literally in keys.
-OUTPUT_LOCATION_KEYS = frozenset({"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe",
-                                  "data_root_path"})
+OUTPUT_LOCATION_KEYS = frozenset(
+    {"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe", "data_root_path"}
+)
 
 
 def placeholder(source: SectionSource) -> dict[str, Any]:
@@ -88,8 +89,11 @@ def key_of(job: Job, hashes: FileHashCache) -> str:
 def external_reads(job: Job, hashes: FileHashCache) -> list[str]:
     """The files and directories outside the job store that the job reads, as its key covers them: the
     recipe files its sections were loaded from, each path its key hashes and each user function's module."""
-    reads = [source for section in SECTIONS
-             if isinstance(source := getattr(job.cfg, section), str) and section not in job.section_sources]
+    reads = [
+        source
+        for section in SECTIONS
+        if isinstance(source := getattr(job.cfg, section), str) and section not in job.section_sources
+    ]
     for path, value in leaves(key_view(job, hashes)):
         if is_placeholder(value) and "$file" in value:
             reads.append(get_path(job.sections, path))

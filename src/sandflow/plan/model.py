@@ -137,11 +137,16 @@ class Job:
         if self.cfg.outputs is not None:
             if name in self.cfg.outputs:
                 return self.cfg.outputs.index(name)
-            raise ConfigError(where, f"{self.describe()} has no output {name!r} (its outputs: {', '.join(self.cfg.outputs)})"
-                              + did_you_mean(name, self.cfg.outputs))
+            raise ConfigError(
+                where,
+                f"{self.describe()} has no output {name!r} (its outputs: {', '.join(self.cfg.outputs)})"
+                + did_you_mean(name, self.cfg.outputs),
+            )
         match = re.fullmatch(r"(?:res_(\d+)|(\d+))", name)
         if not match:
-            raise ConfigError(where, f"{self.describe()} names no outputs, so refer to them as 0..n-1 or res_1..res_n, not {name!r}")
+            raise ConfigError(
+                where, f"{self.describe()} names no outputs, so refer to them as 0..n-1 or res_1..res_n, not {name!r}"
+            )
         index = int(match.group(1)) - 1 if match.group(1) else int(match.group(2))
         if index < 0 or (self.n_outputs is not None and index >= self.n_outputs):
             raise ConfigError(where, f"{self.describe()} has {self.n_outputs} output(s); {name!r} is out of range")
@@ -188,5 +193,3 @@ class Plan:
 
     def unique_jobs(self) -> list[Job]:
         return list(self.by_key.values())
-
-

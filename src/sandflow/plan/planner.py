@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
-from collections.abc import Callable
 from typing import Any
 
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
@@ -22,16 +20,14 @@ from sandflow.config.model import RECIPE_SUFFIXES, SECTIONS, JobConfig, SandboxC
 from sandflow.config.tree import Path_, get_path, leaves, parse_target, set_path
 from sandflow.core import layout
 from sandflow.core.filehash import FileHashCache
-from sandflow.core.keys import digest_of
 from sandflow.core.layout import decision_path
 from sandflow.core.paths import guess_kind, normalize
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.keys import OUTPUT_LOCATION_KEYS, key_of
 from sandflow.plan.model import Candidate, Job, PathRead, Plan, Ref, Write
+from sandflow.plan.schedule import IterationSchedule
 from sandflow.plan.search import plan_search
-
-TARGET_RE = re.compile(r"^\s*(\S+)\s*(==|>=|<=|>|<)\s*(\S+)\s*$")
 
 
 class Planner:
@@ -46,6 +42,7 @@ class Planner:
         self.file_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
         self.root_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
         self.iterations: list[list[Job]] = []  # the jobs of each planned iteration
+        self.schedule = IterationSchedule(self)
 
     def add_planned(self, job: Job) -> None:
         position = len(self.jobs)
@@ -80,14 +77,22 @@ class Planner:
         if not earlier:
             later = [j for j in self.config.jobs() if j.pipeline == pipeline and j.display_name == meta_name]
             if later and later[0] is job.cfg:
-                raise ConfigError(where, f"{text!r} refers to this job's own output; a reference must point to an earlier job")
+                raise ConfigError(
+                    where, f"{text!r} refers to this job's own output; a reference must point to an earlier job"
+                )
             if later:
                 own = f"{job.cfg.pipeline}.{job.cfg.display_name}."
                 cycle = any(isinstance(ref, str) and ref.startswith(own) for ref in later[0].inputs.values())
-                raise ConfigError(where, f"{text!r}: job {pipeline}.{meta_name} runs after this one ({later[0].where})"
-                                  f"{' and reads its output in turn, a cycle' if cycle else ''}; a reference must point to an earlier job")
+                raise ConfigError(
+                    where,
+                    f"{text!r}: job {pipeline}.{meta_name} runs after this one ({later[0].where})"
+                    f"{' and reads its output in turn, a cycle' if cycle else ''}; a reference must point to an earlier job",
+                )
             metas = {j.display_name for j in self.config.jobs() if j.pipeline == pipeline}
-            raise ConfigError(where, f"{text!r}: pipeline {pipeline!r} has no job with meta_name {meta_name!r}{suggest(meta_name, metas)}")
+            raise ConfigError(
+                where,
+                f"{text!r}: pipeline {pipeline!r} has no job with meta_name {meta_name!r}{suggest(meta_name, metas)}",
+            )
         if len(earlier) == 1:
             return earlier[0], earlier[0].output_index(name, where)
         # Several jobs share the meta_name (the k-sigma habit): take the one that has this output.
@@ -100,9 +105,14 @@ class Planner:
         if len(having) == 1:
             return having[0]
         if not having:
-            raise ConfigError(where, f"{text!r}: none of the {len(earlier)} jobs named {pipeline}.{meta_name} has an output {name!r}")
+            raise ConfigError(
+                where, f"{text!r}: none of the {len(earlier)} jobs named {pipeline}.{meta_name} has an output {name!r}"
+            )
         places = ", ".join(c.where for c, _ in having)
-        raise ConfigError(where, f"{text!r} is ambiguous: {len(having)} jobs named {pipeline}.{meta_name} have an output {name!r} ({places}); give them distinct meta_names")
+        raise ConfigError(
+            where,
+            f"{text!r} is ambiguous: {len(having)} jobs named {pipeline}.{meta_name} have an output {name!r} ({places}); give them distinct meta_names",
+        )
 
     # ---- paths written by earlier jobs ------------------------------------------------------
 
@@ -128,8 +138,14 @@ class Planner:
 
     # ---- planning one job -------------------------------------------------------------------
 
-    def plan_job(self, cfg: JobConfig, iteration: int, current: list[Job],
-                 updates: dict[Path_, tuple[Job, int, str]] | None = None, patches: dict[str, Any] | None = None) -> Job:
+    def plan_job(
+        self,
+        cfg: JobConfig,
+        iteration: int,
+        current: list[Job],
+        updates: dict[Path_, tuple[Job, int, str]] | None = None,
+        patches: dict[str, Any] | None = None,
+    ) -> Job:
         """One job; ``updates`` are iter_updater refs to the previous iteration (they override input and
         local), ``patches`` an hpo trial's values (`local` patches that override the config's)."""
         hook = HOOKS.get(cfg.hook)
@@ -164,7 +180,9 @@ class Planner:
             elif value is None or isinstance(value, dict):
                 job.sections[section] = value
             else:
-                raise ConfigError(where, f"must be a mapping or a path to a .yaml/.json file, got {type(value).__name__}")
+                raise ConfigError(
+                    where, f"must be a mapping or a path to a .yaml/.json file, got {type(value).__name__}"
+                )
 
         # `local` patches (before input, as upstream); deferred where the section is known only at run time.
         for target_text, value in {**cfg.local, **(patches or {})}.items():
@@ -181,27 +199,40 @@ class Planner:
 
         for section in SECTIONS:
             check_string_keys(job.sections.get(section), f"{cfg.where}.{section}")
-        check_recipe(job.sections.get("dj_configs"), f"{cfg.where}.dj_configs",
-                     cfg.dj_configs if isinstance(cfg.dj_configs, str) and "dj_configs" not in job.section_sources else None)
+        check_recipe(
+            job.sections.get("dj_configs"),
+            f"{cfg.where}.dj_configs",
+            cfg.dj_configs if isinstance(cfg.dj_configs, str) and "dj_configs" not in job.section_sources else None,
+        )
 
         # Component type (extra_configs.type) is checked now.
         if hook.components is not None:
             extra = job.sections.get("extra_configs")
             kind = extra.get("type") if isinstance(extra, dict) else None
             if kind is None:
-                raise ConfigError(f"{cfg.where}.extra_configs.type", f"{hook.name} needs a component type; one of: {', '.join(hook.components)}")
+                raise ConfigError(
+                    f"{cfg.where}.extra_configs.type",
+                    f"{hook.name} needs a component type; one of: {', '.join(hook.components)}",
+                )
             if not isinstance(kind, str):
-                raise ConfigError(f"{cfg.where}.extra_configs.type", f"must name one {hook.name} type, got {describe_value(kind)}; "
-                                  f"one of: {', '.join(hook.components)}")
+                raise ConfigError(
+                    f"{cfg.where}.extra_configs.type",
+                    f"must name one {hook.name} type, got {describe_value(kind)}; one of: {', '.join(hook.components)}",
+                )
             if kind not in hook.components:
-                raise ConfigError(f"{cfg.where}.extra_configs.type",
-                                  f"unknown {hook.name} type {kind!r}{did_you_mean(str(kind), hook.components)}; known: {', '.join(hook.components)}")
+                raise ConfigError(
+                    f"{cfg.where}.extra_configs.type",
+                    f"unknown {hook.name} type {kind!r}{did_you_mean(str(kind), hook.components)}; known: {', '.join(hook.components)}",
+                )
             job.component = kind
         _, component = component_of(hook, job.sections.get("extra_configs"))
         job.n_outputs = component.n_outputs if component is not None else hook.n_outputs
         if cfg.outputs is not None and job.n_outputs is not None and len(cfg.outputs) != job.n_outputs:
-            raise ConfigError(f"{cfg.where}.output", f"names {len(cfg.outputs)} output(s) but {hook.name}"
-                              f"{' ' + repr(job.component) if job.component else ''} returns {job.n_outputs}")
+            raise ConfigError(
+                f"{cfg.where}.output",
+                f"names {len(cfg.outputs)} output(s) but {hook.name}"
+                f"{' ' + repr(job.component) if job.component else ''} returns {job.n_outputs}",
+            )
 
         # Remaining input refs patch leaves of the sections.
         for target, (producer, index, text) in ref_targets.items():
@@ -242,7 +273,11 @@ class Planner:
             iterized = target[-1] == "export_path"
             values = value if isinstance(value, list) else [value]
             if not all(item is None or isinstance(item, str) and item.strip() for item in values):
-                problem = "must not be empty" if value == "" else f"must be a path or a list of paths, got {describe_value(value)}"
+                problem = (
+                    "must not be empty"
+                    if value == ""
+                    else f"must be a path or a list of paths, got {describe_value(value)}"
+                )
                 raise ConfigError(f"{job.where}.{dotted}", problem)
             for position, item in enumerate(values):
                 if isinstance(item, str):
@@ -258,7 +293,11 @@ class Planner:
             if tree is None:
                 continue
             for path, value in leaves(tree, (section,)):
-                if not isinstance(value, str) or not value or any(path[: len(t)] == t for t in write_targets | ref_targets):
+                if (
+                    not isinstance(value, str)
+                    or not value
+                    or any(path[: len(t)] == t for t in write_targets | ref_targets)
+                ):
                     continue
                 if any(part in OUTPUT_LOCATION_KEYS for part in path if isinstance(part, str)):
                     continue
@@ -276,14 +315,25 @@ class Planner:
             if any(r.target == target for r in job.path_reads):
                 continue
             if isinstance(value, str) and not os.path.exists(value):
-                raise ConfigError(where, f"file not found: {value} (no earlier job writes it either; relative paths are resolved against {os.getcwd()})")
+                raise ConfigError(
+                    where,
+                    f"file not found: {value} (no earlier job writes it either; relative paths are resolved against {os.getcwd()})",
+                )
 
     def link_analysis(self, job: Job, current: list[Job]) -> None:
-        analysers = [j for j in current if j.cfg.pipeline == job.cfg.pipeline and j.cfg.meta_name == job.cfg.meta_name
-                     and j.hook.name == "ProbeViaAnalyzerHook"]
+        analysers = [
+            j
+            for j in current
+            if j.cfg.pipeline == job.cfg.pipeline
+            and j.cfg.meta_name == job.cfg.meta_name
+            and j.hook.name == "ProbeViaAnalyzerHook"
+        ]
         if not analysers:
-            raise ConfigError(f"{job.where}.meta_name", f"{job.hook.name} refines from the analysis of the earlier "
-                              f"ProbeViaAnalyzerHook with the same meta_name, and there is none named {job.cfg.meta_name!r} in pipeline {job.cfg.pipeline!r}")
+            raise ConfigError(
+                f"{job.where}.meta_name",
+                f"{job.hook.name} refines from the analysis of the earlier "
+                f"ProbeViaAnalyzerHook with the same meta_name, and there is none named {job.cfg.meta_name!r} in pipeline {job.cfg.pipeline!r}",
+            )
         job.linked["analysis"] = analysers[-1]
 
     def dependencies(self, job: Job, current: list[Job]) -> list[Job]:
@@ -304,20 +354,17 @@ class Planner:
 
     # ---- the whole config -------------------------------------------------------------------
 
-    def iteration_cap(self) -> int:
-        return self.config.max_iter_num if self.config.max_iter_num > 0 else self.config.max_iter_cap
-
     def plan(self) -> Plan:
         if self.config.hpo_config is not None:
             return plan_search(self)
         self.plan_iteration(1)
-        self.check_iteration_settings()
+        self.schedule.check_settings()
         plan = Plan(self.config, self.work_dir, self.jobs, self.hashes, planner=self)
-        self.extend(plan, lambda iteration, digest: read_decision(decision_path(self.work_dir, iteration, digest)))
+        self.schedule.extend(plan, lambda n, digest: read_decision(decision_path(self.work_dir, n, digest)))
         return plan
 
     def plan_iteration(self, iteration: int) -> None:
-        updates = self.iteration_updates(self.iterations[-1]) if self.iterations else {}
+        updates = self.schedule.updates(self.iterations[-1]) if self.iterations else {}
         current: list[Job] = []
         for cfg in self.config.jobs():
             job = self.plan_job(cfg, iteration, current, updates.get((cfg.pipeline, cfg.display_name), {}))
@@ -325,75 +372,6 @@ class Planner:
             self.add_planned(job)
         self.iterations.append(current)
 
-    def iteration_updates(self, previous: list[Job]) -> dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]]:
-        """iter_updater as input refs of the next iteration's jobs to the previous iteration's outputs."""
-        updates: dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]] = {}
-        for source, target in self.config.iter_updater.items():
-            where = f"iter_updater[{source!r}]"
-            producer, index = self.resolve_ref(source, previous[-1], previous, where)
-            pipeline, meta_name, local = target.split(".", 2)
-            updates.setdefault((pipeline, meta_name), {})[parse_target(local, where)] = (producer, index, source)
-        return updates
-
-    def extend(self, plan: Plan, decision_of: Callable[[int, str], bool | None]) -> None:
-        """Plan the iterations known now.
-
-        Without iter_targets every iteration is known. With them, iteration N+1 is planned when
-        ``decision_of(N, digest)`` says iteration N missed its targets (None: not decided yet).
-        """
-        cap = self.iteration_cap()
-        plan.pending_note = ""
-        while len(self.iterations) < cap:
-            last = len(self.iterations)
-            if self.config.iter_targets:
-                decided = decision_of(last, self.decision_digest(last))
-                if decided is None:
-                    plan.pending_note = (f"iterations {last + 1}-{cap} run only while the targets are unmet; "
-                                         f"they are planned once iteration {last}'s results are checked")
-                    break
-                if not decided:
-                    break
-            self.plan_iteration(last + 1)
-
-    def decision_digest(self, iteration: int) -> str:
-        """Names iteration N's decision: its jobs, the targets it is checked against and the cap."""
-        material = {"jobs": [job.key for job in self.iterations[iteration - 1]], "cap": self.iteration_cap(),
-                    "targets": self.config.iter_targets, "mode": self.config.iter_targets_mode}
-        return digest_of(material)
-
-    def decision_spec(self, iteration: int) -> dict[str, Any]:
-        jobs = self.iterations[iteration - 1]
-        targets = []
-        for position, text in enumerate(self.config.iter_targets):
-            match = TARGET_RE.match(text)
-            producer, index = self.resolve_ref(match.group(1), jobs[-1], jobs, f"iter_targets[{position}]")
-            targets.append({"text": text, "context": producer.context_path, "index": index,
-                            "op": match.group(2), "value": float(match.group(3))})
-        return {"iteration": iteration, "cap": self.iteration_cap(), "mode": self.config.iter_targets_mode,
-                "targets": targets}
-
-    def check_iteration_settings(self) -> None:
-        first_iteration = self.iterations[0]
-        for position, text in enumerate(self.config.iter_targets):
-            where = f"iter_targets[{position}]"
-            match = TARGET_RE.match(text) if isinstance(text, str) else None
-            if not match:
-                raise ConfigError(where, f"{text!r} is not '<pipeline>.<meta_name>.<key> <op> <number>' with op one of == >= <= > <")
-            try:
-                float(match.group(3))
-            except ValueError:
-                raise ConfigError(where, f"{match.group(3)!r} is not a number") from None
-            self.resolve_ref(match.group(1), first_iteration[-1], first_iteration, where)
-        for source, target in self.config.iter_updater.items():
-            where = f"iter_updater[{source!r}]"
-            self.resolve_ref(source, first_iteration[-1], first_iteration, where)
-            parts = target.split(".") if isinstance(target, str) else []
-            if len(parts) < 4 or parts[2] not in SECTIONS or not all(parts):
-                raise ConfigError(where, f"{target!r} must be <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>")
-            if not any(j.cfg.pipeline == parts[0] and j.cfg.display_name == parts[1] for j in first_iteration):
-                raise ConfigError(where, f"{target!r}: no job {parts[0]}.{parts[1]}")
-
 
 def plan_config(config: SandboxConfig, hash_cache: FileHashCache | None = None) -> Plan:
     return Planner(config, hash_cache).plan()
-

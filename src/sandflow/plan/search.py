@@ -20,13 +20,17 @@ def plan_search(planner: Planner) -> Plan:
     """hpo_config's grid or random trials, each the config's jobs with its values patched in."""
     hpo = load_hpo(planner.config.hpo_config)
     if planner.config.iter_targets or planner.config.iter_updater or planner.config.max_iter_num != 1:
-        raise ConfigError("hpo_config", "a search runs each trial once: it cannot be combined with "
-                          "max_iter_num, iter_targets or iter_updater")
+        raise ConfigError(
+            "hpo_config",
+            "a search runs each trial once: it cannot be combined with max_iter_num, iter_targets or iter_updater",
+        )
     search = Search(hpo)
     for number, assignment in enumerate(trials(hpo), 1):
         patches: dict[tuple[str, str], dict[str, Any]] = {}
         for parameter in hpo.parameters:
-            patches.setdefault((parameter.pipeline, parameter.meta_name), {})[parameter.local] = assignment[parameter.name]
+            patches.setdefault((parameter.pipeline, parameter.meta_name), {})[parameter.local] = assignment[
+                parameter.name
+            ]
         current: list[Job] = []
         for cfg in planner.config.jobs():
             job = planner.plan_job(cfg, 1, current, patches=patches.get((cfg.pipeline, cfg.display_name)))
@@ -45,5 +49,7 @@ def check_search(hpo: HpoConfig, jobs: list[Job]) -> None:
     for parameter in hpo.parameters:
         if (parameter.pipeline, parameter.meta_name) not in names:
             known = [f"{p}.{m}" for p, m in sorted(names)]
-            raise ConfigError(f"hpo_config.parameters.{parameter.name}",
-                              f"no job {parameter.pipeline}.{parameter.meta_name}{suggest(f'{parameter.pipeline}.{parameter.meta_name}', known)}")
+            raise ConfigError(
+                f"hpo_config.parameters.{parameter.name}",
+                f"no job {parameter.pipeline}.{parameter.meta_name}{suggest(f'{parameter.pipeline}.{parameter.meta_name}', known)}",
+            )

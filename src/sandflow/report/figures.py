@@ -78,7 +78,9 @@ def metric_rows(spec: dict[str, Any]) -> list[list[Any]]:
         names = job["output_names"] or [str(i) for i in range(len(values))]
         for output, value in zip(names, values):
             for metric, number in scalars(value, output):
-                rows.append([job["iteration"], job.get("trial") or "", job["pipeline"], job["meta_name"], metric, repr(number)])
+                rows.append(
+                    [job["iteration"], job.get("trial") or "", job["pipeline"], job["meta_name"], metric, repr(number)]
+                )
     return rows
 
 
@@ -98,8 +100,13 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
             if not any(isinstance(entry.get("loss"), (int, float)) for entry in entries):
                 continue  # a log without a loss (Trinity-RFT's records) is in wandb, not plotted here
             model = name.split("/", 1)[1]
-            cached_training_curve(entries, f"{job['pipeline']}.{job['meta_name']}: {model}",
-                                  figures / f"{prefix}.{model}.{TRAIN_LOG.removesuffix('.json')}.png", cache, used)
+            cached_training_curve(
+                entries,
+                f"{job['pipeline']}.{job['meta_name']}: {model}",
+                figures / f"{prefix}.{model}.{TRAIN_LOG.removesuffix('.json')}.png",
+                cache,
+                used,
+            )
     for stale in set(cache.glob("*.png")) - used:  # curves of jobs no longer in the plan
         stale.unlink()
     table = io.StringIO()

@@ -29,8 +29,10 @@ def metric_value(context_path: str, index: int) -> float | None:
 
 
 def trial_results(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"trial": trial["number"], "params": trial["values"], "value": metric_value(trial["context"], trial["index"])}
-            for trial in spec["trials"]]
+    return [
+        {"trial": trial["number"], "params": trial["values"], "value": metric_value(trial["context"], trial["index"])}
+        for trial in spec["trials"]
+    ]
 
 
 def best_of(results: list[dict[str, Any]], goal: str) -> dict[str, Any] | None:
@@ -47,8 +49,13 @@ def trials_table(results: list[dict[str, Any]], names: list[str], metric: str) -
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["trial", *names, metric])
     for result in results:
-        writer.writerow([result["trial"], *(json.dumps(result["params"][n]) for n in names),
-                         "" if result["value"] is None else repr(result["value"])])
+        writer.writerow(
+            [
+                result["trial"],
+                *(json.dumps(result["params"][n]) for n in names),
+                "" if result["value"] is None else repr(result["value"]),
+            ]
+        )
     return out.getvalue()
 
 
@@ -77,9 +84,12 @@ def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: 
     names = spec["parameters"]
     write_text_atomic(table_path, trials_table(results, names, spec["metric"]))
     plot_metric(results, best, spec["metric"], spec["goal"], plot_path)
-    record = {"trial": None if best is None else best["trial"], "params": None if best is None else best["params"],
-              "metric": {"name": spec["metric"], "goal": spec["goal"], "value": None if best is None else best["value"]},
-              "trials": len(results)}
+    record = {
+        "trial": None if best is None else best["trial"],
+        "params": None if best is None else best["params"],
+        "metric": {"name": spec["metric"], "goal": spec["goal"], "value": None if best is None else best["value"]},
+        "trials": len(results),
+    }
     write_text_atomic(best_path, json.dumps(record, indent=2) + "\n")
     return best
 
@@ -91,5 +101,11 @@ def main_from_snakemake(snakemake: Any) -> None:
         if best is None:
             log.warning("no trial produced a number for %s", spec["metric"])
         else:
-            log.info("best of %d trials: trial %d, %s = %r with %s", len(spec["trials"]), best["trial"],
-                     spec["metric"], best["value"], best["params"])
+            log.info(
+                "best of %d trials: trial %d, %s = %r with %s",
+                len(spec["trials"]),
+                best["trial"],
+                spec["metric"],
+                best["value"],
+                best["params"],
+            )

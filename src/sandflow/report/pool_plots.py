@@ -65,8 +65,10 @@ def save_png(figure: Any, path: Path) -> None:
 def write_ranking_report(out_dir: Path, pools: Sequence[RankedPool], keys: Sequence[str]) -> list[Path]:
     """ranking.csv, ranking.md and ranking.png in out_dir; returns their paths."""
     header = ["rank", "pool", *keys, "selected", "path"]
-    rows = [[str(p.rank), Path(p.path).name, *(_cell(p.metric[k]) for k in keys), str(p.selected).lower(), p.path]
-            for p in pools]
+    rows = [
+        [str(p.rank), Path(p.path).name, *(_cell(p.metric[k]) for k in keys), str(p.selected).lower(), p.path]
+        for p in pools
+    ]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
     csv_path, md_path, png_path = out_dir / "ranking.csv", out_dir / "ranking.md", out_dir / "ranking.png"
@@ -102,8 +104,9 @@ def _plot_ranking(path: Path, pools: Sequence[RankedPool], keys: Sequence[str]) 
     save_png(figure, path)
 
 
-def plot_stat_histogram(path: Path, values: Sequence[float], boundaries: Sequence[tuple[int, float]], stats_key: str,
-                        what: str) -> None:
+def plot_stat_histogram(
+    path: Path, values: Sequence[float], boundaries: Sequence[tuple[int, float]], stats_key: str, what: str
+) -> None:
     """Histogram of one stat over a dataset; a dashed line at (pool index, its first value) for each split point."""
     from matplotlib.figure import Figure
 
@@ -116,8 +119,18 @@ def plot_stat_histogram(path: Path, values: Sequence[float], boundaries: Sequenc
         if not math.isfinite(value):
             continue
         ax.axvline(value, color="tab:red", linestyle="--", linewidth=1)
-        ax.annotate(f"pool {index} starts", (value, 1), xycoords=("data", "axes fraction"), xytext=(-2, -3),
-                    textcoords="offset points", fontsize=7, rotation=90, ha="right", va="top", color="tab:red")
+        ax.annotate(
+            f"pool {index} starts",
+            (value, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(-2, -3),
+            textcoords="offset points",
+            fontsize=7,
+            rotation=90,
+            ha="right",
+            va="top",
+            color="tab:red",
+        )
     ax.set_xlabel(what)
     ax.set_ylabel("samples")
     ax.set_title(f"{stats_key}: {len(finite)} sample(s), {len(boundaries)} split point(s)", fontsize=9)

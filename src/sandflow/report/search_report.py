@@ -38,7 +38,9 @@ def as_list(value: Any) -> list[Any]:
 
 def pool_facts(path: Path) -> dict[str, Any]:
     """Size and share of clean samples (None when samples do not say) of one pool file."""
-    kinds = [json.loads(line).get("meta", {}).get("kind") for line in path.read_text(encoding="utf-8").split("\n") if line]
+    kinds = [
+        json.loads(line).get("meta", {}).get("kind") for line in path.read_text(encoding="utf-8").split("\n") if line
+    ]
     known = [kind for kind in kinds if kind is not None]
     return {"size": len(kinds), "clean": sum(kind == "clean" for kind in known) / len(known) if known else None}
 
@@ -46,16 +48,27 @@ def pool_facts(path: Path) -> dict[str, Any]:
 def rows_for(pools: list[str], metrics: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
     if len(pools) != len(metrics):
         raise ValueError(f"{len(pools)} pools but {len(metrics)} evaluation results")
-    return [{"pool": Path(pool).stem, **pool_facts(root / pool), "perplexity": result["perplexity"],
-             "token_accuracy": result["token_accuracy"]} for pool, result in zip(pools, metrics)]
+    return [
+        {
+            "pool": Path(pool).stem,
+            **pool_facts(root / pool),
+            "perplexity": result["perplexity"],
+            "token_accuracy": result["token_accuracy"],
+        }
+        for pool, result in zip(pools, metrics)
+    ]
 
 
 def table(rows: list[dict[str, Any]], first_column: str = "pool") -> str:
-    header = f"| {first_column} | samples | clean share | perplexity | next-token accuracy |\n|---|---:|---:|---:|---:|\n"
+    header = (
+        f"| {first_column} | samples | clean share | perplexity | next-token accuracy |\n|---|---:|---:|---:|---:|\n"
+    )
     lines = []
     for row in rows:
         clean = "" if row["clean"] is None else f"{row['clean']:.0%}"
-        lines.append(f"| {row['pool']} | {row['size']} | {clean} | {row['perplexity']:.2f} | {row['token_accuracy']:.3f} |")
+        lines.append(
+            f"| {row['pool']} | {row['size']} | {clean} | {row['perplexity']:.2f} | {row['token_accuracy']:.3f} |"
+        )
     return header + "\n".join(lines) + "\n"
 
 
@@ -92,14 +105,32 @@ def plot_duplication(factors: list[int], perplexities: list[float], path: Path) 
 def summarize(work_dir: Path, root: Path = Path(".")) -> str:
     """Write the report files under work_dir/report; return the Markdown summary."""
     jobs = job_infos(json.loads((work_dir / "context_infos.json").read_text()))
-    single = sorted(rows_for(as_list(jobs[("single_op", "equalise")]["equal_pools"]),
-                             as_list(jobs[("single_op", "evaluate")]["metrics"]), root), key=lambda r: r["perplexity"])
-    multi = sorted(rows_for(as_list(jobs[("multi_op", "combine")]["combined_pools"]),
-                            as_list(jobs[("multi_op", "evaluate")]["metrics"]), root), key=lambda r: r["perplexity"])
-    duplicated = rows_for(as_list(jobs[("duplicate", "duplicate")]["duplicated_pools"]),
-                          as_list(jobs[("duplicate", "evaluate")]["metrics"]), root)
-    baseline = rows_for(as_list(jobs[("baseline", "random_pool")]["random_pool"]),
-                        as_list(jobs[("baseline", "evaluate")]["metrics"]), root)[0]
+    single = sorted(
+        rows_for(
+            as_list(jobs[("single_op", "equalise")]["equal_pools"]),
+            as_list(jobs[("single_op", "evaluate")]["metrics"]),
+            root,
+        ),
+        key=lambda r: r["perplexity"],
+    )
+    multi = sorted(
+        rows_for(
+            as_list(jobs[("multi_op", "combine")]["combined_pools"]),
+            as_list(jobs[("multi_op", "evaluate")]["metrics"]),
+            root,
+        ),
+        key=lambda r: r["perplexity"],
+    )
+    duplicated = rows_for(
+        as_list(jobs[("duplicate", "duplicate")]["duplicated_pools"]),
+        as_list(jobs[("duplicate", "evaluate")]["metrics"]),
+        root,
+    )
+    baseline = rows_for(
+        as_list(jobs[("baseline", "random_pool")]["random_pool"]),
+        as_list(jobs[("baseline", "evaluate")]["metrics"]),
+        root,
+    )[0]
     factors = [int(row["pool"].rsplit("_x", 1)[1]) for row in duplicated]
     recipe_path = root / jobs[("duplicate", "final_recipe")]["final_recipe"]
 
@@ -109,28 +140,48 @@ def summarize(work_dir: Path, root: Path = Path(".")) -> str:
     plot_duplication(factors, [row["perplexity"] for row in duplicated], out / "perplexity_vs_duplication.png")
     best_single, best_multi = single[0], multi[0]
     best_dup = min(duplicated, key=lambda r: r["perplexity"])
-    summary = "\n".join([
-        "# Bottom-up recipe search: results", "",
-        f"* Best single-op pool: **{best_single['pool']}** (perplexity {best_single['perplexity']:.2f}); "
-        f"a random pool of the same size: {baseline['perplexity']:.2f}.",
-        f"* Best combination: **{best_multi['pool']}** (perplexity {best_multi['perplexity']:.2f}, "
-        f"{best_multi['size']} samples).",
-        f"* Best duplication of it: **x{factors[duplicated.index(best_dup)]}** (perplexity {best_dup['perplexity']:.2f}).",
-        "", "## Stage 1: single-op pools (equal size), best first", "", table(single),
-        "![single-op pools](single_op_perplexity.png)", "",
-        "## Baseline: a random pool of the same size", "", table([baseline]),
-        "## Stage 2: combinations of the top pools, best first", "", table(multi),
-        "## Stage 3: the best combination, duplicated", "", table(duplicated),
-        "![perplexity vs duplication](perplexity_vs_duplication.png)", "",
-        "## The final recipe (the best combination's stat ranges)", "", "```yaml",
-        recipe_path.read_text(encoding="utf-8").rstrip(), "```", "",
-    ])
+    summary = "\n".join(
+        [
+            "# Bottom-up recipe search: results",
+            "",
+            f"* Best single-op pool: **{best_single['pool']}** (perplexity {best_single['perplexity']:.2f}); "
+            f"a random pool of the same size: {baseline['perplexity']:.2f}.",
+            f"* Best combination: **{best_multi['pool']}** (perplexity {best_multi['perplexity']:.2f}, "
+            f"{best_multi['size']} samples).",
+            f"* Best duplication of it: **x{factors[duplicated.index(best_dup)]}** (perplexity {best_dup['perplexity']:.2f}).",
+            "",
+            "## Stage 1: single-op pools (equal size), best first",
+            "",
+            table(single),
+            "![single-op pools](single_op_perplexity.png)",
+            "",
+            "## Baseline: a random pool of the same size",
+            "",
+            table([baseline]),
+            "## Stage 2: combinations of the top pools, best first",
+            "",
+            table(multi),
+            "## Stage 3: the best combination, duplicated",
+            "",
+            table(duplicated),
+            "![perplexity vs duplication](perplexity_vs_duplication.png)",
+            "",
+            "## The final recipe (the best combination's stat ranges)",
+            "",
+            "```yaml",
+            recipe_path.read_text(encoding="utf-8").rstrip(),
+            "```",
+            "",
+        ]
+    )
     write_text_atomic(out / "summary.md", summary)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandflow.report.search_report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sandflow.report.search_report", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("work_dir", type=Path, help="the work_dir of configs/paper/recipe_search.yaml")
     args = parser.parse_args(argv)
     if not (args.work_dir / "context_infos.json").is_file():

@@ -60,16 +60,30 @@ def runs(spec: dict[str, Any]) -> dict[tuple[int | None, str], list[dict[str, An
     return grouped
 
 
-def log_run(wandb: Any, settings: dict[str, Any], trial: int | None, pipeline: str, jobs: list[dict[str, Any]],
-            trial_values: dict[str, Any] | None) -> dict[str, Any]:
+def log_run(
+    wandb: Any,
+    settings: dict[str, Any],
+    trial: int | None,
+    pipeline: str,
+    jobs: list[dict[str, Any]],
+    trial_values: dict[str, Any] | None,
+) -> dict[str, Any]:
     contexts = {job["key"]: json.loads(Path(job["job_dir"], CONTEXT_FILE).read_text()) for job in jobs}
     name = f"{settings['experiment']}.{pipeline}" + (f".trial_{trial}" if trial else "")
     config: dict[str, Any] = {job["meta_name"]: contexts[job["key"]]["config"] for job in jobs}
     if trial_values:
         config["hpo_trial"] = trial_values
-    run = wandb.init(project=settings["project"], entity=settings.get("entity"), group=settings["experiment"],
-                     name=name, job_type="pipeline", dir=settings["dir"], mode=settings["mode"], config=config,
-                     reinit="create_new")
+    run = wandb.init(
+        project=settings["project"],
+        entity=settings.get("entity"),
+        group=settings["experiment"],
+        name=name,
+        job_type="pipeline",
+        dir=settings["dir"],
+        mode=settings["mode"],
+        config=config,
+        reinit="create_new",
+    )
     logged: set[str] = set()
     run.define_metric("iteration")
     for iteration in sorted({job["iteration"] for job in jobs}):
@@ -88,8 +102,11 @@ def log_run(wandb: Any, settings: dict[str, Any], trial: int | None, pipeline: s
             run.define_metric(f"{prefix}/step")
             run.define_metric(f"{prefix}/*", step_metric=f"{prefix}/step")
             for entry in entries:
-                point = {f"{prefix}/{column}": value for column, value in entry.items()
-                         if column != "step" and isinstance(value, (int, float)) and math.isfinite(value)}
+                point = {
+                    f"{prefix}/{column}": value
+                    for column, value in entry.items()
+                    if column != "step" and isinstance(value, (int, float)) and math.isfinite(value)
+                }
                 run.log({f"{prefix}/step": entry["step"], **point})
                 logged.update(point)
     run.finish()
@@ -104,8 +121,10 @@ def track(spec: dict[str, Any], output: str) -> list[dict[str, Any]]:
     settings["dir"] = spec["work_dir"]  # wandb puts its wandb/ directory there
     os.environ.setdefault("WANDB_SILENT", "true")
     trial_values = {trial["number"]: trial["values"] for trial in spec.get("trials", [])}
-    tracked = [log_run(wandb, settings, trial, pipeline, jobs, trial_values.get(trial))
-               for (trial, pipeline), jobs in runs(spec).items()]
+    tracked = [
+        log_run(wandb, settings, trial, pipeline, jobs, trial_values.get(trial))
+        for (trial, pipeline), jobs in runs(spec).items()
+    ]
     # run.finish() returns before wandb's service has flushed and closed the run files; stopping the
     # service waits for that, so the files are complete once the rule's output exists.
     wandb.teardown()

@@ -74,11 +74,17 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
         trial = job.get("trial")
         iterations.setdefault((trial or 0, job["iteration"]), {}).setdefault(job["pipeline"], []).append(info)
         readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
-        link(Path(job["job_dir"]), readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"])
+        link(
+            Path(job["job_dir"]),
+            readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"],
+        )
     return [
         # An hpo_config search has one entry per trial (upstream defines none for it).
-        {"iter": iteration, **({"trial": trial} if trial else {}),
-         "pipeline_infos": [{"pipeline_name": name, "job_infos": infos} for name, infos in pipelines.items()]}
+        {
+            "iter": iteration,
+            **({"trial": trial} if trial else {}),
+            "pipeline_infos": [{"pipeline_name": name, "job_infos": infos} for name, infos in pipelines.items()],
+        }
         for (trial, iteration), pipelines in sorted(iterations.items())
     ]
 

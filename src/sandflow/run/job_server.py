@@ -105,6 +105,7 @@ def answers(path: str) -> bool:
 
 # --- the Snakemake side ------------------------------------------------------------------------------------
 
+
 def start(work_dir: str, keep: bool = False) -> subprocess.Popen | None:
     """Start the server for a run on work_dir and publish its address to the jobs (through os.environ).
 
@@ -159,6 +160,7 @@ def stop_running() -> None:
 
 # --- the job side ------------------------------------------------------------------------------------------
 
+
 def submit(address: str, request: dict[str, Any]) -> int | None:
     """Run a job on the server; its exit code, or None when no server answers (the caller runs it itself)."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -192,6 +194,7 @@ def receive_exactly(connection: socket.socket, size: int) -> bytes | None:
 
 # --- the server ----------------------------------------------------------------------------------------------
 
+
 def serve(path: str, parent_pid: int, idle_s: float) -> None:
     """Serve jobs until the Snakemake process parent_pid is gone, or, for a kept server (parent_pid 0),
     until idle_s seconds pass without a job."""
@@ -199,7 +202,7 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
     # process (whose log file handler comes first): otherwise every job's log would be echoed to stderr.
     logging.getLogger().addHandler(logging.NullHandler())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the whole group: Snakemake decides, then stops us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: Snakemake decides, then stops us
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the socket file is removed
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if os.path.exists(path):

@@ -52,6 +52,7 @@ FAMILY_RESOURCES: dict[str, JobResources] = {
     "trinity": JobResources(threads=16, mem_mb=131072, runtime=1440, gpu=2, cpus_per_gpu=8),
 }
 
+
 def family_of(hook: str, component: str | None) -> str:
     """The tool family of a job: its component's when that has one, else its hook's (hooks/registry.py)."""
     entry = HOOKS[hook]
@@ -90,10 +91,15 @@ class RuleResources:
         request = job_resources(job.hook.name, job.component, job.cfg.resources)
         # On a CPU job (gpu 0) the GPU details are left out: the SLURM executor would otherwise
         # request --gpus=<model>:1 for a bare gpu_model.
-        return {"threads": request.threads, "mem_mb": request.mem_mb, "runtime": request.runtime,
-                "gpu": request.gpu, "gpu_model": request.gpu_model if request.gpu else None,
-                "cpus_per_gpu": request.cpus_per_gpu if request.gpu else None,
-                "conda": conda_env_file(job.hook.name, job.component)}
+        return {
+            "threads": request.threads,
+            "mem_mb": request.mem_mb,
+            "runtime": request.runtime,
+            "gpu": request.gpu,
+            "gpu_model": request.gpu_model if request.gpu else None,
+            "cpus_per_gpu": request.cpus_per_gpu if request.gpu else None,
+            "conda": conda_env_file(job.hook.name, job.component),
+        }
 
     def _uniform(self, hook: str) -> dict[str, Any]:
         """What every job of the hook asks alike (nothing while the plan may still grow); one pass over its jobs."""
@@ -101,8 +107,9 @@ class RuleResources:
             keys = [key for key, job in self._jobs.items() if job.hook.name == hook] if self._final else []
             requests = [self._requested(key) for key in keys]
             first = requests[0] if requests else {}
-            self._uniform_by_hook[hook] = {name: value for name, value in first.items()
-                                           if all(request[name] == value for request in requests)}
+            self._uniform_by_hook[hook] = {
+                name: value for name, value in first.items() if all(request[name] == value for request in requests)
+            }
         return self._uniform_by_hook[hook]
 
     def _for_rule(self, hook: str, name: str) -> Any:
@@ -120,6 +127,5 @@ class RuleResources:
 
     def resources_of(self, hook: str) -> dict[str, Any]:
         """Keyword arguments of the rule's resources: directive (a value every job leaves out is not given)."""
-        given = {name: self._for_rule(hook, name)
-                 for name in ("mem_mb", "runtime", "gpu", "gpu_model", "cpus_per_gpu")}
+        given = {name: self._for_rule(hook, name) for name in ("mem_mb", "runtime", "gpu", "gpu_model", "cpus_per_gpu")}
         return {name: value for name, value in given.items() if value is not None}

@@ -88,8 +88,15 @@ def redirect_writes(sections: dict[str, Any], writes: list[str], job_dir: Path) 
             slot_dir.mkdir(parents=True, exist_ok=True)
             redirected = slot_dir / os.path.basename(value.rstrip("/")) if kind == "file" else slot_dir
             set_path(sections, sub, str(redirected), dotted)
-            recorded.append({"target": list(sub), "slot": slot, "value": value, "kind": kind,
-                             "iterized": target[-1] == "export_path"})
+            recorded.append(
+                {
+                    "target": list(sub),
+                    "slot": slot,
+                    "value": value,
+                    "kind": kind,
+                    "iterized": target[-1] == "export_path",
+                }
+            )
     return recorded
 
 
@@ -131,7 +138,9 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
     final_dir = Path(spec["job_dir"])
     if not spec.get("recompute") and restore_commit(final_dir):
         with job_logging(log_path, mode="a") as log:  # after the log of the run that did the work
-            log.info("job %s: finished before the last run stopped; its record is restored, nothing recomputed", spec["key"])
+            log.info(
+                "job %s: finished before the last run stopped; its record is restored, nothing recomputed", spec["key"]
+            )
         return
     partial = final_dir.with_name(f"{final_dir.name}.partial-{os.getpid()}")
     for stale in final_dir.parent.glob(f"{final_dir.name}.partial-*"):
@@ -140,7 +149,14 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
     started = time.time()
     hook = HOOKS[spec["hook"]]
     with job_logging(log_path) as log:
-        log.info("job %s: %s %s.%s (iteration %s)", spec["key"], spec["hook"], spec["pipeline"], spec["meta_name"], spec["iteration"])
+        log.info(
+            "job %s: %s %s.%s (iteration %s)",
+            spec["key"],
+            spec["hook"],
+            spec["pipeline"],
+            spec["meta_name"],
+            spec["iteration"],
+        )
         try:
             sections = resolve_sections(spec)
             writes = redirect_writes(sections, spec["writes"], partial)
@@ -151,16 +167,28 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
                 raise JobFailed(f"cannot run here: {missing[0]}")
             run = component.run if component is not None else hook.run
             if run is None:
-                raise JobFailed(f"{hook.name}{' type ' + repr(kind) if kind else ''} cannot run in this version of sandflow")
-            job = JobRun(hook=hook.name, key=spec["key"], pipeline=spec["pipeline"], meta_name=spec["meta_name"],
-                         iteration=spec["iteration"], job_dir=partial,
-                         dj_configs=sections.get("dj_configs"), extra_configs=sections.get("extra_configs"),
-                         linked_jobs={role: Path(path) for role, path in spec["linked"].items()}, log=log,
-                         threads=threads)
+                raise JobFailed(
+                    f"{hook.name}{' type ' + repr(kind) if kind else ''} cannot run in this version of sandflow"
+                )
+            job = JobRun(
+                hook=hook.name,
+                key=spec["key"],
+                pipeline=spec["pipeline"],
+                meta_name=spec["meta_name"],
+                iteration=spec["iteration"],
+                job_dir=partial,
+                dj_configs=sections.get("dj_configs"),
+                extra_configs=sections.get("extra_configs"),
+                linked_jobs={role: Path(path) for role, path in spec["linked"].items()},
+                log=log,
+                threads=threads,
+            )
             values = name_outputs(run(job))
             expected = spec["n_outputs"]
             if expected is not None and len(values) != expected:
-                raise JobFailed(f"{hook.name} returned {len(values)} output(s) but {expected} are named in {spec['where']}.output")
+                raise JobFailed(
+                    f"{hook.name} returned {len(values)} output(s) but {expected} are named in {spec['where']}.output"
+                )
             record = {
                 "key": spec["key"],
                 "hook": hook.name,
@@ -186,7 +214,12 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
 
 
 # Jobs never reach a model hub or tracking server unless the user says so in the environment.
-OFFLINE_DEFAULTS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
+OFFLINE_DEFAULTS = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+}
 
 
 def execute(spec: RunJobSpec, log_path: str, threads: int) -> int:

@@ -82,8 +82,10 @@ def job_spec(job: Job) -> JobSpec:
         "meta_name": job.cfg.display_name,
         "iteration": job.iteration,
         "sections": job.sections,
-        "section_sources": {section: _ref(source) if isinstance(source, Ref) else _path_read(source)
-                            for section, source in job.section_sources.items()},
+        "section_sources": {
+            section: _ref(source) if isinstance(source, Ref) else _path_read(source)
+            for section, source in job.section_sources.items()
+        },
         "deferred_local": job.deferred_local,
         "refs": [_ref(ref) for ref in job.refs],
         "path_reads": [_path_read(read) for read in job.path_reads],
@@ -130,12 +132,12 @@ def assembly_spec(plan: Plan) -> dict[str, Any]:
                 "output_names": list(job.cfg.outputs) if job.cfg.outputs is not None else None,
                 # Publish locations known now; a job whose sections arrive at run time records its own.
                 # A search's trials publish nothing: they would overwrite each other.
-                "writes": [] if job.trial is not None else None if job.section_sources else [
-                    {"slot": w.slot, "value": w.value, "kind": w.kind, "iterized": w.iterized} for w in job.writes
-                ],
+                "writes": []
+                if job.trial is not None
+                else None
+                if job.section_sources
+                else [{"slot": w.slot, "value": w.value, "kind": w.kind, "iterized": w.iterized} for w in job.writes],
             }
             for job in plan.jobs
         ],
     }
-
-

@@ -91,7 +91,7 @@ class Workflow:
     def extend_iterations(self, decision_file: Callable[[int, str], str]) -> None:
         """Plan the iterations whose decisions say they run; ``decision_file(n, digest)`` is the
         checkpoint's output for iteration n (a path that does not exist yet while it is undecided)."""
-        self.plan.planner.extend(self.plan, lambda n, digest: read_decision(decision_file(n, digest)))
+        self.plan.planner.schedule.extend(self.plan, lambda n, digest: read_decision(decision_file(n, digest)))
         for job in self.plan.jobs:  # in place: the rules' resource callables share this mapping
             self.jobs.setdefault(job.key, job)
 
@@ -105,7 +105,7 @@ class Workflow:
             return []
         self.extend_iterations(decision_file)
         planner = self.plan.planner
-        return [decision_file(n, planner.decision_digest(n)) for n in range(1, len(planner.iterations) + 1)]
+        return [decision_file(n, planner.schedule.digest(n)) for n in range(1, len(planner.iterations) + 1)]
 
     def iteration_outcome(self) -> str | None:
         """The record of where an iterative run stopped, named by its first iteration's decision: a
@@ -113,24 +113,31 @@ class Workflow:
         for a checkpoint it depends on) rebuilds it, and context_infos.json after it."""
         if not self.plan.config.iter_targets:
             return None
-        digest = self.plan.planner.decision_digest(1)
+        digest = self.plan.planner.schedule.digest(1)
         return layout.state_path(self.work_dir, "iterations", f"outcome-{digest}.json")
 
     def context_infos_inputs(self, decision_file: Callable[[int, str], str]) -> dict[str, list[str] | str]:
         """The final rule's inputs: every job, the publication record, the iteration decisions."""
         outcome = self.iteration_outcome()
-        return {"jobs": self.targets(), "publication": self.publication_record(),
-                "decisions": self.decision_files(decision_file), "outcome": [outcome] if outcome else []}
+        return {
+            "jobs": self.targets(),
+            "publication": self.publication_record(),
+            "decisions": self.decision_files(decision_file),
+            "outcome": [outcome] if outcome else [],
+        }
 
     # ---- hpo_config searches (rules/hpo.smk) -------------------------------------------------------
 
     def hpo_spec(self, wildcards: Any = None) -> dict[str, Any]:
         search = self.plan.search
         return {
-            "metric": search.hpo.metric, "goal": search.hpo.goal,
+            "metric": search.hpo.metric,
+            "goal": search.hpo.goal,
             "parameters": [parameter.name for parameter in search.hpo.parameters],
-            "trials": [{"number": t.number, "values": t.values, "context": t.metric_job.context_path, "index": t.metric_index}
-                       for t in search.trials],
+            "trials": [
+                {"number": t.number, "values": t.values, "context": t.metric_job.context_path, "index": t.metric_index}
+                for t in search.trials
+            ],
         }
 
     def hpo_spec_output(self) -> str:
@@ -140,13 +147,18 @@ class Workflow:
         """The metric jobs of every trial, and a record named by the spec (a changed goal reruns the summary)."""
         spec = self.hpo_spec()
         digest = digest_of(spec)
-        return {"metrics": sorted({trial["context"] for trial in spec["trials"]}),
-                "spec": self.hpo_spec_output().format(digest=digest)}
+        return {
+            "metrics": sorted({trial["context"] for trial in spec["trials"]}),
+            "spec": self.hpo_spec_output().format(digest=digest),
+        }
 
     def hpo_outputs(self) -> dict[str, str]:
         directory = os.path.join(self.work_dir, "hpo")
-        return {"best": os.path.join(directory, "best.json"), "table": os.path.join(directory, "trials.csv"),
-                "plot": os.path.join(directory, "metric.png")}
+        return {
+            "best": os.path.join(directory, "best.json"),
+            "table": os.path.join(directory, "trials.csv"),
+            "plot": os.path.join(directory, "metric.png"),
+        }
 
     # ---- wandb tracking (rules/track.smk) ----------------------------------------------------------
 
@@ -167,7 +179,7 @@ class Workflow:
         return sorted({job.context_path for job in self.plan.planner.iterations[int(wildcards.n) - 1]})
 
     def get_decision_spec(self, wildcards: Any) -> dict[str, Any]:
-        return self.plan.planner.decision_spec(int(wildcards.n))
+        return self.plan.planner.schedule.spec(int(wildcards.n))
 
     def get_job_inputs(self, wildcards: Any) -> list[str]:
         return sorted({dep.context_path for dep in self.jobs[wildcards.key].deps})
@@ -227,7 +239,9 @@ def hold_lock(work_dir: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        exit_with_error(f"another sandflow run (pid {holder}) is using work_dir {work_dir}; wait for it to finish or stop it")
+        exit_with_error(
+            f"another sandflow run (pid {holder}) is using work_dir {work_dir}; wait for it to finish or stop it"
+        )
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
@@ -241,7 +255,10 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> Workflow:
     """
     configfiles = snakemake_workflow.configfiles
     # Name config files as the user gave them (Snakemake hands them over absolute).
-    source = ", ".join(os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in configfiles) or "config"
+    source = (
+        ", ".join(os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in configfiles)
+        or "config"
+    )
     try:
         for path in configfiles:  # Snakemake's own YAML loader lets a repeated key through silently
             read_config_file(path)

@@ -21,6 +21,7 @@ BASE_MODEL_SUBDIR = "base_model"  # the LoRA base inside an adapter checkpoint
 
 # --- reading settings ------------------------------------------------------------------------------------------
 
+
 def check_known_keys(cfg: Mapping[str, Any], known: frozenset[str], where: str) -> None:
     """A misspelt setting would otherwise be ignored silently and train with its default."""
     unknown = sorted(set(cfg) - known)
@@ -39,8 +40,13 @@ def int_setting(cfg: Mapping[str, Any], key: str, default: int | None, where: st
 
 def float_setting(cfg: Mapping[str, Any], key: str, default: float, where: str, *, positive: bool) -> float:
     value = cfg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (positive and value == 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
         raise ValueError(f"{where}.{key} must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
     return float(value)
 
@@ -65,6 +71,7 @@ def text_key_setting(cfg: Mapping[str, Any], where: str) -> str:
 
 
 # --- texts and token blocks ------------------------------------------------------------------------------------
+
 
 def read_texts(paths: list[Path], text_key: str) -> list[str]:
     """The text_key field of every jsonl row, files in order."""
@@ -93,7 +100,7 @@ def pack_blocks(texts: list[str], tokenizer: Any, seq_len: int) -> list[list[int
     for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:
         stream.extend(ids)
         stream.extend(eos)
-    blocks = [stream[start:start + seq_len] for start in range(0, len(stream), seq_len)]
+    blocks = [stream[start : start + seq_len] for start in range(0, len(stream), seq_len)]
     return [block for block in blocks if len(block) > 1]
 
 
@@ -106,9 +113,9 @@ def collate_blocks(blocks: list[list[int]], pad_id: int) -> dict[str, Any]:
     labels = torch.full((len(blocks), width), -100, dtype=torch.long)
     attention_mask = torch.zeros((len(blocks), width), dtype=torch.long)
     for row, block in enumerate(blocks):
-        input_ids[row, :len(block)] = torch.tensor(block)
-        labels[row, :len(block)] = torch.tensor(block)
-        attention_mask[row, :len(block)] = 1
+        input_ids[row, : len(block)] = torch.tensor(block)
+        labels[row, : len(block)] = torch.tensor(block)
+        attention_mask[row, : len(block)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
@@ -134,6 +141,7 @@ def seq_len_setting(cfg: Mapping[str, Any], model: Any, where: str) -> int:
 
 
 # --- models ----------------------------------------------------------------------------------------------------
+
 
 def local_model_dir(value: Any, where: str) -> Path:
     if not isinstance(value, str) or not value:
@@ -176,8 +184,10 @@ def new_model(model_config: Any, texts: list[str], seed: int) -> tuple[Any, Any]
         raise ValueError(f"{where}.architecture must be 'gpt2', got {model_config['architecture']!r}")
     sizes = {key: int_setting(model_config, key, default, where) for key, default in MODEL_CONFIG_DEFAULTS.items()}
     if sizes["vocab_size"] < MIN_VOCAB_SIZE:
-        raise ValueError(f"{where}.vocab_size must be at least {MIN_VOCAB_SIZE} (the byte alphabet and EOS), "
-                         f"got {sizes['vocab_size']}")
+        raise ValueError(
+            f"{where}.vocab_size must be at least {MIN_VOCAB_SIZE} (the byte alphabet and EOS), "
+            f"got {sizes['vocab_size']}"
+        )
     if sizes["n_embd"] % sizes["n_head"]:
         raise ValueError(f"{where}.n_embd={sizes['n_embd']} must be a multiple of n_head={sizes['n_head']}")
     tokenizer = train_tokenizer(texts, sizes.pop("vocab_size"), sizes["n_positions"])
@@ -198,6 +208,10 @@ def lora_config(value: Any) -> Any:
         raise ValueError(f"{where}.dropout must be below 1, got {dropout}")
     from peft import LoraConfig
 
-    return LoraConfig(task_type="CAUSAL_LM", r=int_setting(value, "r", 8, where),
-                      lora_alpha=float_setting(value, "alpha", 16, where, positive=True),
-                      lora_dropout=dropout, target_modules=targets)
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=int_setting(value, "r", 8, where),
+        lora_alpha=float_setting(value, "alpha", 16, where, positive=True),
+        lora_dropout=dropout,
+        target_modules=targets,
+    )

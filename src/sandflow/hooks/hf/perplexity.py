@@ -56,8 +56,9 @@ __all__ = ["evaluate_perplexity", "perplexity_of", "EVAL_JSON", "VERSION"]
 VERSION = "1"
 EVAL_JSON = "eval.json"
 
-PERPLEXITY_KEYS = frozenset({"type", "export_path", "ckpt_paths", "dataset_path", "text_key", "seq_len",
-                             "per_device_eval_batch_size"})
+PERPLEXITY_KEYS = frozenset(
+    {"type", "export_path", "ckpt_paths", "dataset_path", "text_key", "seq_len", "per_device_eval_batch_size"}
+)
 
 
 def perplexity_of(model: Any, tokenizer: Any, texts: list[str], seq_len: int, batch_size: int) -> dict[str, Any]:
@@ -76,28 +77,40 @@ def perplexity_of(model: Any, tokenizer: Any, texts: list[str], seq_len: int, ba
     model.eval()
     with torch.no_grad(), single_thread():
         for start in range(0, len(blocks), batch_size):
-            batch = collate_blocks(blocks[start:start + batch_size], pad_id)
+            batch = collate_blocks(blocks[start : start + batch_size], pad_id)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             # Position i predicts token i + 1.
             targets = batch["labels"][:, 1:]
             predicted = logits[:, :-1].float()
-            total_nll += F.cross_entropy(predicted.reshape(-1, predicted.shape[-1]), targets.reshape(-1),
-                                         ignore_index=-100, reduction="sum").item()
+            total_nll += F.cross_entropy(
+                predicted.reshape(-1, predicted.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
+            ).item()
             counted = targets != -100
             num_tokens += int(counted.sum())
             num_correct += int(((predicted.argmax(dim=-1) == targets) & counted).sum())
     loss = total_nll / num_tokens
-    return {"loss": loss, "num_tokens": num_tokens, "perplexity": math.exp(loss),
-            "token_accuracy": num_correct / num_tokens}
+    return {
+        "loss": loss,
+        "num_tokens": num_tokens,
+        "perplexity": math.exp(loss),
+        "token_accuracy": num_correct / num_tokens,
+    }
 
 
 def evaluate_checkpoint(job: JobRun, texts: list[str], batch_size: int, model_dir: Path) -> dict[str, Any]:
     """Perplexity metrics of one checkpoint on texts: a worker process's unit of work."""
     model, tokenizer = load_checkpoint(model_dir)
-    metrics = perplexity_of(model, tokenizer, texts, seq_len_setting(job.extra_configs or {}, model, "extra_configs"),
-                            batch_size)
-    job.log.info("%s: perplexity %.4f, next-token accuracy %.4f (loss %.4f over %d tokens)", model_dir,
-                 metrics["perplexity"], metrics["token_accuracy"], metrics["loss"], metrics["num_tokens"])
+    metrics = perplexity_of(
+        model, tokenizer, texts, seq_len_setting(job.extra_configs or {}, model, "extra_configs"), batch_size
+    )
+    job.log.info(
+        "%s: perplexity %.4f, next-token accuracy %.4f (loss %.4f over %d tokens)",
+        model_dir,
+        metrics["perplexity"],
+        metrics["token_accuracy"],
+        metrics["loss"],
+        metrics["num_tokens"],
+    )
     return metrics
 
 
@@ -109,8 +122,9 @@ def evaluate_perplexity(job: JobRun) -> dict[str, Any] | list[dict[str, Any]]:
     ckpt_paths = cfg.get("ckpt_paths")
     checkpoints = [ckpt_paths] if isinstance(ckpt_paths, str) else ckpt_paths
     if not isinstance(checkpoints, list) or not checkpoints:
-        raise ValueError(f"{where}.ckpt_paths must be a checkpoint directory or a non-empty list of them, "
-                         f"got {ckpt_paths!r}")
+        raise ValueError(
+            f"{where}.ckpt_paths must be a checkpoint directory or a non-empty list of them, got {ckpt_paths!r}"
+        )
     model_dirs = [local_model_dir(path, f"{where}.ckpt_paths") for path in checkpoints]
     texts = read_texts(dataset_paths(cfg, "dataset_path", where), text_key_setting(cfg, where))
     batch_size = int_setting(cfg, "per_device_eval_batch_size", 8, where)

@@ -24,8 +24,9 @@ MIN_VOCAB_SIZE = 257  # the byte alphabet is always kept, plus SPECIAL_TOKEN
 def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int) -> Any:
     """A byte-level BPE tokenizer trained on texts, wrapped for transformers (a PreTrainedTokenizerFast)."""
     if vocab_size < MIN_VOCAB_SIZE:
-        raise ValueError(f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 byte symbols + {SPECIAL_TOKEN}), "
-                         f"got {vocab_size}")
+        raise ValueError(
+            f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 byte symbols + {SPECIAL_TOKEN}), got {vocab_size}"
+        )
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -50,8 +51,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int
     )
 
 
-def tiny_gpt2(vocab_size: int, *, n_layer: int, n_embd: int, n_head: int, n_positions: int, seed: int,
-              eos_token_id: int) -> Any:
+def tiny_gpt2(
+    vocab_size: int, *, n_layer: int, n_embd: int, n_head: int, n_positions: int, seed: int, eos_token_id: int
+) -> Any:
     """A randomly initialised GPT2LMHeadModel; the weights depend on the seed only."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -119,8 +121,9 @@ def warm_up() -> None:
     torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory() as directory:
-            tiny_gpt2(MIN_VOCAB_SIZE, n_layer=1, n_embd=8, n_head=1, n_positions=8, seed=0,
-                      eos_token_id=0).save_pretrained(directory)
+            tiny_gpt2(
+                MIN_VOCAB_SIZE, n_layer=1, n_embd=8, n_head=1, n_positions=8, seed=0, eos_token_id=0
+            ).save_pretrained(directory)
             model = AutoModelForCausalLM.from_pretrained(directory)
         ids = torch.zeros((1, 4), dtype=torch.long)
         model(input_ids=ids, labels=ids).loss.backward()

@@ -80,8 +80,13 @@ from sandflow.hooks.hf.models import (
 from sandflow.hooks.hf.workers import map_models
 
 __all__ = [
-    "train_huggingface", "huggingface_train_requirements",
-    "load_checkpoint", "read_texts", "pack_blocks", "collate_blocks", "VERSION",
+    "train_huggingface",
+    "huggingface_train_requirements",
+    "load_checkpoint",
+    "read_texts",
+    "pack_blocks",
+    "collate_blocks",
+    "VERSION",
 ]
 
 VERSION = "1"
@@ -92,14 +97,31 @@ METRICS_JSON = "metrics.json"
 LOG_COLUMNS = ("step", "epoch", "loss", "grad_norm", "learning_rate")
 TRAINER_SCRATCH = "trainer_scratch"  # the Trainer's output_dir; removed after training
 
-HF_KEYS = frozenset({
-    "type", "export_path", "model_path", "model_config", "dataset_path", "text_key", "max_steps",
-    "num_train_epochs", "per_device_train_batch_size", "learning_rate", "weight_decay", "warmup_steps",
-    "lr_scheduler_type", "logging_steps", "seq_len", "seed", "lora",
-})
+HF_KEYS = frozenset(
+    {
+        "type",
+        "export_path",
+        "model_path",
+        "model_config",
+        "dataset_path",
+        "text_key",
+        "max_steps",
+        "num_train_epochs",
+        "per_device_train_batch_size",
+        "learning_rate",
+        "weight_decay",
+        "warmup_steps",
+        "lr_scheduler_type",
+        "logging_steps",
+        "seq_len",
+        "seed",
+        "lora",
+    }
+)
 
 
 # --- training --------------------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
@@ -120,10 +142,17 @@ def progress_callback(job: JobRun) -> Any:
     class JobLogProgress(TrainerCallback):
         """Each logging step's loss to the job log (the Trainer's own printer and tqdm are off)."""
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
             if logs and "loss" in logs:
-                job.log.info("step %d/%d: loss %.4f, learning rate %.3g", state.global_step, state.max_steps,
-                             logs["loss"], logs.get("learning_rate", float("nan")))
+                job.log.info(
+                    "step %d/%d: loss %.4f, learning rate %.3g",
+                    state.global_step,
+                    state.max_steps,
+                    logs["loss"],
+                    logs.get("learning_rate", float("nan")),
+                )
 
     return JobLogProgress()
 
@@ -174,8 +203,12 @@ def train_huggingface(job: JobRun) -> str | list[str]:
     if clash is not None:
         raise ValueError(f"{where}.dataset_path: two pools are named {clash!r}; their models would share a directory")
     pools = [(number, path, export / stem) for number, (path, stem) in enumerate(zip(paths, stems), 1)]
-    map_models(job, functools.partial(train_pool_model, job, text_key, len(pools)), pools,
-               cost=lambda pool: pool[1].stat().st_size)  # a bigger pool trains longer
+    map_models(
+        job,
+        functools.partial(train_pool_model, job, text_key, len(pools)),
+        pools,
+        cost=lambda pool: pool[1].stat().st_size,
+    )  # a bigger pool trains longer
     return [str(export / stem) for stem in stems]
 
 
@@ -214,7 +247,9 @@ def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
         job.log.info("model %s (%d parameters)", model_dir, model.num_parameters())
     else:
         model, tokenizer = new_model(cfg["model_config"], texts, seed)
-        job.log.info("new GPT-2 from model_config (%d parameters, vocabulary %d)", model.num_parameters(), len(tokenizer))
+        job.log.info(
+            "new GPT-2 from model_config (%d parameters, vocabulary %d)", model.num_parameters(), len(tokenizer)
+        )
     seq_len = seq_len_setting(cfg, model, where)
     blocks = pack_blocks(texts, tokenizer, seq_len)
     if not blocks:
@@ -232,22 +267,45 @@ def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
         model = get_peft_model(base, peft_config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    job.log.info("%d texts -> %d blocks of <= %d tokens; %d of %d parameters trainable",
-                 len(texts), len(blocks), seq_len, trainable, total)
+    job.log.info(
+        "%d texts -> %d blocks of <= %d tokens; %d of %d parameters trainable",
+        len(texts),
+        len(blocks),
+        seq_len,
+        trainable,
+        total,
+    )
 
     pad_id = pad_id_of(tokenizer)
     scratch = Path(job.job_dir) / TRAINER_SCRATCH
     args = TrainingArguments(
-        output_dir=str(scratch), use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True,
-        full_determinism=True, seed=seed, data_seed=seed, dataloader_num_workers=0,
-        max_steps=max_steps if max_steps is not None else -1, num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-        warmup_steps=warmup_steps, lr_scheduler_type=scheduler, logging_strategy="steps",
-        logging_steps=logging_steps, remove_unused_columns=False,
+        output_dir=str(scratch),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        full_determinism=True,
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        max_steps=max_steps if max_steps is not None else -1,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        lr_scheduler_type=scheduler,
+        logging_strategy="steps",
+        logging_steps=logging_steps,
+        remove_unused_columns=False,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=blocks,
-                      data_collator=lambda batch: collate_blocks(batch, pad_id),
-                      callbacks=[progress_callback(job)])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=blocks,
+        data_collator=lambda batch: collate_blocks(batch, pad_id),
+        callbacks=[progress_callback(job)],
+    )
     trainer.remove_callback(PrinterCallback)
     train_loss, steps = None, 0
     if max_steps != 0:
@@ -287,13 +345,15 @@ def point_adapter_at_saved_base(export: Path) -> None:
     (export / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming the absolute base path
 
 
-def huggingface_train_requirements(dj_configs: Mapping[str, Any] | None,
-                                   extra_configs: Mapping[str, Any] | None) -> list[str]:
+def huggingface_train_requirements(
+    dj_configs: Mapping[str, Any] | None, extra_configs: Mapping[str, Any] | None
+) -> list[str]:
     """An absolute model_path that does not exist. Relative paths and refs are the planner's business: a path an
     earlier job writes does not exist before the run."""
     model_path = (extra_configs or {}).get("model_path")
     if isinstance(model_path, str) and os.path.isabs(model_path) and not os.path.isdir(model_path):
-        return [f"TrainModelHook type 'huggingface' needs the local model directory {model_path} "
-                "(extra_configs.model_path; nothing is downloaded)"]
+        return [
+            f"TrainModelHook type 'huggingface' needs the local model directory {model_path} "
+            "(extra_configs.model_path; nothing is downloaded)"
+        ]
     return []
-

@@ -21,8 +21,9 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def map_models(job: JobRun, function: Callable[[Item], Result], items: Sequence[Item],
-               cost: Callable[[Item], float] | None = None) -> list[Result]:
+def map_models(
+    job: JobRun, function: Callable[[Item], Result], items: Sequence[Item], cost: Callable[[Item], float] | None = None
+) -> list[Result]:
     """[function(item) for item in items], in that order, on min(job.threads, len(items)) processes.
 
     ``function`` must be picklable (a module-level function or a partial of one). With ``cost``, the

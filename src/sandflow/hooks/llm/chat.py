@@ -73,6 +73,7 @@ def default_max_tokens(model: str) -> int:
 
 # --------------------------------------------------------------------------- api
 
+
 class ApiChat:
     """One OpenAI-compatible chat-completions endpoint: messages -> answer, with retries."""
 
@@ -81,8 +82,10 @@ class ApiChat:
         self.model = _model_name(config)
         model_params = _mapping(config, "model_params")
         if "api_key" in model_params:
-            raise ValueError("extra_configs.model_params.api_key: do not put API keys in configs; set the environment "
-                             "variable named by extra_configs.api_key_env instead")
+            raise ValueError(
+                "extra_configs.model_params.api_key: do not put API keys in configs; set the environment "
+                "variable named by extra_configs.api_key_env instead"
+            )
         self.url = endpoint_url(config.get("api_endpoint"), model_params.pop("base_url", None))
         self.timeout = _positive_number(model_params.pop("timeout", DEFAULT_TIMEOUT_S), "model_params.timeout")
         extra_headers = model_params.pop("default_headers", None) or {}
@@ -116,11 +119,19 @@ class ApiChat:
                 return self._answer(self._post(body))
             except _Transient as exc:
                 if attempt == attempts:
-                    raise LLMInferenceError(f"request to {self.url} failed after {attempts} attempt(s) "
-                                            f"(extra_configs.max_retry_num={self.max_retry_num}): {exc}") from None
+                    raise LLMInferenceError(
+                        f"request to {self.url} failed after {attempts} attempt(s) "
+                        f"(extra_configs.max_retry_num={self.max_retry_num}): {exc}"
+                    ) from None
                 delay = min(self.retry_delay * 2 ** (attempt - 1), MAX_RETRY_DELAY_S)
-                self.log.warning("request to %s failed (attempt %d/%d): %s; retrying in %.3g s",
-                                 self.url, attempt, attempts, exc, delay)
+                self.log.warning(
+                    "request to %s failed (attempt %d/%d): %s; retrying in %.3g s",
+                    self.url,
+                    attempt,
+                    attempts,
+                    exc,
+                    delay,
+                )
                 time.sleep(delay)
                 attempt += 1
 
@@ -154,8 +165,9 @@ class ApiChat:
                 node = node[int(part)] if part.isdigit() and isinstance(node, list) else node[part]
             except (KeyError, IndexError, TypeError):
                 text = self._redact(json.dumps(reply)[:300])
-                raise LLMInferenceError(f"reply from {self.url} has no {self.response_path} "
-                                        f"(extra_configs.response_path): {text}") from None
+                raise LLMInferenceError(
+                    f"reply from {self.url} has no {self.response_path} (extra_configs.response_path): {text}"
+                ) from None
         return "" if node is None else str(node)  # a null content is an empty answer, as upstream
 
     def _redact(self, text: str) -> str:
@@ -183,12 +195,15 @@ def endpoint_url(api_endpoint: Any, base_url: Any) -> str:
 
 def _positive_number(value: Any, key: str, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"extra_configs.{key} must be a {'non-negative' if allow_zero else 'positive'} number of "
-                         f"seconds, got {value!r}")
+        raise ValueError(
+            f"extra_configs.{key} must be a {'non-negative' if allow_zero else 'positive'} number of "
+            f"seconds, got {value!r}"
+        )
     return float(value)
 
 
 # --------------------------------------------------------------------------- vllm
+
 
 def load_vllm_chat(config: Mapping[str, Any], log: logging.Logger) -> ChatFunction:
     """vLLM's offline engine on the model; answers with ``LLM.chat``."""
@@ -229,8 +244,10 @@ def load_huggingface_chat(config: Mapping[str, Any], log: logging.Logger) -> Cha
     model_params = _mapping(config, "model_params")
     unknown = sorted(set(model_params) - set(HF_MODEL_PARAMS))
     if unknown:
-        raise ValueError(f"extra_configs.model_params.{unknown[0]} is not supported by type 'huggingface' "
-                         f"(supported: {', '.join(HF_MODEL_PARAMS)})")
+        raise ValueError(
+            f"extra_configs.model_params.{unknown[0]} is not supported by type 'huggingface' "
+            f"(supported: {', '.join(HF_MODEL_PARAMS)})"
+        )
     generate_kwargs = _mapping(config, "sampling_params")
 
     import torch
@@ -246,8 +263,9 @@ def load_huggingface_chat(config: Mapping[str, Any], log: logging.Logger) -> Cha
         model, tokenizer = load_checkpoint(model_name)
     except OSError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"extra_configs.model: cannot load {model_name} from local files (nothing is downloaded): "
-                         f"{first_line}") from None
+        raise ValueError(
+            f"extra_configs.model: cannot load {model_name} from local files (nothing is downloaded): {first_line}"
+        ) from None
     torch_dtype = getattr(torch, str(dtype), None) if dtype else None
     if dtype and not isinstance(torch_dtype, torch.dtype):
         raise ValueError(f"extra_configs.model_params.dtype must name a torch dtype (e.g. bfloat16), got {dtype!r}")
@@ -265,9 +283,13 @@ def load_huggingface_chat(config: Mapping[str, Any], log: logging.Logger) -> Cha
         generate_kwargs.setdefault("pad_token_id", tokenizer.eos_token_id)
     context = getattr(model.config, "max_position_embeddings", None)
     templated = bool(getattr(tokenizer, "chat_template", None))
-    log.info("huggingface: %s on %s, %s, %s", model_name, device,
-             "chat template" if templated else "no chat template (messages joined as plain text)",
-             ", ".join(f"{k}={v}" for k, v in sorted(generate_kwargs.items())))
+    log.info(
+        "huggingface: %s on %s, %s, %s",
+        model_name,
+        device,
+        "chat template" if templated else "no chat template (messages joined as plain text)",
+        ", ".join(f"{k}={v}" for k, v in sorted(generate_kwargs.items())),
+    )
     shortened = False
 
     def chat(messages: Messages) -> str:
@@ -289,7 +311,7 @@ def load_huggingface_chat(config: Mapping[str, Any], log: logging.Logger) -> Cha
         transformers.set_seed(seed)  # per prompt: an answer does not depend on the samples before it
         # On CPU one thread, as hf_train: the result must not depend on the machine's core count (float
         # reductions split over threads sum in another order), and small models gain nothing from more.
-        with torch.no_grad(), (single_thread() if device == "cpu" else contextlib.nullcontext()):
+        with torch.no_grad(), single_thread() if device == "cpu" else contextlib.nullcontext():
             generated = model.generate(**inputs, **kwargs)
         return tokenizer.decode(generated[0, n_prompt:], skip_special_tokens=True)
 

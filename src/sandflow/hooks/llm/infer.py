@@ -86,13 +86,20 @@ from sandflow.hooks.llm.chat import (
 )
 from sandflow.hooks.llm.messages import resolve_function
 
-__all__ = ["infer_model", "probe_via_model_infer", "run_llm_inference", "api_requirements", "vllm_requirements",
-           "VERSION"]
+__all__ = [
+    "infer_model",
+    "probe_via_model_infer",
+    "run_llm_inference",
+    "api_requirements",
+    "vllm_requirements",
+    "VERSION",
+]
 
 VERSION = "1"
 
 TYPES = ("huggingface", "vllm", "api")
 # --------------------------------------------------------------------------- hooks
+
 
 def infer_model(job: JobRun) -> list[str]:
     """InferModelHook types huggingface / vllm / api: the inference result files, in input order."""
@@ -135,6 +142,7 @@ def _extra_configs(job: JobRun) -> Mapping[str, Any]:
 
 # --------------------------------------------------------------------------- requirement checks
 
+
 def api_requirements(dj_configs: Mapping[str, Any] | None, extra_configs: Mapping[str, Any] | None) -> list[str]:
     """The API key's environment variable must be set; a key written into the config is refused."""
     if not isinstance(extra_configs, Mapping):
@@ -142,16 +150,20 @@ def api_requirements(dj_configs: Mapping[str, Any] | None, extra_configs: Mappin
     missing = []
     model_params = extra_configs.get("model_params")
     if isinstance(model_params, Mapping) and "api_key" in model_params:
-        missing.append("extra_configs.model_params.api_key: do not put API keys in configs; set the environment "
-                       "variable named by extra_configs.api_key_env (default OPENAI_API_KEY) instead")
+        missing.append(
+            "extra_configs.model_params.api_key: do not put API keys in configs; set the environment "
+            "variable named by extra_configs.api_key_env (default OPENAI_API_KEY) instead"
+        )
     env_name = extra_configs.get("api_key_env", DEFAULT_API_KEY_ENV)
     if env_name is None or env_name == "":
         return missing
     if not isinstance(env_name, str):
         missing.append(f"extra_configs.api_key_env must be the name of an environment variable, got {env_name!r}")
     elif not os.environ.get(env_name):
-        missing.append(f"type 'api' needs the API key in the environment variable {env_name} "
-                       f"(named by extra_configs.api_key_env), which is not set")
+        missing.append(
+            f"type 'api' needs the API key in the environment variable {env_name} "
+            f"(named by extra_configs.api_key_env), which is not set"
+        )
     return missing
 
 
@@ -160,12 +172,15 @@ def vllm_requirements(dj_configs: Mapping[str, Any] | None, extra_configs: Mappi
     if importlib.util.find_spec("vllm") is None:
         return [f"type 'vllm' needs vllm and a CUDA GPU: vllm is not installed ({VLLM_INSTALL_HINT})"]
     if not glob.glob(GPU_DEVICE_GLOB):
-        return [f"type 'vllm' needs vllm and a CUDA GPU: no GPU device ({GPU_DEVICE_GLOB}) on this machine "
-                f"({VLLM_INSTALL_HINT})"]
+        return [
+            f"type 'vllm' needs vllm and a CUDA GPU: no GPU device ({GPU_DEVICE_GLOB}) on this machine "
+            f"({VLLM_INSTALL_HINT})"
+        ]
     return []
 
 
 # --------------------------------------------------------------------------- the inference loop
+
 
 def run_llm_inference(config: Mapping[str, Any], log: logging.Logger) -> list[str]:
     """Answer every sample of every input file; write ``<export_path>/<base>_inference.jsonl`` for each."""
@@ -203,8 +218,9 @@ def planned_outputs(dataset_path: Any, export_path: Any) -> list[tuple[str, str]
     """(input file, result file) pairs; the export directory is created."""
     paths = [dataset_path] if isinstance(dataset_path, str) else dataset_path
     if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
-        raise ValueError(f"extra_configs.dataset_path must be a jsonl path or a non-empty list of them, "
-                         f"got {dataset_path!r}")
+        raise ValueError(
+            f"extra_configs.dataset_path must be a jsonl path or a non-empty list of them, got {dataset_path!r}"
+        )
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise ValueError(f"extra_configs.dataset_path: no such file: {', '.join(missing)}")
@@ -216,10 +232,9 @@ def planned_outputs(dataset_path: Any, export_path: Any) -> list[tuple[str, str]
     for path in paths:
         output = os.path.join(export_path, f"{os.path.splitext(os.path.basename(path))[0]}_inference.jsonl")
         if output in outputs:
-            raise ValueError(f"extra_configs.dataset_path: {outputs[output]} and {path} would both be written "
-                             f"to {output}")
+            raise ValueError(
+                f"extra_configs.dataset_path: {outputs[output]} and {path} would both be written to {output}"
+            )
         outputs[output] = path
         pairs.append((path, output))
     return pairs
-
-

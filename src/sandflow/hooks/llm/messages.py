@@ -63,8 +63,10 @@ def resolve_function(spec: Any, where: str) -> Callable[..., Any]:
     if spec in BUILT_INS:
         return BUILT_INS[spec]
     if ":" not in spec:
-        raise ValueError(f"{where}: unknown function {spec!r}; built-ins: {', '.join(sorted(BUILT_INS))}; "
-                         f"or give a user function as 'module:function'")
+        raise ValueError(
+            f"{where}: unknown function {spec!r}; built-ins: {', '.join(sorted(BUILT_INS))}; "
+            f"or give a user function as 'module:function'"
+        )
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"{where} must look like 'module:function', got {spec!r}")
@@ -107,8 +109,9 @@ def _import_from_cwd(module_name: str, where: str) -> Any:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise ValueError(f"{where}: cannot import module {module_name!r} "
-                             f"(not installed and not under {cwd})") from None
+            raise ValueError(
+                f"{where}: cannot import module {module_name!r} (not installed and not under {cwd})"
+            ) from None
         raise
     finally:
         if added:

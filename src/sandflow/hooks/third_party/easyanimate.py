@@ -24,16 +24,33 @@ DEFAULT_HOME = "thirdparty/models/EasyAnimate"
 PROGRESS = re.compile(r"(\d+)/\d+ \[[^\]]*?step_loss=([-+\d.eE]+|nan), lr=([-+\d.eE]+)")
 
 TRAIN_ARGS = (
-    "model_path.pretrained_model_name_or_path", "model_path.transformer_path", "dataset_path.dataset_name",
-    "dataset_path.dataset_meta_name", "training_config.sample_size", "training_config.mixed_precision",
-    "training_config.batch_size_per_gpu", "training_config.gradient_accumulation_steps",
-    "training_config.num_train_epochs", "training_config.dataloader_num_workers", "training_config.seed",
-    "<output>", "tracker_config.project_name", "tracker_config.experiment_name",
+    "model_path.pretrained_model_name_or_path",
+    "model_path.transformer_path",
+    "dataset_path.dataset_name",
+    "dataset_path.dataset_meta_name",
+    "training_config.sample_size",
+    "training_config.mixed_precision",
+    "training_config.batch_size_per_gpu",
+    "training_config.gradient_accumulation_steps",
+    "training_config.num_train_epochs",
+    "training_config.dataloader_num_workers",
+    "training_config.seed",
+    "<output>",
+    "tracker_config.project_name",
+    "tracker_config.experiment_name",
 )
 INFER_ARGS = (
-    "model_path.pretrained_model_name_or_path", "model_path.transformer_path", "model_path.lora_path",
-    "infer_config.image_size", "infer_config.prompt_info_path", "infer_config.gpu_num", "infer_config.batch_size",
-    "infer_config.mixed_precision", "infer_config.video_num_per_prompt", "infer_config.seed", "<output>",
+    "model_path.pretrained_model_name_or_path",
+    "model_path.transformer_path",
+    "model_path.lora_path",
+    "infer_config.image_size",
+    "infer_config.prompt_info_path",
+    "infer_config.gpu_num",
+    "infer_config.batch_size",
+    "infer_config.mixed_precision",
+    "infer_config.video_num_per_prompt",
+    "infer_config.seed",
+    "<output>",
 )
 
 
@@ -53,8 +70,10 @@ def easyanimate_requirements(script: str) -> Any:
             missing.append("extra_configs.train is missing: EasyAnimate reads its settings from that section")
         home = tool_home(config)
         if not (home / script).is_file():
-            missing.append(f"EasyAnimate is not at {home} (no {script}): clone it there with DJ-Sandbox's "
-                           "thirdparty/models/setup_easyanimate.sh, or set extra_configs.home")
+            missing.append(
+                f"EasyAnimate is not at {home} (no {script}): clone it there with DJ-Sandbox's "
+                "thirdparty/models/setup_easyanimate.sh, or set extra_configs.home"
+            )
         return missing + environment_problems(config, "easyanimate.yaml")
 
     return requirements
@@ -76,8 +95,12 @@ def run_tool(job: JobRun, script: str, arguments: tuple[str, ...]) -> tuple[Path
     config = job.extra_configs or {}
     output = job.job_dir / "output"
     output.mkdir()
-    argv = [*env_prefix(config, "easyanimate"), "bash", str(tool_home(config) / script),
-            *(argument(config["train"], dotted, output) for dotted in arguments)]
+    argv = [
+        *env_prefix(config, "easyanimate"),
+        "bash",
+        str(tool_home(config) / script),
+        *(argument(config["train"], dotted, output) for dotted in arguments),
+    ]
     job.log.info("running %s", argv)
     progress: dict[int, dict[str, Any]] = {}
     for line in stream(argv, tool_home(config), None, job):

@@ -14,11 +14,33 @@ from sandflow.hooks.base import JobRun
 from sandflow.hooks.third_party.tools import env_prefix, environment_problems, logged
 
 INCEPTION_MODULE = "tools.mm_eval.inception_metrics.calc_metrics_for_videos"
-INCEPTION_METRICS = ("fvd2048_16f", "fvd2048_128f", "fvd2048_128f_subsample8f", "kvd2048_16f", "isv2048_ucf",
-                     "prv2048_3n_16f", "fid50k", "kid50k", "is50k", "pr50k_3n")
+INCEPTION_METRICS = (
+    "fvd2048_16f",
+    "fvd2048_128f",
+    "fvd2048_128f_subsample8f",
+    "kvd2048_16f",
+    "isv2048_ucf",
+    "prv2048_3n_16f",
+    "fid50k",
+    "kid50k",
+    "is50k",
+    "pr50k_3n",
+)
 INCEPTION_WITHOUT_REAL_DATA = ("isv2048_ucf", "is50k")  # inception scores judge the generated videos alone
-INCEPTION_ARGS = ("fake_data_path", "real_data_path", "fake_mm_dir", "real_mm_dir", "metric", "detector_path",
-                  "num_runs", "height", "width", "replace_cache", "verbose", "seed")
+INCEPTION_ARGS = (
+    "fake_data_path",
+    "real_data_path",
+    "fake_mm_dir",
+    "real_mm_dir",
+    "metric",
+    "detector_path",
+    "num_runs",
+    "height",
+    "width",
+    "replace_cache",
+    "verbose",
+    "seed",
+)
 INCEPTION_RESULTS = "inception_eval_results.jsonl"
 
 

@@ -28,8 +28,10 @@ def internvl_home_problems(config: dict[str, Any], script: str) -> list[str]:
     home = config.get("internvl_home")
     if isinstance(home, str) and (Path(home) / "internvl_chat" / script).is_file():
         return []
-    return [f"InternVL is not at extra_configs.internvl_home ({home!r}, no internvl_chat/{script}): "
-            "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it"]
+    return [
+        f"InternVL is not at extra_configs.internvl_home ({home!r}, no internvl_chat/{script}): "
+        "clone https://github.com/OpenGVLab/InternVL and set internvl_home to it"
+    ]
 
 
 def internvl_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
@@ -57,8 +59,14 @@ def internvl_coco_caption_eval(job: JobRun) -> list[dict[str, float]]:
     for number, checkpoint in enumerate([paths] if isinstance(paths, str) else paths):
         if not os.path.exists(checkpoint):
             raise ValueError(f"extra_configs.ckpt_paths[{number}]: no such checkpoint: {checkpoint}")
-        argv = [*env_prefix(config, "internvl"), "bash", str(chat_dir / "evaluate.sh"),
-                os.path.relpath(checkpoint, chat_dir), "caption-coco", "--dynamic"]
+        argv = [
+            *env_prefix(config, "internvl"),
+            "bash",
+            str(chat_dir / "evaluate.sh"),
+            os.path.relpath(checkpoint, chat_dir),
+            "caption-coco",
+            "--dynamic",
+        ]
         env = {**os.environ, "GPUS": str(config.get("num_gpus") or gpu_count())}
         job.log.info("running %s (GPUS=%s)", argv, env["GPUS"])
         log_path = job.job_dir / f"eval_log_{number}.txt"
@@ -71,21 +79,81 @@ def internvl_coco_caption_eval(job: JobRun) -> list[dict[str, float]]:
 # InternVL COCO caption training ---------------------------------------------------------------
 
 # Upstream's scale -> conversation style of InternVL's chat models; a style itself is accepted too.
-INTERNVL_CONV_STYLES = {"1B": "Hermes-2", "2B": "internlm2-chat", "4B": "phi3-chat", "8B": "internlm2-chat",
-                        "26B": "internlm2-chat", "40B": "Hermes-2", "76B": "internlm2-chat"}
+INTERNVL_CONV_STYLES = {
+    "1B": "Hermes-2",
+    "2B": "internlm2-chat",
+    "4B": "phi3-chat",
+    "8B": "internlm2-chat",
+    "26B": "internlm2-chat",
+    "40B": "Hermes-2",
+    "76B": "internlm2-chat",
+}
 INTERNVL_TOTAL_BATCH_SIZE = 512
 INTERNVL_FINETUNE = "internvl/train/internvl_chat_finetune.py"
 # The fixed arguments of upstream's training script (LoRA on the LLM, everything else frozen, one epoch).
 INTERNVL_FIXED_ARGS = (
-    "--overwrite_output_dir", "True", "--force_image_size", "448", "--max_dynamic_patch", "6",
-    "--down_sample_ratio", "0.5", "--drop_path_rate", "0.0", "--freeze_llm", "True", "--freeze_mlp", "True",
-    "--freeze_backbone", "True", "--use_llm_lora", "128", "--vision_select_layer", "-1",
-    "--dataloader_num_workers", "4", "--bf16", "True", "--num_train_epochs", "1",
-    "--evaluation_strategy", "no", "--save_strategy", "steps", "--save_steps", "200", "--save_total_limit", "1",
-    "--learning_rate", "4e-5", "--weight_decay", "0.01", "--warmup_ratio", "0.03", "--lr_scheduler_type", "cosine",
-    "--logging_steps", "1", "--max_seq_length", "4096", "--do_train", "True", "--grad_checkpoint", "True",
-    "--group_by_length", "True", "--dynamic_image_size", "True", "--use_thumbnail", "True", "--ps_version", "v2",
-    "--deepspeed", "zero_stage1_config.json", "--report_to", "tensorboard",
+    "--overwrite_output_dir",
+    "True",
+    "--force_image_size",
+    "448",
+    "--max_dynamic_patch",
+    "6",
+    "--down_sample_ratio",
+    "0.5",
+    "--drop_path_rate",
+    "0.0",
+    "--freeze_llm",
+    "True",
+    "--freeze_mlp",
+    "True",
+    "--freeze_backbone",
+    "True",
+    "--use_llm_lora",
+    "128",
+    "--vision_select_layer",
+    "-1",
+    "--dataloader_num_workers",
+    "4",
+    "--bf16",
+    "True",
+    "--num_train_epochs",
+    "1",
+    "--evaluation_strategy",
+    "no",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "200",
+    "--save_total_limit",
+    "1",
+    "--learning_rate",
+    "4e-5",
+    "--weight_decay",
+    "0.01",
+    "--warmup_ratio",
+    "0.03",
+    "--lr_scheduler_type",
+    "cosine",
+    "--logging_steps",
+    "1",
+    "--max_seq_length",
+    "4096",
+    "--do_train",
+    "True",
+    "--grad_checkpoint",
+    "True",
+    "--group_by_length",
+    "True",
+    "--dynamic_image_size",
+    "True",
+    "--use_thumbnail",
+    "True",
+    "--ps_version",
+    "v2",
+    "--deepspeed",
+    "zero_stage1_config.json",
+    "--report_to",
+    "tensorboard",
 )
 # transformers' Trainer log line: "{'loss': 2.055, 'learning_rate': 3.0000000000000004e-05, 'epoch': 0.02}"
 TRAINER_LOG = re.compile(r"^\{'loss': (.*?), 'learning_rate': (.*?), 'epoch': (.*?)\}$")
@@ -96,8 +164,10 @@ def internvl_train_requirements(dj_configs: Any, extra_configs: Any) -> list[str
     missing = internvl_home_problems(config, INTERNVL_FINETUNE)
     style = config.get("conv_style_or_scale")
     if style not in INTERNVL_CONV_STYLES and style not in INTERNVL_CONV_STYLES.values():
-        missing.append(f"extra_configs.conv_style_or_scale={style!r} is none of InternVL's scales "
-                       f"({', '.join(INTERNVL_CONV_STYLES)}) or conversation styles")
+        missing.append(
+            f"extra_configs.conv_style_or_scale={style!r} is none of InternVL's scales "
+            f"({', '.join(INTERNVL_CONV_STYLES)}) or conversation styles"
+        )
     if not isinstance(config.get("model_name_or_path"), str):
         missing.append("extra_configs.model_name_or_path is missing: InternVL fine-tunes that model")
     per_device = config.get("batch_size_per_device", 4)
@@ -110,15 +180,34 @@ def internvl_training_argv(config: dict[str, Any], gpus: int, output_dir: Path, 
     """Upstream's torchrun command for one meta file, with its batch arithmetic (512 samples per step)."""
     per_device = int(config.get("batch_size_per_device", 4))
     if INTERNVL_TOTAL_BATCH_SIZE % (gpus * per_device):
-        raise ValueError(f"num_gpus x batch_size_per_device = {gpus * per_device} does not divide InternVL's "
-                         f"total batch size {INTERNVL_TOTAL_BATCH_SIZE}")
+        raise ValueError(
+            f"num_gpus x batch_size_per_device = {gpus * per_device} does not divide InternVL's "
+            f"total batch size {INTERNVL_TOTAL_BATCH_SIZE}"
+        )
     style = config["conv_style_or_scale"]
-    return [*env_prefix(config, "internvl"), "torchrun", "--nnodes=1", "--node_rank=0", "--master_addr=127.0.0.1",
-            f"--nproc_per_node={gpus}", f"--master_port={config.get('master_port', 34229)}", INTERNVL_FINETUNE,
-            "--model_name_or_path", str(config["model_name_or_path"]),
-            "--conv_style", INTERNVL_CONV_STYLES.get(style, style), "--output_dir", str(output_dir),
-            "--meta_path", meta_path, *INTERNVL_FIXED_ARGS, "--per_device_train_batch_size", str(per_device),
-            "--gradient_accumulation_steps", str(INTERNVL_TOTAL_BATCH_SIZE // per_device // gpus)]
+    return [
+        *env_prefix(config, "internvl"),
+        "torchrun",
+        "--nnodes=1",
+        "--node_rank=0",
+        "--master_addr=127.0.0.1",
+        f"--nproc_per_node={gpus}",
+        f"--master_port={config.get('master_port', 34229)}",
+        INTERNVL_FINETUNE,
+        "--model_name_or_path",
+        str(config["model_name_or_path"]),
+        "--conv_style",
+        INTERNVL_CONV_STYLES.get(style, style),
+        "--output_dir",
+        str(output_dir),
+        "--meta_path",
+        meta_path,
+        *INTERNVL_FIXED_ARGS,
+        "--per_device_train_batch_size",
+        str(per_device),
+        "--gradient_accumulation_steps",
+        str(INTERNVL_TOTAL_BATCH_SIZE // per_device // gpus),
+    ]
 
 
 def internvl_coco_caption_train(job: JobRun) -> list[str]:
@@ -137,8 +226,13 @@ def internvl_coco_caption_train(job: JobRun) -> list[str]:
         output_dir = job.job_dir / "output" / name
         output_dir.mkdir(parents=True)
         argv = internvl_training_argv(config, gpus, output_dir, os.path.abspath(meta_path))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(chat_dir)])),
-               "MASTER_PORT": str(config.get("master_port", 34229)), "TF_CPP_MIN_LOG_LEVEL": "3", "LAUNCHER": "pytorch"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(chat_dir)])),
+            "MASTER_PORT": str(config.get("master_port", 34229)),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "LAUNCHER": "pytorch",
+        }
         job.log.info("running %s", argv)
         steps = []
         for line in logged(argv, chat_dir, env, job, "InternVL training (torchrun)", output_dir / "training_log.txt"):

@@ -56,8 +56,10 @@ def environment_problems(config: dict[str, Any], env_file: str) -> list[str]:
         return [f"extra_configs.env_manager must be one of {', '.join(ENV_MANAGERS)}, got {manager!r}"]
     missing = []
     if manager != "none" and not shutil.which(manager):
-        missing.append(f"{manager} is not on PATH: install it and create the environment with "
-                       f"`{manager} env create -f envs/{env_file}`")
+        missing.append(
+            f"{manager} is not on PATH: install it and create the environment with "
+            f"`{manager} env create -f envs/{env_file}`"
+        )
     if gpu_count() == 0:
         missing.append("this tool needs an NVIDIA GPU, and `nvidia-smi -L` lists none here")
     return missing
@@ -74,7 +76,9 @@ def lines_of(stream: Any) -> Iterator[str]:
         yield buffer
 
 
-def stream(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun, tool: str | None = None) -> Iterator[str]:
+def stream(
+    argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun, tool: str | None = None
+) -> Iterator[str]:
     """Run argv, yielding its output lines (stdout and stderr together); a failure names the tool and code."""
     process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield from lines_of(process.stdout)
@@ -84,8 +88,14 @@ def stream(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun, 
         raise RuntimeError(f"{name} exited with code {code}; its output is in the job log")
 
 
-def logged(argv: list[str], cwd: Path, env: dict[str, str] | None, job: JobRun, tool: str | None = None,
-           copy: Path | None = None) -> Iterator[str]:
+def logged(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str] | None,
+    job: JobRun,
+    tool: str | None = None,
+    copy: Path | None = None,
+) -> Iterator[str]:
     """stream(), with every line in the job log and, when copy names a file, kept there too."""
     with open(copy, "w") if copy else contextlib.nullcontext() as kept:
         for line in stream(argv, cwd, env, job, tool):

@@ -21,10 +21,15 @@ TRINITY_STEP = re.compile(r"^\(Trainer pid=\d+\) INFO .*? monitor\.py:\d+\] Step
 def trinity_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
     config = extra_configs if isinstance(extra_configs, dict) else {}
     path = config.get("trinity_config_path")
-    missing = [] if isinstance(path, str) and os.path.isfile(path) else [
-        f"extra_configs.trinity_config_path names no file ({path!r}): Trinity-RFT trains from that config"]
+    missing = (
+        []
+        if isinstance(path, str) and os.path.isfile(path)
+        else [f"extra_configs.trinity_config_path names no file ({path!r}): Trinity-RFT trains from that config"]
+    )
     if config.get("env_manager", "conda") == "none" and not shutil.which("trinity"):
-        missing.append("trinity is not on PATH: `pip install trinity-rft` (or use env_manager conda with envs/trinity.yaml)")
+        missing.append(
+            "trinity is not on PATH: `pip install trinity-rft` (or use env_manager conda with envs/trinity.yaml)"
+        )
     return missing + environment_problems(config, "trinity.yaml")
 
 
@@ -34,8 +39,11 @@ def trinity_record(text: str) -> dict[str, float]:
         record = json.loads(text.replace("'", '"'))
     except ValueError:
         return {}
-    return {key: float(value) for key, value in record.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return {
+        key: float(value)
+        for key, value in record.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 def trinity_rft_train(job: JobRun) -> str:

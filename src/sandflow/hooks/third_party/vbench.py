@@ -20,8 +20,11 @@ VBENCH_RESULTS = re.compile(r"Evaluation results saved to (.*?)\.json")
 
 def vbench_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
     config = extra_configs if isinstance(extra_configs, dict) else {}
-    missing = [f"extra_configs.{key} is missing: VBench needs it" for key in ("full_json_dir", "videos_path")
-               if not isinstance(config.get(key), str)]
+    missing = [
+        f"extra_configs.{key} is missing: VBench needs it"
+        for key in ("full_json_dir", "videos_path")
+        if not isinstance(config.get(key), str)
+    ]
     dimensions = config.get("dimension_list")
     if not isinstance(dimensions, list) or not dimensions or not all(isinstance(d, str) for d in dimensions):
         missing.append("extra_configs.dimension_list must list the VBench dimensions to evaluate")
@@ -36,17 +39,32 @@ def vbench_video_evaluator(job: JobRun) -> float:
     output.mkdir()
     detail: dict[str, float] = {}
     for dimension in config["dimension_list"]:
-        argv = [*env_prefix(config, "vbench"), "vbench", "evaluate", "--ngpus", str(config.get("num_gpus") or gpu_count()),
-                "--full_json_dir", str(config["full_json_dir"]), "--output_path", str(output),
-                "--videos_path", str(config["videos_path"]), "--dimension", dimension,
-                "--load_ckpt_from_local", str(bool(config.get("load_ckpt_from_local", False)))]
+        argv = [
+            *env_prefix(config, "vbench"),
+            "vbench",
+            "evaluate",
+            "--ngpus",
+            str(config.get("num_gpus") or gpu_count()),
+            "--full_json_dir",
+            str(config["full_json_dir"]),
+            "--output_path",
+            str(output),
+            "--videos_path",
+            str(config["videos_path"]),
+            "--dimension",
+            dimension,
+            "--load_ckpt_from_local",
+            str(bool(config.get("load_ckpt_from_local", False))),
+        ]
         job.log.info("running %s", argv)
         results_file = None
         for line in logged(argv, Path.cwd(), None, job, "vbench", output / f"eval_log_{dimension}.txt"):
             found = VBENCH_RESULTS.search(line)
             results_file = results_file or (found and f"{found.group(1)}.json")
         if results_file is None:
-            raise RuntimeError(f"VBench's log for {dimension} names no results file (eval_results/eval_log_{dimension}.txt)")
+            raise RuntimeError(
+                f"VBench's log for {dimension} names no results file (eval_results/eval_log_{dimension}.txt)"
+            )
         detail[dimension] = float(json.loads(Path(results_file).read_text())[dimension][0])
     merged = {"mean_score": sum(detail.values()) / len(detail), "detail": detail}
     name = config.get("eval_name", "vbench_evaluator")
