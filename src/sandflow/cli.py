@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from sandflow.config.errors import ConfigError
+from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config_file
 from sandflow.plan.model import Job, Plan, Ref
 from sandflow.plan.planner import plan_config
+from sandflow.run.launch import SNAKEFILE
 from sandflow.run.workflow import cannot_run_here
-
-SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 
 
 def describe_job(job: Job, number: dict[int, int]) -> list[str]:
@@ -65,8 +63,7 @@ def describe(plan: Plan) -> str:
 
 def report(config_file: str, error: ConfigError) -> int:
     """The one line a bad config gets (the Snakefile prints the same), and exit code 2."""
-    print(f"sandflow: error: {config_file}: {error}", file=sys.stderr)
-    return 2
+    return print_error(config_file, error)
 
 
 def check(config_file: str) -> int:
@@ -87,8 +84,7 @@ def show(config_file: str, target: str) -> int:
     except ConfigError as exc:
         return report(config_file, exc)
     except NotFound as exc:
-        print(f"sandflow: error: {config_file}: {exc}", file=sys.stderr)
-        return 2
+        return print_error(config_file, exc)
     return 0
 
 

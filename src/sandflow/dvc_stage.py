@@ -24,19 +24,18 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sandflow.config.errors import ConfigError
+from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config
 from sandflow.core.atomic import write_text_atomic
 from sandflow.plan.keys import external_reads
 from sandflow.plan.planner import plan_config
+from sandflow.run.launch import snakemake_argv
 
-SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 KEYS = {"config": (str, "a path"), "work_dir": (str, "a path"), "cores": (int, "a whole number")}
 DVC_YAML = "dvc.yaml"
 STAGE = "experiment"
@@ -152,11 +151,9 @@ def write_stage(params_path: str = "params.yaml") -> int:
         reads = experiment_reads(experiment["config"], experiment["work_dir"])
         changed = write_dvc_yaml(reads)
     except ValueError as exc:
-        print(f"sandflow: error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     except ConfigError as exc:
-        print(f"sandflow: error: {experiment['config']}: {exc}", file=sys.stderr)
-        return 2
+        return print_error(experiment["config"], exc)
     print(
         f"{DVC_YAML}: stage {STAGE} {'now depends' if changed else 'depends already'} on {experiment['config']}, "
         f"{', '.join(CODE_DEPS)} and the {len(reads)} files and directories it reads:"
@@ -179,24 +176,12 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
     except ValueError as exc:
-        print(f"sandflow: error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     except ConfigError as exc:
-        print(f"sandflow: error: {experiment['config']}: {exc}", file=sys.stderr)
-        return 2
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--configfile",
-        experiment["config"],
-        "--config",
-        f"work_dir={experiment['work_dir']}",
-        "--cores",
-        str(experiment["cores"]),
-    ]
+        return print_error(experiment["config"], exc)
+    command = snakemake_argv(
+        experiment["config"], "--config", f"work_dir={experiment['work_dir']}", "--cores", str(experiment["cores"])
+    )
     code = subprocess.run(command).returncode
     if code:
         return code

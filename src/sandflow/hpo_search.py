@@ -45,13 +45,13 @@ from typing import Any
 
 import yaml
 
-from sandflow.config.errors import ConfigError
+from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file, read_yaml_or_json
 from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
 from sandflow.config.load import load_config
+from sandflow.run.launch import snakemake_argv
 from sandflow.run.workflow import INHERITED_LOCK, lock_path
 
-SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on each trial this process asks for
 # After its turn a worker waits this long before taking the work_dir again, so that a worker blocked on
 # the lock gets the next turn (flock is not first come, first served).
@@ -190,18 +190,7 @@ def metric_by_trial(table: str, metric: str) -> dict[int, float | None]:
 
 def run_snakemake(config_path: str, cores: int, extra: list[str], lock_fd: int) -> None:
     """Run snakemake holding the work_dir lock this worker holds (passed down, see workflow.hold_lock)."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--configfile",
-        config_path,
-        "--cores",
-        str(cores),
-        *extra,
-    ]
+    command = snakemake_argv(config_path, "--cores", str(cores), *extra)
     print(f"sandflow: hpo_search: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     result = subprocess.run(command, pass_fds=(lock_fd,), env={**os.environ, INHERITED_LOCK: str(lock_fd)})
     if result.returncode:
@@ -286,11 +275,9 @@ def main(argv: list[str] | None = None) -> int:
             args.configfile, args.hpo_config, args.batch, args.cores, args.storage, args.snakemake_args, args.wait
         )
     except ConfigError as error:
-        print(f"sandflow: error: {args.configfile}: {error}", file=sys.stderr)
-        return 2
+        return print_error(args.configfile, error)
     except WorkDirBusy as error:
-        print(f"sandflow: error: hpo_search: {error}", file=sys.stderr)
-        return 2
+        return print_error("hpo_search", error)
     print(f"best of {best['trials']} trials: {best['value']!r} with {best['trial_values']}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,12 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {message}" if where else message)
         self.where = where
         self.message = message
+
+
+def print_error(*parts: object) -> int:
+    """The one line a failed command prints, 'sandflow: error: <part>: ...: <message>'; returns exit code 2."""
+    print("sandflow: error: " + ": ".join(str(part) for part in parts), file=sys.stderr)
+    return 2
 
 
 def config_path(*parts: str | int) -> str:

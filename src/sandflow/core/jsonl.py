@@ -8,8 +8,10 @@ from typing import Any
 
 
 class BadJsonLine(ValueError):
-    def __init__(self, path: str | Path, number: int, error: json.JSONDecodeError):
-        super().__init__(f"{path} line {number} is not JSON: {error}")
+    """Bad JSON at a line of a JSON Lines file (number None: in a file holding one JSON array)."""
+
+    def __init__(self, path: str | Path, number: int | None, error: json.JSONDecodeError):
+        super().__init__(f"{path}{'' if number is None else f' line {number}'} is not JSON: {error}")
         self.path, self.number, self.error = path, number, error
 
 
@@ -26,6 +28,19 @@ def numbered_json_lines(path: str | Path, text: str | None = None) -> list[tuple
             except json.JSONDecodeError as exc:
                 raise BadJsonLine(path, number, exc) from None
     return rows
+
+
+def json_rows(path: str | Path) -> tuple[list[Any], list[int] | None]:
+    """The rows of a JSON Lines file, or of a file holding one JSON array (how Data-Juicer writes ``.json``
+    exports), with each row's line number (None for an array)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            return json.loads(text), None
+        except json.JSONDecodeError as exc:
+            raise BadJsonLine(path, None, exc) from None
+    numbered = numbered_json_lines(path, text)
+    return [row for _, row in numbered], [number for number, _ in numbered]
 
 
 def read_objects(path: str | Path) -> list[dict[str, Any]]:

@@ -42,7 +42,6 @@ whatever ``python3`` is first on PATH.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import shutil
@@ -52,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.jobio import JobFailed
-from sandflow.core.jsonl import BadJsonLine, numbered_json_lines
+from sandflow.core.jsonl import BadJsonLine, json_rows
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import dj_models_cache
 
@@ -101,20 +100,11 @@ def read_samples(path: str) -> Samples:
     """A JSON-lines file or a JSON array of objects (Data-Juicer writes ``.json`` exports as an array)."""
     if Path(path).suffix.lower() not in (".json", ".jsonl"):
         raise ValueError(f"{path}: only .jsonl and .json datasets can be read here")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-        lines = None
-    else:
-        try:
-            numbered = numbered_json_lines(path, text)
-        except BadJsonLine as bad:
-            raise ValueError(f"{path} line {bad.number} is not valid JSON: {bad.error}") from None
-        rows, lines = [row for _, row in numbered], [number for number, _ in numbered]
+    try:
+        rows, lines = json_rows(path)
+    except BadJsonLine as bad:
+        where = path if bad.number is None else f"{path} line {bad.number}"
+        raise ValueError(f"{where} is not valid JSON: {bad.error}") from None
     samples = Samples(rows, path, lines)
     for index, row in enumerate(samples):
         if not isinstance(row, dict):

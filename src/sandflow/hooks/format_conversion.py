@@ -44,6 +44,7 @@ from typing import Any
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.data_evaluators import Samples, dataset_paths, read_samples
+from sandflow.hooks.pool_io import Sample
 
 __all__ = [
     "special_token",
@@ -114,22 +115,36 @@ def _write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def _convert_samples(
+    job: JobRun, suffix: str, convert: Callable[[Samples, int], Sample | None], dump: Callable[[list[Sample]], str]
+) -> list[str]:
+    """Convert each input sample by sample (None drops a sample); write ``<export_path>/<name><suffix>`` each."""
+
+    def write(src_path: str, output_path: Path) -> None:
+        samples = read_samples(src_path)
+        converted = [row for index in range(len(samples)) if (row := convert(samples, index)) is not None]
+        if samples and not converted:
+            job.log.warning("%s has no sample to convert: %s holds none", src_path, output_path)
+        _write_text(output_path, dump(converted))
+
+    return _convert_each(job, lambda src: f"{_stem(src)}{suffix}", write)
+
+
+def _json_lines(samples: list[Sample]) -> str:
+    return "".join(json.dumps(sample, ensure_ascii=False) + "\n" for sample in samples)
+
+
 def coco_caption_to_dj_conversion(job: JobRun) -> list[str]:
     """InternVL COCO Caption annotations -> Data-Juicer format, ``<export_path>/<name>_dj_fmt.jsonl`` each."""
     image_token = special_token("image")
 
-    def write(src_path: str, output_path: Path) -> None:
-        samples = read_samples(src_path)
-        lines = []
-        for i, sample in enumerate(samples):
-            image = _field(samples, i, "image")
-            caption = _field(samples, i, "conversations", 1, "value")
-            sample["images"] = [image]
-            sample["text"] = f"{image_token} {caption}"
-            lines.append(json.dumps(sample, ensure_ascii=False) + "\n")
-        _write_text(output_path, "".join(lines))
+    def convert(samples: Samples, index: int) -> Sample:
+        sample = samples[index]
+        sample["images"] = [_field(samples, index, "image")]
+        sample["text"] = f"{image_token} {_field(samples, index, 'conversations', 1, 'value')}"
+        return sample
 
-    return _convert_each(job, lambda src: f"{_stem(src)}_dj_fmt.jsonl", write)
+    return _convert_samples(job, "_dj_fmt.jsonl", convert, _json_lines)
 
 
 def coco_caption_meta_generation(job: JobRun) -> list[str]:
@@ -152,24 +167,20 @@ def coco_caption_meta_generation(job: JobRun) -> list[str]:
 
 
 def dj_to_easyanimate_video_dataset_conversion(job: JobRun) -> list[str]:
-    """Data-Juicer video datasets -> EasyAnimate's video dataset format, ``<export_path>/<name>_ea_fmt.json`` each."""
+    """Data-Juicer video datasets -> EasyAnimate's video dataset format, ``<export_path>/<name>_ea_fmt.json`` each.
+
+    Samples without a video are dropped."""
     video_token = special_token("video")
 
-    def write(src_path: str, output_path: Path) -> None:
-        samples = read_samples(src_path)
-        converted = []
-        for i, sample in enumerate(samples):
-            text = _field(samples, i, "text")
-            videos = _field(samples, i, "videos")
-            if not isinstance(text, str) or not isinstance(videos, list):
-                raise ValueError(f"{samples.where(i)}: 'text' must be a string and 'videos' a list")
-            sample["text"] = text.replace(video_token, "").strip()
-            if not videos:
-                continue
-            sample["file_path"] = videos[0]
-            converted.append(sample)
-        if not converted:
-            job.log.warning("%s has no sample with a video: %s is an empty list", src_path, output_path)
-        _write_text(output_path, json.dumps(converted))
+    def convert(samples: Samples, index: int) -> Sample | None:
+        text, videos = _field(samples, index, "text"), _field(samples, index, "videos")
+        if not isinstance(text, str) or not isinstance(videos, list):
+            raise ValueError(f"{samples.where(index)}: 'text' must be a string and 'videos' a list")
+        if not videos:
+            return None
+        sample = samples[index]
+        sample["text"] = text.replace(video_token, "").strip()
+        sample["file_path"] = videos[0]
+        return sample
 
-    return _convert_each(job, lambda src: f"{_stem(src)}_ea_fmt.json", write)
+    return _convert_samples(job, "_ea_fmt.json", convert, json.dumps)

@@ -170,22 +170,9 @@ def refine_recipe(
             skipped_reason = "op keeps samples outside [min, max] or uses open intervals: left unchanged"
         changed = False
         for threshold in thresholds_for(op_name, args):
-            before_is_default = threshold.arg not in args
-            before = threshold.default if before_is_default else args[threshold.arg]
             summary = stats_summary.get(threshold.stat)
-            stats = summary or {}
-            row = dict(
-                op_index=index,
-                op=op_name,
-                arg=threshold.arg,
-                stat=threshold.stat,
-                before=before,
-                before_is_default=before_is_default,
-                mean=stats.get("mean"),
-                std=stats.get("std"),
-                observed_min=stats.get("min"),
-                observed_max=stats.get("max"),
-            )
+            row = change_row(index, op_name, args, threshold, summary or {})
+            before = row["before"]
             if summary is None:
                 note = f"stat {threshold.stat} not in the analysis: unchanged"
                 changes.append(Change(after=before, note=note, **row))
@@ -269,14 +256,28 @@ def load_stats_summary(analysis_dir: Path) -> dict[str, dict[str, Any]]:
         return json.load(handle)
 
 
+def change_row(
+    index: int, op_name: str, args: Mapping[str, Any], threshold: Threshold, stats: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A Change's fields but the outcome: the threshold before refinement and the stat it is refined from."""
+    before_is_default = threshold.arg not in args
+    return dict(
+        op_index=index,
+        op=op_name,
+        arg=threshold.arg,
+        stat=threshold.stat,
+        before=threshold.default if before_is_default else args[threshold.arg],
+        before_is_default=before_is_default,
+        mean=stats.get("mean"),
+        std=stats.get("std"),
+        observed_min=stats.get("min"),
+        observed_max=stats.get("max"),
+    )
+
+
 def refine_recipe_via_k_sigma(job: JobRun) -> str:
     """RefineRecipeViaKSigmaHook: write the refined recipe to extra_configs.path_k_sigma_recipe and return that path."""
-    extra = job.extra_configs or {}
-    target = extra.get("path_k_sigma_recipe")
-    if not target:
-        raise ValueError("RefineRecipeViaKSigmaHook needs extra_configs.path_k_sigma_recipe")
-    if not isinstance(job.dj_configs, dict):
-        raise ValueError("RefineRecipeViaKSigmaHook needs dj_configs: the recipe to refine")
+    extra, target = refinement_target(job, "RefineRecipeViaKSigmaHook", "path_k_sigma_recipe", "the recipe to refine")
     k = extra.get("k", DEFAULT_K)
     if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
         raise ValueError(f"extra_configs.k must be a non-negative number, got {k!r}")
@@ -301,14 +302,39 @@ def refine_recipe_via_k_sigma(job: JobRun) -> str:
                 change.observed_min,
                 change.observed_max,
             )
-    text = dump_recipe(refined, target, "extra_configs.path_k_sigma_recipe")
     heading = (
         f"# k-sigma refinement (k = {float(k):g})",
         "Each threshold becomes mean -/+ k * std of its stat, clipped to the observed [min, max];",
         "integer thresholds are rounded outwards (min down, max up).",
     )
-    write_text_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
-    write_text_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, heading))
+    tables = (CHANGES_CSV, CHANGES_MD)
+    return write_refinement(job, refined, changes, (tables, heading), target, "extra_configs.path_k_sigma_recipe")
+
+
+def refinement_target(job: JobRun, hook: str, key: str, recipe: str) -> tuple[dict[str, Any], str]:
+    """A refine hook's extra_configs and where its refined recipe goes (extra_configs.<key>)."""
+    extra = job.extra_configs or {}
+    target = extra.get(key)
+    if not target:
+        raise ValueError(f"{hook} needs extra_configs.{key}")
+    if not isinstance(job.dj_configs, dict):
+        raise ValueError(f"{hook} needs dj_configs: {recipe}")
+    return extra, target
+
+
+def write_refinement(
+    job: JobRun,
+    refined: dict[str, Any],
+    changes: list[Change],
+    table: tuple[tuple[str, str], tuple[str, ...]],
+    target: str,
+    where: str,
+) -> str:
+    """The change table (CSV and Markdown files, the Markdown's heading) in the job directory, then the recipe."""
+    text = dump_recipe(refined, target, where)
+    (csv_name, markdown_name), heading = table
+    write_text_atomic(Path(job.job_dir) / csv_name, changes_csv(changes))
+    write_text_atomic(Path(job.job_dir) / markdown_name, changes_markdown(changes, heading))
     write_text_atomic(Path(target), text)
     return str(target)
 

@@ -24,10 +24,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.data_juicer import summarise_stats
-from sandflow.hooks.k_sigma import Change, changes_csv, changes_markdown, dump_recipe, recipe_ops, thresholds_for
+from sandflow.hooks.k_sigma import Change, change_row, recipe_ops, refinement_target, thresholds_for, write_refinement
 
 CHANGES_CSV = "model_feedback_changes.csv"
 CHANGES_MD = "model_feedback_changes.md"
@@ -77,21 +76,9 @@ def refine_to_ranges(
             or args.get("max_closed_interval") is False
         )
         for threshold in thresholds_for(op_name, args):
-            before_is_default = threshold.arg not in args
-            before = threshold.default if before_is_default else args[threshold.arg]
             observed = ranges.get(threshold.stat)
-            row = dict(
-                op_index=index,
-                op=op_name,
-                arg=threshold.arg,
-                stat=threshold.stat,
-                before=before,
-                before_is_default=before_is_default,
-                mean=None,
-                std=None,
-                observed_min=observed and observed["min"],
-                observed_max=observed and observed["max"],
-            )
+            row = change_row(index, op_name, args, threshold, observed or {})
+            before = row["before"]
             if observed is None:
                 changes.append(Change(after=before, note=f"stat {threshold.stat} not in the pools: unchanged", **row))
                 continue
@@ -110,20 +97,14 @@ def refine_to_ranges(
 
 def refine_recipe_via_model_feedback(job: JobRun) -> str:
     """Write the recipe refined to the best pools' stat ranges; return its path."""
-    extra = job.extra_configs or {}
-    target = extra.get("path_model_feedback_recipe")
-    if not target:
-        raise ValueError("RefineRecipeViaModelFeedbackHook needs extra_configs.path_model_feedback_recipe")
-    if not isinstance(job.dj_configs, dict):
-        raise ValueError("RefineRecipeViaModelFeedbackHook needs dj_configs: the recipe whose stats built the pools")
+    extra, target = refinement_target(
+        job, "RefineRecipeViaModelFeedbackHook", "path_model_feedback_recipe", "the recipe whose stats built the pools"
+    )
     paths = pool_paths(extra.get("dataset_path"))
     refined, changes = refine_to_ranges(job.dj_configs, observed_ranges(paths))
     for change in changes:
         job.log.info(
             "model feedback: %s.%s: %r -> %r %s", change.op, change.arg, change.before, change.after, change.note
         )
-    text = dump_recipe(refined, target, "extra_configs.path_model_feedback_recipe")
-    write_text_atomic(Path(job.job_dir) / CHANGES_CSV, changes_csv(changes))
-    write_text_atomic(Path(job.job_dir) / CHANGES_MD, changes_markdown(changes, HEADING))
-    write_text_atomic(Path(target), text)
-    return str(target)
+    table = ((CHANGES_CSV, CHANGES_MD), HEADING)
+    return write_refinement(job, refined, changes, table, target, "extra_configs.path_model_feedback_recipe")

@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from sandflow.core.jsonl import BadJsonLine, numbered_json_lines
+from sandflow.core.jsonl import BadJsonLine, json_rows
 from sandflow.hooks.base import JobRun
 
 Sample = dict[str, Any]
@@ -129,28 +129,20 @@ def common_prefix(paths: Sequence[str]) -> str:
 
 def read_samples(path: str, key: str) -> list[Sample]:
     """A JSON Lines file (or one JSON array) of objects, as written."""
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"extra_configs.{key}: {path} is not valid JSON ({exc})") from None
-        if not isinstance(rows, list):
-            raise ValueError(f"extra_configs.{key}: {path} is not a JSON array of objects")
-        numbered = [(f"item {index} (0-based)", row) for index, row in enumerate(rows)]
-    else:
-        try:
-            numbered = [(f"line {number}", row) for number, row in numbered_json_lines(path, text)]
-        except BadJsonLine as bad:
-            raise ValueError(
-                f"extra_configs.{key}: line {bad.number} of {path} is not JSON ({bad.error}); "
-                f"pools must be JSON Lines files"
-            ) from None
-    for where, row in numbered:
+    try:
+        rows, lines = json_rows(path)
+    except BadJsonLine as bad:
+        if bad.number is None:
+            raise ValueError(f"extra_configs.{key}: {path} is not valid JSON ({bad.error})") from None
+        raise ValueError(
+            f"extra_configs.{key}: line {bad.number} of {path} is not JSON ({bad.error}); "
+            f"pools must be JSON Lines files"
+        ) from None
+    for index, row in enumerate(rows):
         if not isinstance(row, dict):
+            where = f"item {index} (0-based)" if lines is None else f"line {lines[index]}"
             raise ValueError(f"extra_configs.{key}: {where} of {path} is not a JSON object")
-    return [row for _, row in numbered]
+    return rows
 
 
 def write_samples(path: Path, samples: Iterable[Sample]) -> str:

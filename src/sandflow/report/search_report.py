@@ -105,32 +105,17 @@ def plot_duplication(factors: list[int], perplexities: list[float], path: Path) 
 def summarize(work_dir: Path, root: Path = Path(".")) -> str:
     """Write the report files under work_dir/report; return the Markdown summary."""
     jobs = job_infos(json.loads((work_dir / "context_infos.json").read_text()))
-    single = sorted(
-        rows_for(
-            as_list(jobs[("single_op", "equalise")]["equal_pools"]),
-            as_list(jobs[("single_op", "evaluate")]["metrics"]),
-            root,
-        ),
-        key=lambda r: r["perplexity"],
-    )
-    multi = sorted(
-        rows_for(
-            as_list(jobs[("multi_op", "combine")]["combined_pools"]),
-            as_list(jobs[("multi_op", "evaluate")]["metrics"]),
-            root,
-        ),
-        key=lambda r: r["perplexity"],
-    )
-    duplicated = rows_for(
-        as_list(jobs[("duplicate", "duplicate")]["duplicated_pools"]),
-        as_list(jobs[("duplicate", "evaluate")]["metrics"]),
-        root,
-    )
-    baseline = rows_for(
-        as_list(jobs[("baseline", "random_pool")]["random_pool"]),
-        as_list(jobs[("baseline", "evaluate")]["metrics"]),
-        root,
-    )[0]
+
+    def evaluated(pipeline: str, pools_job: str, pools_output: str) -> list[dict[str, Any]]:
+        """One row per pool a pipeline built, with the metrics of its evaluate job."""
+        pools = as_list(jobs[(pipeline, pools_job)][pools_output])
+        return rows_for(pools, as_list(jobs[(pipeline, "evaluate")]["metrics"]), root)
+
+    by_perplexity = lambda row: row["perplexity"]
+    single = sorted(evaluated("single_op", "equalise", "equal_pools"), key=by_perplexity)
+    multi = sorted(evaluated("multi_op", "combine", "combined_pools"), key=by_perplexity)
+    duplicated = evaluated("duplicate", "duplicate", "duplicated_pools")
+    baseline = evaluated("baseline", "random_pool", "random_pool")[0]
     factors = [int(row["pool"].rsplit("_x", 1)[1]) for row in duplicated]
     recipe_path = root / jobs[("duplicate", "final_recipe")]["final_recipe"]
 
@@ -139,7 +124,7 @@ def summarize(work_dir: Path, root: Path = Path(".")) -> str:
     plot_bars(single, baseline["perplexity"], out / "single_op_perplexity.png")
     plot_duplication(factors, [row["perplexity"] for row in duplicated], out / "perplexity_vs_duplication.png")
     best_single, best_multi = single[0], multi[0]
-    best_dup = min(duplicated, key=lambda r: r["perplexity"])
+    best_dup = min(duplicated, key=by_perplexity)
     summary = "\n".join(
         [
             "# Bottom-up recipe search: results",

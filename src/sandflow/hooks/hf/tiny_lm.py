@@ -43,11 +43,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int
     backend.train_from_iterator(list(texts), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        bos_token=SPECIAL_TOKEN,
-        eos_token=SPECIAL_TOKEN,
-        unk_token=SPECIAL_TOKEN,
-        pad_token=SPECIAL_TOKEN,
         model_max_length=model_max_length,
+        **dict.fromkeys(("bos_token", "eos_token", "unk_token", "pad_token"), SPECIAL_TOKEN),
     )
 
 
@@ -64,9 +61,7 @@ def tiny_gpt2(
         n_embd=n_embd,
         n_layer=n_layer,
         n_head=n_head,
-        bos_token_id=eos_token_id,
-        eos_token_id=eos_token_id,
-        pad_token_id=eos_token_id,
+        **dict.fromkeys(("bos_token_id", "eos_token_id", "pad_token_id"), eos_token_id),
     )
     # A local generator state: seeding must not leak into (or depend on) the caller's global RNG use.
     with torch.random.fork_rng(devices=[]):
