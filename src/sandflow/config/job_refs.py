@@ -63,9 +63,11 @@ def expand_job_refs(config: SandboxConfig) -> None:
         if match:
             ref = refs.convert(match.group(2), config_path("iter_targets", position))
             config.iter_targets[position] = match.group(1) + ref + match.group(3)
-    config.iter_updater = {
-        refs.convert(source, config_path("iter_updater", source)): refs.convert(
-            target, config_path("iter_updater", source)
-        )
-        for source, target in config.iter_updater.items()
-    }
+    updater = {}
+    for source, target in config.iter_updater.items():
+        place = config_path("iter_updater", source)
+        converted = refs.convert(source, place)
+        updater[converted] = refs.convert(target, place)
+        if place in config.written_as:  # later errors name the converted source's place
+            config.written_as[config_path("iter_updater", converted)] = config.written_as[place]
+    config.iter_updater = updater
