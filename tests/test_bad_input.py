@@ -48,6 +48,7 @@ def cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "cases"
     shutil.copytree(CASES_DIR, root)
     monkeypatch.chdir(root)
+    monkeypatch.delenv("SANDFLOW_TEST_UNSET_DATA", raising=False)  # vars_undefined_env.yaml needs it unset
     return root
 
 

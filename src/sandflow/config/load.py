@@ -23,6 +23,8 @@ from typing import Any
 
 from sandflow.config.errors import ConfigError, child_path, config_path, describe_value
 from sandflow.config.files import load_job_file, read_config_file
+from sandflow.config.iterate_block import expand_iterate
+from sandflow.config.job_refs import expand_job_refs
 from sandflow.config.legacy import convert_legacy, is_legacy
 from sandflow.config.model import (
     ANONYMOUS_PIPELINE,
@@ -32,15 +34,19 @@ from sandflow.config.model import (
     SandboxConfig,
 )
 from sandflow.config.schema import schema_error
+from sandflow.config.variables import Substitution, substitute_config
 
 
 def load_config_file(path: str | Path) -> SandboxConfig:
     return load_config(read_config_file(path), source=str(path))
 
 
-def _with_job_files(data: dict[str, Any], job_files: list[str]) -> dict[str, Any]:
-    """A copy of data where each job given as a file path is replaced by the file's job (a new dict; data is untouched);
-    the paths read are appended to job_files."""
+def _with_job_files(data: dict[str, Any], job_files: list[str], variables: Substitution) -> dict[str, Any]:
+    """A copy of data where each job given as a file path is replaced by the file's job (a new dict; data is untouched),
+    its variables substituted; the paths read are appended to job_files."""
+
+    def job_file(path: str, where: str) -> Any:
+        return variables.tree(load_job_file(path, where), where, source=path)
 
     def jobs_of(body: Any, base: tuple[str | int, ...]) -> Any:
         if not isinstance(body, dict):
@@ -50,7 +56,7 @@ def _with_job_files(data: dict[str, Any], job_files: list[str]) -> dict[str, Any
             if isinstance(body.get(stage), list):
                 job_files.extend(job for job in body[stage] if isinstance(job, str))
                 body[stage] = [
-                    load_job_file(job, config_path(*base, stage, index)) if isinstance(job, str) else job
+                    job_file(job, config_path(*base, stage, index)) if isinstance(job, str) else job
                     for index, job in enumerate(body[stage])
                 ]
         return body
@@ -136,6 +142,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         raise ConfigError(
             "", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}"
         )
+    data, variables = substitute_config(data)
     has_pipelines = data.get("pipelines") not in (None, [], {})
     top_level_jobs = [stage for stage in STAGES if data.get(stage)]
     if has_pipelines and top_level_jobs:
@@ -145,10 +152,11 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
     if is_legacy(data):
         data = convert_legacy(data)
     job_files: list[str] = []
-    data = _with_job_files(data, job_files)
+    data = _with_job_files(data, job_files, Substitution(variables))
     error = schema_error(data)
     if error:
         raise error
+    data, written_as = expand_iterate(data)
 
     iter_targets = data.get("iter_targets") or []
     if isinstance(iter_targets, str):
@@ -170,6 +178,8 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         sequential=bool(data.get("sequential", False)),
         wandb=_wandb_settings(data.get("wandb")),
         job_files=job_files,
+        variables=variables,
+        written_as=written_as,
     )
     if has_pipelines:
         raw = data["pipelines"]
@@ -189,6 +199,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
             "no jobs to run: give job lists (probe_job_configs, "
             "refine_recipe_job_configs, execution_job_configs, evaluation_job_configs) at top level or in pipelines",
         )
+    expand_job_refs(config)
     return config
 
 

@@ -53,6 +53,10 @@ class SandboxConfig:
     wandb: dict[str, Any] | None  # wandb tracking settings; None: not tracked
     pipelines: list[tuple[str, list[JobConfig]]] = field(default_factory=list)
     job_files: list[str] = field(default_factory=list)  # jobs given as file paths (DVC declares them as deps)
+    # The `variables:` values and each `env:NAME` read, for `sandflow check` (config/variables.py).
+    variables: dict[str, Any] = field(default_factory=dict)
+    # Place of a converted setting -> where the config wrote it (config/iterate_block.py).
+    written_as: dict[str, str] = field(default_factory=dict)
 
     def jobs(self) -> list[JobConfig]:
         """All jobs in DJ-Sandbox's sequential order."""

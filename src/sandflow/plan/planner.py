@@ -15,9 +15,11 @@ from typing import Any
 
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
 from sandflow.config.files import read_yaml_or_json
+from sandflow.config.iterate_block import as_written
 from sandflow.config.load import check_recipe, check_string_keys
 from sandflow.config.model import RECIPE_SUFFIXES, SECTIONS, JobConfig, SandboxConfig
 from sandflow.config.tree import Path_, get_path, leaves, parse_target, set_path
+from sandflow.config.variables import Substitution
 from sandflow.core import layout
 from sandflow.core.filehash import FileHashCache
 from sandflow.core.layout import decision_path
@@ -262,7 +264,7 @@ class Planner:
             raise ConfigError(where, f"{value}: {exc.message}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(where, f"{value} must hold a mapping, not a {type(loaded).__name__}")
-        return loaded
+        return Substitution(self.config.variables).tree(loaded, where, source=value)
 
     def collect_writes(self, job: Job) -> None:
         for dotted in job.hook.writes:
@@ -358,7 +360,8 @@ class Planner:
         if self.config.hpo_config is not None:
             return plan_search(self)
         self.plan_iteration(1)
-        self.schedule.check_settings()
+        with as_written(self.config.written_as):
+            self.schedule.check_settings()
         plan = Plan(self.config, self.work_dir, self.jobs, self.hashes, planner=self)
         self.schedule.extend(plan, lambda n, digest: read_decision(decision_path(self.work_dir, n, digest)))
         return plan
