@@ -1,5 +1,6 @@
-"""sandflow check / run / show / dvc-stage: validate a config and describe its job graph, run it with
-Snakemake, print the lineage of one of its artifacts, or write dvc.yaml's stage for params.yaml's config."""
+"""sandflow check / run / show / new / dvc-stage: validate a config and describe its job graph, run it with
+Snakemake, print the lineage of one of its artifacts, write a starter experiment, or write dvc.yaml's stage
+for params.yaml's config."""
 
 from __future__ import annotations
 
@@ -115,6 +116,28 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
     return 0
 
 
+def new(template: str | None, directory: str | None, data: str | None, list_templates: bool) -> int:
+    from sandflow.starter import StarterError, create, listing
+
+    if list_templates:
+        print(listing())
+        return 0
+    if template is None or directory is None:
+        print(
+            "sandflow: error: new needs a template and a directory (sandflow new --list names the templates)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        written = create(template, directory, data)
+    except StarterError as exc:
+        print(f"sandflow: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {template} into {directory}: {', '.join(written)}")
+    print(f"next: sandflow check {directory}/sandbox.yaml  (then sandflow run; see {directory}/README.md)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_parser = commands.add_parser("run", help="run a sandbox config with snakemake (extra args go to snakemake)")
     run_parser.add_argument("config")
+    new_parser = commands.add_parser("new", help="write a starter experiment from a template into a new directory")
+    new_parser.add_argument("template", nargs="?", help="a template name (see --list)")
+    new_parser.add_argument("dir", nargs="?", help="the directory to create (must not exist, or be empty)")
+    new_parser.add_argument("--data", help="a JSON Lines dataset to use instead of the template's sample")
+    new_parser.add_argument("--list", action="store_true", help="list the templates")
     commands.add_parser(
         "dvc-stage",
         help="write dvc.yaml's experiment stage (run where dvc.yaml is): its deps are the "
@@ -144,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")
         return show(args.config, args.target)
+    if args.command == "new":
+        if rest:
+            parser.error(f"unexpected arguments: {' '.join(rest)}")
+        return new(args.template, args.dir, args.data, args.list)
     if args.command == "dvc-stage":
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")
