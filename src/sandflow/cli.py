@@ -5,13 +5,13 @@ for params.yaml's config."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config_file
+from sandflow.plan.history import Explainer
 from sandflow.plan.model import Job, Plan, Ref
 from sandflow.plan.planner import plan_config
 from sandflow.run.workflow import cannot_run_here
@@ -19,10 +19,9 @@ from sandflow.run.workflow import cannot_run_here
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 
 
-def describe_job(job: Job, number: dict[int, int]) -> list[str]:
-    state = "done" if os.path.exists(job.context_path) else "to run"
-    head = f"  {number[id(job)]:>3}. {job.cfg.display_name}  [{job.hook.name}{' ' + job.component if job.component else ''}]  key {job.key}  ({state})"
-    lines = [head]
+def describe_job(job: Job, number: dict[int, int], why: str) -> list[str]:
+    head = f"  {number[id(job)]:>3}. {job.cfg.display_name}  [{job.hook.name}{' ' + job.component if job.component else ''}]  key {job.key}"
+    lines = [head, f"         {why}"]
     for source in job.sources():
         place = ".".join(map(str, source.target))
         if isinstance(source, Ref):
@@ -47,16 +46,22 @@ def describe(plan: Plan) -> str:
         f"{config.source}: valid. {len(plan.jobs)} jobs ({unique} distinct) in {len(config.pipelines)} pipeline(s), "
         f"{iterations} iteration(s) planned; work_dir {plan.work_dir}",
     ]
+    variables = getattr(config, "variables", None) or {}  # config variables, once config/load.py has them
+    lines.extend(f"variable {name} = {value}" for name, value in variables.items())
     if plan.pending_note:
         lines.append(f"note: {plan.pending_note}")
     number = {id(job): position + 1 for position, job in enumerate(plan.jobs)}
+    explainer = Explainer(plan)
+    whys = {id(job): explainer.why(job) for job in plan.jobs}
     current = None
     for job in plan.jobs:
         header = (job.iteration, job.cfg.pipeline)
         if header != current:
             current = header
             lines.append(f"iteration {job.iteration}, pipeline {job.cfg.pipeline}:")
-        lines.extend(describe_job(job, number))
+        lines.extend(describe_job(job, number, whys[id(job)]))
+    cached = {job.key for job in plan.jobs if whys[id(job)] == "cached"}
+    lines.append(f"{len(cached)} distinct job(s) cached, {unique - len(cached)} will run")
     problems = cannot_run_here(plan)
     if problems:
         lines.append("cannot run here yet:")
