@@ -55,10 +55,11 @@ def describe(plan: Plan) -> str:
     whys = {id(job): explainer.why(job) for job in plan.jobs}
     current = None
     for job in plan.jobs:
-        header = (job.iteration, job.cfg.pipeline)
+        header = (job.iteration, job.cfg.pipeline, job.trial)
         if header != current:
             current = header
-            lines.append(f"iteration {job.iteration}, pipeline {job.cfg.pipeline}:")
+            trial = "" if job.trial is None else f", hpo trial {job.trial}"
+            lines.append(f"iteration {job.iteration}, pipeline {job.cfg.pipeline}{trial}:")
         lines.extend(describe_job(job, number, whys[id(job)]))
     cached = {job.key for job in plan.jobs if whys[id(job)] == "cached"}
     lines.append(f"{len(cached)} distinct job(s) cached, {unique - len(cached)} will run")
