@@ -1,25 +1,25 @@
-"""sandflow check / run / show / dvc-stage: validate a config and describe its job graph, run it with
-Snakemake, print the lineage of one of its artifacts, or write dvc.yaml's stage for params.yaml's config."""
+"""sandflow check / run / show / new / dvc-stage: validate a config and describe its job graph, run it with
+Snakemake, print the lineage of one of its artifacts, write a starter experiment, or write dvc.yaml's stage
+for params.yaml's config."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config_file
+from sandflow.plan.history import Explainer
 from sandflow.plan.model import Job, Plan, Ref
 from sandflow.plan.planner import plan_config
 from sandflow.run.launch import SNAKEFILE
 from sandflow.run.workflow import cannot_run_here
 
 
-def describe_job(job: Job, number: dict[int, int]) -> list[str]:
-    state = "done" if os.path.exists(job.context_path) else "to run"
-    head = f"  {number[id(job)]:>3}. {job.cfg.display_name}  [{job.hook.name}{' ' + job.component if job.component else ''}]  key {job.key}  ({state})"
-    lines = [head]
+def describe_job(job: Job, number: dict[int, int], why: str) -> list[str]:
+    head = f"  {number[id(job)]:>3}. {job.cfg.display_name}  [{job.hook.name}{' ' + job.component if job.component else ''}]  key {job.key}"
+    lines = [head, f"         {why}"]
     for source in job.sources():
         place = ".".join(map(str, source.target))
         if isinstance(source, Ref):
@@ -44,16 +44,23 @@ def describe(plan: Plan) -> str:
         f"{config.source}: valid. {len(plan.jobs)} jobs ({unique} distinct) in {len(config.pipelines)} pipeline(s), "
         f"{iterations} iteration(s) planned; work_dir {plan.work_dir}",
     ]
+    variables = getattr(config, "variables", None) or {}  # config variables, once config/load.py has them
+    lines.extend(f"variable {name} = {value}" for name, value in variables.items())
     if plan.pending_note:
         lines.append(f"note: {plan.pending_note}")
     number = {id(job): position + 1 for position, job in enumerate(plan.jobs)}
+    explainer = Explainer(plan)
+    whys = {id(job): explainer.why(job) for job in plan.jobs}
     current = None
     for job in plan.jobs:
-        header = (job.iteration, job.cfg.pipeline)
+        header = (job.iteration, job.cfg.pipeline, job.trial)
         if header != current:
             current = header
-            lines.append(f"iteration {job.iteration}, pipeline {job.cfg.pipeline}:")
-        lines.extend(describe_job(job, number))
+            trial = "" if job.trial is None else f", hpo trial {job.trial}"
+            lines.append(f"iteration {job.iteration}, pipeline {job.cfg.pipeline}{trial}:")
+        lines.extend(describe_job(job, number, whys[id(job)]))
+    cached = {job.key for job in plan.jobs if whys[id(job)] == "cached"}
+    lines.append(f"{len(cached)} distinct job(s) cached, {unique - len(cached)} will run")
     problems = cannot_run_here(plan)
     if problems:
         lines.append("cannot run here yet:")
@@ -111,6 +118,28 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
     return 0
 
 
+def new(template: str | None, directory: str | None, data: str | None, list_templates: bool) -> int:
+    from sandflow.starter import StarterError, create, listing
+
+    if list_templates:
+        print(listing())
+        return 0
+    if template is None or directory is None:
+        print(
+            "sandflow: error: new needs a template and a directory (sandflow new --list names the templates)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        written = create(template, directory, data)
+    except StarterError as exc:
+        print(f"sandflow: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {template} into {directory}: {', '.join(written)}")
+    print(f"next: sandflow check {directory}/sandbox.yaml  (then sandflow run; see {directory}/README.md)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_parser = commands.add_parser("run", help="run a sandbox config with snakemake (extra args go to snakemake)")
     run_parser.add_argument("config")
+    new_parser = commands.add_parser("new", help="write a starter experiment from a template into a new directory")
+    new_parser.add_argument("template", nargs="?", help="a template name (see --list)")
+    new_parser.add_argument("dir", nargs="?", help="the directory to create (must not exist, or be empty)")
+    new_parser.add_argument("--data", help="a JSON Lines dataset to use instead of the template's sample")
+    new_parser.add_argument("--list", action="store_true", help="list the templates")
     commands.add_parser(
         "dvc-stage",
         help="write dvc.yaml's experiment stage (run where dvc.yaml is): its deps are the "
@@ -140,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")
         return show(args.config, args.target)
+    if args.command == "new":
+        if rest:
+            parser.error(f"unexpected arguments: {' '.join(rest)}")
+        return new(args.template, args.dir, args.data, args.list)
     if args.command == "dvc-stage":
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")

@@ -70,6 +70,11 @@ def key_view(job: Job, hashes: FileHashCache) -> dict[str, Any]:
 
 
 def key_of(job: Job, hashes: FileHashCache) -> str:
+    return digest_of(key_material(job, hashes))
+
+
+def key_material(job: Job, hashes: FileHashCache) -> dict[str, Any]:
+    """Everything the key is the digest of (plan/history.py records it to say why a job reruns)."""
     material = {
         "hook": [job.hook.name, job.hook.version],
         "component": None,
@@ -83,7 +88,7 @@ def key_of(job: Job, hashes: FileHashCache) -> str:
         material["component"] = [job.component, component.version]
     if job.after is not None:
         material["after"] = job.after.key  # ordered after the previous job: its result may depend on it
-    return digest_of(material)
+    return material
 
 
 def external_reads(job: Job, hashes: FileHashCache) -> list[str]:

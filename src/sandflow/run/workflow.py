@@ -18,6 +18,7 @@ from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config
 from sandflow.core import layout
 from sandflow.core.keys import digest_of
+from sandflow.plan.history import record_planned
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.model import Plan
 from sandflow.plan.planner import plan_config
@@ -61,6 +62,7 @@ class Workflow:
             exit_with_error(f"cannot run here: {problems[0]}{more}")
         self._lock = hold_lock(self.work_dir)
         self.plan.hashes.save()
+        record_planned(self.plan)  # so `sandflow check` can later say what changed (plan/history.py)
         job_server.start_for_local_run(snakemake_workflow, self.work_dir)
 
     def finish_run(self) -> None:
@@ -94,6 +96,8 @@ class Workflow:
         self.plan.planner.schedule.extend(self.plan, lambda n, digest: read_decision(decision_file(n, digest)))
         for job in self.plan.jobs:  # in place: the rules' resource callables share this mapping
             self.jobs.setdefault(job.key, job)
+        if self._lock is not None:  # a real run, not a dry one
+            record_planned(self.plan)
 
     def decision_output(self) -> str:
         return layout.decision_path(self.work_dir, "{n}", "{digest}")
