@@ -147,6 +147,14 @@ def test_an_op_argument_reaches_every_recipe_with_the_op_and_an_index_picks_one_
     (inline_job,) = [j for j in plan.jobs if j.cfg.meta_name == "clean_inline"]
     assert inline_job.sections["dj_configs"]["np"] == 1
     assert raw["evaluation_job_configs"][-1]["dj_configs"]["process"][2] == {"text_length_filter": None}  # not mutated
+    # [-1] is each recipe's last occurrence: the one Data-Juicer's merge_config sets.
+    last = plan_of({**raw, "hpo_config": raw_search(parameters={"text_length_filter[-1].min_len": {"values": [3]}})})
+    assert recipes(last, "clean_annotations")[1] == [{"text_length_filter": {"min_len": 3, "max_len": 1000}}]
+    assert [entry.get("text_length_filter") for entry in recipes(last, "clean_inline")[1]] == [
+        {"min_len": 1},
+        None,
+        {"min_len": 3},
+    ]
 
 
 def test_trials_that_hpo_search_lists_for_a_bayes_file_plan_with_op_parameters(copy: Path):
