@@ -73,9 +73,9 @@ def test_explicit_trials_are_planned_as_given():
         ({"metric": {"goal": "minimize"}}, "hpo_config.metric", "must be a mapping with name"),
         ({"metric": {**METRIC, "goal": "lowest"}}, "hpo_config.metric.goal", "must be minimize or maximize"),
         (
-            {"parameters": {"draw_sample.target_num_samples": {"values": [1]}}},
-            "hpo_config.parameters.draw_sample.target_num_samples",
-            "must be named <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>",
+            {"parameters": {"draw_sample.extra_configs.target_num_samples": {"values": [1]}}},
+            "hpo_config.parameters.draw_sample.extra_configs.target_num_samples",
+            "or <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>",
         ),
         ({"parameters": {SIZE: {"min": 10, "max": 90}}}, f"hpo_config.parameters.{SIZE}", "a grid search needs values"),
         (

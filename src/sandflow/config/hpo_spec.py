@@ -4,15 +4,20 @@ The file (a path in the sandbox config, or the mapping itself) holds what Data-J
 tools/hpo configs hold::
 
     method: grid            # grid | random | bayes
-    metric: {name: <pipeline>.<meta_name>.<output>, goal: minimize}   # or maximize
+    metric: {name: <pipeline>.<meta_name>.<output>, goal: minimize}   # or maximize; or name: <output>
     parameters:
       <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>:
         values: [...]                          # or value: x, or min/max with a distribution
+      <op>.<arg>:                              # Data-Juicer's form (tools/hpo), or <op>[<i>].<arg>
+        values: [...]
     sweep_max_count: 12                         # the trial budget
     seed: 0                                     # sandflow: the seed of random and bayes sampling
 
-Parameter names address a job's config the way ``iter_updater`` targets do; upstream merged
-wandb's chosen values into the pipeline config. ``trials: [{<parameter>: value, ...}, ...]``
+A precise parameter name addresses a job's config the way ``iter_updater`` targets do; an
+``<op>.<arg>`` name (Data-Juicer's own HPO files) sets that argument of the op in every recipe
+the config's jobs name (plan/search.py), ``<op>[i].<arg>`` only the op's i-th occurrence in each
+recipe (0-based; -1 is the last, which is the one upstream's merge_config sets). A metric name
+without a dot is the one job output of that name. ``trials: [{<parameter>: value, ...}, ...]``
 (ours) lists trials explicitly; ``python -m sandflow.hpo_search`` writes it for bayes batches.
 
 grid and random trials are planned inside the Snakemake graph (src/sandflow/plan/planner.py): every
@@ -27,6 +32,7 @@ import itertools
 import math
 import os
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +51,8 @@ DISTRIBUTIONS = (
     "log_uniform_values",
     "q_log_uniform_values",
 )
+# Data-Juicer's parameter names (tools/hpo): <op>.<arg>, here also <op>[<i>].<arg> for one occurrence.
+OP_PARAMETER = re.compile(r"(?P<op>[A-Za-z_]\w*)(?:\[(?P<occurrence>-?\d+)\])?\.(?P<arg>[A-Za-z_]\w*)")
 KEYS = ("method", "metric", "parameters", "sweep_max_count", "run_cap", "seed", "trials")
 # Keys of a wandb sweep, and of the recipe Data-Juicer's HPO files carry along, that a search here
 # has no use for: accepted, so those files load as they are.
@@ -66,12 +74,22 @@ IGNORED_KEYS = (
 
 
 @dataclass(frozen=True)
+class OpArgument:
+    """``<op>.<arg>`` (every occurrence of the op) or ``<op>[<i>].<arg>`` (its i-th in each recipe)."""
+
+    op: str
+    occurrence: int | None
+    arg: str
+
+
+@dataclass(frozen=True)
 class Parameter:
-    name: str  # as written: <pipeline>.<meta_name>.<section>.<dotted key>
-    pipeline: str
-    meta_name: str
-    local: str  # <section>.<dotted key>, as a `local` patch of that job
+    name: str  # as written: <pipeline>.<meta_name>.<section>.<dotted key>, or <op>[<i>].<arg>
+    pipeline: str | None  # the precise form's job; None for an op argument
+    meta_name: str | None
+    local: str | None  # <section>.<dotted key>, as a `local` patch of that job
     spec: dict[str, Any]
+    op: OpArgument | None = None  # Data-Juicer's form: an argument of a recipe op
 
     @property
     def distribution(self) -> str:
@@ -114,7 +132,9 @@ def load_hpo(value: Any) -> HpoConfig:
         raise ConfigError("hpo_config.method", f"must be one of {', '.join(METHODS)}, got {describe_value(method)}")
     metric = data.get("metric")
     if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
-        raise ConfigError("hpo_config.metric", "must be a mapping with name: <pipeline>.<meta_name>.<output> and goal")
+        raise ConfigError(
+            "hpo_config.metric", "must be a mapping with name: <output> or <pipeline>.<meta_name>.<output>, and goal"
+        )
     goal = metric.get("goal", "maximize")
     if goal not in GOALS:
         raise ConfigError("hpo_config.metric.goal", f"must be minimize or maximize, got {describe_value(goal)}")
@@ -189,12 +209,20 @@ def _quantise(value: float, q: float) -> float | int:
 def _parameter(name: Any, spec: Any) -> Parameter:
     where = f"hpo_config.parameters.{name}"
     parts = name.split(".") if isinstance(name, str) else []
-    if len(parts) < 4 or parts[2] not in SECTIONS or not all(parts):
+    op_form = OP_PARAMETER.fullmatch(name) if isinstance(name, str) else None
+    if len(parts) >= 4 and parts[2] in SECTIONS and all(parts):
+        parameter = Parameter(name, parts[0], parts[1], ".".join(parts[2:]), _mapping(spec, where))
+    elif op_form:
+        occurrence = int(op_form["occurrence"]) if op_form["occurrence"] is not None else None
+        op = OpArgument(op_form["op"], occurrence, op_form["arg"])
+        parameter = Parameter(name, None, None, None, _mapping(spec, where), op)
+    else:
         raise ConfigError(
-            where, "a parameter must be named <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>"
+            where,
+            "a parameter must be named <op>.<arg> or <op>[<i>].<arg> (a recipe op's argument), "
+            "or <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>",
         )
-    spec = _mapping(spec, where)
-    parameter = Parameter(name, parts[0], parts[1], ".".join(parts[2:]), spec)
+    spec = parameter.spec
     kind = parameter.distribution
     if kind not in DISTRIBUTIONS:
         raise ConfigError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from typing import Any
 
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
@@ -147,9 +148,11 @@ class Planner:
         current: list[Job],
         updates: dict[Path_, tuple[Job, int, str]] | None = None,
         patches: dict[str, Any] | None = None,
+        recipe_patch: Callable[[Job], None] | None = None,
     ) -> Job:
         """One job; ``updates`` are iter_updater refs to the previous iteration (they override input and
-        local), ``patches`` an hpo trial's values (`local` patches that override the config's)."""
+        local), ``patches`` an hpo trial's values (`local` patches that override the config's),
+        ``recipe_patch`` sets an hpo trial's recipe op arguments (plan/search.py)."""
         hook = HOOKS.get(cfg.hook)
         if hook is None:
             raise ConfigError(f"{cfg.where}.hook", f"unknown hook {cfg.hook!r}{did_you_mean(cfg.hook, HOOKS)}")
@@ -198,6 +201,8 @@ class Planner:
                 if job.sections.get(target[0]) is None:
                     job.sections[target[0]] = {}
                 set_path(job.sections, target, copy.deepcopy(value), where)
+        if recipe_patch is not None:
+            recipe_patch(job)
 
         for section in SECTIONS:
             check_string_keys(job.sections.get(section), f"{cfg.where}.{section}")
