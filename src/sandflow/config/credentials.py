@@ -35,7 +35,6 @@ SYSTEM_ENV_PREFIXES = (
     "LC_",
     "XDG_",
     "SSH_",
-    "SANDFLOW_",
     "SNAKEMAKE",
     "CONDA",
     "VIRTUAL_ENV",
@@ -93,7 +92,7 @@ def check_credentials(sections: Mapping[str, Any], where: str) -> None:
     extra = sections.get("extra_configs")
     allowed = isinstance(extra, Mapping) and extra.get(ALLOW_INSECURE_HTTP) is True
     for section in ("dj_configs", "extra_configs"):
-        for place, key, value in _walk(sections.get(section), child_path(where, section)):
+        for place, key, value in _walk(sections.get(section), child_path(where, section) if where else section):
             if key in HEADER_MAPPINGS and isinstance(value, Mapping):
                 for header in value:
                     if CREDENTIAL_HEADER.search(str(header)):

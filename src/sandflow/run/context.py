@@ -31,8 +31,8 @@ def publish_tree(source: Path, destination: Path) -> None:
         if not path.is_file():
             continue
         target = destination / path.relative_to(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
         ensure_within(target, destination, "published file")  # a symlinked directory planted on the way
+        target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.publishing")
         if temp.is_symlink() or temp.exists():
             temp.unlink()  # never write through what another process left here
@@ -80,7 +80,6 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
         iterations.setdefault((trial or 0, job["iteration"]), {}).setdefault(job["pipeline"], []).append(info)
         readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
         link_path = readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"]
-        link_path.parent.mkdir(parents=True, exist_ok=True)
         ensure_within(link_path, work_dir, "readable link")
         link(Path(job["job_dir"]), link_path)
     return [

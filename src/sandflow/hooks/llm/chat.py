@@ -91,7 +91,7 @@ class ApiChat:
         try:  # checked when planned too; again here for sections that arrive at run time
             check_credentials({"extra_configs": config}, "")
         except ConfigError as exc:
-            raise ValueError(f"extra_configs.{exc}") from None
+            raise ValueError(str(exc)) from None
         self.url = endpoint_url(config.get("api_endpoint"), model_params.pop("base_url", None))
         problem = insecure_url_problem(self.url, config.get(ALLOW_INSECURE_HTTP) is True)  # also $OPENAI_BASE_URL
         if problem:
