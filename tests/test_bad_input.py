@@ -188,7 +188,7 @@ def test_shell_metacharacters_are_data_when_planned(metachar_case, capsys: pytes
     assert plan.work_dir == os.path.normpath(raw["work_dir"])
     assert plan.config.project_name == "x; touch pwned-1" and plan.config.experiment_name == "$(touch pwned-2)"
 
-    probe = job_named(plan, "probe; rm -rf ~/canary")
+    probe = job_named(plan, "probe; rm -rf canary")
     assert probe.sections["dj_configs"]["dataset_path"] == "files/data.jsonl"  # read from the recipe file's odd name
     process = job_named(plan, "process && touch pwned-8")
     assert process.cfg.outputs == ("out | touch pwned-9",)

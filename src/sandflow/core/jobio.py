@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
+from sandflow.core.private_fs import open_no_follow
 
 
 class JobFailed(RuntimeError):
@@ -30,7 +31,8 @@ def write_json(path: str | Path, data: Any) -> None:
 def job_logging(log_path: str, mode: str = "w") -> Iterator[logging.Logger]:
     """Send our logging and Data-Juicer's loguru output to the rule's log file."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, mode=mode)
+    stream = open(open_no_follow(log_path, mode), mode, encoding="utf-8")  # a planted symlink is refused
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -40,6 +42,7 @@ def job_logging(log_path: str, mode: str = "w") -> Iterator[logging.Logger]:
     finally:
         root.removeHandler(handler)
         handler.close()
+        stream.close()
 
 
 def replace_prefix(value: Any, old: str, new: str) -> Any:

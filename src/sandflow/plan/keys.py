@@ -24,7 +24,9 @@ from sandflow.hooks.registry import component_of
 from sandflow.plan.model import Job, Ref, SectionSource
 
 # Top-level section keys that only say where or how fast, never what: kept out of keys.
-RUNTIME_KEYS = frozenset({"np", "work_dir", "project_name", "experiment_name", "auto_op_parallelism"})
+RUNTIME_KEYS = frozenset(
+    {"np", "work_dir", "project_name", "experiment_name", "auto_op_parallelism", "allow_insecure_http"}
+)
 # Keys that name where something is written, in any hook's sections, or (data_root_path) a root that paths
 # are made relative to without being read: never read edges or hashed files, kept literally in keys.
 OUTPUT_LOCATION_KEYS = frozenset(

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from sandflow.config.credentials import check_credentials
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
 from sandflow.config.files import read_yaml_or_json
 from sandflow.config.iterate_block import as_written
@@ -206,6 +207,7 @@ class Planner:
 
         for section in SECTIONS:
             check_string_keys(job.sections.get(section), f"{cfg.where}.{section}")
+        check_credentials(job.sections, cfg.where)
         check_recipe(
             job.sections.get("dj_configs"),
             f"{cfg.where}.dj_configs",

@@ -29,6 +29,7 @@ from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.layout import CONTEXT_FILE
+from sandflow.core.private_fs import ensure_within
 from sandflow.report.tracking import TRAIN_LOG, scalars, training_curves
 
 EVALUATION_HOOKS = ("EvaluateDataHook", "EvaluateModelHook")
@@ -95,7 +96,9 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
         prefix = figure_prefix(job, several_iterations)
         job_dir = Path(job["job_dir"])
         for png in sorted(job_dir.rglob("*.png")):
-            shutil.copyfile(png, figures / f"{prefix}.{png.relative_to(job_dir).as_posix().replace('/', '.')}")
+            copy = figures / f"{prefix}.{png.relative_to(job_dir).as_posix().replace('/', '.')}"
+            ensure_within(copy, figures, "report figure")
+            shutil.copyfile(png, copy)
         for name, entries in training_curves(job["job_dir"], job["meta_name"]):
             if not any(isinstance(entry.get("loss"), (int, float)) for entry in entries):
                 continue  # a log without a loss (Trinity-RFT's records) is in wandb, not plotted here

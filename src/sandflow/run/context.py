@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import job_logging, load_context, replace_prefix
 from sandflow.core.layout import CONTEXT_FILE
+from sandflow.core.private_fs import UnsafePath, ensure_within
 from sandflow.plan.model import Write
 from sandflow.report import figures as report_figures
 
@@ -29,8 +31,11 @@ def publish_tree(source: Path, destination: Path) -> None:
         if not path.is_file():
             continue
         target = destination / path.relative_to(source)
+        ensure_within(target, destination, "published file")  # a symlinked directory planted on the way
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.publishing")
+        if temp.is_symlink() or temp.exists():
+            temp.unlink()  # never write through what another process left here
         shutil.copyfile(path, temp)
         os.replace(temp, target)
 
@@ -74,10 +79,9 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
         trial = job.get("trial")
         iterations.setdefault((trial or 0, job["iteration"]), {}).setdefault(job["pipeline"], []).append(info)
         readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
-        link(
-            Path(job["job_dir"]),
-            readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"],
-        )
+        link_path = readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"]
+        ensure_within(link_path, work_dir, "readable link")
+        link(Path(job["job_dir"]), link_path)
     return [
         # An hpo_config search has one entry per trial (upstream defines none for it).
         {
@@ -99,6 +103,10 @@ def record_spec(spec: dict[str, Any], output: str) -> None:
 
 
 def main_from_snakemake(snakemake: Any) -> None:
-    with job_logging(snakemake.log[0]):
-        assemble_context_infos(snakemake.params.spec, snakemake.output[0])
-        report_figures.build(snakemake.params.spec, snakemake.output.figures, snakemake.output.metrics)
+    try:
+        with job_logging(snakemake.log[0]):
+            assemble_context_infos(snakemake.params.spec, snakemake.output[0])
+            report_figures.build(snakemake.params.spec, snakemake.output.figures, snakemake.output.metrics)
+    except UnsafePath as exc:
+        print(f"sandflow: job failed: {exc}", file=sys.stderr)
+        sys.exit(1)

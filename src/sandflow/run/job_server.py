@@ -23,6 +23,13 @@ job (default 900). Its address is named by a fingerprint of this interpreter, th
 read when imported (HF_*, TORCH*, ...): after an upgrade, an edit of sandflow or a change of those
 settings, the next run starts a fresh server instead of forking from stale modules. It writes its own errors
 to ``<socket>.log``, never to the terminal of the run that started it.
+
+On a shared host (docs: README, "On a shared login node"): the socket's directory must be private to this
+user (``$TMPDIR/sandflow-<uid>``, else ``$XDG_RUNTIME_DIR/sandflow``, else the run is refused), because a job
+request carries the job's whole environment (API keys) and its preload list names code the server runs. The
+server also drops connections from other uids (SO_PEERCRED, Linux), gives up on a client that does not send
+its request within SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT seconds (default 10), and opens its log without
+following a symlink.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sandflow.core.private_fs import UnsafePath, open_no_follow, private_dir, unsafe_reason
+
 # The job process finds the server through this variable (inherited from the Snakemake process).
 ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
 # What a warm start imports (or calls, for module:function), by the distributions a hook declares (Hook.libraries).
@@ -62,6 +71,9 @@ KEEP = "keep"  # SANDFLOW_JOB_SERVER=keep: the server stays for the next run
 IDLE_ENV = "SANDFLOW_JOB_SERVER_IDLE"
 DEFAULT_IDLE_S = 900.0
 # Prefixes of the variables that the warm libraries read at import time, which a kept server keeps.
+RECEIVE_TIMEOUT_ENV = "SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT"
+DEFAULT_RECEIVE_TIMEOUT_S = 10.0
+PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 IMPORT_TIME_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "CUDA", "OMP_", "MKL_", "DATA_JUICER", "PYTHON")
 
 
@@ -70,10 +82,30 @@ def warm_imports(libraries: Sequence[str]) -> list[str]:
     return [module for library in libraries for module in WARM_IMPORTS.get(library, ())]
 
 
+def socket_dir() -> Path:
+    """$TMPDIR/sandflow-<uid> when it is (or can be made) a directory only this user can enter; else
+    $XDG_RUNTIME_DIR/sandflow when that is private; else UnsafePath (another user may have planted it)."""
+    primary = Path(tempfile.gettempdir()) / f"sandflow-{os.getuid()}"
+    reason = private_dir(primary)
+    if reason is None:
+        return primary
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime) and unsafe_reason(runtime) is None:
+        fallback = Path(runtime) / "sandflow"
+        if private_dir(fallback) is None:
+            print(
+                f"sandflow: note: not using {primary} for the job server ({reason}); using {fallback}", file=sys.stderr
+            )
+            return fallback
+    raise UnsafePath(
+        f"the job server's directory {primary} is not safe to use: {reason}; remove it, set XDG_RUNTIME_DIR to "
+        "a directory only you can enter, or run with SANDFLOW_JOB_SERVER=0"
+    )
+
+
 def socket_path(work_dir: str, code: str = "") -> str:
     """A short path (Unix socket paths are limited to ~100 bytes) in a directory only this user can enter."""
-    directory = Path(tempfile.gettempdir()) / f"sandflow-{os.getuid()}"
-    directory.mkdir(mode=0o700, exist_ok=True)
+    directory = socket_dir()
     digest = hashlib.sha256(f"{os.path.abspath(work_dir)}\0{code}".encode()).hexdigest()[:16]
     return str(directory / f"{digest}.sock")
 
@@ -117,7 +149,7 @@ def start(work_dir: str, keep: bool = False) -> subprocess.Popen | None:
         return None
     argv = [sys.executable, "-m", "sandflow.run.job_server", path, "0" if keep else str(os.getpid())]
     if keep:  # its own session and log: it must not hold the run's terminal or pipes open
-        with open(f"{path}.log", "a") as log:
+        with open(open_no_follow(f"{path}.log"), "a") as log:
             server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     else:
         server = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -182,9 +214,12 @@ def submit(address: str, request: dict[str, Any]) -> int | None:
     return EXIT_CODE.unpack(reply)[0]
 
 
-def receive_exactly(connection: socket.socket, size: int) -> bytes | None:
+def receive_exactly(connection: socket.socket, size: int, deadline: float | None = None) -> bytes | None:
+    """size bytes, or None at end of stream; TimeoutError past deadline (time.monotonic())."""
     data = b""
     while len(data) < size:
+        if deadline is not None:
+            connection.settimeout(max(deadline - time.monotonic(), 0.001))
         chunk = connection.recv(size - len(data))
         if not chunk:
             return None
@@ -219,13 +254,10 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
                 connection, _ = listener.accept()
             except TimeoutError:
                 continue
-            connection.settimeout(None)
+            request, fds = read_request(connection)
+            if request is None:
+                continue
             try:
-                header, fds, _, _ = socket.recv_fds(connection, LENGTH.size, 2)
-                if not header:  # a ping (answers())
-                    connection.close()
-                    continue
-                request = json.loads(receive_exactly(connection, LENGTH.unpack(header)[0]) or b"null")
                 for name in request["preload"]:
                     if name not in warmed:
                         warm(name)
@@ -233,18 +265,62 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
                 gc.freeze()  # what is loaded stays out of every later collection, in the server and in its children
             except Exception:
                 traceback.print_exc()
-                connection.close()
+                close_all(connection, fds)
                 continue
             if os.fork() == 0:
                 listener.close()
                 os._exit(run_child(connection, fds, request))
             last_job = time.monotonic()  # idle time counts from here: warming up for a job is not idling
-            connection.close()
-            for fd in fds:
-                os.close(fd)
+            close_all(connection, fds)
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def peer_uid(connection: socket.socket) -> int | None:
+    """The uid of the process at the other end (SO_PEERCRED; None where the platform has no such option)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None  # not Linux: the private socket directory is the only guard
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size)
+    return PEER_CREDENTIALS.unpack(credentials)[1]
+
+
+def from_another_user(connection: socket.socket, own_uid: int | None = None) -> bool:
+    uid = peer_uid(connection)
+    return uid is not None and uid != (os.getuid() if own_uid is None else own_uid)
+
+
+def receive_timeout() -> float:
+    return float(os.environ.get(RECEIVE_TIMEOUT_ENV) or DEFAULT_RECEIVE_TIMEOUT_S)
+
+
+def read_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """A job request and the job's stdout/stderr descriptors; (None, []) for a ping, a connection from another
+    user, or a client that sends nothing, or too little, within the receive timeout (all closed here)."""
+    if from_another_user(connection):
+        print(f"sandflow: job server: dropped a connection from uid {peer_uid(connection)}", file=sys.stderr)
+        connection.close()
+        return None, []
+    deadline = time.monotonic() + receive_timeout()
+    fds: list[int] = []
+    try:
+        connection.settimeout(receive_timeout())
+        header, fds, _, _ = socket.recv_fds(connection, LENGTH.size, 2)
+        if header:  # else a ping (answers())
+            request = json.loads(receive_exactly(connection, LENGTH.unpack(header)[0], deadline) or b"null")
+            if isinstance(request, dict) and len(fds) == 2:
+                return request, fds
+            print("sandflow: job server: dropped an incomplete request", file=sys.stderr)
+    except (OSError, ValueError, struct.error) as exc:  # TimeoutError is an OSError
+        print(f"sandflow: job server: dropped a request ({type(exc).__name__}: {exc})", file=sys.stderr)
+    close_all(connection, fds)
+    return None, []
+
+
+def close_all(connection: socket.socket, fds: list[int]) -> None:
+    connection.close()
+    for fd in fds:
+        os.close(fd)
 
 
 def warm(name: str) -> None:
@@ -266,6 +342,7 @@ def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the job may wait for its own subprocesses
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    connection.settimeout(None)  # the watchdog below waits for the job process for as long as the job runs
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

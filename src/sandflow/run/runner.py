@@ -28,6 +28,7 @@ from sandflow.core.jobio import JobFailed, job_logging, load_context, replace_pr
 from sandflow.core.keys import library_version
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
 from sandflow.core.paths import guess_kind
+from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.run import job_server
@@ -228,7 +229,7 @@ def execute(spec: RunJobSpec, log_path: str, threads: int) -> int:
         os.environ.setdefault(name, value)
     try:
         run_job(spec, log_path, threads)
-    except JobFailed as exc:
+    except (JobFailed, UnsafePath) as exc:
         print(f"sandflow: job failed: {exc}", file=sys.stderr)
         return 1
     return 0

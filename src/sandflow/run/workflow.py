@@ -18,6 +18,7 @@ from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config
 from sandflow.core import layout
 from sandflow.core.keys import digest_of
+from sandflow.core.private_fs import UnsafePath
 from sandflow.plan.history import record_planned
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.model import Plan
@@ -52,6 +53,8 @@ class Workflow:
         # Whether Snakemake's --force* options are given: a job it reruns then recomputes even if it had
         # committed (runner.py restores a committed record otherwise). Set by load_or_exit.
         self.forced_reruns: Callable[[], bool] = lambda: False
+        # Whether a real run skips onstart, and so the work_dir lock (snakemake --no-hooks). Set by load_or_exit.
+        self.hooks_skipped: Callable[[], bool] = lambda: False
 
     def start_run(self, snakemake_workflow: Any) -> None:
         """Snakemake's onstart (not in a dry run): refuse what cannot run here, hold the work_dir lock, and
@@ -63,7 +66,10 @@ class Workflow:
         self._lock = hold_lock(self.work_dir)
         self.plan.hashes.save()
         record_planned(self.plan)  # so `sandflow check` can later say what changed (plan/history.py)
-        job_server.start_for_local_run(snakemake_workflow, self.work_dir)
+        try:
+            job_server.start_for_local_run(snakemake_workflow, self.work_dir)
+        except UnsafePath as exc:
+            exit_with_error(str(exc))
 
     def finish_run(self) -> None:
         """Snakemake's onsuccess and onerror."""
@@ -122,6 +128,10 @@ class Workflow:
 
     def context_infos_inputs(self, decision_file: Callable[[int, str], str]) -> dict[str, list[str] | str]:
         """The final rule's inputs: every job, the publication record, the iteration decisions."""
+        if self.hooks_skipped():  # asked while Snakemake builds the DAG, once it knows its execution settings
+            exit_with_error(
+                "snakemake --no-hooks would skip the work_dir lock that keeps two runs apart; run without it"
+            )
         outcome = self.iteration_outcome()
         return {
             "jobs": self.targets(),
@@ -238,13 +248,18 @@ def hold_lock(work_dir: str) -> int:
     if inherited is not None:
         # Locking the parent's open file description again succeeds (it holds the lock); another holder refuses.
         os.set_inheritable(inherited, False)  # jobs and the job server must not keep it
-    fd = inherited if inherited is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        fd = inherited if inherited is not None else os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
         exit_with_error(
             f"another sandflow run (pid {holder}) is using work_dir {work_dir}; wait for it to finish or stop it"
+        )
+    except OSError as exc:  # ENOLCK / EOPNOTSUPP: a file system without flock (some NFS mounts); ELOOP: a symlink
+        exit_with_error(
+            f"cannot lock work_dir {work_dir} ({path}: {exc.strerror}); sandflow needs a work_dir on a file system "
+            "where flock works (a local disk does) to keep two runs apart"
         )
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -275,7 +290,13 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> Workflow:
         settings = snakemake_workflow.dag_settings  # exists only once Snakemake has parsed its options
         return bool(settings.forceall or settings.forcerun or settings.forcetargets)
 
+    def hooks_skipped() -> bool:
+        settings = snakemake_workflow.execution_settings  # set before the DAG is built, after parsing
+        main = snakemake_workflow.is_main_process  # jobs Snakemake spawns itself run with --no-hooks
+        return bool(main and settings is not None and settings.no_hooks and not snakemake_workflow.dryrun)
+
     workflow.forced_reruns = forced_reruns
+    workflow.hooks_skipped = hooks_skipped
     if snakemake_workflow.is_main_process:
         workflow.refuse_altered_artifacts()
         if workflow.plan.pending_note:

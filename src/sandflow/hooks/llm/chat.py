@@ -15,6 +15,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sandflow.config.credentials import ALLOW_INSECURE_HTTP, check_credentials, insecure_url_problem
+from sandflow.config.errors import ConfigError
 from sandflow.hooks.llm.messages import Messages
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
@@ -86,7 +88,14 @@ class ApiChat:
                 "extra_configs.model_params.api_key: do not put API keys in configs; set the environment "
                 "variable named by extra_configs.api_key_env instead"
             )
+        try:  # checked when planned too; again here for sections that arrive at run time
+            check_credentials({"extra_configs": config}, "")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         self.url = endpoint_url(config.get("api_endpoint"), model_params.pop("base_url", None))
+        problem = insecure_url_problem(self.url, config.get(ALLOW_INSECURE_HTTP) is True)  # also $OPENAI_BASE_URL
+        if problem:
+            raise ValueError(problem)
         self.timeout = _positive_number(model_params.pop("timeout", DEFAULT_TIMEOUT_S), "model_params.timeout")
         extra_headers = model_params.pop("default_headers", None) or {}
         if not isinstance(extra_headers, Mapping):
@@ -103,12 +112,18 @@ class ApiChat:
         self.retry_delay = _positive_number(config.get("retry_delay", 1.0), "retry_delay", allow_zero=True)
         self.headers = {"Content-Type": "application/json", **{str(k): str(v) for k, v in extra_headers.items()}}
         env_name = config.get("api_key_env", DEFAULT_API_KEY_ENV)
-        self._key = ""
+        self._secrets: list[str] = []
         if env_name:
-            self._key = os.environ.get(str(env_name), "")
-            if not self._key:
-                raise ValueError(f"extra_configs.api_key_env: the environment variable {env_name} is not set")
-            self.headers["Authorization"] = f"Bearer {self._key}"
+            self.headers["Authorization"] = f"Bearer {self._secret(str(env_name), 'api_key_env')}"
+        for header, variable in _mapping(config, "header_env").items():
+            self.headers[str(header)] = self._secret(str(variable), f"header_env[{header!r}]")
+
+    def _secret(self, env_name: str, key: str) -> str:
+        value = os.environ.get(env_name, "")
+        if not value:
+            raise ValueError(f"extra_configs.{key}: the environment variable {env_name} is not set")
+        self._secrets.append(value)
+        return value
 
     def __call__(self, messages: Messages) -> str:
         body = json.dumps({"messages": messages, "model": self.model, **self.sampling_params}).encode("utf-8")
@@ -171,7 +186,9 @@ class ApiChat:
         return "" if node is None else str(node)  # a null content is an empty answer, as upstream
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 class _Transient(Exception):
