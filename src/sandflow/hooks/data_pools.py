@@ -60,16 +60,6 @@ from sandflow.hooks.pool_io import (
 )
 from sandflow.report.pool_plots import PLOTS_DIR, RankedPool, write_ranking_report
 
-__all__ = [
-    "data_pool_combination",
-    "data_pool_duplication",
-    "data_pool_downsampling",
-    "data_pool_ranking",
-    "data_pool_merging",
-    "data_pool_cartesian_join",
-    "VERSION",
-]
-
 VERSION = "1"
 
 DEFAULT_SHUFFLE_SEED = 42

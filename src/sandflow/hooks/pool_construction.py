@@ -24,19 +24,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sandflow.hooks import pool_io
 from sandflow.hooks.base import JobRun
-from sandflow.hooks.pool_io import (
-    Sample,
-    bool_setting,
-    export_dir,
-    extra_settings,
-    file_stem,
-    input_paths,
-    int_setting,
-    read_samples,
-    split_ratios,
-    write_samples,
-)
+from sandflow.hooks.pool_io import Sample
 from sandflow.report.pool_plots import PLOTS_DIR, plot_stat_histogram
 
 STATS_FIELD = "__dj__stats__"  # data_juicer.utils.constant.Fields.stats
@@ -107,7 +97,7 @@ def _sort_key(value: float) -> tuple[bool, float]:
 
 def _write_parts(samples: list[Sample], points: list[int], directory: Path, name: str) -> list[str]:
     return [
-        write_samples(directory / f"{name}_{i}.jsonl", samples[points[i] : points[i + 1]])
+        pool_io.write_samples(directory / f"{name}_{i}.jsonl", samples[points[i] : points[i + 1]])
         for i in range(len(points) - 1)
     ]
 
@@ -120,18 +110,18 @@ def data_pool_construction(job: JobRun) -> list[str]:
     ``<job_dir>/plots/<base>/<stats_key>_hist.png``. Returns every pool path,
     input by input, stats key by stats key, part by part.
     """
-    extra = extra_settings(job, ("dataset_path", "export_path", "split_ratios", "split_num", "ignore_stats"))
-    paths = input_paths(extra, "dataset_path", distinct_names=True)
-    export = export_dir(extra)
-    ratios = split_ratios(extra)
-    split_num = int_setting(extra, "split_num", None, minimum=1)
-    ignore_stats = bool_setting(extra, "ignore_stats", False)
+    extra = pool_io.extra_settings(job, ("dataset_path", "export_path", "split_ratios", "split_num", "ignore_stats"))
+    paths = pool_io.input_paths(extra, "dataset_path", distinct_names=True)
+    export = pool_io.export_dir(extra)
+    ratios = pool_io.split_ratios(extra)
+    split_num = pool_io.int_setting(extra, "split_num", None, minimum=1)
+    ignore_stats = pool_io.bool_setting(extra, "ignore_stats", False)
     outputs: list[str] = []
     for path in paths:
-        samples = read_samples(path, "dataset_path")
+        samples = pool_io.read_samples(path, "dataset_path")
         if not samples:
             raise ValueError(f"extra_configs.dataset_path: {path} has no samples")
-        base = file_stem(path)
+        base = pool_io.file_stem(path)
         points = _split_points(len(samples), ratios, split_num)
         job.log.info("%s: %d samples, split points %s", path, len(samples), points)
         if ignore_stats:
