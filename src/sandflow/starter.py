@@ -16,6 +16,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
@@ -29,63 +31,28 @@ class Template:
     name: str
     summary: str
     data_file: str  # the sample dataset in the template, replaced by --data
-    # Literal text of the configs/ copies -> what it becomes ({dir}, {data}, {module} filled in).
     rewrites: tuple[tuple[str, str], ...]
-    copied_from: tuple[tuple[str, str], ...] = ()  # template file -> the configs/ file it copies verbatim
+    copied_from: tuple[tuple[str, str], ...] = ()
     imports_from_dir: bool = False  # a user function in <dir> is imported by module path
 
 
-TEMPLATES = {
-    template.name: template
-    for template in (
-        Template(
-            name="probe-refine-process",
-            summary="analyse a JSONL dataset, refine the recipe by k-sigma, process with it, analyse the result",
-            data_file="data/sample.jsonl",
-            rewrites=(
-                ("./configs/data/demo/demo-dataset.jsonl", "{data}"),
-                ("configs/data/demo/demo-dataset.jsonl", "{data}"),
-                ("configs/demo/", "{dir}/"),
-                ("./outputs/demo-sandbox", "{dir}/outputs"),
-                ("./outputs/demo-process/", "{dir}/outputs/"),
-            ),
-            copied_from=(("sandbox.yaml", "configs/demo/sandbox.yaml"), ("process.yaml", "configs/demo/process.yaml")),
-        ),
-        Template(
-            name="model-demo",
-            summary="clean texts, train a tiny GPT-2 on a CPU, infer, score perplexity and answer accuracy",
-            data_file="data/train.jsonl",
-            rewrites=(
-                ("./configs/data/model_demo/train.jsonl", "{data}"),
-                ("configs/data/model_demo/", "{dir}/data/"),
-                ("configs/model_demo/", "{dir}/"),
-                ("configs.model_demo.answers", "{module}"),
-                ("./outputs/model-demo", "{dir}/outputs"),
-            ),
-            copied_from=(
-                ("sandbox.yaml", "configs/model_demo/sandbox.yaml"),
-                ("process.yaml", "configs/model_demo/process.yaml"),
-                ("answers.py", "configs/model_demo/answers.py"),
-                ("data/qa.jsonl", "configs/data/model_demo/qa.jsonl"),
-                ("data/heldout.jsonl", "configs/data/model_demo/heldout.jsonl"),
-            ),
-            imports_from_dir=True,
-        ),
-        Template(
-            name="pool-search",
-            summary="single-op data pools by stat, one tiny model per pool, pools ranked by its perplexity",
-            data_file="data/train.jsonl",
-            rewrites=(
-                ("configs/paper/recipe_search.yaml", "sandbox.yaml"),
-                ("configs/data/paper/train.jsonl", "{data}"),
-                ("configs/data/paper/", "{dir}/data/"),
-                ("configs/paper/", "{dir}/"),
-                ("./outputs/paper", "{dir}/outputs"),
-            ),
-            copied_from=(("analyse.yaml", "configs/paper/analyse.yaml"),),
-        ),
-    )
-}
+def load_templates() -> dict[str, Template]:
+    """The templates index.yaml lists, in its order."""
+    index = yaml.safe_load((files("sandflow") / "templates" / "index.yaml").read_text(encoding="utf-8"))
+    return {
+        name: Template(
+            name=name,
+            summary=entry["summary"],
+            data_file=entry["data_file"],
+            rewrites=tuple((old, new) for old, new in entry["rewrites"]),
+            copied_from=tuple(entry.get("copied_from", {}).items()),
+            imports_from_dir=entry.get("imports_from_dir", False),
+        )
+        for name, entry in index.items()
+    }
+
+
+TEMPLATES = load_templates()
 
 # Files whose text is rewritten (data files are copied as they are).
 TEXT_SUFFIXES = (".yaml", ".md", ".py")
