@@ -19,7 +19,7 @@ from sandflow.hooks import (  # light: heavy imports happen inside their functio
     dj_requirements,
     modelscope,
 )
-from sandflow.hooks.base import Component, Hook, JobRun
+from sandflow.hooks.base import Component, Hook, JobRun, RequirementCheck
 from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.llm import infer as llm_infer
 from sandflow.hooks.third_party import easyanimate, inception, internvl, trinity, vbench
@@ -47,18 +47,23 @@ def _modelscope(function: str, hook: str) -> Component:
     )
 
 
-def _easyanimate(function: str, script: str) -> Component:
-    """EasyAnimate's own scripts in its tree and conda env (src/sandflow/hooks/third_party/easyanimate.py)."""
-    return Component(
-        _lazy("sandflow.hooks.third_party.easyanimate", function),
-        requires=easyanimate.easyanimate_requirements(script),
-        follows_previous=True,
-        family="easyanimate",
-    )
+def _third_party(tool: str, function: str, requires: RequirementCheck, follows_previous: bool = True) -> Component:
+    """A third-party tool run in its own env: src/sandflow/hooks/third_party/<tool>.py, envs/<tool>.yaml."""
+    run = _lazy(f"sandflow.hooks.third_party.{tool}", function)
+    return Component(run, requires=requires, follows_previous=follows_previous, family=tool)
 
 
 def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
     return dj_requirements.missing_requirements(dj_configs if isinstance(dj_configs, dict) else None)
+
+
+def _data_juicer_hook(name: str, function: str, **settings: Any) -> Hook:
+    """A hook that runs Data-Juicer (src/sandflow/hooks/data_juicer.py)."""
+    return Hook(name, _lazy("sandflow.hooks.data_juicer", function), libraries=DATA_JUICER, **settings)
+
+
+# A hook that reads dj_configs.dataset_path and runs the recipe's ops (which may need extras).
+READS_DATASET: dict[str, Any] = {"required_paths": ("dj_configs.dataset_path",), "requires": _dj_requirements}
 
 
 def _pool_component(kind: str) -> Component:
@@ -66,14 +71,17 @@ def _pool_component(kind: str) -> Component:
     return Component(_lazy(f"sandflow.hooks.{module}", kind))
 
 
-def _llm_components(function: str) -> dict[str, Component]:
-    """The LLM inference executors (huggingface, vllm, api), run through llm_infer.<function>."""
+def _model_hook(name: str, function: str, tool: dict[str, Component]) -> Hook:
+    """A hook whose components are one third-party tool and the LLM executors (huggingface, vllm, api)
+    running llm_infer.<function>."""
     run = _lazy("sandflow.hooks.llm.infer", function)
-    return {
+    components = {
+        **tool,
         "huggingface": Component(run),
         "vllm": Component(run, requires=llm_infer.vllm_requirements, family="vllm"),
         "api": Component(run, requires=llm_infer.api_requirements),
     }
+    return Hook(name, None, n_outputs=None, family="training", components=components)
 
 
 POOL_TYPES = (
@@ -89,22 +97,11 @@ POOL_TYPES = (
 HOOKS: dict[str, Hook] = {
     hook.name: hook
     for hook in (
-        Hook(
-            "ProbeViaAnalyzerHook",
-            _lazy("sandflow.hooks.data_juicer", "probe_via_analyzer"),
-            libraries=DATA_JUICER,
-            required_paths=("dj_configs.dataset_path",),
-            requires=_dj_requirements,
-        ),
-        Hook(
+        _data_juicer_hook("ProbeViaAnalyzerHook", "probe_via_analyzer", **READS_DATASET),
+        _model_hook(
             "ProbeViaModelInferHook",
-            None,
-            n_outputs=None,
-            family="training",
-            components={
-                "modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook"),
-                **_llm_components("probe_via_model_infer"),
-            },
+            "probe_via_model_infer",
+            {"modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook")},
         ),
         Hook(
             "GeneralProbeHook",
@@ -112,10 +109,9 @@ HOOKS: dict[str, Hook] = {
             n_outputs=None,
             components={"data_pool_ranking": _pool_component("data_pool_ranking")},
         ),
-        Hook(
+        _data_juicer_hook(
             "RefineRecipeViaKSigmaHook",
-            _lazy("sandflow.hooks.data_juicer", "refine_recipe_via_k_sigma"),
-            libraries=DATA_JUICER,
+            "refine_recipe_via_k_sigma",
             writes=("extra_configs.path_k_sigma_recipe",),
             reads_same_meta_name_analysis=True,
         ),
@@ -124,13 +120,7 @@ HOOKS: dict[str, Hook] = {
             _lazy("sandflow.hooks.model_feedback", "refine_recipe_via_model_feedback"),
             writes=("extra_configs.path_model_feedback_recipe",),
         ),
-        Hook(
-            "ProcessDataHook",
-            _lazy("sandflow.hooks.data_juicer", "process_data"),
-            libraries=DATA_JUICER,
-            required_paths=("dj_configs.dataset_path",),
-            requires=_dj_requirements,
-        ),
+        _data_juicer_hook("ProcessDataHook", "process_data", **READS_DATASET),
         # Ranking is listed under both hooks: DESIGN.md names it a pool operation, upstream's guide a probe.
         Hook("DataPoolManipulationHook", None, n_outputs=None, components={t: _pool_component(t) for t in POOL_TYPES}),
         Hook(
@@ -159,29 +149,22 @@ HOOKS: dict[str, Hook] = {
                     requires=hf_train.huggingface_train_requirements,
                 ),
                 "modelscope": _modelscope("train_modelscope", "TrainModelHook"),
-                "easyanimate": _easyanimate("easyanimate_train", "train_lora.sh"),
-                "trinity-rft": Component(
-                    _lazy("sandflow.hooks.third_party.trinity", "trinity_rft_train"),
-                    requires=trinity.trinity_requirements,
-                    follows_previous=True,
-                    family="trinity",
+                "easyanimate": _third_party(
+                    "easyanimate", "easyanimate_train", easyanimate.easyanimate_requirements("train_lora.sh")
                 ),
-                "internvl_coco_caption": Component(
-                    _lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_train"),
-                    requires=internvl.internvl_train_requirements,
-                    follows_previous=True,
-                    family="internvl",
+                "trinity-rft": _third_party("trinity", "trinity_rft_train", trinity.trinity_requirements),
+                "internvl_coco_caption": _third_party(
+                    "internvl", "internvl_coco_caption_train", internvl.internvl_train_requirements
                 ),
             },
         ),
-        Hook(
+        _model_hook(
             "InferModelHook",
-            None,
-            n_outputs=None,
-            family="training",
-            components={
-                "easyanimate": _easyanimate("easyanimate_infer", "infer_lora.sh"),
-                **_llm_components("infer_model"),
+            "infer_model",
+            {
+                "easyanimate": _third_party(
+                    "easyanimate", "easyanimate_infer", easyanimate.easyanimate_requirements("infer_lora.sh")
+                )
             },
         ),
         Hook(
@@ -198,16 +181,9 @@ HOOKS: dict[str, Hook] = {
                     _lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
                     requires=data_evaluators.quality_classifier_requirements,
                 ),
-                "vbench_video_evaluator": Component(
-                    _lazy("sandflow.hooks.third_party.vbench", "vbench_video_evaluator"),
-                    requires=vbench.vbench_requirements,
-                    follows_previous=True,
-                    family="vbench",
-                ),
-                "video_inception_evaluator": Component(
-                    _lazy("sandflow.hooks.third_party.inception", "video_inception_evaluator"),
-                    requires=inception.inception_requirements,
-                    family="inception",
+                "vbench_video_evaluator": _third_party("vbench", "vbench_video_evaluator", vbench.vbench_requirements),
+                "video_inception_evaluator": _third_party(
+                    "inception", "video_inception_evaluator", inception.inception_requirements, follows_previous=False
                 ),
             },
         ),
@@ -219,11 +195,8 @@ HOOKS: dict[str, Hook] = {
             family="internvl",
             components={
                 "perplexity": Component(_lazy("sandflow.hooks.hf.perplexity", "evaluate_perplexity")),
-                "internvl_coco_caption": Component(
-                    _lazy("sandflow.hooks.third_party.internvl", "internvl_coco_caption_eval"),
-                    requires=internvl.internvl_requirements,
-                    follows_previous=True,
-                    family="internvl",
+                "internvl_coco_caption": _third_party(
+                    "internvl", "internvl_coco_caption_eval", internvl.internvl_requirements
                 ),
             },
         ),
