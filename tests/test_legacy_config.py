@@ -155,3 +155,66 @@ def test_a_bad_combination_writes_nothing(workspace: Path):
         plan_legacy(["path_k_sigma_recipe", "path_model_feedback_recipe"])
     assert sorted(p.name for p in workspace.iterdir()) == ["data"]
     assert json.loads((workspace / "data/in.jsonl").read_text()) == {"text": "hello world"}
+
+
+@pytest.mark.slow
+def test_both_recipes_run_on_the_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The guide's form with k-sigma and model feedback: the model (a local stand-in for an API model) answers a
+    probe sample of the analysed demo data; model feedback narrows k-sigma's recipe to that sample's stat ranges;
+    process runs the result."""
+    import yaml
+    from conftest import chat_server, copy_from_repo, finished_counts, snakemake
+
+    copy_from_repo(tmp_path, "configs/demo", "configs/data/demo")
+    monkeypatch.setenv("SANDFLOW_TEST_LEGACY_KEY", "sk-test-legacy")
+    recipe = yaml.safe_load((tmp_path / "configs/demo/process.yaml").read_text())
+    with chat_server(lambda messages: "ok") as server:
+        config = dict(
+            recipe,
+            work_dir="./outputs/legacy",
+            data_probe_ratio=0.05,
+            path_k_sigma_recipe="./outputs/legacy/k_sigma_recipe.yaml",
+            path_model_feedback_recipe="./outputs/legacy/model_feedback_recipe.yaml",
+            model_infer_config={
+                "type": "api",
+                "model": "stand-in",
+                "model_params": {"base_url": server.url, "timeout": 10},
+                "api_key_env": "SANDFLOW_TEST_LEGACY_KEY",
+                "func_kwargs": {"query_key": "text"},
+                "export_path": "./outputs/legacy/inference/",
+            },
+        )
+        (tmp_path / "legacy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        result = snakemake(tmp_path, "legacy.yaml")
+        answered = len(server.requests)
+    assert finished_counts(result)["context_infos"] == 1
+    jobs = {hook.name: sorted(hook.iterdir()) for hook in (tmp_path / "outputs/legacy/jobs").iterdir() if hook.is_dir()}
+    assert {hook: len(dirs) for hook, dirs in jobs.items()} == {
+        "ProbeViaAnalyzerHook": 2,
+        "ProbeViaModelInferHook": 2,
+        "RefineRecipeViaKSigmaHook": 1,
+        "RefineRecipeViaModelFeedbackHook": 1,
+        "ProcessDataHook": 1,
+    }
+    context = {hook: json.loads((dirs[0] / "context.json").read_text()) for hook, dirs in jobs.items()}
+    k_sigma = yaml.safe_load((tmp_path / "outputs/legacy/k_sigma_recipe.yaml").read_text())
+    feedback = yaml.safe_load((tmp_path / "outputs/legacy/model_feedback_recipe.yaml").read_text())
+
+    # model feedback read the model's answers, which carry the stats of the analysed samples
+    feedback_config = context["RefineRecipeViaModelFeedbackHook"]["config"]
+    answers_path = feedback_config["extra_configs"]["dataset_path"]
+    answers = [json.loads(line) for line in (tmp_path / answers_path).read_text().splitlines()]
+    assert 100 < len(answers) < 200 and all(row["response"] == "ok" for row in answers)  # 5 % of 3,000
+    # the model was asked once per answer of the two probes (original and processed data)
+    inference_files = [path for d in jobs["ProbeViaModelInferHook"] for path in d.glob("*/*_inference.jsonl")]
+    assert answered == sum(len(path.read_text().splitlines()) for path in inference_files) > len(answers)
+    lengths = [row["__dj__stats__"]["text_len"] for row in answers]
+    assert feedback["process"][0]["text_length_filter"] == {"min_len": min(lengths), "max_len": max(lengths)}
+    # ... starting from k-sigma's recipe, not the original one
+    assert feedback_config["dj_configs"]["process"] == k_sigma["process"]
+    assert k_sigma["process"] != recipe["process"]
+    # process ran the model-feedback recipe, and every sample it kept is inside its text length range
+    assert context["ProcessDataHook"]["config"]["dj_configs"]["process"] == feedback["process"]
+    processed = (tmp_path / context["ProcessDataHook"]["values"][0]).read_text().splitlines()
+    assert 0 < len(processed) < 3000
+    assert all(min(lengths) <= len(json.loads(line)["text"]) <= max(lengths) for line in processed)
