@@ -213,6 +213,9 @@ def test_both_recipes_run_on_the_demo_data(tmp_path: Path, monkeypatch: pytest.M
     # ... starting from k-sigma's recipe, not the original one
     assert feedback_config["dj_configs"]["process"] == k_sigma["process"]
     assert k_sigma["process"] != recipe["process"]
+    # the probe sample holds some planted noise: the lower bound tightens, the upper one widens (docs/legacy-config.md)
+    before, after = k_sigma["process"][0]["text_length_filter"], feedback["process"][0]["text_length_filter"]
+    assert after["min_len"] > before["min_len"] and after["max_len"] > before["max_len"]
     # process ran the model-feedback recipe, and every sample it kept is inside its text length range
     assert context["ProcessDataHook"]["config"]["dj_configs"]["process"] == feedback["process"]
     processed = (tmp_path / context["ProcessDataHook"]["values"][0]).read_text().splitlines()
