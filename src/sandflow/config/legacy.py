@@ -34,6 +34,8 @@ EVAL_DATASET_KEY = {"accuracy": "predicted_dataset_path", "mse": "predicted_data
 INFER_TYPES_WITH_LOCAL_MODEL = ("huggingface", "vllm")  # extra_configs.model may be the trained checkpoint
 EVAL_TYPES_WITH_CHECKPOINTS = ("perplexity",)  # extra_configs.ckpt_paths may be the trained checkpoint
 
+ANALYSED = "anonymous.analysis_ori_data.analysed_dataset_path"
+ANSWERED = "anonymous.analysis_ori_model.inference_result_path"
 PROCESSED = "anonymous.process_data.processed_dataset_path"
 CHECKPOINT = "anonymous.train_model.checkpoint_path"
 
@@ -58,26 +60,19 @@ def component_type(value: Any) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def check_combination(data: dict[str, Any]) -> None:
-    if data.get("path_model_feedback_recipe") and not data.get("model_infer_config"):
-        raise ConfigError(
-            "path_model_feedback_recipe",
-            "needs model_infer_config: the model-feedback refinement reads the model's answers on the probe "
-            "sample (ProbeViaModelInferHook); without a model there is no feedback",
-        )
-
-
 def convert_legacy(data: dict[str, Any]) -> dict[str, Any]:
-    """The 000 guide's single-file form -> its default pipeline (a ConfigError when a key lacks one it needs)."""
-    check_combination(data)
+    """The 000 guide's single-file form -> its default pipeline."""
     recipe = {k: v for k, v in data.items() if k not in LEGACY_SANDBOX_KEYS and k not in GLOBAL_KEYS}
     recipe["project_name"] = data.get("project_name", "sandbox")
     converted: dict[str, Any] = {k: data[k] for k in GLOBAL_KEYS if k in data}
     converted.setdefault("work_dir", str(Path(recipe.get("export_path", DEFAULT_WORK_DIR + "/x")).parent))
     infer, train = data.get("model_infer_config"), data.get("model_train_config")
+    feedback = data.get("path_model_feedback_recipe")
 
-    # The model probe answers analysed samples, so its answers carry their stats for model feedback.
-    analyser_recipe = dict(recipe, export_original_dataset=True) if infer else recipe
+    # Model feedback reads samples that carry their stats: the model's answers on analysed samples, or,
+    # without a model, the analysed samples themselves (no model signal then: the thresholds become the
+    # data's observed ranges; docs/legacy-config.md).
+    analyser_recipe = analysed_export(recipe) if infer or feedback else recipe
     probe: list[dict[str, Any]] = [
         {
             "hook": "ProbeViaAnalyzerHook",
@@ -87,9 +82,7 @@ def convert_legacy(data: dict[str, Any]) -> dict[str, Any]:
         }
     ]
     if infer:
-        probe.append(
-            model_infer_job("analysis_ori_model", recipe, infer, "anonymous.analysis_ori_data.analysed_dataset_path")
-        )
+        probe.append(model_infer_job("analysis_ori_model", recipe, infer, ANALYSED))
 
     refine: list[dict[str, Any]] = []
     refined: str | None = None  # the ref of the newest refined recipe
@@ -104,7 +97,7 @@ def convert_legacy(data: dict[str, Any]) -> dict[str, Any]:
             }
         )
         refined = "anonymous.analysis_ori_data.refined_recipe_path"
-    if data.get("path_model_feedback_recipe"):
+    if feedback:
         # Refines k-sigma's recipe when there is one, as upstream's hooks rewrote one recipe in turn.
         refine.append(
             with_inputs(
@@ -113,11 +106,11 @@ def convert_legacy(data: dict[str, Any]) -> dict[str, Any]:
                     "meta_name": "refine_via_model_feedback",
                     "output": "refined_recipe_path",
                     "dj_configs": recipe,
-                    "extra_configs": {"path_model_feedback_recipe": data["path_model_feedback_recipe"]},
+                    "extra_configs": {"path_model_feedback_recipe": feedback},
                 },
                 {
                     "dj_configs": refined,
-                    "extra_configs.dataset_path": "anonymous.analysis_ori_model.inference_result_path",
+                    "extra_configs.dataset_path": ANSWERED if infer else ANALYSED,
                 },
             )
         )
@@ -184,6 +177,17 @@ def convert_legacy(data: dict[str, Any]) -> dict[str, Any]:
         evaluation_job_configs=evaluation,
     )
     return converted
+
+
+def analysed_export(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe for an analyser that exports the original data with its stats, to ``<stem>_analysed<ext>``
+    beside the recipe's export_path: process_data exports to export_path itself, and would overwrite it."""
+    exporting = dict(recipe, export_original_dataset=True)
+    export_path = recipe.get("export_path")
+    if isinstance(export_path, str) and export_path:
+        base, ext = os.path.splitext(export_path)
+        exporting["export_path"] = f"{base}_analysed{ext}"
+    return exporting
 
 
 def model_infer_job(meta_name: str, recipe: dict[str, Any], infer: Any, dataset_ref: str) -> dict[str, Any]:
