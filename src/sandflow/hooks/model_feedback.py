@@ -32,7 +32,8 @@ CHANGES_CSV = "model_feedback_changes.csv"
 CHANGES_MD = "model_feedback_changes.md"
 HEADING = (
     "# Model-feedback refinement",
-    "Each threshold becomes its stat's observed [min, max] over the best-ranked pool(s);",
+    "Each threshold becomes its stat's observed [min, max] over extra_configs.dataset_path (the best-ranked",
+    "pool(s); in the single-file form the model's answers, or without a model the analysed data itself);",
     "integer thresholds are rounded outwards (min down, max up).",
 )
 
