@@ -67,10 +67,7 @@ __all__ = [
     "data_pool_ranking",
     "data_pool_merging",
     "data_pool_cartesian_join",
-    "VERSION",
 ]
-
-VERSION = "1"
 
 DEFAULT_SHUFFLE_SEED = 42
 NO_PREFIX = "default_prefix"  # upstream's name when the inputs share no prefix
