@@ -1,15 +1,30 @@
-"""sha256 of the external files jobs read, cached by (path, size, mtime) so re-planning does not re-read data."""
+"""sha256 of the external files jobs read, cached so that re-planning does not re-read data.
+
+A cached hash is trusted only while the file's size, mtime and ctime are those recorded and the file was last
+written clearly before it was hashed. ctime catches what mtime hides: ``os.utime`` can put an old mtime back,
+but any write (or utime) sets ctime to now, and nothing in user space sets it back. The margin catches a write
+in the same clock tick as the hash, which leaves both timestamps as recorded.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 from sandflow.core.atomic import write_text_atomic
 
 CHUNK = 1 << 20
+# How far apart two timestamps of one moment may be: a file system's tick (FAT counts in 2 s, some NFS servers
+# in 1 s, ext4 in ms or finer) and a file server's clock against this machine's.
+TIMESTAMP_SLACK_NS = 2_000_000_000
+
+
+def touched_since(stat: os.stat_result, since_ns: int) -> bool:
+    """Whether the file may have been written, or had its mtime set, at or after since_ns."""
+    return max(stat.st_mtime_ns, stat.st_ctime_ns) >= since_ns
 
 
 def sha256_file(path: str | Path) -> str:
@@ -21,7 +36,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 class FileHashCache:
-    """A JSON cache file mapping absolute path -> [size, mtime_ns, sha256]."""
+    """A JSON cache file mapping absolute path -> [size, mtime_ns, ctime_ns, hashed_at_ns, sha256]."""
 
     def __init__(self, cache_file: str | Path):
         self.cache_file = Path(cache_file)
@@ -34,12 +49,19 @@ class FileHashCache:
 
     def file(self, path: str) -> str:
         absolute = os.path.abspath(path)
+        hashed_at = time.time_ns()
         stat = os.stat(absolute)
+        seen = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
         cached = self.entries.get(absolute)
-        if cached and cached[0] == stat.st_size and cached[1] == stat.st_mtime_ns:
-            return cached[2]
+        if (
+            cached
+            and len(cached) == 5
+            and cached[:3] == seen
+            and not touched_since(stat, cached[3] - TIMESTAMP_SLACK_NS)
+        ):
+            return cached[4]
         digest = sha256_file(absolute)
-        self.entries[absolute] = [stat.st_size, stat.st_mtime_ns, digest]
+        self.entries[absolute] = [*seen, hashed_at, digest]
         self.changed = True
         return digest
 

@@ -49,7 +49,6 @@ class Component:
     """One ``extra_configs.type`` of a hook with a component factory (e.g. ``data_pool_merging``)."""
 
     run: Callable[[JobRun], Any]
-    version: str = "1"
     # How many values it returns (None: not known before it runs).
     n_outputs: int | None = 1
     requires: RequirementCheck = no_requirements
@@ -64,7 +63,6 @@ class Component:
 class Hook:
     name: str
     run: Callable[[JobRun], Any] | None
-    version: str = "1"
     # Distributions whose version shapes the result (part of every job key).
     libraries: tuple[str, ...] = ()
     # Dotted config keys this hook writes; everything else is read.

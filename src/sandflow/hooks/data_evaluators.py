@@ -67,10 +67,7 @@ __all__ = [
     "quality_classifier_requirements",
     "quality_model_path",
     "text_quality_evaluator",
-    "VERSION",
 ]
-
-VERSION = "1"
 
 QUALITY_MODEL_DIR = "gpt3_quality_model"  # Data-Juicer's name for the gpt3 model in its models cache
 # data_juicer.utils.model_utils.MODEL_LINKS (py-data-juicer 1.6.1); a test checks it against Data-Juicer.

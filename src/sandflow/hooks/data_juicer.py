@@ -49,9 +49,7 @@ from sandflow.hooks.dj_ray import (
 )
 from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma
 
-__all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats", "VERSION"]
-
-VERSION = "1"
+__all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats"]
 
 WORK_SUBDIR = "dj_work"  # Data-Juicer's work_dir inside the job directory
 SCRATCH_SUBDIR = "scratch"  # under WORK_SUBDIR; removed after the run

@@ -60,8 +60,6 @@ from sandflow.hooks.pool_io import (
 )
 from sandflow.report.pool_plots import PLOTS_DIR, RankedPool, write_ranking_report
 
-VERSION = "1"
-
 DEFAULT_SHUFFLE_SEED = 42
 NO_PREFIX = "default_prefix"  # upstream's name when the inputs share no prefix
 

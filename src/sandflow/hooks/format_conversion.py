@@ -51,10 +51,7 @@ __all__ = [
     "coco_caption_to_dj_conversion",
     "coco_caption_meta_generation",
     "dj_to_easyanimate_video_dataset_conversion",
-    "VERSION",
 ]
-
-VERSION = "1"
 
 # data_juicer.utils.constant: SPECIAL_TOKEN_ENV_PREFIX and DEFAULT_PREFIX (a test checks them against Data-Juicer).
 SPECIAL_TOKEN_ENV_PREFIX = "_DJ_SPECIAL_TOKEN_"

@@ -46,8 +46,6 @@ import yaml
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 
-VERSION = "1"
-
 STATS_SUMMARY = "stats_summary.json"
 CHANGES_CSV = "k_sigma_changes.csv"
 CHANGES_MD = "k_sigma_changes.md"

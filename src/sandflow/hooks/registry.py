@@ -36,7 +36,8 @@ def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
 
         return getattr(importlib.import_module(module), function)(job)
 
-    run.__qualname__ = f"{module}.{function}"
+    # As if defined there: the job key hashes the source of run.__module__ (hooks/source_digest.py).
+    run.__module__, run.__qualname__ = module, function
     return run
 
 

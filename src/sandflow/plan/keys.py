@@ -1,7 +1,7 @@
 """A job's key: sha256 over canonical JSON of everything that produces its result.
 
-The material: the hook (and component) with their versions and the versions of the libraries that
-shape it; its dj_configs / extra_configs after file loading and ``local`` patches, where each
+The material: the hook (and component) with the sha256 of their code (hooks/source_digest.py), the
+versions of the libraries that shape it; its dj_configs / extra_configs after file loading and ``local`` patches, where each
 ``input`` target is replaced by {upstream key, output index}, each path an earlier job writes by
 {writer key, slot, relative path}, each external file by its sha256, each user function by its
 module's sha256, and each path the job writes by its file name only. Publishing and run-time
@@ -21,6 +21,7 @@ from sandflow.core.filehash import FileHashCache
 from sandflow.core.keys import digest_of, library_version
 from sandflow.hooks.llm.messages import user_module_file
 from sandflow.hooks.registry import component_of
+from sandflow.hooks.source_digest import source_digest
 from sandflow.plan.model import Job, Ref, SectionSource
 
 # Top-level section keys that only say where or how fast, never what: kept out of keys.
@@ -78,7 +79,7 @@ def key_of(job: Job, hashes: FileHashCache) -> str:
 def key_material(job: Job, hashes: FileHashCache) -> dict[str, Any]:
     """Everything the key is the digest of (plan/history.py records it to say why a job reruns)."""
     material = {
-        "hook": [job.hook.name, job.hook.version],
+        "hook": [job.hook.name, source_digest(job.hook.run)],
         "component": None,
         "libraries": {name: library_version(name) for name in job.hook.libraries},
         "sections": key_view(job, hashes),
@@ -87,7 +88,7 @@ def key_material(job: Job, hashes: FileHashCache) -> dict[str, Any]:
     }
     _, component = component_of(job.hook, job.sections.get("extra_configs"))
     if component is not None:
-        material["component"] = [job.component, component.version]
+        material["component"] = [job.component, source_digest(component.run)]
     if job.after is not None:
         material["after"] = job.after.key  # ordered after the previous job: its result may depend on it
     return material

@@ -32,7 +32,7 @@ from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.run import job_server
-from sandflow.run.integrity import altered_artifact
+from sandflow.run.integrity import altered_artifact, artifact_files
 from sandflow.run.specs import JobSpec, PathReadSpec, RefSpec, RunJobSpec
 
 
@@ -119,11 +119,7 @@ def relocate(value: Any, partial: Path, final_dir: Path) -> Any:
 
 
 def manifest_of(job_dir: Path) -> dict[str, str]:
-    files = {}
-    for path in sorted(job_dir.rglob("*")):
-        if path.is_file() and not path.is_symlink() and path.name not in (CONTEXT_FILE, MANIFEST_FILE):
-            files[str(path.relative_to(job_dir))] = sha256_file(path)
-    return files
+    return {str(path.relative_to(job_dir)): sha256_file(path) for path in artifact_files(job_dir)}
 
 
 def restore_commit(job_dir: Path) -> bool:

@@ -77,7 +77,8 @@ class Workflow:
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
-        altered = first_altered((job.job_dir for job in self.plan.unique_jobs()), self.plan.context_infos_path)
+        job_dirs = (job.job_dir for job in self.plan.unique_jobs())
+        altered = first_altered(job_dirs, self.plan.context_infos_path, self.plan.hashes)
         if altered:
             exit_with_error(altered)
 

@@ -51,9 +51,8 @@ from sandflow.hooks.hf.models import (
 from sandflow.hooks.hf.train import export_dir, single_thread
 from sandflow.hooks.hf.workers import map_models
 
-__all__ = ["evaluate_perplexity", "perplexity_of", "EVAL_JSON", "VERSION"]
+__all__ = ["evaluate_perplexity", "perplexity_of", "EVAL_JSON"]
 
-VERSION = "1"
 EVAL_JSON = "eval.json"
 
 PERPLEXITY_KEYS = frozenset(

@@ -86,10 +86,7 @@ __all__ = [
     "read_texts",
     "pack_blocks",
     "collate_blocks",
-    "VERSION",
 ]
-
-VERSION = "1"
 
 TRAIN_LOG_JSON = "train_log.json"
 TRAIN_LOG_CSV = "train_log.csv"

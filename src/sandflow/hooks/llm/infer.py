@@ -92,10 +92,7 @@ __all__ = [
     "run_llm_inference",
     "api_requirements",
     "vllm_requirements",
-    "VERSION",
 ]
-
-VERSION = "1"
 
 TYPES = ("huggingface", "vllm", "api")
 # --------------------------------------------------------------------------- hooks
