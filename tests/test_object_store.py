@@ -70,51 +70,27 @@ def test_a_spec_without_a_storage_provider_is_unchanged():
 # ---- real runs ----------------------------------------------------------------------------------
 
 
+# Downsample, duplicate x1 and x2, score the duplicated pools by mse against a ground-truth key.
+CONFIG = """\
+work_dir: ./out
+execution_job_configs:
+  - {hook: DataPoolManipulationHook, meta_name: sample, output: sampled,
+     extra_configs: {type: data_pool_downsampling, dataset_path: ./data.jsonl, target_num_samples: 200,
+                     shuffle_seed: 3, export_path: ./out/pools/}}
+  - {hook: DataPoolManipulationHook, meta_name: duplicate, output: duplicated,
+     input: {extra_configs.dataset_path: -1.sampled},
+     extra_configs: {type: data_pool_duplication, dataset_path: <sampled>, duplicating_times: [1, 2],
+                     export_path: ./out/duplicated/}}
+evaluation_job_configs:
+  - {hook: EvaluateDataHook, meta_name: score, output: [results, best],
+     input: {extra_configs.predicted_dataset_path: -1.duplicated},
+     extra_configs: {type: mse, predicted_dataset_path: <duplicated>, predicted_value_key: score,
+                     ground_truth_value_key: TRUTH}}
+"""
+
+
 def write_config(run_dir: Path, truth_key: str = "truth") -> str:
-    config = {
-        "work_dir": "./out",
-        "execution_job_configs": [
-            {
-                "hook": "DataPoolManipulationHook",
-                "meta_name": "sample",
-                "output": "sampled",
-                "extra_configs": {
-                    "type": "data_pool_downsampling",
-                    "dataset_path": "./data.jsonl",
-                    "target_num_samples": 200,
-                    "shuffle_seed": 3,
-                    "export_path": "./out/pools/",
-                },
-            },
-            {
-                "hook": "DataPoolManipulationHook",
-                "meta_name": "duplicate",
-                "output": "duplicated",
-                "input": {"extra_configs.dataset_path": "-1.sampled"},
-                "extra_configs": {
-                    "type": "data_pool_duplication",
-                    "dataset_path": "<sampled>",
-                    "duplicating_times": [1, 2],
-                    "export_path": "./out/duplicated/",
-                },
-            },
-        ],
-        "evaluation_job_configs": [
-            {
-                "hook": "EvaluateDataHook",
-                "meta_name": "score",
-                "output": ["results", "best"],
-                "input": {"extra_configs.predicted_dataset_path": "-1.duplicated"},
-                "extra_configs": {
-                    "type": "mse",
-                    "predicted_dataset_path": "<duplicated>",
-                    "predicted_value_key": "score",
-                    "ground_truth_value_key": truth_key,
-                },
-            },
-        ],
-    }
-    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (run_dir / "experiment.yaml").write_text(CONFIG.replace("TRUTH", truth_key))
     return "experiment.yaml"
 
 
