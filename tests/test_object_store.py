@@ -156,16 +156,10 @@ def objects(client, prefix: str) -> dict[str, bytes]:
     return found
 
 
-def store_run(run_dir: Path, prefix: str, check: bool = True):
-    return snakemake(
-        run_dir,
-        "experiment.yaml",
-        "--profile",
-        str(S3_PROFILE),
-        "--default-storage-prefix",
-        f"s3://{BUCKET}/{prefix}",
-        check=check,
-    )
+def store_run(run_dir: Path, prefix: str | None, check: bool = True):
+    """snakemake with profiles/s3; the prefix on the command line, or (None) from $SANDFLOW_S3_PREFIX."""
+    given = ["--default-storage-prefix", f"s3://{BUCKET}/{prefix}"] if prefix else []
+    return snakemake(run_dir, "experiment.yaml", "--profile", str(S3_PROFILE), *given, check=check)
 
 
 def comparable(record: bytes) -> dict:
@@ -175,7 +169,9 @@ def comparable(record: bytes) -> dict:
 
 
 @pytest.mark.slow
-def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_change_reruns_one_job(s3, tmp_path):
+def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_change_reruns_one_job(
+    s3, tmp_path, monkeypatch
+):
     run_dir = make_run_dir(tmp_path / "machine_a")
     cold = store_run(run_dir, "exp")
     assert job_counts(cold) == {
@@ -231,8 +227,10 @@ def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_chan
     assert job_counts(store_run(run_dir, "exp")) == {}
 
     # Another machine: nothing local but the config and the data. Every job is found in the bucket.
+    # There the prefix comes as the README says, from $SANDFLOW_S3_PREFIX through the profile.
     other = make_run_dir(tmp_path / "machine_b")
-    assert job_counts(store_run(other, "exp")) == {}
+    monkeypatch.setenv("SANDFLOW_S3_PREFIX", f"s3://{BUCKET}/exp")
+    assert job_counts(store_run(other, None)) == {}
 
     # A late change: the evaluation's ground truth. Only that job reruns (and the assembly).
     write_config(other, truth_key="truth2")
