@@ -17,8 +17,12 @@ MANIFEST_FILE = "manifest.json"
 COMMIT_FILE = ".context.committed.json"
 
 
+def jobs_root(work_dir: str) -> str:
+    return os.path.join(work_dir, "jobs")
+
+
 def job_dir(work_dir: str, hook: str, key: str) -> str:
-    return os.path.join(work_dir, "jobs", hook, key)
+    return os.path.join(jobs_root(work_dir), hook, key)
 
 
 def job_log(work_dir: str, hook: str, key: str) -> str:

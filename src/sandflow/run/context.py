@@ -23,6 +23,7 @@ from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.private_fs import UnsafePath, ensure_within
 from sandflow.plan.model import Write
 from sandflow.report import figures as report_figures
+from sandflow.run.storage import Staging, stage_spec
 
 
 def publish_tree(source: Path, destination: Path) -> None:
@@ -53,6 +54,7 @@ def link(target: Path, link_path: Path) -> None:
 def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
     contexts: dict[str, dict[str, Any]] = {}
     work_dir = Path(spec["work_dir"])
+    staging = Staging.of(spec)  # with a storage plugin: job directories are staged copies (run/storage.py)
     # Publish every artifact first: a job's values may hold paths into an earlier job's directory (a ranking
     # passes on the pools it ranked), and each must read as the published path, wherever it came from.
     published: dict[str, str] = {}
@@ -61,7 +63,7 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
         own.append({})
         context = contexts.get(job["key"])
         if context is None:
-            context = contexts[job["key"]] = load_context(os.path.join(job["job_dir"], CONTEXT_FILE))
+            context = contexts[job["key"]] = staging.local(load_context(os.path.join(job["job_dir"], CONTEXT_FILE)))
         for raw in job["writes"] if job["writes"] is not None else context["writes"]:
             write = Write(tuple(raw["slot"].split(".")), raw["value"], raw["kind"], raw["iterized"])
             slot_dir = os.path.join(job["job_dir"], raw["slot"])
@@ -73,15 +75,17 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
         values = contexts[job["key"]]["values"]
         for slot_dir, root in [*own_roots.items(), *published.items()]:
             values = replace_prefix(values, slot_dir, root)
+        values = staging.stored(values)
         names = job["output_names"] or [str(i) for i in range(len(values))]
         info: dict[str, Any] = {"meta_name": job["meta_name"]}
         info.update(zip(names, values))
         trial = job.get("trial")
         iterations.setdefault((trial or 0, job["iteration"]), {}).setdefault(job["pipeline"], []).append(info)
         readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
-        link_path = readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"]
-        ensure_within(link_path, work_dir, "readable link")
-        link(Path(job["job_dir"]), link_path)
+        if not staging.active:  # no links to staged copies, which the plugin removes after the run
+            link_path = readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"]
+            ensure_within(link_path, work_dir, "readable link")
+            link(Path(job["job_dir"]), link_path)
     return [
         # An hpo_config search has one entry per trial (upstream defines none for it).
         {
@@ -103,10 +107,11 @@ def record_spec(spec: dict[str, Any], output: str) -> None:
 
 
 def main_from_snakemake(snakemake: Any) -> None:
+    spec = stage_spec(snakemake.params.spec, declared=snakemake.params.spec["context_infos"], local=snakemake.output[0])
     try:
         with job_logging(snakemake.log[0]):
-            assemble_context_infos(snakemake.params.spec, snakemake.output[0])
-            report_figures.build(snakemake.params.spec, snakemake.output.figures, snakemake.output.metrics)
+            assemble_context_infos(spec, snakemake.output[0])
+            report_figures.build(spec, snakemake.output.figures, snakemake.output.metrics)
     except UnsafePath as exc:
         print(f"sandflow: job failed: {exc}", file=sys.stderr)
         sys.exit(1)

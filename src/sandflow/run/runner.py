@@ -34,6 +34,7 @@ from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.run import job_server
 from sandflow.run.integrity import altered_artifact, artifact_files
 from sandflow.run.specs import JobSpec, PathReadSpec, RefSpec, RunJobSpec
+from sandflow.run.storage import Staging, stage_spec
 
 
 def upstream_value(ref: RefSpec) -> Any:
@@ -56,15 +57,16 @@ def artifact_path(read: PathReadSpec) -> str:
 def resolve_sections(spec: JobSpec) -> dict[str, Any]:
     """The job's dj_configs / extra_configs with every run-time value filled in."""
     sections = copy.deepcopy(spec["sections"])
+    staged = Staging.of(spec).local  # upstream records name job directories as planned
     for section, source in spec["section_sources"].items():
-        value = upstream_value(source) if "context" in source else artifact_path(source)  # a RefSpec has a context
+        value = staged(upstream_value(source)) if "context" in source else artifact_path(source)  # RefSpec: context
         sections[section] = read_yaml_or_json(value) if isinstance(value, str) else value
     for target, value in spec["deferred_local"].items():
         set_path(sections, tuple(target.split(".")), copy.deepcopy(value), spec["where"])
     for ref in spec["refs"]:
         if sections.get(ref["target"][0]) is None:
             sections[ref["target"][0]] = {}
-        set_path(sections, tuple(ref["target"]), upstream_value(ref), spec["where"])
+        set_path(sections, tuple(ref["target"]), staged(upstream_value(ref)), spec["where"])
     for read in spec["path_reads"]:
         set_path(sections, tuple(read["target"]), artifact_path(read), spec["where"])
     return sections
@@ -197,6 +199,7 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                 "duration_s": round(time.time() - started, 3),
             }
+            record = Staging.of(spec).stored(record)  # a store's staged paths back to the planned ones
             write_json(partial / MANIFEST_FILE, manifest_of(partial))
             write_json(partial / CONTEXT_FILE, record)
             os.link(partial / CONTEXT_FILE, partial / COMMIT_FILE)
@@ -233,6 +236,7 @@ def execute(spec: RunJobSpec, log_path: str, threads: int) -> int:
 
 def main_from_snakemake(snakemake: Any) -> None:
     spec, log_path, threads = snakemake.params.spec, snakemake.log[0], snakemake.threads
+    spec = stage_spec(spec, declared=spec["job_dir"], local=snakemake.output[0])  # with a storage plugin
     address = os.environ.get(job_server.ADDRESS_ENV)
     preload = job_server.warm_imports(HOOKS[spec["hook"]].libraries)
     code = None

@@ -21,9 +21,9 @@ from sandflow.core.keys import digest_of
 from sandflow.core.private_fs import UnsafePath
 from sandflow.plan.history import record_planned
 from sandflow.plan.iterations import read_decision
-from sandflow.plan.model import Plan
+from sandflow.plan.model import Job, Plan
 from sandflow.plan.planner import plan_config
-from sandflow.run import job_server
+from sandflow.run import job_server, storage
 from sandflow.run.integrity import first_altered
 from sandflow.run.specs import RunJobSpec, assembly_spec, job_spec
 
@@ -55,6 +55,18 @@ class Workflow:
         self.forced_reruns: Callable[[], bool] = lambda: False
         # Whether a real run skips onstart, and so the work_dir lock (snakemake --no-hooks). Set by load_or_exit.
         self.hooks_skipped: Callable[[], bool] = lambda: False
+        # Whether a storage plugin holds the job store (run/storage.py). Set by load_or_exit.
+        self.object_store = False
+
+    def use_storage(self, provider: str | None) -> None:
+        """Snakemake's --default-storage-provider (None without one): jobs are then declared as whole
+        directories, which the plugin moves to and from the store."""
+        if provider is None:
+            return
+        problem = storage.unsupported(self.plan)
+        if problem:
+            exit_with_error(f"--default-storage-provider {provider}: {problem}")
+        self.object_store = True
 
     def start_run(self, snakemake_workflow: Any) -> None:
         """Snakemake's onstart (not in a dry run): refuse what cannot run here, hold the work_dir lock, and
@@ -77,6 +89,8 @@ class Workflow:
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
+        if self.object_store:
+            return  # the job directories are in the store: checking would download every artifact (docs/design.md)
         job_dirs = (job.job_dir for job in self.plan.unique_jobs())
         altered = first_altered(job_dirs, self.plan.context_infos_path, self.plan.hashes)
         if altered:
@@ -87,13 +101,19 @@ class Workflow:
         return self.plan.work_dir
 
     def job_output(self, hook: str) -> str:
+        if self.object_store:
+            return storage.declared_directory(layout.job_dir(self.work_dir, hook, "{key}"))
         return os.path.join(layout.job_dir(self.work_dir, hook, "{key}"), layout.CONTEXT_FILE)
 
     def job_log(self, hook: str) -> str:
         return layout.job_log(self.work_dir, hook, "{key}")
 
     def targets(self) -> list[str]:
-        return [job.context_path for job in self.plan.unique_jobs()]
+        return [self.declared(job) for job in self.plan.unique_jobs()]
+
+    def declared(self, job: Job) -> str:
+        """What a rule declares of a job: its record, or the whole directory when a storage plugin moves it."""
+        return job.job_dir if self.object_store else job.context_path
 
     # ---- iterations with iter_targets (rules/iterate.smk) --------------------------------------
 
@@ -197,18 +217,29 @@ class Workflow:
         return self.plan.planner.schedule.spec(int(wildcards.n))
 
     def get_job_inputs(self, wildcards: Any) -> list[str]:
-        return sorted({dep.context_path for dep in self.jobs[wildcards.key].deps})
+        return sorted({self.declared(dep) for dep in self.jobs[wildcards.key].deps})
 
     def get_job_spec(self, wildcards: Any) -> RunJobSpec:
-        return {**job_spec(self.jobs[wildcards.key]), "recompute": self.forced_reruns()}
+        return {**job_spec(self.jobs[wildcards.key]), "recompute": self.forced_reruns(), **self.staged()}
 
     def get_assembly_spec(self, wildcards: Any = None) -> dict[str, Any]:
-        return assembly_spec(self.plan)
+        return {**assembly_spec(self.plan), **self.staged()}
+
+    def staged(self) -> dict[str, str]:
+        """The marker a script needs to read staged copies of job directories (nothing without a store)."""
+        return {storage.STAGED: layout.jobs_root(self.work_dir)} if self.object_store else {}
 
     def report_outputs(self) -> dict[str, str]:
         """What the Snakemake report shows of a run (src/sandflow/report/figures.py)."""
         directory = os.path.join(self.work_dir, "report")
         return {"figures": os.path.join(directory, "figures"), "metrics": os.path.join(directory, "metrics.csv")}
+
+    def assembly_targets(self) -> list[str]:
+        """What rule all asks of the assembly: context_infos.json and, with an object store, the publication
+        record. Snakemake's records of which inputs built context_infos.json are local (.snakemake/metadata),
+        so on another machine a changed plan would not rebuild it; the record, named by every job key, is
+        missing then and its rule runs, and the assembly after it."""
+        return [self.plan.context_infos_path, *([self.publication_record()] if self.object_store else [])]
 
     def publication_output(self) -> str:
         return layout.state_path(self.work_dir, "publication", "{digest}.json")
@@ -298,6 +329,8 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> Workflow:
 
     workflow.forced_reruns = forced_reruns
     workflow.hooks_skipped = hooks_skipped
+    # With a default storage provider (profiles/s3) the job store is in an object store (run/storage.py).
+    workflow.use_storage(snakemake_workflow.storage_settings.default_storage_provider)
     if snakemake_workflow.is_main_process:
         workflow.refuse_altered_artifacts()
         if workflow.plan.pending_note:

@@ -1,0 +1,267 @@
+"""The job store in an object store: real snakemake with snakemake-storage-plugin-s3 against moto's S3
+server on 127.0.0.1 (started here), credentials from environment variables only.
+
+The workflow is a chain of fast jobs (downsample, duplicate, an mse evaluation of the duplicated pools)
+on generated data. A cold run must leave every job directory (artifacts, manifest, record) and
+context_infos.json in the bucket, with records identical to a local run's; a rerun from a directory
+that has never seen the run (no .snakemake, no work_dir) must find every job in the bucket and do
+nothing; changing the evaluation's ground-truth key must rerun that one job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, job_counts, snakemake
+
+from sandflow.run.storage import STAGED, Staging, stage_spec, staging_root
+
+BUCKET = "sandflow-jobs"
+# Fake, but unmistakable: it must never appear in anything the run writes.
+SECRET = "sandflow-test-secret-5b1f0c"
+S3_PROFILE = REPO / "profiles" / "s3"
+
+
+# ---- the mapping between planned and staged paths (no server needed) ------------------------------
+
+
+def test_staging_root_is_what_precedes_the_declared_path():
+    staged = "/w/.snakemake/storage/s3/bucket/prefix/out/jobs/H/0123456789abcdef"
+    assert staging_root("out/jobs/H/0123456789abcdef", staged) == "/w/.snakemake/storage/s3/bucket/prefix/"
+    # An absolute work_dir loses its leading slash under the plugin's prefix.
+    assert (
+        staging_root("/data/out/jobs/H/k", "/w/.snakemake/storage/s3/b/p/data/out/jobs/H/k")
+        == "/w/.snakemake/storage/s3/b/p/"
+    )
+    with pytest.raises(ValueError, match="is not a staged copy of out/jobs/H/k"):
+        staging_root("out/jobs/H/k", "/w/elsewhere/jobs/H/k")
+
+
+def test_a_staged_spec_maps_job_directories_and_records_map_back():
+    spec = {
+        STAGED: "out/jobs",
+        "job_dir": "out/jobs/H/k",
+        "refs": [{"context": "out/jobs/G/j/context.json"}],
+        "sections": {"dataset_path": "out/data.jsonl", "other": "out/jobsite/x"},
+    }
+    staged = stage_spec(spec, declared="out/jobs/H/k", local="/w/.st/s3/b/p/out/jobs/H/k")
+    assert staged["job_dir"] == "/w/.st/s3/b/p/out/jobs/H/k"
+    assert staged["refs"] == [{"context": "/w/.st/s3/b/p/out/jobs/G/j/context.json"}]
+    # Only paths under <work_dir>/jobs are the store's; the rest of work_dir is local.
+    assert staged["sections"] == spec["sections"]
+    staging = Staging.of(staged)
+    record = {"values": ["/w/.st/s3/b/p/out/jobs/G/j/slot/a.jsonl", 0.5]}
+    assert staging.stored(record) == {"values": ["out/jobs/G/j/slot/a.jsonl", 0.5]}
+    assert staging.local(staging.stored(record)) == record
+
+
+def test_a_spec_without_a_storage_provider_is_unchanged():
+    spec = {"job_dir": "out/jobs/H/k", "refs": []}
+    assert stage_spec(spec, declared="out/jobs/H/k", local="out/jobs/H/k/context.json") is spec
+    assert not Staging.of(spec).active
+
+
+# ---- real runs ----------------------------------------------------------------------------------
+
+
+# Downsample, duplicate x1 and x2, score the duplicated pools by mse against a ground-truth key.
+CONFIG = """\
+work_dir: ./out
+execution_job_configs:
+  - {hook: DataPoolManipulationHook, meta_name: sample, output: sampled,
+     extra_configs: {type: data_pool_downsampling, dataset_path: ./data.jsonl, target_num_samples: 200,
+                     shuffle_seed: 3, export_path: ./out/pools/}}
+  - {hook: DataPoolManipulationHook, meta_name: duplicate, output: duplicated,
+     input: {extra_configs.dataset_path: -1.sampled},
+     extra_configs: {type: data_pool_duplication, dataset_path: <sampled>, duplicating_times: [1, 2],
+                     export_path: ./out/duplicated/}}
+evaluation_job_configs:
+  - {hook: EvaluateDataHook, meta_name: score, output: [results, best],
+     input: {extra_configs.predicted_dataset_path: -1.duplicated},
+     extra_configs: {type: mse, predicted_dataset_path: <duplicated>, predicted_value_key: score,
+                     ground_truth_value_key: TRUTH}}
+"""
+
+
+def write_config(run_dir: Path, truth_key: str = "truth") -> str:
+    (run_dir / "experiment.yaml").write_text(CONFIG.replace("TRUTH", truth_key))
+    return "experiment.yaml"
+
+
+def make_run_dir(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    rows = random.Random(11)
+    with (directory / "data.jsonl").open("w") as handle:
+        for number in range(400):
+            score = rows.randrange(0, 5)
+            handle.write(
+                json.dumps({"text": f"sample {number}", "score": score, "truth": score, "truth2": score + (number % 3)})
+                + "\n"
+            )
+    write_config(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    requests = logging.getLogger("werkzeug")  # one log line per S3 request otherwise
+    level = requests.level
+    requests.setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        requests.setLevel(level)
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch):
+    """A fresh bucket; credentials and endpoint only in the environment snakemake inherits."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandflow-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("SNAKEMAKE_STORAGE_S3_ENDPOINT_URL", s3_endpoint)
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="sandflow-test",
+        aws_secret_access_key=SECRET,
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def objects(client, prefix: str) -> dict[str, bytes]:
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for item in page.get("Contents", []):
+            found[item["Key"][len(prefix) :]] = client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+    return found
+
+
+def store_run(run_dir: Path, prefix: str | None, check: bool = True):
+    """snakemake with profiles/s3; the prefix on the command line, or (None) from $SANDFLOW_S3_PREFIX."""
+    given = ["--default-storage-prefix", f"s3://{BUCKET}/{prefix}"] if prefix else []
+    return snakemake(run_dir, "experiment.yaml", "--profile", str(S3_PROFILE), *given, check=check)
+
+
+def comparable(record: bytes) -> dict:
+    """A job record without its timing."""
+    data = json.loads(record)
+    return {k: v for k, v in data.items() if k not in ("started_at", "duration_s")}
+
+
+@pytest.mark.slow
+def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_change_reruns_one_job(
+    s3, tmp_path, monkeypatch
+):
+    run_dir = make_run_dir(tmp_path / "machine_a")
+    cold = store_run(run_dir, "exp")
+    assert job_counts(cold) == {
+        "data_pool_manipulation": 2,
+        "evaluate_data": 1,
+        "publication_record": 1,
+        "context_infos": 1,
+        "all": 1,
+    }
+    stored = objects(s3, "exp/out/")
+    jobs = sorted(
+        {name.rsplit("/", 1)[0] for name in stored if name.startswith("jobs/") and name.endswith("/context.json")}
+    )
+    assert len(jobs) == 3
+    # Every job directory is whole in the bucket: each artifact matches the manifest stored next to it.
+    artifacts = 0
+    for job in jobs:
+        manifest = json.loads(stored[f"{job}/manifest.json"])
+        for name, digest in manifest.items():
+            assert hashlib.sha256(stored[f"{job}/{name}"]).hexdigest() == digest, f"{job}/{name}"
+        artifacts += len(manifest)
+    assert artifacts == 3  # one sampled pool, two duplicated ones (the evaluation writes none)
+    assert "context_infos.json" in stored and "report/metrics.csv" in stored
+    # Nothing of the job store is left on this machine; local-only state is.
+    assert not (run_dir / "out" / "jobs").exists()
+    assert (run_dir / "out" / ".sandflow" / "lock").exists()
+    assert (run_dir / "out" / ".sandflow" / "file-hashes.json").exists()
+    assert not list((run_dir / ".snakemake" / "storage").rglob("context.json"))
+    # Published copies are where the config says, on the machine that assembled the run.
+    assert len(list((run_dir / "out" / "duplicated" / "iter_1").glob("*.jsonl"))) == 2
+
+    # The same config run locally gives the same job keys and the same records (paths as planned).
+    local_dir = make_run_dir(tmp_path / "local")
+    assert job_counts(snakemake(local_dir, "experiment.yaml")) == job_counts(cold)
+    local_jobs = sorted(
+        str(p.parent.relative_to(local_dir / "out")) for p in (local_dir / "out").glob("jobs/*/*/context.json")
+    )
+    assert local_jobs == jobs
+    for job in jobs:
+        assert comparable(stored[f"{job}/context.json"]) == comparable(
+            (local_dir / "out" / job / "context.json").read_bytes()
+        )
+    assert json.loads(stored["context_infos.json"]) == json.loads(
+        (local_dir / "out" / "context_infos.json").read_text()
+    )
+    scores = json.loads(stored["context_infos.json"])[0]["pipeline_infos"][0]["job_infos"][2]
+    assert scores["best"] == 0.0 and [r["pred_path"] for r in scores["results"]] == [
+        "out/duplicated/iter_1/data_200_x1.jsonl",
+        "out/duplicated/iter_1/data_200_x2.jsonl",
+    ]
+
+    # A rerun on this machine asks the bucket and finds every job there: nothing runs.
+    assert job_counts(store_run(run_dir, "exp")) == {}
+
+    # Another machine: nothing local but the config and the data. Every job is found in the bucket.
+    # There the prefix comes as the README says, from $SANDFLOW_S3_PREFIX through the profile.
+    other = make_run_dir(tmp_path / "machine_b")
+    monkeypatch.setenv("SANDFLOW_S3_PREFIX", f"s3://{BUCKET}/exp")
+    assert job_counts(store_run(other, None)) == {}
+
+    # A late change: the evaluation's ground truth. Only that job reruns (and the assembly).
+    write_config(other, truth_key="truth2")
+    late = store_run(other, "exp")
+    assert job_counts(late) == {"evaluate_data": 1, "publication_record": 1, "context_infos": 1, "all": 1}
+    infos = json.loads(objects(s3, "exp/out/")["context_infos.json"])
+    assert infos[0]["pipeline_infos"][0]["job_infos"][2]["best"] > 0  # truth2 differs from score for 2 rows in 3
+
+    # The secret reached the plugin through the environment only: no object, log or local file holds it.
+    assert not [key for key, body in objects(s3, "").items() if SECRET.encode() in body]
+    for directory in (run_dir, other):
+        assert not [p for p in directory.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert SECRET not in (cold.stdout + cold.stderr + late.stdout + late.stderr)
+
+
+@pytest.mark.slow
+def test_what_the_store_cannot_run_yet_stops_before_anything_with_exit_2(s3, tmp_path):
+    run_dir = make_run_dir(tmp_path / "run")
+    config = yaml.safe_load((run_dir / "experiment.yaml").read_text())
+    config["iter_targets"] = ["anonymous.score.best <= 0.1"]
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = store_run(run_dir, "refused", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "sandflow: error: --default-storage-provider s3: iter_targets cannot be used with a default storage "
+        "provider yet (iteration decisions are read from local files while planning)"
+    )
+    assert not (run_dir / "out").exists() and objects(s3, "refused/") == {}
+
+
+def test_the_profile_sets_no_credentials():
+    settings = yaml.safe_load((S3_PROFILE / "config.yaml").read_text())
+    assert settings["default-storage-provider"] == "s3"
+    assert [name for name in settings if any(word in name for word in ("key", "token", "secret"))] == []
