@@ -387,7 +387,7 @@ def test_inception_metrics_run_upstreams_command_line_and_return_its_result_dict
 
 def test_inception_requirements_name_the_metric_the_data_and_the_packages(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.syspath_prepend(str(tmp_path))  # no `fire` here either way
+    monkeypatch.setitem(sys.modules, "fire", None)  # not importable (make test installs it for the quality classifier)
     assert inception_requirements(None, {"env_manager": "none", "metric": "fvd", "fake_data_path": "g.jsonl"}) == [
         "extra_configs.metric='fvd' is none of fvd2048_16f, fvd2048_128f, fvd2048_128f_subsample8f, kvd2048_16f, "
         "isv2048_ucf, prv2048_3n_16f, fid50k, kid50k, is50k, pr50k_3n",
