@@ -10,7 +10,6 @@ when Snakemake starts a job and removed when it records the job as done) and fro
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import SNAKEFILE, snakemake_env
+from tree_files import file_digests
 
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE
 
@@ -145,25 +145,15 @@ def final_artifacts(run_dir: Path, work: str) -> dict[str, str]:
     lock and the file-hash cache), link targets for links. A job record's start time and duration are left
     out, and the work_dir's own name (in paths inside the records) is replaced, so runs on different
     work_dirs compare."""
-    root = run_dir / work
-    digests: dict[str, str] = {}
-    for directory, dirs, files in os.walk(root):
-        here = Path(directory)
-        if here == root:
-            dirs[:] = [name for name in dirs if name not in ("logs", ".sandflow")]
-        for name in dirs + files:
-            path = here / name
-            relative = str(path.relative_to(root))
-            if path.is_symlink():
-                digests[relative] = f"-> {os.readlink(path)}"
-            elif path.is_file():
-                data = path.read_bytes()
-                if name in (CONTEXT_FILE, COMMIT_FILE):
-                    record = json.loads(data)
-                    del record["started_at"], record["duration_s"]
-                    data = json.dumps(record, sort_keys=True).encode()
-                digests[relative] = hashlib.sha256(data.replace(f"{work}/".encode(), b"<work_dir>/")).hexdigest()
-    return digests
+
+    def comparable(path: Path, data: bytes) -> bytes:
+        if path.name in (CONTEXT_FILE, COMMIT_FILE):
+            record = json.loads(data)
+            del record["started_at"], record["duration_s"]
+            data = json.dumps(record, sort_keys=True).encode()
+        return data.replace(f"{work}/".encode(), b"<work_dir>/")
+
+    return file_digests(run_dir / work, skip=("logs", ".sandflow"), normalise=comparable)
 
 
 def job_server_of(run_dir: Path) -> int | None:
