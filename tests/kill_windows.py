@@ -112,18 +112,18 @@ def stop_during_a_job(run_dir: Path, work: str, process: subprocess.Popen) -> No
 
 
 def stop_between_commit_and_record(run_dir: Path, work: str, process: subprocess.Popen) -> Path:
-    """Stop Snakemake itself as soon as it has started a job; the job goes on, commits its directory and
-    exits, and Snakemake, stopped, cannot record it. Returns that job's directory."""
-    (output,) = wait_for(
-        process,
-        "job started",
-        lambda: [name for name in running_outputs(run_dir, work) if name.endswith(f"/{CONTEXT_FILE}")][:1],
-    )
-    os.kill(process.pid, signal.SIGSTOP)  # Snakemake only: its job processes run on
-    job = (run_dir / output).parent
-    wait_for(process, "commit", lambda: (job / COMMIT_FILE).exists() and not partials(run_dir, work))
-    pause(process)
-    return job
+    """Stop Snakemake itself while a job works (its .partial-* directory exists, so its process runs): the job
+    goes on, commits its directory and exits, and Snakemake, stopped, cannot record it. Returns that job's
+    directory. A job that Snakemake recorded before it was stopped is let go, and the next job is caught."""
+    while True:
+        (partial,) = wait_for(process, "job directory in the making", lambda: partials(run_dir, work)[:1])
+        os.kill(process.pid, signal.SIGSTOP)  # Snakemake only: its job processes run on
+        job = partial.with_name(partial.name.split(".partial-")[0])
+        if f"{job.relative_to(run_dir)}/{CONTEXT_FILE}" in running_outputs(run_dir, work):
+            wait_for(process, "commit", (job / COMMIT_FILE).exists)
+            pause(process)
+            return job
+        os.kill(process.pid, signal.SIGCONT)
 
 
 def stop_during_assembly(run_dir: Path, work: str, process: subprocess.Popen) -> None:
