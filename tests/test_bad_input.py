@@ -2,7 +2,9 @@
 nothing written. Values that merely look dangerous (spaces, quotes, shell metacharacters) are data.
 
 The configs and what each must say are in tests/data/bad_configs (cases.yaml is the index). Every case goes
-through `sandflow check` in-process; a few go through snakemake itself, which costs ~10-30 s each here.
+through `sandflow check` in-process, and through snakemake's command line on a work_dir that already holds
+finished jobs: every file there (all but Snakemake's own .snakemake/) keeps its sha256, size and mtime. A few
+also go through a `python -m snakemake` of their own, which costs ~10-30 s each here.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, snakemake
+from conftest import REPO, SNAKEFILE, snakemake, snakemake_env
+from tree_files import file_digests
 
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
@@ -115,6 +119,99 @@ def test_snakemake_stops_with_the_same_line_and_exit_2(name: str, dry_run: bool,
     assert "Traceback" not in result.stderr
     # Snakemake keeps its own metadata in .snakemake/; nothing else may appear or change.
     assert {k: v for k, v in snapshot(cases).items() if not k.startswith(".snakemake")} == before
+
+
+# ---- every bad config through snakemake, on a work_dir that holds finished jobs --------------------------------
+
+
+# Files Snakemake rejects itself while it reads --configfile, before the Snakefile runs: its own error, exit 1
+# (`sandflow run` reports them in our form, tested above).
+SNAKEMAKES_OWN = {"yaml_empty.yaml", "yaml_syntax_error.yaml", "yaml_top_level_list.yaml", "yaml_top_level_scalar.yaml"}
+
+
+def duplication_config(root: Path, times: int) -> str:
+    """A good config on ./work, the work_dir of nearly every case: one quick job."""
+    job = {
+        "hook": "DataPoolManipulationHook",
+        "meta_name": "duplicate",
+        "extra_configs": {
+            "type": "data_pool_duplication",
+            "dataset_path": "files/data.jsonl",
+            "duplicating_times": [times],
+            "export_path": "./work/pools/",
+        },
+    }
+    name = f"finished_x{times}.yaml"
+    (root / name).write_text(yaml.safe_dump({"work_dir": "./work", "execution_job_configs": [job]}))
+    return name
+
+
+def written(root: Path) -> tuple[dict[str, str], dict[str, tuple[int, int]]]:
+    """sha256 and (size, mtime) of everything under root but Snakemake's own .snakemake/ (its log of each
+    invocation and its metadata, which it writes even for a config that stops at parse time)."""
+    stats = {path: stat for path, stat in snapshot(root).items() if not path.startswith(".snakemake")}
+    return file_digests(root, skip=(".snakemake",)), stats
+
+
+@pytest.fixture(scope="module")
+def finished_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the cases directory whose ./work holds two finished runs. The second run's writes (its job, a
+    new context_infos.json) show in written(), so the comparisons below can fail."""
+    root = tmp_path_factory.mktemp("finished") / "cases"
+    shutil.copytree(CASES_DIR, root)
+    snakemake(root, duplication_config(root, 2))
+    first = written(root)[0]
+    snakemake(root, duplication_config(root, 3))
+    second = written(root)[0]
+    changed = {path for path in first.keys() | second.keys() if first.get(path) != second.get(path)}
+    assert "work/context_infos.json" in changed and any(p.startswith("work/jobs/") and p not in first for p in changed)
+    return root
+
+
+@pytest.fixture(scope="module")
+def snakemake_cli(finished_work_dir: Path) -> Iterator[Callable[[str], tuple[int, str]]]:
+    """Run `snakemake --configfile <name>` in finished_work_dir: its exit code and output. One Snakemake import
+    for all the cases; each runs in a fresh fork (tests/snakemake_forks.py)."""
+    forks = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("snakemake_forks.py"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=finished_work_dir,
+        env=snakemake_env(),
+    )
+    assert forks.stdin and forks.stdout
+
+    def run(name: str) -> tuple[int, str]:
+        output = finished_work_dir.parent / f"{name}.out"
+        arguments = ["--snakefile", str(SNAKEFILE), "--configfile", name, "--cores", "1"]
+        forks.stdin.write(json.dumps({"cwd": str(finished_work_dir), "arguments": arguments, "output": str(output)}))
+        forks.stdin.write("\n")
+        forks.stdin.flush()
+        return int(forks.stdout.readline()), output.read_text()
+
+    yield run
+    forks.stdin.close()
+    forks.wait(timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_snakemake_stops_every_bad_config_and_leaves_finished_jobs_byte_identical(
+    name: str, finished_work_dir: Path, snakemake_cli: Callable[[str], tuple[int, str]]
+):
+    before = written(finished_work_dir)
+    code, output = snakemake_cli(name)
+    if name in SNAKEMAKES_OWN:
+        assert code == 1 and "WorkflowError" in output and "sandflow:" not in output, output[-3000:]
+    else:
+        assert code == 2, output[-3000:]
+        ours = [line for line in output.splitlines() if line.startswith("sandflow:")]
+        assert len(ours) == 1 and ours[0].startswith(expected_line(name)) and BAD[name]["message"] in ours[0], output
+        assert "Traceback" not in output
+    after = written(finished_work_dir)
+    assert after[0] == before[0], "a bad config changed a file"
+    assert after[1] == before[1], "a bad config touched a file"
 
 
 # ---- values that look dangerous but are data -------------------------------------------------------------

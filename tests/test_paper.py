@@ -16,6 +16,8 @@ import pytest
 import yaml
 from conftest import REPO, job_counts, snakemake
 
+from sandflow.report.search_report import as_list, rows_for
+
 # The cold run allows 2400 s on a slow machine (see cold below): above pyproject's per-test timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
@@ -107,6 +109,39 @@ def test_one_model_per_pool_and_the_rankings_follow_perplexity(run_dir: Path, co
     duplicated = jobs[("duplicate", "duplicate")]["duplicated_pools"]
     assert [Path(p).name for p in duplicated] == [f"{Path(best).stem}_x{t}.jsonl" for t in (1, 2)]
     assert all(m["perplexity"] > 1 and 0 <= m["token_accuracy"] <= 1 for m in metrics + combo_metrics)
+
+
+def stage(run_dir: Path, jobs: dict, pipeline: str, meta_name: str, output: str) -> dict[str, dict]:
+    """Pool name -> its size, clean share (the generated data's truth) and perplexity, for one stage."""
+    rows = rows_for(
+        as_list(jobs[(pipeline, meta_name)][output]), as_list(jobs[(pipeline, "evaluate")]["metrics"]), run_dir
+    )
+    return {row["pool"]: row for row in rows}
+
+
+def test_the_findings_the_readme_reports_for_the_reduced_run(run_dir: Path, cold: dict):
+    """README, "The flagship": what this run (fixed data seed, training seed 42, one thread per model) finds."""
+    jobs = infos(run_dir)
+    single = stage(run_dir, jobs, "single_op", "equalise", "equal_pools")
+    (random_pool,) = stage(run_dir, jobs, "baseline", "random_pool", "random_pool").values()
+    ranked = sorted(single.values(), key=lambda row: row["perplexity"])
+    # The two cleanest pools are the middle thirds of alnum_ratio and special_char_ratio; they rank first and second.
+    cleanest = sorted(single.values(), key=lambda row: -row["clean"])[:2]
+    names = {f"train_alnum_ratio_1_{POOL_SIZE}", f"train_special_char_ratio_1_{POOL_SIZE}"}
+    assert {row["pool"] for row in cleanest} == {row["pool"] for row in ranked[:2]} == names
+    assert min(row["clean"] for row in cleanest) > max(row["clean"] for row in ranked[2:])
+    # Both beat the random pool; the worst pool is worse than it.
+    assert ranked[1]["perplexity"] < random_pool["perplexity"] < ranked[-1]["perplexity"]
+    # The intersection of the top two is the cleanest pool of stage 2, yet does not beat the best pool alone.
+    multi = stage(run_dir, jobs, "multi_op", "combine", "combined_pools")
+    (intersection,) = [row for row in multi.values() if row["pool"].startswith("train__top_0_1_")]
+    best_multi = min(multi.values(), key=lambda row: row["perplexity"])
+    assert intersection["clean"] == 1.0 > max(row["clean"] for row in ranked[:2])
+    assert best_multi["pool"] == f"train__top_0_num_{POOL_SIZE}" and best_multi["perplexity"] == ranked[0]["perplexity"]
+    assert ranked[0]["perplexity"] < intersection["perplexity"] < ranked[1]["perplexity"]
+    # Duplicating the best combination helps (one pass over x2 the data trains twice as long).
+    x1, x2 = stage(run_dir, jobs, "duplicate", "duplicate", "duplicated_pools").values()
+    assert x2["perplexity"] < x1["perplexity"]
 
 
 def test_the_final_recipe_holds_the_best_pools_stat_ranges(run_dir: Path, cold: dict):
