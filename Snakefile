@@ -53,8 +53,4 @@ onerror:
 rule all:
     default_target: True
     input:
-        SANDFLOW.assembly_targets(),
-        # Named by what the iterations depend on: when it is missing, the iterations are decided again.
-        SANDFLOW.iteration_outcome() or [],
-        SANDFLOW.hpo_outputs()["best"] if SANDFLOW.plan.search else [],
-        SANDFLOW.tracking_record() or [],
+        SANDFLOW.final_targets(),

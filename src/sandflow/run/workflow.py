@@ -234,6 +234,15 @@ class Workflow:
         directory = os.path.join(self.work_dir, "report")
         return {"figures": os.path.join(directory, "figures"), "metrics": os.path.join(directory, "metrics.csv")}
 
+    def final_targets(self) -> list[str]:
+        """rule all's inputs: the assembly's, where an iterative run stopped (named by what the iterations
+        depend on: when it is missing, they are decided again), an HPO search's best trial, the wandb record."""
+        return [
+            *self.assembly_targets(),
+            *filter(None, [self.iteration_outcome(), self.tracking_record()]),
+            *([self.hpo_outputs()["best"]] if self.plan.search else []),
+        ]
+
     def assembly_targets(self) -> list[str]:
         """What rule all asks of the assembly: context_infos.json and, with an object store, the publication
         record. Snakemake's records of which inputs built context_infos.json are local (.snakemake/metadata),
