@@ -288,7 +288,10 @@ def test_the_issue_case_without_a_model_runs_on_the_demo_data(tmp_path: Path):
         "ProcessDataHook": 1,
     }
     analysed_path = run.context["RefineRecipeViaModelFeedbackHook"]["config"]["extra_configs"]["dataset_path"]
-    assert analysed_path == run.context["ProbeViaAnalyzerHook"]["values"][0]  # the first analyser's export
+    # The first analyser is the one reading the original data (job directories sort by key, not by order).
+    analysers = [json.loads((job_dir / "context.json").read_text()) for job_dir in run.jobs["ProbeViaAnalyzerHook"]]
+    (first,) = [c for c in analysers if c["config"]["dj_configs"]["dataset_path"].endswith("demo-dataset.jsonl")]
+    assert analysed_path == first["values"][0]
     analysed = rows(tmp_path / analysed_path)
     original = rows(tmp_path / "configs/data/demo/demo-dataset.jsonl")
     assert [row["text"] for row in analysed] == [row["text"] for row in original]

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -221,7 +222,15 @@ def test_api_single_input_and_full_endpoint_url(tmp_path, server, api_key):
 def test_api_retries_with_exponential_back_off(tmp_path, server, api_key, monkeypatch):
     slept = []
     real_sleep = llm_chat.time.sleep
-    monkeypatch.setattr(llm_chat.time, "sleep", lambda seconds: (slept.append(seconds), real_sleep(seconds)))
+    test_thread = threading.current_thread()
+
+    def recording_sleep(seconds: float) -> None:
+        # time.sleep is process-wide: background threads (the server, lingering pools) sleep too
+        if threading.current_thread() is test_thread:
+            slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(llm_chat.time, "sleep", recording_sleep)
     server.fail_next(3, status=503)
     outputs = infer_model(make_job(tmp_path, api_config(server, dataset_path=str(POOL_1), retry_delay=0.1)))
     assert read_jsonl(outputs[0])[0]["grades"].startswith("2 turn(s): QUESTION: COMBIEN")
