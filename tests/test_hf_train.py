@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.hf import models as hf_models
@@ -63,18 +64,8 @@ def make_job(
     job_dir = root / name
     (job_dir / "extra_configs.export_path").mkdir(parents=True)
     extra = {"type": kind, **extra_configs, "export_path": str(job_dir / "extra_configs.export_path")}
-    return JobRun(
-        hook=hook,
-        key=name,
-        pipeline="p",
-        meta_name=name,
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=None,
-        extra_configs=extra,
-        log=logging.getLogger(f"test.{name}"),
-        threads=threads,
-    )
+    log = logging.getLogger(f"test.{name}")
+    return job_run(hook, job_dir, extra_configs=extra, key=name, meta_name=name, log=log, threads=threads)
 
 
 @pytest.fixture(scope="module")
