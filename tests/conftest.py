@@ -54,6 +54,11 @@ def snakemake_command(configfile: str | Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", str(configfile), *args]
 
 
+def hpo_search_command(configfile: str, hpo_config: str, *args: str) -> list[str]:
+    """``python -m sandflow.hpo_search`` on a config with a search file (a bayes hpo_config); args follow as given."""
+    return [sys.executable, "-m", "sandflow.hpo_search", "--configfile", configfile, "--hpo-config", hpo_config, *args]
+
+
 def edited_config(run_dir: Path, config: str, name: str, edit: Callable[[Any], object]) -> str:
     """Write ``run_dir/name``: a copy of the config ``run_dir/config`` after ``edit`` changed it; returns ``name``."""
     data = yaml.safe_load((run_dir / config).read_text())
@@ -129,6 +134,25 @@ def pytest_report_header() -> list[str]:
     if UPSTREAM_CONFIGS.is_dir():
         return []
     return [f"DJ-Sandbox's example configs are missing ({UPSTREAM_CONFIGS}): the upstream-config tests are skipped"]
+
+
+# A small Data-Juicer recipe reading plan_dir's one row: for tests that plan configs (nothing runs).
+RECIPE = {
+    "project_name": "t",
+    "dataset_path": "data/in.jsonl",
+    "export_path": "./out/processed.jsonl",
+    "np": 1,
+    "process": [{"text_length_filter": {"min_len": 5, "max_len": 500}}],
+}
+
+
+@pytest.fixture
+def plan_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working directory, holding data/in.jsonl (one row), the dataset RECIPE reads."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/in.jsonl").write_text('{"text": "hello world"}\n')
+    return tmp_path
 
 
 @pytest.fixture

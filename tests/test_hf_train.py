@@ -53,6 +53,16 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+def new_model_config(corpus: dict[str, Path], max_steps: int) -> dict:
+    """extra_configs training a new tiny GPT-2 (model_config, its own tokenizer) on the corpus's train split."""
+    return {
+        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
+        "dataset_path": str(corpus["train"]),
+        **TRAINING,
+        "max_steps": max_steps,
+    }
+
+
 def make_job(
     root: Path,
     name: str,
@@ -206,12 +216,7 @@ def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpu
 
 @pytest.mark.slow
 def test_model_config_trains_new_model_with_own_tokenizer(tmp_path: Path, corpus: dict[str, Path]) -> None:
-    config = {
-        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
-        "dataset_path": str(corpus["train"]),
-        **TRAINING,
-        "max_steps": 10,
-    }
+    config = new_model_config(corpus, max_steps=10)
     checkpoint = Path(train_huggingface(make_job(tmp_path, "new", config)))
     model_config = json.loads((checkpoint / "config.json").read_text())
     assert model_config["n_embd"] == 32 and model_config["vocab_size"] <= 300
@@ -250,12 +255,7 @@ def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[
 
 
 def test_max_steps_0_saves_the_initial_model(tmp_path: Path, corpus: dict[str, Path]) -> None:
-    config = {
-        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
-        "dataset_path": str(corpus["train"]),
-        **TRAINING,
-        "max_steps": 0,
-    }
+    config = new_model_config(corpus, max_steps=0)
     first = Path(train_huggingface(make_job(tmp_path, "init1", config)))
     second = Path(train_huggingface(make_job(tmp_path, "init2", config)))
     assert tree_sha256(first) == tree_sha256(second)
