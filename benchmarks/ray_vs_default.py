@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -28,17 +27,8 @@ import time
 from pathlib import Path
 
 import yaml
+from _common import REPO, offline_env, snakemake_argv
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
-OFFLINE = {
-    "UV_OFFLINE": "1",
-    "PIP_NO_INDEX": "1",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "WANDB_MODE": "offline",
-}
 WORK_DIR = "outputs/demo-sandbox"
 PROCESS_JOB = "process_data_with_refined_recipe"
 
@@ -56,25 +46,9 @@ def prepare(directory: Path, executor: str, rows: int | None) -> None:
 
 
 def run_demo(directory: Path) -> float:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--configfile",
-        "configs/demo/sandbox.yaml",
-        "--cores",
-        "2",
-    ]
+    command = snakemake_argv("configs/demo/sandbox.yaml", "--cores", "2")
     started = time.monotonic()
-    result = subprocess.run(
-        command,
-        cwd=directory,
-        env={**os.environ, **OFFLINE, "PYTHONPATH": str(REPO / "src")},
-        capture_output=True,
-        text=True,
-    )
+    result = subprocess.run(command, cwd=directory, env=offline_env(), capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         sys.exit(f"snakemake failed in {directory} ({result.returncode}):\n{result.stderr[-4000:]}")

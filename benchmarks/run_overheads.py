@@ -34,10 +34,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
-OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
+from _common import REPO, offline_env, snakemake_argv
 
 
 def write_data(path: Path, rows: int) -> None:
@@ -134,26 +131,13 @@ def snakemake_measured(
 ) -> tuple[float, float]:
     """(seconds, peak resident MB of snakemake and what it waited for) for one invocation on config."""
     (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--configfile",
-        "config.yaml",
-        "--cores",
-        "2",
-        "--quiet",
-        "all",
-        *args,
-    ]
+    command = snakemake_argv("config.yaml", "--cores", "2", "--quiet", "all", *args)
     started = time.monotonic()
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
             command,
             cwd=directory,
-            env={**os.environ, **OFFLINE, **(env or {})},
+            env=offline_env(env),
             stdout=subprocess.DEVNULL,
             stderr=errors,
         )

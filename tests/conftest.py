@@ -9,11 +9,12 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sandflow.devtools.loopback_chat import ChatServer
 
@@ -36,11 +37,41 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, **OFFLINE_ENV}
 
 
+@contextlib.contextmanager
+def environ(values: dict[str, str], unset: Iterable[str] = ()) -> Iterator[None]:
+    """os.environ with ``values`` set and ``unset`` removed while the block runs (for module-scoped fixtures,
+    which cannot take the monkeypatch fixture); as it was after."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in values.items():
+            patch.setenv(name, value)
+        for name in unset:
+            patch.delenv(name, raising=False)
+        yield
+
+
+def snakemake_command(configfile: str | Path, *args: str) -> list[str]:
+    """``python -m snakemake`` on this repository's Snakefile with a config file; args follow as given."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", str(configfile), *args]
+
+
+def hpo_search_command(configfile: str, hpo_config: str, *args: str) -> list[str]:
+    """``python -m sandflow.hpo_search`` on a config with a search file (a bayes hpo_config); args follow as given."""
+    return [sys.executable, "-m", "sandflow.hpo_search", "--configfile", configfile, "--hpo-config", hpo_config, *args]
+
+
+def edited_config(run_dir: Path, config: str, name: str, edit: Callable[[Any], object]) -> str:
+    """Write ``run_dir/name``: a copy of the config ``run_dir/config`` after ``edit`` changed it; returns ``name``."""
+    data = yaml.safe_load((run_dir / config).read_text())
+    edit(data)
+    (run_dir / name).write_text(yaml.safe_dump(data, sort_keys=False))
+    return name
+
+
 def snakemake(
     cwd: Path, configfile: str | Path, *args: str, check: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess:
     """Run snakemake on our Snakefile from cwd (where the config's relative paths resolve)."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", str(configfile), *args]
+    command = snakemake_command(configfile, *args)
     if not any(a in ("-n", "--dry-run") for a in args) and "--cores" not in args:
         command += ["--cores", "2"]
     result = subprocess.run(command, cwd=cwd, env=snakemake_env(), capture_output=True, text=True, timeout=timeout)
@@ -103,6 +134,25 @@ def pytest_report_header() -> list[str]:
     if UPSTREAM_CONFIGS.is_dir():
         return []
     return [f"DJ-Sandbox's example configs are missing ({UPSTREAM_CONFIGS}): the upstream-config tests are skipped"]
+
+
+# A small Data-Juicer recipe reading plan_dir's one row: for tests that plan configs (nothing runs).
+RECIPE = {
+    "project_name": "t",
+    "dataset_path": "data/in.jsonl",
+    "export_path": "./out/processed.jsonl",
+    "np": 1,
+    "process": [{"text_length_filter": {"min_len": 5, "max_len": 500}}],
+}
+
+
+@pytest.fixture
+def plan_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working directory, holding data/in.jsonl (one row), the dataset RECIPE reads."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/in.jsonl").write_text('{"text": "hello world"}\n')
+    return tmp_path
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from base64 import urlsafe_b64decode
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import SNAKEFILE, snakemake_env
+from conftest import snakemake_command, snakemake_env
 from tree_files import file_digests
 
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE
@@ -36,9 +35,8 @@ WAIT_S = 600  # how long a window may take to come on a loaded machine
 
 def start(run_dir: Path, config: str, **env: str) -> subprocess.Popen:
     """snakemake in its own process group (the group is what a Ctrl-C or a kill of the terminal reaches)."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", config, "--cores", "2"]
     return subprocess.Popen(
-        command,
+        snakemake_command(config, "--cores", "2"),
         cwd=run_dir,
         env={**snakemake_env(), **env},
         stdout=subprocess.DEVNULL,

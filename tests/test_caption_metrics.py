@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from job_runs import job_run
 
-from sandflow.hooks.base import JobRun
 from sandflow.hooks.caption_metrics import caption_scores, coco_caption_evaluator, references
 
 JAVA = shutil.which("java") is not None
@@ -54,14 +54,9 @@ def test_with_java_the_evaluator_reports_internvls_keys_for_each_dataset(tmp_pat
             ]
         )
     )
-    job = JobRun(
-        hook="EvaluateDataHook",
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=tmp_path,
-        dj_configs=None,
+    job = job_run(
+        "EvaluateDataHook",
+        tmp_path,
         log=logging.getLogger("test_caption_metrics"),
         extra_configs={
             "type": "coco_caption",

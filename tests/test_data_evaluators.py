@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from job_runs import job_run
 
 from sandflow.core.jobio import JobFailed
 from sandflow.hooks import data_evaluators
@@ -44,16 +45,8 @@ TRUTH = str(DATA / "labels_truth.jsonl")
 def make_job(tmp_path: Path, extra_configs: dict | None) -> JobRun:
     job_dir = tmp_path / "job"
     job_dir.mkdir(exist_ok=True)
-    return JobRun(
-        hook="EvaluateDataHook",
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=None,
-        extra_configs=extra_configs,
-        log=logging.getLogger("test_data_evaluators"),
+    return job_run(
+        "EvaluateDataHook", job_dir, extra_configs=extra_configs, log=logging.getLogger("test_data_evaluators")
     )
 
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from job_runs import job_run
 
 from sandflow.hooks import data_pools, pool_construction
 from sandflow.hooks.base import JobRun
@@ -51,17 +52,7 @@ def make_job(job_dir: Path, extra: dict, export: str | None = "export") -> JobRu
     if export is not None:
         extra = {**extra, "export_path": str(job_dir / "extra_configs.export_path" / export)}
     log = logging.getLogger(f"test_data_pools.{job_dir.name}")
-    return JobRun(
-        hook="DataPoolManipulationHook",
-        key=job_dir.name,
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=None,
-        extra_configs=extra,
-        log=log,
-    )
+    return job_run("DataPoolManipulationHook", job_dir, extra_configs=extra, key=job_dir.name, log=log)
 
 
 def is_png(path: Path) -> bool:

@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SNAKEFILE, job_counts, snakemake, snakemake_env
+from conftest import REPO, edited_config, job_counts, snakemake
+from kill_windows import start
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +46,7 @@ def verify_manifests(work: Path) -> int:
 
 def variant(run_dir: Path, name: str, edit) -> str:
     """A copy of the demo config with one edit, written next to it."""
-    data = yaml.safe_load((run_dir / CONFIG).read_text())
-    edit(data)
-    path = run_dir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path.name
+    return edited_config(run_dir, CONFIG, f"{name}.yaml", edit)
 
 
 @pytest.fixture(scope="module")
@@ -154,15 +149,7 @@ def test_np_and_export_directory_are_not_part_of_the_work(run_dir: Path, cold: d
 
 def kill_when(run_dir: Path, config: str, moment) -> None:
     """Start snakemake on config and SIGKILL its whole process group once moment() is true."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", config, "--cores", "2"]
-    process = subprocess.Popen(
-        command,
-        cwd=run_dir,
-        env=snakemake_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start(run_dir, config)
     deadline = time.time() + 1200
     while time.time() < deadline and process.poll() is None and not moment():
         time.sleep(0.2)

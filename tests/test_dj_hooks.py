@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 import os
 import random
@@ -19,18 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import OFFLINE_ENV, environ
+from job_runs import file_logger, job_run
 
 from sandflow.hooks import dj_requirements, k_sigma
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import OFFLINE_OPS, missing_requirements
-
-OFFLINE = {
-    "UV_OFFLINE": "1",
-    "PIP_NO_INDEX": "1",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-}
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while data juicer cleans good text for small models every day and night"
@@ -64,22 +57,14 @@ def make_job(
     job_dir.mkdir(parents=True)
     if dj_configs is not None:
         dj_configs = {**dj_configs, "export_path": str(job_dir / "export" / "data.jsonl")}
-    log = logging.getLogger(f"test_dj_hooks.{name}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    handler = logging.FileHandler(root / f"{name}.log", mode="w")
-    log.addHandler(handler)
-    return JobRun(
-        hook=name,
-        key=name,
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
+    return job_run(
+        name,
+        job_dir,
         dj_configs=dj_configs,
         extra_configs=extra_configs,
+        key=name,
         linked_jobs=linked_jobs or {},
-        log=log,
+        log=file_logger(f"test_dj_hooks.{name}", root / f"{name}.log"),
     )
 
 
@@ -90,14 +75,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def offline_env():
-    saved = {k: os.environ.get(k) for k in OFFLINE}
-    os.environ.update(OFFLINE)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environ(OFFLINE_ENV):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import job_counts, snakemake
+from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.format_conversion import (
@@ -39,16 +40,9 @@ def make_job(tmp_path: Path, extra_configs: dict) -> JobRun:
     job_dir = tmp_path / "job"
     export_dir = job_dir / "extra_configs.export_path"
     export_dir.mkdir(parents=True, exist_ok=True)
-    return JobRun(
-        hook="GeneralDataExecutorHook",
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=None,
-        extra_configs={"export_path": str(export_dir), **extra_configs},
-        log=logging.getLogger("test_format_conversion"),
+    extra = {"export_path": str(export_dir), **extra_configs}
+    return job_run(
+        "GeneralDataExecutorHook", job_dir, extra_configs=extra, log=logging.getLogger("test_format_conversion")
     )
 
 

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.hf import models as hf_models
@@ -52,6 +53,16 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+def new_model_config(corpus: dict[str, Path], max_steps: int) -> dict:
+    """extra_configs training a new tiny GPT-2 (model_config, its own tokenizer) on the corpus's train split."""
+    return {
+        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
+        "dataset_path": str(corpus["train"]),
+        **TRAINING,
+        "max_steps": max_steps,
+    }
+
+
 def make_job(
     root: Path,
     name: str,
@@ -63,18 +74,8 @@ def make_job(
     job_dir = root / name
     (job_dir / "extra_configs.export_path").mkdir(parents=True)
     extra = {"type": kind, **extra_configs, "export_path": str(job_dir / "extra_configs.export_path")}
-    return JobRun(
-        hook=hook,
-        key=name,
-        pipeline="p",
-        meta_name=name,
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=None,
-        extra_configs=extra,
-        log=logging.getLogger(f"test.{name}"),
-        threads=threads,
-    )
+    log = logging.getLogger(f"test.{name}")
+    return job_run(hook, job_dir, extra_configs=extra, key=name, meta_name=name, log=log, threads=threads)
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +216,7 @@ def test_lora_saves_adapter_and_base(two_runs: list[Path], tmp_path: Path, corpu
 
 @pytest.mark.slow
 def test_model_config_trains_new_model_with_own_tokenizer(tmp_path: Path, corpus: dict[str, Path]) -> None:
-    config = {
-        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
-        "dataset_path": str(corpus["train"]),
-        **TRAINING,
-        "max_steps": 10,
-    }
+    config = new_model_config(corpus, max_steps=10)
     checkpoint = Path(train_huggingface(make_job(tmp_path, "new", config)))
     model_config = json.loads((checkpoint / "config.json").read_text())
     assert model_config["n_embd"] == 32 and model_config["vocab_size"] <= 300
@@ -259,12 +255,7 @@ def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[
 
 
 def test_max_steps_0_saves_the_initial_model(tmp_path: Path, corpus: dict[str, Path]) -> None:
-    config = {
-        "model_config": {"architecture": "gpt2", **TINY, "vocab_size": 300},
-        "dataset_path": str(corpus["train"]),
-        **TRAINING,
-        "max_steps": 0,
-    }
+    config = new_model_config(corpus, max_steps=0)
     first = Path(train_huggingface(make_job(tmp_path, "init1", config)))
     second = Path(train_huggingface(make_job(tmp_path, "init2", config)))
     assert tree_sha256(first) == tree_sha256(second)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_from_repo, job_counts, snakemake, snakemake_env
+from conftest import REPO, copy_from_repo, hpo_search_command, job_counts, snakemake, snakemake_env
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.hpo_spec import load_hpo, trials
@@ -219,17 +219,7 @@ def test_changing_the_goal_reranks_without_running_a_trial(run_dir: Path):
 @pytest.mark.slow
 def test_a_bayes_search_of_ten_trials_runs_with_optuna_and_resumes_without_rerunning(tmp_path: Path):
     copy_from_repo(tmp_path, "configs/hpo", "configs/data/hpo")
-    command = [
-        sys.executable,
-        "-m",
-        "sandflow.hpo_search",
-        "--configfile",
-        CONFIG,
-        "--hpo-config",
-        "configs/hpo/bayes_search.yaml",
-        "--batch",
-        "5",
-    ]
+    command = hpo_search_command(CONFIG, "configs/hpo/bayes_search.yaml", "--batch", "5")
     first = subprocess.run(command, cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stderr.count("sandflow: hpo_search: -m snakemake") == 2  # two batches of five

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_from_repo, job_counts, snakemake, snakemake_env
+from conftest import REPO, copy_from_repo, hpo_search_command, job_counts, snakemake, snakemake_env
 
 from sandflow.run.workflow import INHERITED_LOCK, lock_path
 
@@ -73,17 +73,7 @@ def test_a_worker_gives_up_after_waiting_its_bound_and_writes_nothing(tmp_path: 
     fd = hold(tmp_path / WORK)
     try:
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sandflow.hpo_search",
-                "--configfile",
-                CONFIG,
-                "--hpo-config",
-                "configs/hpo/bayes_search.yaml",
-                "--wait",
-                "1",
-            ],
+            hpo_search_command(CONFIG, "configs/hpo/bayes_search.yaml", "--wait", "1"),
             cwd=tmp_path,
             env=snakemake_env(),
             capture_output=True,
@@ -117,21 +107,9 @@ def test_two_workers_share_one_study_and_one_work_dir_and_run_no_job_twice(tmp_p
     search["sweep_max_count"] = 4
     (tmp_path / "configs/hpo/workers_search.yaml").write_text(yaml.safe_dump(search))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    command = [
-        sys.executable,
-        "-m",
-        "sandflow.hpo_search",
-        "--configfile",
-        CONFIG,
-        "--hpo-config",
-        "configs/hpo/workers_search.yaml",
-        "--storage",
-        storage,
-        "--batch",
-        "1",
-        "--cores",
-        "2",
-    ]
+    command = hpo_search_command(
+        CONFIG, "configs/hpo/workers_search.yaml", "--storage", storage, "--batch", "1", "--cores", "2"
+    )
     workers = [
         subprocess.Popen(
             command, cwd=tmp_path, env=snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -10,18 +10,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from conftest import RECIPE
 
 from sandflow.config.load import load_config
 from sandflow.plan.model import Job
 from sandflow.plan.planner import plan_config
 
-RECIPE = {
-    "project_name": "t",
-    "dataset_path": "data/in.jsonl",
-    "export_path": "./out/processed.jsonl",
-    "np": 1,
-    "process": [{"text_length_filter": {"min_len": 5, "max_len": 500}}],
-}
 VALUES = {
     "path_k_sigma_recipe": "./out/k_sigma.yaml",
     "path_model_feedback_recipe": "./out/model_feedback.yaml",
@@ -75,11 +69,8 @@ def expected_edges(keys: set[str]) -> set[tuple[str, str, str]]:
 
 
 @pytest.fixture(autouse=True)
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/in.jsonl").write_text('{"text": "hello world"}\n')
-    return tmp_path
+def workspace(plan_dir: Path) -> Path:
+    return plan_dir
 
 
 def plan_legacy(keys, values=VALUES):

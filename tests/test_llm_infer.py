@@ -24,6 +24,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # peft looks base models up on the hub when saving adapters
 
+from job_runs import file_logger, job_run
+
 from sandflow.core.jobio import JobFailed
 from sandflow.devtools.loopback_chat import ChatServer, answer_for
 from sandflow.hooks.base import JobRun
@@ -63,21 +65,15 @@ def make_job(
     job_dir = tmp_path / "job"
     export = job_dir / "extra_configs.export_path"
     export.mkdir(parents=True, exist_ok=True)
-    log = logging.getLogger(f"sandflow.test.llm.{tmp_path}")
-    log.setLevel(logging.INFO)
-    handler = logging.FileHandler(tmp_path / "job.log")
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log.addHandler(handler)
-    return JobRun(
-        hook=hook,
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=dj_configs,
-        extra_configs={**extra_configs, "export_path": str(export)},
-        log=log,
+    log = file_logger(
+        f"sandflow.test.llm.{tmp_path}",
+        tmp_path / "job.log",
+        propagate=True,
+        mode="a",
+        formatter=logging.Formatter("%(levelname)s %(message)s"),
+    )
+    return job_run(
+        hook, job_dir, dj_configs=dj_configs, extra_configs={**extra_configs, "export_path": str(export)}, log=log
     )
 
 

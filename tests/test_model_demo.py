@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import REPO, job_counts, snakemake
+from conftest import REPO, edited_config, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +36,13 @@ def job_infos(run_dir: Path) -> dict[str, dict]:
 
 def with_max_new_tokens(run_dir: Path, tokens: int) -> str:
     """A copy of the demo config whose inference generates another number of tokens (nothing else changes)."""
-    data = yaml.safe_load((run_dir / CONFIG).read_text())
-    (infer,) = [job for job in data["execution_job_configs"] if job["meta_name"] == "answer_questions"]
-    assert infer["extra_configs"]["sampling_params"]["max_new_tokens"] != tokens
-    infer["extra_configs"]["sampling_params"]["max_new_tokens"] = tokens
-    path = run_dir / f"max_new_tokens_{tokens}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path.name
+
+    def edit(data: dict) -> None:
+        (infer,) = [job for job in data["execution_job_configs"] if job["meta_name"] == "answer_questions"]
+        assert infer["extra_configs"]["sampling_params"]["max_new_tokens"] != tokens
+        infer["extra_configs"]["sampling_params"]["max_new_tokens"] = tokens
+
+    return edited_config(run_dir, CONFIG, f"max_new_tokens_{tokens}.yaml", edit)
 
 
 @pytest.fixture(scope="module")

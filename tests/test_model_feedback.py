@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.model_feedback import CHANGES_CSV, refine_recipe_via_model_feedback
@@ -31,13 +32,9 @@ def write_pool(path: Path, stats: list[dict]) -> str:
 def job_for(tmp_path: Path, dataset_path, recipe=RECIPE, target: str = "recipe.yaml") -> JobRun:
     job_dir = tmp_path / "job"
     job_dir.mkdir(parents=True)
-    return JobRun(
-        hook="RefineRecipeViaModelFeedbackHook",
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
+    return job_run(
+        "RefineRecipeViaModelFeedbackHook",
+        job_dir,
         dj_configs=recipe,
         extra_configs={"dataset_path": dataset_path, "path_model_feedback_recipe": str(job_dir / target)},
         log=logging.getLogger("test"),

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from job_runs import job_run
 
 from sandflow.core.jobio import JobFailed
 from sandflow.hooks import modelscope as modelscope_hooks
@@ -17,17 +18,8 @@ pytestmark = pytest.mark.skipif(modelscope_hooks.modelscope_available(), reason=
 
 
 def make_job(tmp_path: Path, hook: str, extra_configs: dict, dj_configs: dict | None = None) -> JobRun:
-    return JobRun(
-        hook=hook,
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=tmp_path,
-        dj_configs=dj_configs,
-        extra_configs=extra_configs,
-        log=logging.getLogger("test.modelscope"),
-    )
+    log = logging.getLogger("test.modelscope")
+    return job_run(hook, tmp_path, dj_configs=dj_configs, extra_configs=extra_configs, log=log)
 
 
 @pytest.mark.parametrize("hook", ["TrainModelHook", "ProbeViaModelInferHook"])

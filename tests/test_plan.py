@@ -7,27 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import RECIPE
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.load import load_config
 from sandflow.plan.planner import plan_config
 
-RECIPE = {
-    "project_name": "t",
-    "dataset_path": "data/in.jsonl",
-    "export_path": "./out/processed.jsonl",
-    "np": 1,
-    "process": [{"text_length_filter": {"min_len": 5, "max_len": 500}}],
-}
-
 
 @pytest.fixture(autouse=True)
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/in.jsonl").write_text('{"text": "hello world"}\n')
-    (tmp_path / "recipe.yaml").write_text(json.dumps(RECIPE))
-    return tmp_path
+def workspace(plan_dir: Path) -> Path:
+    (plan_dir / "recipe.yaml").write_text(json.dumps(RECIPE))
+    return plan_dir
 
 
 def demo_like() -> dict:

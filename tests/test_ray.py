@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import os
 import re
@@ -25,6 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import OFFLINE_ENV, environ
+from job_runs import file_logger, job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import missing_requirements
@@ -32,13 +33,6 @@ from sandflow.hooks.dj_requirements import missing_requirements
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "configs/data/demo/demo-dataset.jsonl"
 SLICE_ROWS = 900  # rows 0-899 hold 9 of the 45 planted noisy samples
-OFFLINE = {
-    "UV_OFFLINE": "1",
-    "PIP_NO_INDEX": "1",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-}
 
 
 def demo_recipe() -> dict[str, Any]:
@@ -66,16 +60,8 @@ def ray_temp_dirs() -> set[str]:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Offline, and HOME in a temp dir so that anything written there is seen."""
     home = tmp_path_factory.mktemp("home")
-    values = {**OFFLINE, "HOME": str(home)}
-    saved = {k: os.environ.get(k) for k in [*values, "RAY_ADDRESS"]}
-    os.environ.update(values)
-    os.environ.pop("RAY_ADDRESS", None)
-    yield home
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environ({**OFFLINE_ENV, "HOME": str(home)}, unset=["RAY_ADDRESS"]):
+        yield home
 
 
 @pytest.fixture(scope="module")
@@ -90,21 +76,7 @@ def run_job(root: Path, name: str, recipe: dict[str, Any], hook: Callable[[JobRu
     job_dir = root / name
     job_dir.mkdir(parents=True)
     recipe = {**recipe, "export_path": str(job_dir / "export" / "processed.jsonl")}
-    log = logging.getLogger(f"test_ray.{name}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(logging.FileHandler(root / f"{name}.log", mode="w"))
-    job = JobRun(
-        hook=name,
-        key=name,
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=recipe,
-        extra_configs=None,
-        log=log,
-    )
+    job = job_run(name, job_dir, dj_configs=recipe, key=name, log=file_logger(f"test_ray.{name}", root / f"{name}.log"))
     started = time.monotonic()
     result = hook(job)
     return job, result, time.monotonic() - started
@@ -302,15 +274,10 @@ def test_ray_job_runs_on_a_given_cluster_and_leaves_it_running(
 def test_settings_ray_cannot_run_stop_before_any_job(dj_configs: dict, expected: str, tmp_path: Path) -> None:
     missing = missing_requirements({"export_path": "out/data.jsonl", **dj_configs})
     assert len(missing) == 1 and missing[0].startswith(expected), missing
-    job = JobRun(
-        hook="ProcessDataHook",
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=tmp_path,
+    job = job_run(
+        "ProcessDataHook",
+        tmp_path,
         dj_configs={"export_path": str(tmp_path / "out/data.jsonl"), "dataset_path": "x.jsonl", **dj_configs},
-        extra_configs=None,
     )
     from sandflow.hooks.data_juicer import dj_recipe
 

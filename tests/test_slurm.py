@@ -14,13 +14,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import snakemake
-from conftest import REPO, SNAKEFILE, job_counts, snakemake_env
+from conftest import REPO, job_counts, snakemake_command, snakemake_env
 
 SETUP = REPO / "scripts" / "setup_single_node_slurm.sh"
 PROFILE = REPO / "profiles" / "slurm-ci"
@@ -77,18 +76,7 @@ def cluster() -> str:
 def slurm_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     run_dir = tmp_path_factory.mktemp("slurm")
     shutil.copytree(REPO / "tests" / "data" / "slurm", run_dir / "tests" / "data" / "slurm")
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--configfile",
-        CONFIG,
-        "--profile",
-        str(PROFILE),
-    ]
-    result = run_until_done(command, run_dir, RUN_TIMEOUT_S)
+    result = run_until_done(snakemake_command(CONFIG, "--profile", str(PROFILE)), run_dir, RUN_TIMEOUT_S)
     assert result.returncode == 0, f"snakemake failed ({result.returncode}):\n{result.stderr[-4000:]}"
     return {"dir": run_dir, "result": result}
 

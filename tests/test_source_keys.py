@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SNAKEFILE, job_counts, snakemake_env
+from conftest import job_counts, snakemake_command, snakemake_env
 
 import sandflow
 
@@ -120,9 +120,12 @@ def test_editing_a_hook_module_changes_the_keys_of_its_jobs_and_of_what_reads_th
 
 
 def run_snakemake(run_dir: Path, path_on_pythonpath: Path) -> dict[str, int]:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--configfile", "sandbox.yaml"]
     result = subprocess.run(
-        [*command, "--cores", "2"], cwd=run_dir, env=env_with(path_on_pythonpath), capture_output=True, text=True
+        snakemake_command("sandbox.yaml", "--cores", "2"),
+        cwd=run_dir,
+        env=env_with(path_on_pythonpath),
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, UPSTREAM_CONFIGS
+from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.third_party.easyanimate import (
@@ -84,17 +85,7 @@ def make_job(tmp_path: Path, hook: str, extra: dict) -> tuple[JobRun, list[str]]
     log.addHandler(type("Collect", (logging.Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
     job_dir = tmp_path / "job"
     job_dir.mkdir()
-    return JobRun(
-        hook=hook,
-        key="k",
-        pipeline="p",
-        meta_name="m",
-        iteration=1,
-        job_dir=job_dir,
-        dj_configs=None,
-        extra_configs=extra,
-        log=log,
-    ), records
+    return job_run(hook, job_dir, extra_configs=extra, log=log), records
 
 
 @pytest.fixture
