@@ -29,8 +29,8 @@ paper: install
 
 # Fast, before the tests: ruff (lint rules in pyproject.toml) and snakefmt on the Snakefile and rules.
 lint: install
-	$(BIN)/ruff check src tests scripts benchmarks
-	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks configs
+	$(BIN)/ruff format --check src tests scripts benchmarks configs
 	$(BIN)/snakefmt --check Snakefile rules
 	$(OFFLINE) $(BIN)/snakemake --lint --configfile configs/demo/sandbox.yaml
 

@@ -68,8 +68,13 @@ def evaluate(expr: str) -> Fraction:
     return _value(ast.parse(expr.strip(), mode="eval").body)
 
 
-_BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b}
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Mod: lambda a, b: a % b,
+}
 
 
 def _value(node: ast.AST) -> Fraction:

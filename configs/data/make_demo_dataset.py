@@ -206,79 +206,351 @@ def check_dataset(records: list[dict], stats: list[dict] | None = None) -> list[
 # Clean prose
 # ---------------------------------------------------------------------------
 NAMES = (
-    "Ada", "Ben", "Clara", "Daniel", "Elena", "Farid", "Grace", "Hugo", "Iris", "Jonas",
-    "Keiko", "Liam", "Maya", "Nora", "Omar", "Priya", "Quentin", "Rosa", "Samuel", "Tessa",
-    "Umar", "Vera", "Walter", "Ximena", "Yusuf", "Zoe", "Marta", "Oliver", "Leila", "Tomas",
+    "Ada",
+    "Ben",
+    "Clara",
+    "Daniel",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jonas",
+    "Keiko",
+    "Liam",
+    "Maya",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Samuel",
+    "Tessa",
+    "Umar",
+    "Vera",
+    "Walter",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Marta",
+    "Oliver",
+    "Leila",
+    "Tomas",
 )
 CITIES = (
-    "Lisbon", "Denver", "Osaka", "Nairobi", "Glasgow", "Montreal", "Hanoi", "Valencia",
-    "Bergen", "Adelaide", "Porto", "Kraków", "Austin", "Cork", "Seville", "Tallinn",
+    "Lisbon",
+    "Denver",
+    "Osaka",
+    "Nairobi",
+    "Glasgow",
+    "Montreal",
+    "Hanoi",
+    "Valencia",
+    "Bergen",
+    "Adelaide",
+    "Porto",
+    "Kraków",
+    "Austin",
+    "Cork",
+    "Seville",
+    "Tallinn",
 )
 CITIES = tuple(c for c in CITIES if c.isascii())
 GROUPS = (
-    "engineers", "students", "farmers", "volunteers", "nurses", "musicians", "researchers",
-    "neighbours", "children", "visitors", "teachers", "fishermen", "librarians", "cyclists",
-    "bakers", "gardeners", "editors", "pilots", "miners", "tourists",
+    "engineers",
+    "students",
+    "farmers",
+    "volunteers",
+    "nurses",
+    "musicians",
+    "researchers",
+    "neighbours",
+    "children",
+    "visitors",
+    "teachers",
+    "fishermen",
+    "librarians",
+    "cyclists",
+    "bakers",
+    "gardeners",
+    "editors",
+    "pilots",
+    "miners",
+    "tourists",
 )
 NOUNS = (
-    "garden", "river", "bridge", "library", "market", "village", "teacher", "engine", "storm",
-    "harvest", "lantern", "painting", "report", "kitchen", "orchard", "meeting", "journey",
-    "museum", "festival", "bicycle", "window", "forest", "harbour", "experiment", "letter",
-    "recipe", "workshop", "railway", "mountain", "concert", "notebook", "theory", "ferry",
-    "clock", "committee", "valley", "street", "camera", "project", "bakery", "telescope",
-    "classroom", "island", "factory", "newspaper", "map", "chapel", "meadow", "tunnel",
-    "hospital", "stadium", "novel", "survey", "tower", "canal", "fountain", "airport",
+    "garden",
+    "river",
+    "bridge",
+    "library",
+    "market",
+    "village",
+    "teacher",
+    "engine",
+    "storm",
+    "harvest",
+    "lantern",
+    "painting",
+    "report",
+    "kitchen",
+    "orchard",
+    "meeting",
+    "journey",
+    "museum",
+    "festival",
+    "bicycle",
+    "window",
+    "forest",
+    "harbour",
+    "experiment",
+    "letter",
+    "recipe",
+    "workshop",
+    "railway",
+    "mountain",
+    "concert",
+    "notebook",
+    "theory",
+    "ferry",
+    "clock",
+    "committee",
+    "valley",
+    "street",
+    "camera",
+    "project",
+    "bakery",
+    "telescope",
+    "classroom",
+    "island",
+    "factory",
+    "newspaper",
+    "map",
+    "chapel",
+    "meadow",
+    "tunnel",
+    "hospital",
+    "stadium",
+    "novel",
+    "survey",
+    "tower",
+    "canal",
+    "fountain",
+    "airport",
 )
 ADJECTIVES = (
-    "quiet", "bright", "ancient", "crowded", "narrow", "gentle", "busy", "careful", "tiny",
-    "enormous", "dusty", "modern", "curious", "patient", "cheerful", "heavy", "fragile",
-    "silent", "colourful", "remote", "famous", "simple", "strange", "warm", "cold", "local",
-    "rusty", "golden", "wooden", "sudden", "steady", "humble", "clever", "noisy", "familiar",
-    "elegant", "broken", "empty", "green", "tall", "distant", "useful", "rare", "small",
+    "quiet",
+    "bright",
+    "ancient",
+    "crowded",
+    "narrow",
+    "gentle",
+    "busy",
+    "careful",
+    "tiny",
+    "enormous",
+    "dusty",
+    "modern",
+    "curious",
+    "patient",
+    "cheerful",
+    "heavy",
+    "fragile",
+    "silent",
+    "colourful",
+    "remote",
+    "famous",
+    "simple",
+    "strange",
+    "warm",
+    "cold",
+    "local",
+    "rusty",
+    "golden",
+    "wooden",
+    "sudden",
+    "steady",
+    "humble",
+    "clever",
+    "noisy",
+    "familiar",
+    "elegant",
+    "broken",
+    "empty",
+    "green",
+    "tall",
+    "distant",
+    "useful",
+    "rare",
+    "small",
 )
 VERBS_T = (  # past tense, transitive
-    "repaired", "painted", "visited", "described", "studied", "measured", "cleaned", "opened",
-    "photographed", "explored", "built", "found", "moved", "checked", "carried", "designed",
-    "noticed", "watched", "protected", "sold", "borrowed", "improved", "mapped", "celebrated",
-    "organised", "replaced", "discovered", "admired", "tested", "closed",
+    "repaired",
+    "painted",
+    "visited",
+    "described",
+    "studied",
+    "measured",
+    "cleaned",
+    "opened",
+    "photographed",
+    "explored",
+    "built",
+    "found",
+    "moved",
+    "checked",
+    "carried",
+    "designed",
+    "noticed",
+    "watched",
+    "protected",
+    "sold",
+    "borrowed",
+    "improved",
+    "mapped",
+    "celebrated",
+    "organised",
+    "replaced",
+    "discovered",
+    "admired",
+    "tested",
+    "closed",
 )
 VERBS_I = (  # past tense, intransitive
-    "arrived", "waited", "laughed", "travelled", "disappeared", "worked", "rested", "returned",
-    "grew", "changed", "shone", "trembled", "wandered", "sang", "recovered", "hesitated",
-    "collapsed", "flourished", "vanished", "improved",
+    "arrived",
+    "waited",
+    "laughed",
+    "travelled",
+    "disappeared",
+    "worked",
+    "rested",
+    "returned",
+    "grew",
+    "changed",
+    "shone",
+    "trembled",
+    "wandered",
+    "sang",
+    "recovered",
+    "hesitated",
+    "collapsed",
+    "flourished",
+    "vanished",
+    "improved",
 )
 VERBS_BASE = (
-    "close", "change", "move", "grow", "fail", "open", "survive", "return", "shrink", "vanish",
-    "shine", "rest", "travel", "arrive", "improve", "break",
+    "close",
+    "change",
+    "move",
+    "grow",
+    "fail",
+    "open",
+    "survive",
+    "return",
+    "shrink",
+    "vanish",
+    "shine",
+    "rest",
+    "travel",
+    "arrive",
+    "improve",
+    "break",
 )
 ADVERBS = (
-    "slowly", "quickly", "quietly", "carefully", "suddenly", "happily", "gradually", "rarely",
-    "easily", "patiently", "eagerly", "finally", "barely", "gently", "openly", "briefly",
+    "slowly",
+    "quickly",
+    "quietly",
+    "carefully",
+    "suddenly",
+    "happily",
+    "gradually",
+    "rarely",
+    "easily",
+    "patiently",
+    "eagerly",
+    "finally",
+    "barely",
+    "gently",
+    "openly",
+    "briefly",
 )
 TIMES = (
-    "last spring", "every morning", "after the storm", "before dawn", "on Sunday",
-    "during the winter", "in the evening", "at noon", "last year", "the next day",
-    "a week later", "by midnight", "in early autumn", "that summer", "on a rainy Tuesday",
+    "last spring",
+    "every morning",
+    "after the storm",
+    "before dawn",
+    "on Sunday",
+    "during the winter",
+    "in the evening",
+    "at noon",
+    "last year",
+    "the next day",
+    "a week later",
+    "by midnight",
+    "in early autumn",
+    "that summer",
+    "on a rainy Tuesday",
 )
 PLACES = (
-    "near the old bridge", "behind the station", "along the coast", "in the town square",
-    "at the edge of the forest", "on the top floor", "beside the canal", "across the valley",
-    "under the trees", "inside the museum", "by the harbour", "at the market",
-    "next to the school", "on the hill", "in the back room",
+    "near the old bridge",
+    "behind the station",
+    "along the coast",
+    "in the town square",
+    "at the edge of the forest",
+    "on the top floor",
+    "beside the canal",
+    "across the valley",
+    "under the trees",
+    "inside the museum",
+    "by the harbour",
+    "at the market",
+    "next to the school",
+    "on the hill",
+    "in the back room",
 )
 TOPICS = (
-    "local history", "bird migration", "urban gardens", "river pollution", "old maps",
-    "bread making", "solar energy", "folk music", "public transport", "sea levels",
-    "mountain weather", "ancient pottery", "community radio", "language learning",
-    "wild mushrooms", "clock repair", "coastal erosion", "night skies",
+    "local history",
+    "bird migration",
+    "urban gardens",
+    "river pollution",
+    "old maps",
+    "bread making",
+    "solar energy",
+    "folk music",
+    "public transport",
+    "sea levels",
+    "mountain weather",
+    "ancient pottery",
+    "community radio",
+    "language learning",
+    "wild mushrooms",
+    "clock repair",
+    "coastal erosion",
+    "night skies",
 )
 DOCS = ("report", "book", "short story", "letter", "article", "guide", "essay", "diary", "poem")
-CONNECTORS = ("However", "Meanwhile", "Later", "Afterwards", "Still", "Even so", "In the end",
-              "At first", "Surprisingly", "Of course", "Nevertheless", "Eventually")
+CONNECTORS = (
+    "However",
+    "Meanwhile",
+    "Later",
+    "Afterwards",
+    "Still",
+    "Even so",
+    "In the end",
+    "At first",
+    "Surprisingly",
+    "Of course",
+    "Nevertheless",
+    "Eventually",
+)
 QUOTES = (
-    "We will be back tomorrow", "Nobody expected this", "It is better than last year",
-    "Let us try again", "That was the best day of the summer", "Keep the door open",
-    "The work is almost finished", "I have never seen anything like it",
+    "We will be back tomorrow",
+    "Nobody expected this",
+    "It is better than last year",
+    "Let us try again",
+    "That was the best day of the summer",
+    "Keep the door open",
+    "The work is almost finished",
+    "I have never seen anything like it",
 )
 
 
@@ -300,35 +572,32 @@ def _sentence(rng: random.Random) -> str:
     elif t == 2:
         s = f"{_cap(c(TIMES))}, the {c(GROUPS)} {c(VERBS_I)} {c(ADVERBS)}."
     elif t == 3:
-        s = (f"Most {c(GROUPS)} in {c(CITIES)} were {c(ADJECTIVES)}, "
-             f"but a few were {c(ADJECTIVES)} and {c(ADJECTIVES)}.")
+        s = f"Most {c(GROUPS)} in {c(CITIES)} were {c(ADJECTIVES)}, but a few were {c(ADJECTIVES)} and {c(ADJECTIVES)}."
     elif t == 4:
         s = f"Why did the {c(NOUNS)} {c(VERBS_BASE)} so {c(ADVERBS)}?"
     elif t == 5:
-        s = (f"According to {c(NAMES)}, about {rng.randint(3, 97)} percent of the "
-             f"{c(GROUPS)} {c(VERBS_I)} {c(TIMES)}.")
+        s = f"According to {c(NAMES)}, about {rng.randint(3, 97)} percent of the {c(GROUPS)} {c(VERBS_I)} {c(TIMES)}."
     elif t == 6:
         s = f"In {rng.randint(1890, 2023)}, {c(NAMES)} wrote {_a(c(DOCS))} about {c(TOPICS)}."
     elif t == 7:
-        s = (f"It was {_a(c(ADJECTIVES))} day; nobody expected the {c(NOUNS)} to "
-             f"{c(VERBS_BASE)} so {c(ADVERBS)}.")
+        s = f"It was {_a(c(ADJECTIVES))} day; nobody expected the {c(NOUNS)} to {c(VERBS_BASE)} so {c(ADVERBS)}."
     elif t == 8:
         s = f"We {c(VERBS_T)} the {c(NOUNS)} and then {c(VERBS_T)} it {c(ADVERBS)}."
     elif t == 9:
         s = f'"{c(QUOTES)}," said {c(NAMES)} {c(ADVERBS)}.'
     elif t == 10:
-        s = (f"{c(CONNECTORS)}, the {c(GROUPS)} from {c(CITIES)} {c(VERBS_T)} "
-             f"{_a(c(ADJECTIVES))} {c(NOUNS)} {c(PLACES)}.")
+        s = (
+            f"{c(CONNECTORS)}, the {c(GROUPS)} from {c(CITIES)} {c(VERBS_T)} "
+            f"{_a(c(ADJECTIVES))} {c(NOUNS)} {c(PLACES)}."
+        )
     elif t == 11:
         s = f"There is {_a(c(ADJECTIVES))} {c(NOUNS)} {c(PLACES)}, and it is {c(ADJECTIVES)}."
     elif t == 12:
-        s = (f"{c(NAMES)} and {c(NAMES)} spent {rng.randint(2, 12)} hours talking about "
-             f"{c(TOPICS)}.")
+        s = f"{c(NAMES)} and {c(NAMES)} spent {rng.randint(2, 12)} hours talking about {c(TOPICS)}."
     elif t == 13:
         s = f"The {c(NOUNS)} looked {c(ADJECTIVES)}, so the {c(GROUPS)} {c(VERBS_I)}."
     elif t == 14:
-        s = (f"{_cap(_a(c(ADJECTIVES)))} {c(NOUNS)} and {_a(c(ADJECTIVES))} {c(NOUNS)} "
-             f"{c(VERBS_I)} {c(TIMES)}.")
+        s = f"{_cap(_a(c(ADJECTIVES)))} {c(NOUNS)} and {_a(c(ADJECTIVES))} {c(NOUNS)} {c(VERBS_I)} {c(TIMES)}."
     else:
         s = f"{c(CONNECTORS)}, {c(NAMES)} {c(VERBS_I)} {c(ADVERBS)} {c(PLACES)}."
     return s
@@ -347,8 +616,31 @@ def clean_text(rng: random.Random) -> str:
 # Planted noise
 # ---------------------------------------------------------------------------
 FILLERS = ("and then", "so anyway", "you know", "and also", "and basically", "like I said")
-SYMBOL_RUNS = ("###", "$$", "@@@", "!!!", "%%", "^^^", "&&", "***", "~~~", "+++", "==",
-               "<<>>", "||", "//", "\\\\", "[[]]", "{}", "??", ";;", "::", "--", "__", "..")
+SYMBOL_RUNS = (
+    "###",
+    "$$",
+    "@@@",
+    "!!!",
+    "%%",
+    "^^^",
+    "&&",
+    "***",
+    "~~~",
+    "+++",
+    "==",
+    "<<>>",
+    "||",
+    "//",
+    "\\\\",
+    "[[]]",
+    "{}",
+    "??",
+    ";;",
+    "::",
+    "--",
+    "__",
+    "..",
+)
 # Short repeating units: Data-Juicer's char_rep_ratio counts the sqrt(#distinct)
 # most frequent 10-grams, so a flood of a unit of period <= 9 after a little
 # prose makes nearly every 10-gram one of the few top ones.
@@ -365,8 +657,9 @@ def planted_text(kind: str, rng: random.Random) -> str:
     if kind == "symbol_junk":
         tokens = []
         for _ in range(rng.randint(40, 110)):
-            tokens.append(rng.choice(SYMBOL_RUNS) if rng.random() < 0.8
-                          else rng.choice(NOUNS + ADJECTIVES)[: rng.randint(2, 5)])
+            tokens.append(
+                rng.choice(SYMBOL_RUNS) if rng.random() < 0.8 else rng.choice(NOUNS + ADJECTIVES)[: rng.randint(2, 5)]
+            )
         return " ".join(tokens)
     if kind == "repeated_phrase":
         unit = rng.choice(FLOOD_UNITS)
@@ -448,8 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         table = thresholds(stats)
         print(f"{'stat':<20}{'mean':>12}{'std':>12}{'min':>10}{'max':>10}{'lower':>12}{'upper':>12}")
         for key, row in table.items():
-            print(f"{key:<20}{row['mean']:>12.5g}{row['std']:>12.5g}{row['min']:>10.4g}"
-                  f"{row['max']:>10.4g}{row['lower']:>12.5g}{row['upper']:>12.5g}")
+            print(
+                f"{key:<20}{row['mean']:>12.5g}{row['std']:>12.5g}{row['min']:>10.4g}"
+                f"{row['max']:>10.4g}{row['lower']:>12.5g}{row['upper']:>12.5g}"
+            )
         by_kind: dict[str, dict[str, int]] = {}
         for rec, stat in zip(records, stats):
             kind = rec["meta"]["planted"]

@@ -20,7 +20,9 @@ def write(name: str, noise: float, rng: random.Random) -> None:
         for number in range(ROWS):
             truth = rng.randint(0, 1)
             grade = min(1.0, max(0.0, truth + rng.uniform(-noise, noise)))
-            handle.write(json.dumps({"text": f"{name} answer {number}", "grade": round(grade, 3), "truth": truth}) + "\n")
+            handle.write(
+                json.dumps({"text": f"{name} answer {number}", "grade": round(grade, 3), "truth": truth}) + "\n"
+            )
 
 
 def main() -> None:

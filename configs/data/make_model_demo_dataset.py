@@ -38,8 +38,32 @@ JUNK_ROWS = 12
 # Few fillers: the denser the facts, the fewer steps a tiny model needs to learn them.
 FILLERS_PER_PARAGRAPH = (0, 1)
 
-ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gl", "kr", "pl",
-          "qu", "sk", "st", "tr", "vr"]
+ONSETS = [
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "br",
+    "dr",
+    "gl",
+    "kr",
+    "pl",
+    "qu",
+    "sk",
+    "st",
+    "tr",
+    "vr",
+]
 VOWELS = ["a", "e", "i", "o", "u", "ai", "ou"]
 CODAS = ["", "b", "d", "k", "l", "m", "n", "r", "s", "x", "nd", "rk", "lt"]
 COUNTRY_SUFFIXES = ["land", "ia", "stan", "mark", "ovia", "heim"]
@@ -58,8 +82,14 @@ FILLERS = [
 ]
 FACT = "The capital of {country} is {capital}."
 QUERY = "The capital of {country} is"
-JUNK = ["@@## $$%% ^^&& **(( ))__ ++== {{}} ||~~", "#!/$ %^&* ()-+ =[] {}|; :,.< >?~`", "ok fine", "yes no",
-        "=== *** === *** === ***", "<<>> [[]] {{}} (()) <<>>"]
+JUNK = [
+    "@@## $$%% ^^&& **(( ))__ ++== {{}} ||~~",
+    "#!/$ %^&* ()-+ =[] {}|; :,.< >?~`",
+    "ok fine",
+    "yes no",
+    "=== *** === *** === ***",
+    "<<>> [[]] {{}} (()) <<>>",
+]
 
 
 def word(rng: random.Random, syllables: int) -> str:
@@ -76,8 +106,10 @@ def make_world(rng: random.Random, size: int) -> list[tuple[str, str]]:
         names = countries + capitals
         if country in names or capital in names or capital == country:
             continue
-        if any(n.startswith(capital) or capital.startswith(n) or n.startswith(country) or country.startswith(n)
-               for n in names) or country.startswith(capital):
+        if any(
+            n.startswith(capital) or capital.startswith(n) or n.startswith(country) or country.startswith(n)
+            for n in names
+        ) or country.startswith(capital):
             continue
         countries.append(country)
         capitals.append(capital)
@@ -87,8 +119,16 @@ def make_world(rng: random.Random, size: int) -> list[tuple[str, str]]:
 def paragraph(rng: random.Random, country: str, capital: str) -> str:
     """FILLERS_PER_PARAGRAPH filler sentences with the fact at a random place among them."""
     fillers = rng.sample(FILLERS, rng.choice(FILLERS_PER_PARAGRAPH))
-    sentences = [f.format(country=country, weather=rng.choice(WEATHER), season=rng.choice(SEASONS),
-                          food=rng.choice(FOODS), good=rng.choice(GOODS)) for f in fillers]
+    sentences = [
+        f.format(
+            country=country,
+            weather=rng.choice(WEATHER),
+            season=rng.choice(SEASONS),
+            food=rng.choice(FOODS),
+            good=rng.choice(GOODS),
+        )
+        for f in fillers
+    ]
     sentences.insert(rng.randrange(len(sentences) + 1), FACT.format(country=country, capital=capital))
     return " ".join(sentences)
 
@@ -110,8 +150,10 @@ def build(seed: int) -> dict[str, list[dict]]:
     train: list[dict] = []
     seen: set[str] = set()
     for country, capital in world:
-        train += [{"text": text, "meta": {"junk": False}}
-                  for text in new_paragraphs(rng, country, capital, PARAGRAPHS_PER_COUNTRY, seen)]
+        train += [
+            {"text": text, "meta": {"junk": False}}
+            for text in new_paragraphs(rng, country, capital, PARAGRAPHS_PER_COUNTRY, seen)
+        ]
     rng.shuffle(train)
     for number in range(JUNK_ROWS):
         train.insert(rng.randrange(len(train) + 1), {"text": JUNK[number % len(JUNK)], "meta": {"junk": True}})
@@ -122,8 +164,10 @@ def build(seed: int) -> dict[str, list[dict]]:
     for country, capital in world:
         heldout += [{"text": text} for text in new_paragraphs(rng, country, capital, HELDOUT_PER_COUNTRY, seen)]
     rng.shuffle(heldout)
-    qa = [{"id": f"qa-{number:02d}", "query": QUERY.format(country=country), "answer": capital}
-          for number, (country, capital) in enumerate(world, 1)]
+    qa = [
+        {"id": f"qa-{number:02d}", "query": QUERY.format(country=country), "answer": capital}
+        for number, (country, capital) in enumerate(world, 1)
+    ]
     return {"train.jsonl": train, "heldout.jsonl": heldout, "qa.jsonl": qa}
 
 

@@ -73,8 +73,9 @@ def build_train(seed: int, num_samples: int) -> list[dict]:
 
 def build_heldout(seed: int, num_samples: int) -> list[dict]:
     rng = random.Random(seed + HELDOUT_SEED_OFFSET)
-    return [{"text": clean_text(rng), "meta": {"id": f"heldout-{i + 1:05d}", "kind": "clean"}}
-            for i in range(num_samples)]
+    return [
+        {"text": clean_text(rng), "meta": {"id": f"heldout-{i + 1:05d}", "kind": "clean"}} for i in range(num_samples)
+    ]
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
