@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -127,6 +128,45 @@ def upstream_dir(tmp_path: Path) -> Path:
         pytest.skip(f"DJ-Sandbox's example configs are not at {UPSTREAM_CONFIGS}")
     shutil.copytree(UPSTREAM_CONFIGS, tmp_path / "configs")
     return tmp_path
+
+
+def interruptible() -> None:
+    """preexec_fn for a child the test stops with SIGINT: a shell that starts pytest in the background leaves SIGINT
+    ignored, the child inherits that, and a Python started so never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+SLURM_SETUP = REPO / "scripts" / "setup_single_node_slurm.sh"
+
+
+def slurm_controller_down() -> bool:
+    """SLURM's commands are installed but its controller does not answer (`scontrol ping` answers at once)."""
+    if shutil.which("sinfo") is None or shutil.which("scontrol") is None:
+        return False
+    return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=30).returncode != 0
+
+
+_slurm_notes: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_controller_up() -> None:
+    """snakemake-executor-plugin-slurm runs `scontrol show config` (up to 10 s) whenever Snakemake starts and SLURM is
+    installed: with the controller down, every snakemake call in the suite stalls ~9 s (CI took 1475 s instead of
+    ~700). Start the one-machine cluster test_slurm would start anyway; without root, say why the suite is slow."""
+    if not slurm_controller_down():
+        return
+    if os.geteuid() != 0:
+        _slurm_notes.append("SLURM is installed but its controller is down: each snakemake call waited ~9 s for it")
+        return
+    result = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=1200)
+    state = "started" if result.returncode == 0 else f"failed to start ({result.stderr.strip()})"
+    _slurm_notes.append(f"SLURM's controller was down: {SLURM_SETUP.name} {state} it before the tests")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for note in _slurm_notes:
+        terminalreporter.write_line(note)
 
 
 def pytest_report_header() -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, chat_server, copy_from_repo, job_counts, snakemake
+from conftest import REPO, chat_server, copy_from_repo, interruptible, job_counts, snakemake
 
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
 
@@ -169,6 +169,7 @@ def test_loopback_chat_command_serves_the_grader_until_interrupted(questions, pr
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         line = process.stdout.readline()

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 import snakemake
-from conftest import REPO, job_counts, snakemake_command, snakemake_env
+from conftest import REPO, SLURM_SETUP, interruptible, job_counts, snakemake_command, snakemake_env
 
-SETUP = REPO / "scripts" / "setup_single_node_slurm.sh"
 PROFILE = REPO / "profiles" / "slurm-ci"
 CONFIG = "tests/data/slurm/sandbox.yaml"
 WORK = Path("outputs/slurm-ci")
@@ -33,11 +32,7 @@ SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+/s
 
 
 def run_until_done(command: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    """Run to the end; past the timeout stop it with SIGINT, which cancels its SLURM jobs (SIGTERM hangs).
-
-    SIGINT is reset to its default in the child: a shell that starts pytest in the background
-    leaves it ignored, and a Python started that way never turns it into KeyboardInterrupt.
-    """
+    """Run to the end; past the timeout stop it with SIGINT, which cancels its SLURM jobs (SIGTERM hangs)."""
     process = subprocess.Popen(
         command,
         cwd=cwd,
@@ -45,7 +40,7 @@ def run_until_done(command: list[str], cwd: Path, timeout: float) -> subprocess.
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=interruptible,
     )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
@@ -67,8 +62,8 @@ def cluster() -> str:
         pytest.skip("the one-machine SLURM cluster needs root to install and start its daemons")
     if shutil.which("sinfo") is None and shutil.which("apt-get") is None:
         pytest.skip("SLURM is not installed and there is no apt-get to install it")
-    result = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, f"{SETUP.name} failed:\n{result.stdout}\n{result.stderr}"
+    result = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, f"{SLURM_SETUP.name} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
@@ -87,12 +82,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_setup_script_refuses_to_run_without_root():
     if os.geteuid() != 0:
-        result = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=60)
     else:
         # A copy the user `nobody` can read: the checkout may sit under a directory only root can enter (mktemp -d).
         with tempfile.TemporaryDirectory() as readable:
             os.chmod(readable, 0o755)
-            script = shutil.copy(SETUP, readable)
+            script = shutil.copy(SLURM_SETUP, readable)
             os.chmod(script, 0o644)
             result = subprocess.run(
                 ["runuser", "-u", "nobody", "--", "bash", script],
@@ -117,7 +112,7 @@ def test_setup_leaves_one_idle_node_with_the_machines_cpus(cluster: str):
     assert node[0] == os.uname().nodename.split(".")[0]
     assert int(node[1]) == os.cpu_count()
     # Run again: every step finds its work done.
-    again = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=120, check=True).stdout
+    again = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=120, check=True).stdout
     assert "already installed" in again and "already running" in again and "up to date" in again, again
 
 
