@@ -139,6 +139,11 @@ def interruptible() -> None:
 SLURM_SETUP = REPO / "scripts" / "setup_single_node_slurm.sh"
 
 
+def set_up_slurm() -> subprocess.CompletedProcess:
+    """Run the setup script (root): installs SLURM when missing, starts what is down, waits for an idle node."""
+    return subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=1200)
+
+
 def slurm_controller_down() -> bool:
     """SLURM's commands are installed but its controller does not answer (`scontrol ping` answers at once)."""
     if shutil.which("sinfo") is None or shutil.which("scontrol") is None:
@@ -159,7 +164,7 @@ def slurm_controller_up() -> None:
     if os.geteuid() != 0:
         _slurm_notes.append("SLURM is installed but its controller is down: each snakemake call waited ~9 s for it")
         return
-    result = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=1200)
+    result = set_up_slurm()
     state = "started" if result.returncode == 0 else f"failed to start ({result.stderr.strip()})"
     _slurm_notes.append(f"SLURM's controller was down: {SLURM_SETUP.name} {state} it before the tests")
 

@@ -170,7 +170,8 @@ def test_check_prints_what_model_feedback_reads_without_a_model(workspace: Path,
 class DemoRun(NamedTuple):
     recipe: dict  # the demo recipe as written
     jobs: dict[str, list[Path]]  # hook -> its job directories
-    context: dict[str, dict]  # hook -> the context.json of its first job
+    contexts: dict[str, list[dict]]  # hook -> the context.json of each of its jobs
+    context: dict[str, dict]  # hook -> the context.json of its one job (hooks that ran once)
     k_sigma: dict  # the recipes the two refinements wrote
     feedback: dict
 
@@ -192,7 +193,8 @@ def run_both_recipes_on_the_demo_data(tmp_path: Path, **keys: object) -> DemoRun
     (tmp_path / "legacy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     assert finished_counts(snakemake(tmp_path, "legacy.yaml"))["context_infos"] == 1
     jobs = {hook.name: sorted(hook.iterdir()) for hook in (tmp_path / "outputs/legacy/jobs").iterdir() if hook.is_dir()}
-    context = {hook: json.loads((dirs[0] / "context.json").read_text()) for hook, dirs in jobs.items()}
+    contexts = {hook: [json.loads((d / "context.json").read_text()) for d in dirs] for hook, dirs in jobs.items()}
+    context = {hook: only for hook, (only, *more) in contexts.items() if not more}
     k_sigma, feedback = (
         yaml.safe_load((tmp_path / f"outputs/legacy/{name}_recipe.yaml").read_text())
         for name in ("k_sigma", "model_feedback")
@@ -201,7 +203,7 @@ def run_both_recipes_on_the_demo_data(tmp_path: Path, **keys: object) -> DemoRun
     assert context["RefineRecipeViaModelFeedbackHook"]["config"]["dj_configs"]["process"] == k_sigma["process"]
     assert k_sigma["process"] != recipe["process"]
     assert context["ProcessDataHook"]["config"]["dj_configs"]["process"] == feedback["process"]
-    return DemoRun(recipe, jobs, context, k_sigma, feedback)
+    return DemoRun(recipe, jobs, contexts, context, k_sigma, feedback)
 
 
 def rows(path: Path) -> list[dict]:
@@ -280,7 +282,7 @@ def test_the_issue_case_without_a_model_runs_on_the_demo_data(tmp_path: Path):
     }
     analysed_path = run.context["RefineRecipeViaModelFeedbackHook"]["config"]["extra_configs"]["dataset_path"]
     # The first analyser is the one reading the original data (job directories sort by key, not by order).
-    analysers = [json.loads((job_dir / "context.json").read_text()) for job_dir in run.jobs["ProbeViaAnalyzerHook"]]
+    analysers = run.contexts["ProbeViaAnalyzerHook"]
     (first,) = [c for c in analysers if c["config"]["dj_configs"]["dataset_path"].endswith("demo-dataset.jsonl")]
     assert analysed_path == first["values"][0]
     analysed = rows(tmp_path / analysed_path)

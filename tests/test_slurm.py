@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import snakemake
-from conftest import REPO, SLURM_SETUP, interruptible, job_counts, snakemake_command, snakemake_env
+from conftest import REPO, SLURM_SETUP, interruptible, job_counts, set_up_slurm, snakemake_command, snakemake_env
 
 PROFILE = REPO / "profiles" / "slurm-ci"
 CONFIG = "tests/data/slurm/sandbox.yaml"
@@ -62,7 +62,7 @@ def cluster() -> str:
         pytest.skip("the one-machine SLURM cluster needs root to install and start its daemons")
     if shutil.which("sinfo") is None and shutil.which("apt-get") is None:
         pytest.skip("SLURM is not installed and there is no apt-get to install it")
-    result = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=1200)
+    result = set_up_slurm()
     assert result.returncode == 0, f"{SLURM_SETUP.name} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
