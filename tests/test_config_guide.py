@@ -15,9 +15,9 @@ from sandflow.cli import main
 GUIDE = REPO / "docs" / "configs.md"
 
 
-def examples() -> dict[str, str]:
+def examples(guide: Path = GUIDE) -> dict[str, str]:
     """The guide's ```yaml blocks by the file name on their first line (# <name>)."""
-    blocks = re.findall(r"^```yaml\n(.*?)^```$", GUIDE.read_text(), re.M | re.S)
+    blocks = re.findall(r"^```yaml\n(.*?)^```$", guide.read_text(), re.M | re.S)
     files = {}
     for block in blocks:
         first, _, _ = block.partition("\n")

@@ -227,7 +227,7 @@ def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_chan
     assert job_counts(store_run(run_dir, "exp")) == {}
 
     # Another machine: nothing local but the config and the data. Every job is found in the bucket.
-    # There the prefix comes as the README says, from $SANDFLOW_S3_PREFIX through the profile.
+    # There the prefix comes as docs/guides/object-store.md says, from $SANDFLOW_S3_PREFIX through the profile.
     other = make_run_dir(tmp_path / "machine_b")
     monkeypatch.setenv("SANDFLOW_S3_PREFIX", f"s3://{BUCKET}/exp")
     assert job_counts(store_run(other, None)) == {}

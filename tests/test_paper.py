@@ -119,8 +119,8 @@ def stage(run_dir: Path, jobs: dict, pipeline: str, meta_name: str, output: str)
     return {row["pool"]: row for row in rows}
 
 
-def test_the_findings_the_readme_reports_for_the_reduced_run(run_dir: Path, cold: dict):
-    """README, "The flagship": what this run (fixed data seed, training seed 42, one thread per model) finds."""
+def test_the_findings_the_flagship_guide_reports_for_the_reduced_run(run_dir: Path, cold: dict):
+    """docs/guides/flagship.md: what this run (fixed data seed, training seed 42, one thread per model) finds."""
     jobs = infos(run_dir)
     single = stage(run_dir, jobs, "single_op", "equalise", "equal_pools")
     (random_pool,) = stage(run_dir, jobs, "baseline", "random_pool", "random_pool").values()
