@@ -12,7 +12,6 @@ import yaml
 from sandflow.config.errors import ConfigError, describe_value
 from sandflow.config.model import RECIPE_SUFFIXES
 
-
 # The key that makes Snakemake evaluate a --configfile as a YTE template, before the Snakefile can check it.
 YTE_KEY = "__use_yte__"
 
