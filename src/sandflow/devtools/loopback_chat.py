@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import ipaddress
 import json
 import sys
 import threading
@@ -84,6 +85,8 @@ class ChatServer:
         self.script.extend([("redirect", (status, location))] * times)
 
     def start(self) -> ChatServer:
+        if not ipaddress.ip_address(self.host).is_loopback:
+            raise ValueError(f"host must be a loopback address (127.0.0.0/8, ::1), got {self.host!r}")
         server = self
 
         class Handler(BaseHTTPRequestHandler):
