@@ -95,14 +95,33 @@ def show(config_file: str, target: str) -> int:
     return 0
 
 
+def passed_config_files(snakemake_args: list[str]) -> list[str]:
+    """The files a --configfile among the arguments for Snakemake names (its argparse takes any unique prefix,
+    --configf..., and one or more files after it)."""
+    files: list[str] = []
+    taking = False
+    for arg in snakemake_args:
+        name, equals, value = arg.partition("=")
+        if name.startswith("--configf") and "--configfiles".startswith(name):
+            files.extend([value] if equals else [])
+            taking = not equals
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            files.append(arg)
+    return files
+
+
 def run(config_file: str, snakemake_args: list[str]) -> int:
     """Same as `snakemake --configfile <config> <args>` from the current directory."""
-    # Snakemake parses the config file itself and reports a syntax error or an empty file in
-    # its own words (exit 1, no line number): read it first so those get our one line and exit 2.
-    try:
-        read_config_file(config_file)
-    except ConfigError as exc:
-        return report(config_file, exc)
+    # Snakemake parses the config files itself, and reports a syntax error or an empty file in its own words
+    # (exit 1, no line number), and evaluates one with __use_yte__ as Python before the Snakefile sees it:
+    # read them first so those get our one line and exit 2.
+    for path in [config_file, *passed_config_files(snakemake_args)]:
+        try:
+            read_config_file(path)
+        except ConfigError as exc:
+            return report(path, exc)
     from snakemake.cli import main as snakemake_main
 
     if not any(

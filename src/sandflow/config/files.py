@@ -12,6 +12,9 @@ import yaml
 from sandflow.config.errors import ConfigError, describe_value
 from sandflow.config.model import RECIPE_SUFFIXES
 
+# The key that makes Snakemake evaluate a --configfile as a YTE template, before the Snakefile can check it.
+YTE_KEY = "__use_yte__"
+
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """PyYAML's safe loader, except that a mapping may not repeat a key (PyYAML keeps the last one silently).
@@ -79,6 +82,12 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(
             "", f"a sandbox config must be a mapping of settings and job lists, not {describe_value(data)}"
+        )
+    if YTE_KEY in data:
+        raise ConfigError(
+            YTE_KEY,
+            "Snakemake runs the Python expressions of a config with this key (a YTE template) when it reads "
+            "--configfile; a sandbox config is plain YAML (`variables:` substitutes values): remove the key",
         )
     return data
 

@@ -26,7 +26,11 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ENV_PREFIX = "env:"
 # Environment variables named like secrets are refused: a substituted value is written into job records
 # (context.json), keys and logs. Hooks that need a secret take the variable's name (api_key_env).
-SECRET_WORDS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS"})
+# PAT: a personal access token (GitHub, GitLab, Azure DevOps).
+SECRET_WORDS = frozenset(
+    {"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS"}
+    | {"AUTH", "PAT"}
+)
 SCALARS = (str, int, float, bool)
 
 

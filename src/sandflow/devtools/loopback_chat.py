@@ -4,9 +4,10 @@ It stands in for a hosted model where a job of type ``api`` needs one and the
 answer can be computed: the auto-prompt-optimization example's grader
 (configs/apo/grader.py) and the LLM inference tests. ``POST
 <url>/chat/completions`` answers ``answer(messages)``; any other path is a 404.
-Every request is recorded (arrival time, path, headers, parsed body), and
-failures can be injected for the next requests: an HTTP status, a hang longer
-than the client's timeout, or a reply without ``choices``. An answer function
+Every request is recorded (arrival time, path, headers, parsed body; a GET too,
+answered 405), and failures can be injected for the next requests: an HTTP
+status, a hang longer than the client's timeout, a reply without ``choices``,
+or a redirect to another URL. An answer function
 that raises gets an HTTP 400 naming the error (the client fails at once
 instead of retrying a deterministic bug).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import ipaddress
 import json
 import sys
 import threading
@@ -58,14 +60,16 @@ class Recorded:
 class ChatServer:
     """Start with ``start()``; ``url`` is the base URL (``http://127.0.0.1:<port>/v1``); ``stop()`` shuts it down.
 
-    ``port`` 0 picks a free port.
+    ``port`` 0 picks a free port; ``host`` may be another loopback address (127.0.0.2, ... on Linux).
     """
 
     answer: AnswerFunction = answer_for
     port: int = 0
+    host: str = HOST
     requests: list[Recorded] = field(default_factory=list)
-    # Injected behaviours for the next requests, consumed in order: ("status", code) | ("hang", s) | ("no_choices", 0).
-    script: list[tuple[str, float]] = field(default_factory=list)
+    # Injected behaviours for the next requests, consumed in order:
+    # ("status", code) | ("hang", s) | ("no_choices", 0) | ("redirect", (code, location)).
+    script: list[tuple[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, times: int, status: int = 500) -> None:
@@ -77,12 +81,22 @@ class ChatServer:
     def reply_without_choices_next(self, times: int = 1) -> None:
         self.script.extend([("no_choices", 0)] * times)
 
+    def redirect_next(self, times: int, location: str, status: int = 302) -> None:
+        self.script.extend([("redirect", (status, location))] * times)
+
     def start(self) -> ChatServer:
+        if not ipaddress.ip_address(self.host).is_loopback:
+            raise ValueError(f"host must be a loopback address (127.0.0.0/8, ::1), got {self.host!r}")
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # keep test and terminal output clean
                 pass
+
+            def do_GET(self) -> None:  # recorded: a client that follows a redirect of a POST comes back with a GET
+                with server.lock:
+                    server.requests.append(Recorded(time.monotonic(), self.path, dict(self.headers), None))
+                self.send_json(405, {"error": {"message": "chat completions are POSTed"}})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
@@ -94,7 +108,12 @@ class ChatServer:
                 try:
                     if kind == "hang":
                         time.sleep(value)
-                    if kind == "status":
+                    if kind == "redirect":
+                        self.send_response(value[0])
+                        self.send_header("Location", value[1])
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    elif kind == "status":
                         # Echo the Authorization header back, as some proxies do: the client must redact it.
                         self.send_json(
                             int(value),
@@ -135,7 +154,7 @@ class ChatServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer((HOST, self.port), Handler)
+        self.httpd = ThreadingHTTPServer((self.host, self.port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False  # do not wait for a handler still sleeping in a hang
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -11,11 +11,19 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sandflow.config.credentials import ALLOW_INSECURE_HTTP, check_credentials, insecure_url_problem
+from sandflow.config.credentials import (
+    ALLOW_INSECURE_HTTP,
+    check_credentials,
+    foreign_listener_problem,
+    insecure_url_problem,
+    redact_url,
+    url_credentials_problem,
+)
 from sandflow.config.errors import ConfigError
 from sandflow.hooks.llm.messages import Messages
 
@@ -28,6 +36,7 @@ DEFAULT_MAX_NEW_TOKENS = 512  # Data-Juicer's update_sampling_params fallback
 DEFAULT_SEED = 42
 MAX_RETRY_DELAY_S = 60.0
 RETRIABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 # Device nodes of NVIDIA GPUs; vLLM's CUDA build needs one (checking them avoids importing torch).
 GPU_DEVICE_GLOB = "/dev/nvidia[0-9]*"
 VLLM_INSTALL_HINT = "pip install 'sandflow[gpu]' on a GPU machine"
@@ -93,7 +102,10 @@ class ApiChat:
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         self.url = endpoint_url(config.get("api_endpoint"), model_params.pop("base_url", None))
-        problem = insecure_url_problem(self.url, config.get(ALLOW_INSECURE_HTTP) is True)  # also $OPENAI_BASE_URL
+        self.allow_insecure_http = config.get(ALLOW_INSECURE_HTTP) is True
+        self.opener = urllib.request.build_opener(_NoRedirect)
+        # Checked for the configs' URLs at plan time; again here for $OPENAI_BASE_URL.
+        problem = url_credentials_problem(self.url) or insecure_url_problem(self.url, self.allow_insecure_http)
         if problem:
             raise ValueError(problem)
         self.timeout = _positive_number(model_params.pop("timeout", DEFAULT_TIMEOUT_S), "model_params.timeout")
@@ -151,11 +163,17 @@ class ApiChat:
                 attempt += 1
 
     def _post(self, body: bytes) -> Any:
+        # Before every attempt: a retry may find someone else on the port a server left.
+        problem = foreign_listener_problem(self.url, self.allow_insecure_http)
+        if problem:
+            raise LLMInferenceError(f"request to {self.url} refused: {problem}")
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self.opener.open(request, timeout=self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
+            if exc.code in REDIRECT_STATUS:
+                raise LLMInferenceError(self._redirect_refused(exc)) from None
             detail = self._redact((exc.fp.read(500) if exc.fp else b"").decode("utf-8", "replace").strip())
             message = f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
             if exc.code in RETRIABLE_STATUS:
@@ -172,6 +190,14 @@ class ApiChat:
             return json.loads(payload)
         except ValueError:
             raise _Transient(f"reply is not JSON: {self._redact(payload[:200].decode('utf-8', 'replace'))!r}") from None
+
+    def _redirect_refused(self, error: urllib.error.HTTPError) -> str:
+        parts = urllib.parse.urlsplit(redact_url(urllib.parse.urljoin(self.url, error.headers.get("Location") or "")))
+        origin = f"{parts.scheme}://{parts.netloc}"
+        return (
+            f"request to {self.url} answered HTTP {error.code}, a redirect to {origin}; redirects are not followed "
+            f"(they would carry the key and header_env headers elsewhere): configure the final URL instead"
+        )
 
     def _answer(self, reply: Any) -> str:
         node = reply
@@ -193,6 +219,14 @@ class ApiChat:
 
 class _Transient(Exception):
     """A failure worth retrying."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Leaves a redirect to the caller as an HTTPError (urllib's default handler would follow it, and resend
+    every header, the key included, to whatever host the Location names)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def endpoint_url(api_endpoint: Any, base_url: Any) -> str:

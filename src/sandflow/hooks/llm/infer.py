@@ -21,7 +21,10 @@ Types:
   ``sampling_params`` go into the request body. The key is read from the
   environment variable named by ``api_key_env`` (default ``OPENAI_API_KEY``;
   null sends no key) and sent as ``Authorization: Bearer``; it never appears
-  in outputs, logs or errors. A failed request is retried ``max_retry_num``
+  in outputs, logs or errors. A redirect is an error, not followed (it would
+  carry the key elsewhere); plain ``http://`` goes only to this machine, and
+  only to a listening socket of this user, unless ``allow_insecure_http``
+  (config/credentials.py). A failed request is retried ``max_retry_num``
   times (default 5) after ``retry_delay`` seconds doubled each time (default
   1, at most 60); ``model_params.timeout`` (default 120 s) bounds each request.
 * ``vllm``: vLLM's offline engine (``vllm.LLM(...).chat``), an optional GPU
