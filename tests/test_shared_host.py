@@ -190,7 +190,8 @@ def stop_server(server: subprocess.Popen, path: str) -> None:
 
 CLIENT = """
 import json, os, socket, struct, sys
-request = json.dumps({"spec": {}, "log_path": "/dev/null", "threads": 1, "preload": ["no_such_module_canary"]}).encode()
+fields = {"spec": {}, "log_path": "/dev/null", "threads": 1, "cwd": "/", "env": {}}
+request = json.dumps({**fields, "preload": ["no_such_module_canary"]}).encode()
 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
     c.connect(sys.argv[1])
     try:
