@@ -22,6 +22,7 @@ from sandflow.plan.history import record_planned
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.model import Job, Plan
 from sandflow.plan.planner import plan_config
+from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
 from sandflow.run.integrity import first_altered
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
@@ -79,6 +80,9 @@ class Workflow:
             self._lock = hold_lock(self.work_dir)
         except LockRefused as exc:
             exit_with_error(str(exc))
+        foreign = report_figures.foreign_figures(self.report_outputs()["figures"])
+        if foreign:  # before Snakemake empties it for the context_infos job
+            exit_with_error(foreign)
         self.plan.hashes.save()
         record_planned(self.plan)  # so `sandflow check` can later say what changed (plan/history.py)
         try:
