@@ -40,7 +40,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
@@ -49,6 +48,7 @@ from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file, read_yaml_or_json
 from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
 from sandflow.config.load import load_config
+from sandflow.core.atomic import write_text_atomic
 from sandflow.run.launch import snakemake_argv
 from sandflow.run.lock import (
     INHERITED_LOCK,
@@ -247,8 +247,7 @@ def search(
             listed = [t.user_attrs["values"] for t in done] + [t.user_attrs["values"] for t in asked]
             derived = copy.deepcopy(raw)
             derived["hpo_config"] = {**hpo_mapping, "trials": listed}
-            os.makedirs(os.path.dirname(search_config), exist_ok=True)
-            Path(search_config).write_text(yaml.safe_dump(derived, sort_keys=False))
+            write_text_atomic(search_config, yaml.safe_dump(derived, sort_keys=False))  # replaces a planted symlink
             run_snakemake(search_config, cores, extra, turns.fd)
             values = metric_by_trial(os.path.join(work_dir, "hpo", "trials.csv"), hpo.metric)
             for number, trial in enumerate(asked, len(done) + 1):
