@@ -12,6 +12,10 @@ A training curve is drawn once: ``.figure-cache/<digest>.png`` next to ``figures
 hash of its points and title (a finished job's log never changes), so a rerun that changed one job
 does not import matplotlib and redraw every curve of the experiment.
 
+``figures/.sandflow-figures`` names the figures a build wrote: a rebuild removes those and nothing else, and a
+run refuses to start over a ``figures/`` without it (Snakemake empties a directory output before its job), so a
+work_dir pointed at an existing directory loses nothing of the user's.
+
 The Snakemake report (``snakemake --report report.html``) lists both with their captions
 (report/figures.rst, report/metrics.rst).
 """
