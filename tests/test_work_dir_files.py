@@ -138,3 +138,12 @@ def test_a_run_never_empties_a_report_directory_sandflow_did_not_write(tmp_path:
     snakemake(tmp_path, config)
     snakemake(tmp_path, config, "--forcerun", "context_infos")  # sandflow's own directory is rebuilt
     assert (own.parent / report_figures.MANIFEST).is_file()
+
+
+def test_an_older_sandflows_report_is_its_own_and_a_users_directory_is_not(tmp_path: Path):
+    work = tmp_path / "w"
+    figures = work / "report" / "figures"
+    figures.mkdir(parents=True)
+    assert "exists and sandflow did not write it" in report_figures.foreign_figures(str(figures), str(work))
+    (work / ".sandflow" / "planned").mkdir(parents=True)  # an earlier run planned jobs here: no manifest yet
+    assert report_figures.foreign_figures(str(figures), str(work)) is None

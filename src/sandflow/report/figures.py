@@ -13,8 +13,8 @@ hash of its points and title (a finished job's log never changes), so a rerun th
 does not import matplotlib and redraw every curve of the experiment.
 
 ``figures/.sandflow-figures`` names the figures a build wrote: a rebuild removes those and nothing else, and a
-run refuses to start over a ``figures/`` without it (Snakemake empties a directory output before its job), so a
-work_dir pointed at an existing directory loses nothing of the user's.
+run refuses to start over a ``figures/`` without it in a work_dir no earlier run planned in (Snakemake empties a
+directory output before its job), so a work_dir pointed at an existing directory loses nothing of the user's.
 
 The Snakemake report (``snakemake --report report.html``) lists both with their captions
 (report/figures.rst, report/metrics.rst).
@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sandflow.core import layout
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.private_fs import copy_replacing, ensure_within, resolves_within
@@ -94,16 +95,18 @@ def metric_rows(spec: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def foreign_figures(figures_dir: str) -> str | None:
+def foreign_figures(figures_dir: str, work_dir: str) -> str | None:
     """Why a run must not start: Snakemake empties the figures directory (a directory output) before it rebuilds
-    it, so one that sandflow did not write (no manifest: a work_dir pointed at an existing directory) would be
-    lost."""
-    if os.path.lexists(figures_dir) and not os.path.isfile(os.path.join(figures_dir, MANIFEST)):
-        return (
-            f"{figures_dir} exists and sandflow did not write it (it has no {MANIFEST}); each run replaces that "
-            "directory, so move it away or choose another work_dir (an older sandflow's report may simply be deleted)"
-        )
-    return None
+    it, so one that sandflow did not write would be lost. Sandflow's has a manifest, or (an older sandflow's)
+    sits in a work_dir where an earlier run planned jobs; a work_dir pointed at an existing directory has neither."""
+    if not os.path.lexists(figures_dir) or os.path.isfile(os.path.join(figures_dir, MANIFEST)):
+        return None
+    if os.path.isdir(layout.state_path(work_dir, "planned")) and not os.path.islink(figures_dir):
+        return None
+    return (
+        f"{figures_dir} exists and sandflow did not write it; each run replaces that directory, so move it away "
+        "or choose another work_dir"
+    )
 
 
 def remove_own_figures(figures: Path) -> None:

@@ -80,7 +80,7 @@ class Workflow:
             self._lock = hold_lock(self.work_dir)
         except LockRefused as exc:
             exit_with_error(str(exc))
-        foreign = report_figures.foreign_figures(self.report_outputs()["figures"])
+        foreign = report_figures.foreign_figures(self.report_outputs()["figures"], self.work_dir)
         if foreign:  # before Snakemake empties it for the context_infos job
             exit_with_error(foreign)
         self.plan.hashes.save()
