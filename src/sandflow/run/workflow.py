@@ -76,18 +76,19 @@ class Workflow:
         if problems:
             more = f" (and {len(problems) - 1} more: `sandflow check` lists them)" if len(problems) > 1 else ""
             exit_with_error(f"cannot run here: {problems[0]}{more}")
+        foreign = report_figures.foreign_figures(self.report_outputs()["figures"], self.work_dir)
+        if foreign:  # before Snakemake empties it for the context_infos job
+            exit_with_error(foreign)
         try:
             self._lock = hold_lock(self.work_dir)
         except LockRefused as exc:
             exit_with_error(str(exc))
-        foreign = report_figures.foreign_figures(self.report_outputs()["figures"], self.work_dir)
-        if foreign:  # before Snakemake empties it for the context_infos job
-            exit_with_error(foreign)
         self.plan.hashes.save()
         record_planned(self.plan)  # so `sandflow check` can later say what changed (plan/history.py)
         try:
             job_server.start_for_local_run(snakemake_workflow, self.work_dir)
         except UnsafePath as exc:
+            self.finish_run()  # exit_with_error skips atexit: clear the lock's record first
             exit_with_error(str(exc))
 
     def finish_run(self) -> None:
