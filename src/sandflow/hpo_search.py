@@ -90,25 +90,31 @@ class WorkDirTurns:
         deadline = time.monotonic() + self.wait
         holder = None
         while True:
-            if try_flock(self.fd, self.work_dir) or self._wait_for_lock(deadline):
-                elsewhere = live_holder_elsewhere(self.work_dir, self.fd)
-                if elsewhere is None:
+            got = try_flock(self.fd, self.work_dir)
+            if not got:
+                holder = holder or self._announce_wait()
+                got = self._wait_for_lock(deadline)
+            if got:
+                if live_holder_elsewhere(self.work_dir, self.fd) is None:
                     return Lease(self.fd)
                 fcntl.flock(self.fd, fcntl.LOCK_UN)  # a run on another node, where flock does not reach
+                holder = holder or self._announce_wait()
                 time.sleep(min(TURN_GAP, max(deadline - time.monotonic(), 0)))
-            if holder is None:
-                holder = holder_text(self.fd)
-                print(
-                    f"sandflow: hpo_search: waiting for work_dir {self.work_dir} ({holder} is using it), "
-                    f"at most {self.wait:g} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
             if time.monotonic() >= deadline:
                 raise WorkDirBusy(
                     f"work_dir {self.work_dir} was still in use ({holder}) after {self.wait:g} s "
                     "(--wait); the trials finished so far stay in the study"
                 )
+
+    def _announce_wait(self) -> str:
+        holder = holder_text(self.fd)
+        print(
+            f"sandflow: hpo_search: waiting for work_dir {self.work_dir} ({holder} is using it), "
+            f"at most {self.wait:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        return holder
 
     def _wait_for_lock(self, deadline: float) -> bool:
         """A blocking flock that an alarm interrupts at deadline (time.monotonic())."""
