@@ -1,7 +1,7 @@
 """Several workers of one bayes search (python -m sandflow.hpo_search) on one work_dir and one study.
 
 Workers take turns on the work_dir lock (src/sandflow/hpo_search.py, WorkDirTurns) and hand it to the
-snakemake they run (src/sandflow/run/workflow.py, hold_lock). The end-to-end test starts two workers at
+snakemake they run (src/sandflow/run/lock.py, hold_lock). The end-to-end test starts two workers at
 once on configs/hpo/sandbox.yaml with a study in SQLite, and checks from what each worker's snakemake
 printed that no job ran in both.
 """
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_from_repo, hpo_search_command, job_counts, snakemake, snakemake_env
 
-from sandflow.run.workflow import INHERITED_LOCK, lock_path
+from sandflow.run.lock import INHERITED_LOCK, lock_path
 
 CONFIG = "configs/hpo/sandbox.yaml"
 WORK = Path("outputs/hpo")
@@ -41,7 +41,12 @@ def hold(work_dir: Path) -> int:
 def take_lock_in_child(
     work_dir: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()
 ) -> subprocess.CompletedProcess:
-    code = f"from sandflow.run.workflow import hold_lock; hold_lock({str(work_dir)!r}); print('held')"
+    code = (  # as a run's onstart does (Workflow.start_run)
+        "from sandflow.run.lock import LockRefused, hold_lock\n"
+        "from sandflow.run.workflow import exit_with_error\n"
+        f"try:\n    hold_lock({str(work_dir)!r})\nexcept LockRefused as exc:\n    exit_with_error(str(exc))\n"
+        "print('held')"
+    )
     return subprocess.run(
         [sys.executable, "-c", code], env=env, pass_fds=pass_fds, capture_output=True, text=True, timeout=120
     )

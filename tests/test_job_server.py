@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -194,3 +197,94 @@ def process_exists(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+# ---- what a kept server survives, and what a client checks -------------------------------------------------------
+
+
+@pytest.fixture
+def kept_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)  # restored after the test
+    monkeypatch.setenv(job_server.IDLE_ENV, "60")
+    process = job_server.start(str(tmp_path / "kept"), keep=True)
+    assert process is not None
+    yield os.environ[job_server.ADDRESS_ENV]
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def send_raw(address: str, header: bytes, body: bytes = b"") -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(address)
+        socket.send_fds(client, [header], [1, 2])
+        client.sendall(body)
+        client.settimeout(10)
+        try:
+            assert client.recv(4) == b""  # dropped: no exit code comes back
+        except ConnectionResetError:
+            pass  # dropped with bytes unread
+
+
+@pytest.mark.parametrize(
+    "header, body",
+    [
+        (job_server.LENGTH.pack(2**63), b"{}"),  # a length no server can allocate
+        (job_server.LENGTH.pack(16), b'{"preload": [1]}'),  # the wrong fields
+        (job_server.LENGTH.pack(60_000), b"[" * 30_000 + b"]" * 30_000),  # too deep for the JSON parser
+    ],
+    ids=["length-2**63", "wrong-fields", "too-deep"],
+)
+def test_a_bad_request_drops_its_connection_only(
+    kept_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: bytes, body: bytes
+):
+    monkeypatch.chdir(tmp_path)
+    send_raw(kept_server, header, body)
+    assert job_server.submit(kept_server, request_for(write_pool_config(tmp_path, 10))) == 0  # it still serves
+    assert "sandflow: job server: dropped" in Path(f"{kept_server}.log").read_text()
+
+
+def test_a_leftover_temporary_socket_does_not_stop_a_start(tmp_path: Path):
+    work_dir = str(tmp_path / "w")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as killed:
+        killed.bind(job_server.socket_path(work_dir) + ".tmp")  # a server killed between bind and rename
+    process = job_server.start(work_dir)
+    try:
+        assert job_server.answers(os.environ[job_server.ADDRESS_ENV])
+    finally:
+        job_server.stop(process)
+
+
+FOREIGN_SERVER = """
+import os, socket, sys
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+    listener.bind(sys.argv[1])
+    listener.listen(1)
+    print("listening", flush=True)
+    connection, _ = listener.accept()
+    connection.settimeout(10)
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    print(len(received), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="a server of another uid needs root (setuid)")
+def test_a_job_sends_nothing_to_a_server_of_another_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd):
+    directory = Path(tempfile.mkdtemp(prefix="sf-foreign-", dir="/tmp"))
+    directory.chmod(0o777)  # as if uid 65534 could put a socket where we look for ours
+    address = str(directory / "s.sock")
+    interpreter = shutil.which("python3", path="/usr/bin:/bin") or pytest.skip("no system python3 for uid 65534")
+    foreign = subprocess.Popen(
+        [interpreter, "-I", "-c", FOREIGN_SERVER, address], user=65534, cwd="/", stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert foreign.stdout.readline() == "listening\n"
+        os.chmod(address, 0o777)
+        assert job_server.submit(address, request_for(write_pool_config(tmp_path, 10))) is None  # runs itself
+        assert foreign.stdout.readline() == "0\n"  # not a byte of the request (its environment) reached it
+        assert "runs as uid 65534, not as you" in capfd.readouterr().err
+    finally:
+        foreign.kill()
+        foreign.wait()
+        shutil.rmtree(directory)

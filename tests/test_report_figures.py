@@ -30,7 +30,7 @@ def training_job(tmp_path: Path, losses: list[float]) -> dict:
 
 def test_a_training_curve_is_drawn_once_and_redrawn_when_its_log_differs(tmp_path: Path):
     figures, metrics = tmp_path / "report" / "figures", tmp_path / "report" / "metrics.csv"
-    spec = {"jobs": [training_job(tmp_path, [4.0, 3.0, 2.5])]}
+    spec = {"work_dir": str(tmp_path), "jobs": [training_job(tmp_path, [4.0, 3.0, 2.5])]}
     report_figures.build(spec, str(figures), str(metrics))
     (curve,) = figures.glob("*.png")
     assert curve.name == "p.train.extra_configs.export_path.train_log.png"
@@ -41,7 +41,10 @@ def test_a_training_curve_is_drawn_once_and_redrawn_when_its_log_differs(tmp_pat
     report_figures.build(spec, str(figures), str(metrics))  # another run, same job: the cached drawing
     assert cached.stat().st_mtime_ns == drawn_at and (figures / curve.name).read_bytes() == cached.read_bytes()
 
-    spec = {"jobs": [training_job(tmp_path, [4.0, 2.0])]}  # the job's log differs: a new drawing
+    spec = {
+        "work_dir": str(tmp_path),
+        "jobs": [training_job(tmp_path, [4.0, 2.0])],
+    }  # the job's log differs: a new drawing
     report_figures.build(spec, str(figures), str(metrics))
     (redrawn,) = (tmp_path / "report" / report_figures.FIGURE_CACHE).glob("*.png")
     assert redrawn != cached and not cached.exists()  # the old one is not kept

@@ -190,7 +190,8 @@ def stop_server(server: subprocess.Popen, path: str) -> None:
 
 CLIENT = """
 import json, os, socket, struct, sys
-request = json.dumps({"spec": {}, "log_path": "/dev/null", "threads": 1, "preload": ["no_such_module_canary"]}).encode()
+fields = {"spec": {}, "log_path": "/dev/null", "threads": 1, "cwd": "/", "env": {}}
+request = json.dumps({**fields, "preload": ["no_such_module_canary"]}).encode()
 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
     c.connect(sys.argv[1])
     try:
@@ -403,46 +404,3 @@ def test_header_env_sends_a_header_from_the_environment(monkeypatch):
         assert ApiChat(config, logging.getLogger("t"))([{"role": "user", "content": "hi"}]) == "ok"
     assert server.requests[0].headers["X-Api-Key"] == SECRET
     assert server.requests[0].headers["Authorization"] == "Bearer bearer-secret"
-
-
-# ---- the work_dir lock -----------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_snakemake_no_hooks_is_refused_in_one_line(tmp_path: Path):
-    config = write_pool_config(tmp_path, 10)
-    result = snakemake(tmp_path, config, "--no-hooks", "--cores", "1", check=False)
-    assert result.returncode == 2, result.stderr[-3000:]
-    ours = [line for line in result.stderr.splitlines() if line.startswith("sandflow:")]
-    assert ours == [
-        "sandflow: error: snakemake --no-hooks would skip the work_dir lock that keeps two runs apart; run without it"
-    ]
-    assert not (tmp_path / "out" / "jobs").exists()
-    assert snakemake(tmp_path, config, "--no-hooks", "-n").returncode == 0  # a dry run takes no lock anyway
-
-
-def test_a_file_system_without_flock_gives_one_line(tmp_path: Path):
-    """No file system here lacks flock, so the kernel's answer is simulated: flock raises ENOLCK, as on an NFS
-    mount without a lock manager."""
-    code = (
-        "import errno, fcntl, sys\n"
-        "def no_locks(*args): raise OSError(errno.ENOLCK, 'No locks available')\n"
-        "fcntl.flock = no_locks\n"
-        "from sandflow.run.workflow import hold_lock\n"
-        "hold_lock(sys.argv[1])\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w")], capture_output=True, text=True)
-    assert result.returncode == 2
-    line = one_line(result.stderr)
-    assert line.startswith("sandflow: error: cannot lock work_dir") and "No locks available" in line
-
-
-def test_a_planted_symlink_at_the_lock_is_refused(tmp_path: Path):
-    victim = tmp_path / "victim.txt"
-    victim.write_text("precious\n")
-    (tmp_path / "w" / ".sandflow").mkdir(parents=True)
-    (tmp_path / "w" / ".sandflow" / "lock").symlink_to(victim)
-    code = "import sys; from sandflow.run.workflow import hold_lock; hold_lock(sys.argv[1])"
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w")], capture_output=True, text=True)
-    assert result.returncode == 2 and "cannot lock work_dir" in one_line(result.stderr)
-    assert victim.read_text() == "precious\n"

@@ -40,8 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -49,8 +48,17 @@ from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file, read_yaml_or_json
 from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
 from sandflow.config.load import load_config
+from sandflow.core.atomic import write_text_atomic
 from sandflow.run.launch import snakemake_argv
-from sandflow.run.workflow import INHERITED_LOCK, lock_path
+from sandflow.run.lock import (
+    INHERITED_LOCK,
+    Lease,
+    LockRefused,
+    holder_text,
+    live_holder_elsewhere,
+    open_lock,
+    try_flock,
+)
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on each trial this process asks for
 # After its turn a worker waits this long before taking the work_dir again, so that a worker blocked on
@@ -63,51 +71,62 @@ class WorkDirBusy(RuntimeError):
 
 
 class WorkDirTurns:
-    """Turns on the work_dir lock every sandflow run holds (workflow.hold_lock), for the workers of a search."""
+    """Turns on the work_dir lock every sandflow run holds (run/lock.py), for the workers of a search."""
 
     def __init__(self, work_dir: str, wait: float):
-        path = lock_path(work_dir)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = open_lock(work_dir)
         self.work_dir, self.wait = work_dir, wait
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
-        self._acquire()
+        lease = self._acquire()
         try:
             yield
         finally:
+            lease.end()
             fcntl.flock(self.fd, fcntl.LOCK_UN)
 
-    def _acquire(self) -> None:
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            print(
-                f"sandflow: hpo_search: waiting for work_dir {self.work_dir} (pid {holder} is using it), "
-                f"at most {self.wait:g} s",
-                file=sys.stderr,
-                flush=True,
-            )
-            if not self._wait_for_lock():
+    def _acquire(self) -> Lease:
+        deadline = time.monotonic() + self.wait
+        holder = None
+        while True:
+            got = try_flock(self.fd, self.work_dir)
+            if not got:
+                holder = holder or self._announce_wait()
+                got = self._wait_for_lock(deadline)
+            if got:
+                if live_holder_elsewhere(self.work_dir, self.fd) is None:
+                    return Lease(self.fd)
+                fcntl.flock(self.fd, fcntl.LOCK_UN)  # a run on another node, where flock does not reach
+                holder = holder or self._announce_wait()
+                time.sleep(min(TURN_GAP, max(deadline - time.monotonic(), 0)))
+            if time.monotonic() >= deadline:
                 raise WorkDirBusy(
-                    f"work_dir {self.work_dir} was still in use (pid {holder}) after {self.wait:g} s "
+                    f"work_dir {self.work_dir} was still in use ({holder}) after {self.wait:g} s "
                     "(--wait); the trials finished so far stay in the study"
-                ) from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+                )
 
-    def _wait_for_lock(self) -> bool:
-        """A blocking flock that an alarm interrupts after self.wait seconds."""
-        if self.wait <= 0:
+    def _announce_wait(self) -> str:
+        holder = holder_text(self.fd)
+        print(
+            f"sandflow: hpo_search: waiting for work_dir {self.work_dir} ({holder} is using it), "
+            f"at most {self.wait:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        return holder
+
+    def _wait_for_lock(self, deadline: float) -> bool:
+        """A blocking flock that an alarm interrupts at deadline (time.monotonic())."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             return False
 
         def give_up(signum: int, frame: Any) -> None:
             raise TimeoutError
 
         previous = signal.signal(signal.SIGALRM, give_up)
-        signal.setitimer(signal.ITIMER_REAL, self.wait)
+        signal.setitimer(signal.ITIMER_REAL, remaining)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             return True
@@ -234,8 +253,7 @@ def search(
             listed = [t.user_attrs["values"] for t in done] + [t.user_attrs["values"] for t in asked]
             derived = copy.deepcopy(raw)
             derived["hpo_config"] = {**hpo_mapping, "trials": listed}
-            os.makedirs(os.path.dirname(search_config), exist_ok=True)
-            Path(search_config).write_text(yaml.safe_dump(derived, sort_keys=False))
+            write_text_atomic(search_config, yaml.safe_dump(derived, sort_keys=False))  # replaces a planted symlink
             run_snakemake(search_config, cores, extra, turns.fd)
             values = metric_by_trial(os.path.join(work_dir, "hpo", "trials.csv"), hpo.metric)
             for number, trial in enumerate(asked, len(done) + 1):
@@ -251,8 +269,22 @@ def search(
     return {"trial_values": best.user_attrs["values"], "value": best.value, "trials": len(finished(study))}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes in one line, exit 2, like every other sandflow error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.exit(print_error("hpo_search", f"{message} (--help lists the options)"))
+
+
+def asks_for_a_dry_run(options: list[str]) -> bool:
+    """snakemake's -n / --dry-run / --dryrun, alone or among combined short flags (-pn)."""
+    return any(
+        o.startswith("--dry") or (o[:1] == "-" and o[1:2] != "-" and o[1:].isalpha() and "n" in o) for o in options
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandflow.hpo_search", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m sandflow.hpo_search", description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", required=True, help="the sandbox config whose hpo_config has method: bayes")
     parser.add_argument("--hpo-config", help="an hpo_config file to search with instead of the config's own")
     parser.add_argument("--batch", type=int, default=2, help="trials asked for and run per snakemake run (default 2)")
@@ -264,8 +296,17 @@ def main(argv: list[str] | None = None) -> int:
         default=86400,
         help="seconds to wait for the work_dir while another worker or run uses it (default 86400)",
     )
+    parser.add_argument("-n", "--dry-run", "--dryrun", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("snakemake_args", nargs="*", help="more snakemake options, after --")
     args = parser.parse_args(argv)
+    if args.dry_run or asks_for_a_dry_run(args.snakemake_args):
+        # Each round tells Optuna the metrics of the batch it ran: a dry run has none, and would leave asked,
+        # never told, trials in the study.
+        return print_error(
+            "hpo_search",
+            "a search cannot be dry-run (-n): each batch needs its metrics; to see what the last batch planned, "
+            "run snakemake -n --configfile <work_dir>/hpo/search.yaml",
+        )
     if args.batch < 1:
         parser.error("--batch must be at least 1")
     if args.wait < 0:
@@ -276,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ConfigError as error:
         return print_error(args.configfile, error)
-    except WorkDirBusy as error:
+    except (WorkDirBusy, LockRefused) as error:
         return print_error("hpo_search", error)
     print(f"best of {best['trials']} trials: {best['value']!r} with {best['trial_values']}")
     return 0

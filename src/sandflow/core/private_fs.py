@@ -7,9 +7,12 @@ someone else (who could then read or replace what sandflow puts there), or be a 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 
@@ -48,14 +51,17 @@ def private_dir(path: str | Path) -> str | None:
 
 def open_no_follow(path: str | Path, mode: str = "a") -> int:
     """A file descriptor for writing ("w") or appending ("a") to path, which is refused if path is a symlink
-    (O_NOFOLLOW): a symlink planted where a log goes must not make sandflow write through it."""
+    (O_NOFOLLOW): a symlink planted where a log goes must not make sandflow write through it. The file is 600
+    before its first byte (a log may show a job's settings), also when an older one of another mode was there."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if mode == "a" else os.O_TRUNC)
     try:
-        return os.open(path, flags, 0o600 if mode == "a" else 0o644)
+        fd = os.open(path, flags, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePath(f"{path} is a symlink; sandflow does not write through it (remove it)") from None
         raise
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def ensure_within(path: str | Path, root: str | Path, what: str) -> None:
@@ -65,3 +71,24 @@ def ensure_within(path: str | Path, root: str | Path, what: str) -> None:
     real_parent, real_root = os.path.realpath(os.path.dirname(path)), os.path.realpath(root)
     if os.path.commonpath([path, root]) != root or os.path.commonpath([real_parent, real_root]) != real_root:
         raise UnsafePath(f"{what} {path} would be written outside {root}; refused")
+
+
+def resolves_within(path: str | Path, root: str | Path) -> bool:
+    """Whether path, symlinks and all, is under root on disk (a file sandflow may read into what it writes)."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, real_root]) == real_root
+
+
+def copy_replacing(source: str | Path, target: str | Path) -> None:
+    """Copy source to target through a temp file of an unguessable name (mkstemp, O_EXCL) beside it, renamed over
+    target: a symlink planted at target (or at a temp name) is replaced, never written through."""
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(target) or ".", prefix=f".{os.path.basename(target)}.")
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as data:
+            shutil.copyfileobj(data, out)
+        os.chmod(temp, 0o644)  # a published file or figure is as readable as one written by open()
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise

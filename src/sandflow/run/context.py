@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,25 +19,28 @@ from typing import Any
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import job_logging, load_context, replace_prefix
 from sandflow.core.layout import CONTEXT_FILE
-from sandflow.core.private_fs import UnsafePath, ensure_within
+from sandflow.core.private_fs import UnsafePath, copy_replacing, ensure_within, resolves_within
 from sandflow.plan.model import Write
 from sandflow.report import figures as report_figures
 from sandflow.run.storage import Staging, stage_spec
 
 
-def publish_tree(source: Path, destination: Path) -> None:
-    """Copy every file under source into destination (overlaying what is there), each by temp + rename."""
+def publish_tree(source: Path, destination: Path, work_dir: Path) -> None:
+    """Copy every file under source (a job's slot) into destination (overlaying what is there), each by temp +
+    rename. A symlink out of the job's directory is refused (it would publish what the job never wrote); so is a
+    symlinked directory on the way to a target, below destination and, for a destination in work_dir, below it."""
+    inside = os.path.commonpath([os.path.abspath(destination), os.path.abspath(work_dir)]) == os.path.abspath(work_dir)
     for path in sorted(source.rglob("*")):
         if not path.is_file():
             continue
+        if not resolves_within(path, source.parent):
+            raise UnsafePath(f"{path} is a symlink out of its job's directory; it is not published")
         target = destination / path.relative_to(source)
         ensure_within(target, destination, "published file")  # a symlinked directory planted on the way
+        if inside:
+            ensure_within(target, work_dir, "published file")
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.publishing")
-        if temp.is_symlink() or temp.exists():
-            temp.unlink()  # never write through what another process left here
-        shutil.copyfile(path, temp)
-        os.replace(temp, target)
+        copy_replacing(path, target)
 
 
 def link(target: Path, link_path: Path) -> None:
@@ -68,7 +70,7 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
             write = Write(tuple(raw["slot"].split(".")), raw["value"], raw["kind"], raw["iterized"])
             slot_dir = os.path.join(job["job_dir"], raw["slot"])
             root = write.publish_root(job["iteration"])
-            publish_tree(Path(slot_dir), Path(root))
+            publish_tree(Path(slot_dir), Path(root), work_dir)
             own[-1][os.path.normpath(slot_dir)] = published[os.path.normpath(slot_dir)] = os.path.normpath(root)
     iterations: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}  # (trial or 0, iteration) ->
     for job, own_roots in zip(spec["jobs"], own):

@@ -28,8 +28,9 @@ On a shared host (docs: README, "On a shared login node"): the socket's director
 user (``$TMPDIR/sandflow-<uid>``, else ``$XDG_RUNTIME_DIR/sandflow``, else the run is refused), because a job
 request carries the job's whole environment (API keys) and its preload list names code the server runs. The
 server also drops connections from other uids (SO_PEERCRED, Linux), gives up on a client that does not send
-its request within SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT seconds (default 10), and opens its log without
-following a symlink.
+its request within SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT seconds (default 10) or sends a request longer than
+MAX_REQUEST_BYTES or of the wrong shape (that connection only), and opens its log without following a symlink.
+A job process sends nothing to a server that runs as another uid.
 """
 
 from __future__ import annotations
@@ -65,15 +66,17 @@ WARM_IMPORTS = {
     "peft": ("peft",),
 }
 LENGTH = struct.Struct("!Q")
+MAX_REQUEST_BYTES = 16 * 2**20  # a request is a job spec and its environment: kilobytes
+REQUEST_FIELDS = {"spec": dict, "log_path": str, "threads": int, "preload": list, "cwd": str, "env": dict}
 EXIT_CODE = struct.Struct("!i")
 READY_TIMEOUT_S = 30
 KEEP = "keep"  # SANDFLOW_JOB_SERVER=keep: the server stays for the next run
 IDLE_ENV = "SANDFLOW_JOB_SERVER_IDLE"
 DEFAULT_IDLE_S = 900.0
-# Prefixes of the variables that the warm libraries read at import time, which a kept server keeps.
 RECEIVE_TIMEOUT_ENV = "SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT"
 DEFAULT_RECEIVE_TIMEOUT_S = 10.0
 PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+# Prefixes of the variables that the warm libraries read at import time, which a kept server keeps.
 IMPORT_TIME_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "CUDA", "OMP_", "MKL_", "DATA_JUICER", "PYTHON")
 
 
@@ -202,6 +205,13 @@ def submit(address: str, request: dict[str, Any]) -> int | None:
         connection.close()
         return None
     with connection:
+        if from_another_user(connection):  # the job's environment (API keys) goes to nobody else
+            print(
+                f"sandflow: note: the job server at {address} runs as uid {peer_uid(connection)}, not as you; "
+                "the job runs in its own process",
+                file=sys.stderr,
+            )
+            return None
         payload = json.dumps({**request, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -240,8 +250,9 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: Snakemake decides, then stops us
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the socket file is removed
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if os.path.exists(path):
-        os.unlink(path)  # a server of an earlier, killed run
+    for leftover in (path, path + ".tmp"):  # of an earlier, killed run (the directory is this user's own)
+        if os.path.lexists(leftover):
+            os.unlink(leftover)
     listener.bind(path + ".tmp")
     os.rename(path + ".tmp", path)  # appears only once it can be connected to
     listener.listen(64)
@@ -296,7 +307,8 @@ def receive_timeout() -> float:
 
 def read_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """A job request and the job's stdout/stderr descriptors; (None, []) for a ping, a connection from another
-    user, or a client that sends nothing, or too little, within the receive timeout (all closed here)."""
+    user, a client that sends nothing, or too little, within the receive timeout, or a request that is too long
+    or malformed (all closed here: the server goes on)."""
     if from_another_user(connection):
         print(f"sandflow: job server: dropped a connection from uid {peer_uid(connection)}", file=sys.stderr)
         connection.close()
@@ -307,14 +319,22 @@ def read_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list
         connection.settimeout(receive_timeout())
         header, fds, _, _ = socket.recv_fds(connection, LENGTH.size, 2)
         if header:  # else a ping (answers())
-            request = json.loads(receive_exactly(connection, LENGTH.unpack(header)[0], deadline) or b"null")
-            if isinstance(request, dict) and len(fds) == 2:
+            (length,) = LENGTH.unpack(header)
+            if length > MAX_REQUEST_BYTES:
+                raise ValueError(f"a length of {length} bytes, over the cap of {MAX_REQUEST_BYTES}")
+            request = json.loads(receive_exactly(connection, length, deadline) or b"null")
+            if well_formed(request) and len(fds) == 2:
                 return request, fds
-            print("sandflow: job server: dropped an incomplete request", file=sys.stderr)
-    except (OSError, ValueError, struct.error) as exc:  # TimeoutError is an OSError
+            print("sandflow: job server: dropped an incomplete or malformed request", file=sys.stderr)
+    except Exception as exc:  # a timeout, a bad length, bad JSON (too deep: RecursionError): this connection only
         print(f"sandflow: job server: dropped a request ({type(exc).__name__}: {exc})", file=sys.stderr)
     close_all(connection, fds)
     return None, []
+
+
+def well_formed(request: Any) -> bool:
+    fields = isinstance(request, dict) and all(isinstance(request.get(k), t) for k, t in REQUEST_FIELDS.items())
+    return fields and all(isinstance(name, str) for name in request["preload"])
 
 
 def close_all(connection: socket.socket, fds: list[int]) -> None:

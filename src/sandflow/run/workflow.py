@@ -7,7 +7,6 @@ is ever spliced into a shell command and the job never re-plans the config.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 from collections.abc import Callable
@@ -23,8 +22,10 @@ from sandflow.plan.history import record_planned
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.model import Job, Plan
 from sandflow.plan.planner import plan_config
+from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
 from sandflow.run.integrity import first_altered
+from sandflow.run.lock import HeldLock, LockRefused, hold_lock
 from sandflow.run.specs import RunJobSpec, assembly_spec, job_spec
 
 
@@ -49,7 +50,7 @@ class Workflow:
     def __init__(self, plan: Plan):
         self.plan = plan
         self.jobs = plan.by_key  # grows when later iterations are planned
-        self._lock: int | None = None
+        self._lock: HeldLock | None = None
         # Whether Snakemake's --force* options are given: a job it reruns then recomputes even if it had
         # committed (runner.py restores a committed record otherwise). Set by load_or_exit.
         self.forced_reruns: Callable[[], bool] = lambda: False
@@ -75,17 +76,26 @@ class Workflow:
         if problems:
             more = f" (and {len(problems) - 1} more: `sandflow check` lists them)" if len(problems) > 1 else ""
             exit_with_error(f"cannot run here: {problems[0]}{more}")
-        self._lock = hold_lock(self.work_dir)
+        foreign = report_figures.foreign_figures(self.report_outputs()["figures"], self.work_dir)
+        if foreign:  # before Snakemake empties it for the context_infos job
+            exit_with_error(foreign)
+        try:
+            self._lock = hold_lock(self.work_dir)
+        except LockRefused as exc:
+            exit_with_error(str(exc))
         self.plan.hashes.save()
         record_planned(self.plan)  # so `sandflow check` can later say what changed (plan/history.py)
         try:
             job_server.start_for_local_run(snakemake_workflow, self.work_dir)
         except UnsafePath as exc:
+            self.finish_run()  # exit_with_error skips atexit: clear the lock's record first
             exit_with_error(str(exc))
 
     def finish_run(self) -> None:
         """Snakemake's onsuccess and onerror."""
         job_server.stop_running()
+        if self._lock is not None:
+            self._lock.release()  # clears this host's record: a run on another node may start at once
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
@@ -149,10 +159,7 @@ class Workflow:
 
     def context_infos_inputs(self, decision_file: Callable[[int, str], str]) -> dict[str, list[str] | str]:
         """The final rule's inputs: every job, the publication record, the iteration decisions."""
-        if self.hooks_skipped():  # asked while Snakemake builds the DAG, once it knows its execution settings
-            exit_with_error(
-                "snakemake --no-hooks would skip the work_dir lock that keeps two runs apart; run without it"
-            )
+        self.refuse_skipped_hooks()
         outcome = self.iteration_outcome()
         return {
             "jobs": self.targets(),
@@ -160,6 +167,14 @@ class Workflow:
             "decisions": self.decision_files(decision_file),
             "outcome": [outcome] if outcome else [],
         }
+
+    def refuse_skipped_hooks(self) -> None:
+        """Asked while Snakemake builds the DAG (it knows its execution settings then), by every job rule's
+        input function and the final rule's: whatever the target, --no-hooks would run without the lock."""
+        if self.hooks_skipped():
+            exit_with_error(
+                "snakemake --no-hooks would skip the work_dir lock that keeps two runs apart; run without it"
+            )
 
     # ---- hpo_config searches (rules/hpo.smk) -------------------------------------------------------
 
@@ -217,6 +232,7 @@ class Workflow:
         return self.plan.planner.schedule.spec(int(wildcards.n))
 
     def get_job_inputs(self, wildcards: Any) -> list[str]:
+        self.refuse_skipped_hooks()  # also when a job's own output is the target
         return sorted({self.declared(dep) for dep in self.jobs[wildcards.key].deps})
 
     def get_job_spec(self, wildcards: Any) -> RunJobSpec:
@@ -260,51 +276,6 @@ class Workflow:
         file's name changes instead, and the assembly (which lists it as input) reruns.
         """
         return self.publication_output().format(digest=digest_of(assembly_spec(self.plan)))
-
-
-# A parent that holds the work_dir lock for the snakemake it starts (python -m sandflow.hpo_search, whose
-# workers take turns on one work_dir) passes the open lock down as this file descriptor.
-INHERITED_LOCK = "SANDFLOW_WORK_DIR_LOCK_FD"
-
-
-def lock_path(work_dir: str) -> str:
-    return layout.state_path(work_dir, "lock")
-
-
-def inherited_lock(path: str) -> int | None:
-    """The lock file descriptor a parent passed down for this run, if it is this work_dir's lock."""
-    try:
-        fd = int(os.environ.get(INHERITED_LOCK, ""))
-        held, here = os.fstat(fd), os.stat(path)
-    except (ValueError, OSError):
-        return None
-    return fd if (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino) else None
-
-
-def hold_lock(work_dir: str) -> int:
-    """An exclusive lock on work_dir for this process's life (released by the kernel even on SIGKILL)."""
-    path = lock_path(work_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    inherited = inherited_lock(path)
-    if inherited is not None:
-        # Locking the parent's open file description again succeeds (it holds the lock); another holder refuses.
-        os.set_inheritable(inherited, False)  # jobs and the job server must not keep it
-    try:
-        fd = inherited if inherited is not None else os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        exit_with_error(
-            f"another sandflow run (pid {holder}) is using work_dir {work_dir}; wait for it to finish or stop it"
-        )
-    except OSError as exc:  # ENOLCK / EOPNOTSUPP: a file system without flock (some NFS mounts); ELOOP: a symlink
-        exit_with_error(
-            f"cannot lock work_dir {work_dir} ({path}: {exc.strerror}); sandflow needs a work_dir on a file system "
-            "where flock works (a local disk does) to keep two runs apart"
-        )
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
 
 
 def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> Workflow:
