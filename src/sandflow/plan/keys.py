@@ -70,7 +70,8 @@ def key_view(job: Job, hashes: FileHashCache) -> dict[str, Any]:
             if isinstance(value, str) and value and names_a_path(key_name(path)) and os.path.exists(value):
                 set_path(view, path, {"$file": read_path_digest(job, path, value, hashes)}, job.where)
             elif (module_file := user_module_file(value)) is not None:  # a user function, module:function
-                set_path(view, path, {"$function": [value, hashes.file(module_file)]}, job.where)
+                digest = read_path_digest(job, path, module_file, hashes)
+                set_path(view, path, {"$function": [value, digest]}, job.where)
     for section, source in job.section_sources.items():
         view[section] = placeholder(source)
     return view
