@@ -24,7 +24,6 @@ class BadJsonLine(BadData):
     def __init__(self, path: str | Path, number: int | None, error: json.JSONDecodeError):
         column = error.colno if number is not None else f"{error.colno} of line {error.lineno}"
         super().__init__(path, number, f"not JSON ({error.msg} at column {column})")
-        self.error = error
 
 
 def read_utf8(path: str | Path) -> str:
