@@ -258,7 +258,7 @@ def test_read_samples_reads_json_arrays_and_rejects_other_formats(tmp_path):
     with pytest.raises(ValueError, match=r"only .jsonl and .json datasets can be read here$"):
         read_samples(str(tmp_path / "x.parquet"))
     (tmp_path / "scalars.jsonl").write_text('{"a": 1}\n3\n')
-    with pytest.raises(ValueError, match=r"scalars.jsonl line 2 is not a JSON object$"):
+    with pytest.raises(ValueError, match=r"scalars.jsonl:2: not a JSON object$"):
         read_samples(str(tmp_path / "scalars.jsonl"))
 
 

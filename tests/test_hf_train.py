@@ -227,7 +227,7 @@ def test_model_config_trains_new_model_with_own_tokenizer(tmp_path: Path, corpus
 def test_read_texts_reads_files_in_order(tmp_path: Path) -> None:
     first = write_jsonl(tmp_path / "a.jsonl", ["one", "two"])
     second = write_jsonl(tmp_path / "b.jsonl", ["three"], key="content")
-    with pytest.raises(ValueError, match=r"b\.jsonl:1 has no string field 'text' \(extra_configs\.text_key\)"):
+    with pytest.raises(ValueError, match=r"b\.jsonl:1: has no string field 'text' \(extra_configs\.text_key\)"):
         hf_models.read_texts([first, second], "text")
     write_jsonl(second, ["three"])
     assert hf_models.read_texts([first, second], "text") == ["one", "two", "three"]

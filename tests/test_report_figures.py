@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from sandflow.core.jobio import JobFailed
 from sandflow.report import figures as report_figures
 
 
@@ -50,3 +53,18 @@ def test_a_training_curve_is_drawn_once_and_redrawn_when_its_log_differs(tmp_pat
     assert redrawn != cached and not cached.exists()  # the old one is not kept
     assert (figures / curve.name).read_bytes() == redrawn.read_bytes()
     assert metrics.read_text() == "iteration,trial,pipeline,job,metric,value\n"
+
+
+def test_a_training_log_that_is_not_a_list_of_objects_is_one_line_naming_it(tmp_path: Path):
+    figures, metrics = tmp_path / "report" / "figures", tmp_path / "report" / "metrics.csv"
+    job = training_job(tmp_path, [1.0])
+    log = Path(job["job_dir"]) / "extra_configs.export_path" / "train_log.json"
+    for text, failure_line in [
+        ('{"loss": 1.0}', f"{log}: not a list of objects, one per logged step"),
+        ('[{"loss": 1.0}, 2]', f"{log}: not a list of objects, one per logged step"),
+        ('[{"loss": 1.0},\n oops]', f"{log}:2: not JSON (Expecting value at column 2)"),
+    ]:
+        log.write_text(text)
+        with pytest.raises(JobFailed) as failure:
+            report_figures.build({"jobs": [job]}, str(figures), str(metrics))
+        assert str(failure.value) == failure_line

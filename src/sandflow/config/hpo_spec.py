@@ -228,19 +228,41 @@ def _parameter(name: Any, spec: Any) -> Parameter:
         raise ConfigError(
             f"{where}.distribution", f"unknown distribution {kind!r}{did_you_mean(str(kind), DISTRIBUTIONS)}"
         )
-    if kind == "categorical" and (not isinstance(spec["values"], list) or not spec["values"]):
-        raise ConfigError(f"{where}.values", "must be a non-empty list")
+    if kind == "categorical":
+        if not isinstance(spec["values"], list) or not spec["values"]:
+            raise ConfigError(f"{where}.values", "must be a non-empty list")
+        if spec.get("probabilities") is not None:
+            _check_probabilities(spec["probabilities"], len(spec["values"]), f"{where}.probabilities")
     if kind not in ("categorical", "constant"):
         for bound in ("min", "max"):
-            if not isinstance(spec.get(bound), (int, float)) or isinstance(spec.get(bound), bool):
+            if not _is_number(spec.get(bound)):
                 raise ConfigError(
                     f"{where}.{bound}", f"a {kind} distribution needs a number, got {describe_value(spec.get(bound))}"
                 )
+            if kind == "int_uniform" and not isinstance(spec[bound], int):
+                raise ConfigError(
+                    f"{where}.{bound}", f"an int_uniform distribution needs a whole number, got {spec[bound]!r}"
+                )
+        if kind.startswith("q_") and "q" in spec and (not _is_number(spec["q"]) or spec["q"] <= 0):
+            raise ConfigError(f"{where}.q", f"the step q must be a number above 0, got {describe_value(spec['q'])}")
         if spec["min"] > spec["max"]:
             raise ConfigError(where, f"min {spec['min']} is above max {spec['max']}")
         if "log" in kind and spec["min"] <= 0:
             raise ConfigError(f"{where}.min", f"a {kind} distribution needs min > 0, got {spec['min']}")
     return parameter
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_probabilities(probabilities: Any, count: int, where: str) -> None:
+    """One weight per value, none negative, not all 0 (random.choices fails on each, with a traceback)."""
+    if not isinstance(probabilities, list) or len(probabilities) != count:
+        got = f"{len(probabilities)} of them" if isinstance(probabilities, list) else describe_value(probabilities)
+        raise ConfigError(where, f"must be a list of {count} numbers, one per value, got {got}")
+    if not all(_is_number(weight) and weight >= 0 for weight in probabilities) or not sum(probabilities) > 0:
+        raise ConfigError(where, f"must be numbers of at least 0, not all 0, got {probabilities!r}")
 
 
 def _explicit_trial(position: int, trial: Any, parameters: tuple[Parameter, ...]) -> dict[str, Any]:

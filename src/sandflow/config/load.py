@@ -18,6 +18,7 @@ errors upstream too (jsonargparse). See docs/config-errors.md.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,31 @@ def check_recipe(recipe: Any, where: str, source: str | None = None) -> None:
             )
 
 
+# Pipeline names and meta_names become file names, two of them in one: figures/<pipeline>.<meta_name>.<figure>.png.
+# Most file systems take 255 bytes per name (NAME_MAX); 100 bytes each leaves room for the rest.
+MAX_NAME_BYTES = 100
+
+
+def check_name_length(name: str, where: str, kind: str) -> None:
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise ConfigError(
+            where,
+            f"the {kind} {name[:20]!r}... is {size} bytes long, more than {MAX_NAME_BYTES}: names become file names "
+            f"(figures/<pipeline>.<meta_name>.<figure>.png), and a file name is at most 255 bytes",
+        )
+
+
+def check_work_dir(work_dir: str) -> None:
+    """work_dir, or the nearest of its parents that exists, is a directory: making it would fail mid-run."""
+    existing = os.path.abspath(work_dir)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        named = "" if existing == os.path.abspath(work_dir) else f": {existing}"
+        raise ConfigError("work_dir", f"{work_dir!r}{named} is a file, not a directory")
+
+
 def _wandb_settings(value: bool | dict[str, Any] | None) -> dict[str, Any] | None:
     if not value:
         return None
@@ -181,6 +207,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         variables=variables,
         written_as=written_as,
     )
+    check_work_dir(config.work_dir)
     if has_pipelines:
         raw = data["pipelines"]
         items = list(raw.items()) if isinstance(raw, dict) else [next(iter(p.items())) for p in raw]
@@ -189,6 +216,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
             base = ("pipelines", name) if isinstance(raw, dict) else ("pipelines", position, name)
             if name in seen:
                 raise ConfigError(config_path(*base), f"duplicate pipeline name {name!r}")
+            check_name_length(name, config_path(*base[:-1]), "pipeline name")
             seen.add(name)
             config.pipelines.append((name, _jobs_of(name, body or {}, base)))
     else:
@@ -207,6 +235,8 @@ def _jobs_of(pipeline: str, body: dict[str, Any], base: tuple[str | int, ...]) -
     jobs = []
     for stage in STAGES:
         for index, raw in enumerate(body.get(stage) or []):
+            if raw.get("meta_name") is not None:
+                check_name_length(raw["meta_name"], config_path(*base, stage, index, "meta_name"), "meta_name")
             output = raw.get("output")
             outputs = None if output is None else tuple([output] if isinstance(output, str) else output)
             jobs.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat as stat_kinds
 import time
 from pathlib import Path
 
@@ -27,9 +28,31 @@ def touched_since(stat: os.stat_result, since_ns: int) -> bool:
     return max(stat.st_mtime_ns, stat.st_ctime_ns) >= since_ns
 
 
+class NotARegularFile(OSError):
+    """A path to hash that is a FIFO, a device or a socket: reading one may block forever or never end."""
+
+    def __init__(self, path: str | Path, mode: int):
+        kind = (
+            "a FIFO"
+            if stat_kinds.S_ISFIFO(mode)
+            else "a device"
+            if stat_kinds.S_ISCHR(mode) or stat_kinds.S_ISBLK(mode)
+            else "a socket"
+            if stat_kinds.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        super().__init__(f"{path} is {kind}: only regular files and directories are read and hashed")
+
+
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    """sha256 of a regular file. Opened without blocking and checked after opening: a FIFO swapped in after a
+    stat would otherwise block the open until a writer comes."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if not stat_kinds.S_ISREG(mode):
+            raise NotARegularFile(path, mode)
+        digest = hashlib.sha256()
         for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -51,6 +74,8 @@ class FileHashCache:
         absolute = os.path.abspath(path)
         hashed_at = time.time_ns()
         stat = os.stat(absolute)
+        if not stat_kinds.S_ISREG(stat.st_mode):
+            raise NotARegularFile(path, stat.st_mode)
         seen = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
         cached = self.entries.get(absolute)
         if (
@@ -66,9 +91,14 @@ class FileHashCache:
         return digest
 
     def tree(self, path: str) -> str:
-        """Hash of a directory: relative names and content hashes of every file under it."""
+        """Hash of a directory: relative names and content hashes of every file under it. A directory that
+        cannot be listed is an error (os.walk would skip it, leaving its files out of the hash)."""
+
+        def unreadable(error: OSError) -> None:
+            raise error
+
         digest = hashlib.sha256()
-        for root, dirs, files in os.walk(path):
+        for root, dirs, files in os.walk(path, onerror=unreadable):
             dirs.sort()
             for name in sorted(files):
                 full = os.path.join(root, name)

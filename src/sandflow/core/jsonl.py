@@ -1,4 +1,5 @@
-"""JSON Lines: one parser for every reader, so blank lines and raw U+2028 are handled alike."""
+"""JSON Lines: one parser for every reader, so blank lines and raw U+2028 are handled alike, and a bad line is
+one line of the job's failure, '<file>:<line>: <problem>' (a JobFailed: the runner prints it without a traceback)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,39 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sandflow.core.jobio import JobFailed
 
-class BadJsonLine(ValueError):
+
+class BadData(JobFailed, ValueError):
+    """A dataset file that is not what the job reads, at a line (number None: the file as a whole)."""
+
+    def __init__(self, path: str | Path, number: int | None, problem: str):
+        super().__init__(f"{path}{'' if number is None else f':{number}'}: {problem}")
+        self.path, self.number, self.problem = path, number, problem
+
+
+class BadJsonLine(BadData):
     """Bad JSON at a line of a JSON Lines file (number None: in a file holding one JSON array)."""
 
     def __init__(self, path: str | Path, number: int | None, error: json.JSONDecodeError):
-        super().__init__(f"{path}{'' if number is None else f' line {number}'} is not JSON: {error}")
-        self.path, self.number, self.error = path, number, error
+        column = error.colno if number is not None else f"{error.colno} of line {error.lineno}"
+        super().__init__(path, number, f"not JSON ({error.msg} at column {column})")
+
+
+def read_utf8(path: str | Path) -> str:
+    """The file's text; bytes that are not UTF-8 are a BadData naming their line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadData(path, data.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
 
 
 def numbered_json_lines(path: str | Path, text: str | None = None) -> list[tuple[int, Any]]:
     """(line number, value) of every non-blank line. Split on "\\n" only, not splitlines(): JSON written
     with ensure_ascii=False may hold a raw U+2028 inside a string."""
     if text is None:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_utf8(path)
     rows = []
     for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
@@ -27,18 +47,22 @@ def numbered_json_lines(path: str | Path, text: str | None = None) -> list[tuple
                 rows.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise BadJsonLine(path, number, exc) from None
+            except RecursionError:
+                raise BadData(path, number, "not JSON (nested too deeply)") from None
     return rows
 
 
 def json_rows(path: str | Path) -> tuple[list[Any], list[int] | None]:
     """The rows of a JSON Lines file, or of a file holding one JSON array (how Data-Juicer writes ``.json``
     exports), with each row's line number (None for an array)."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_utf8(path)
     if text.lstrip().startswith("["):
         try:
             return json.loads(text), None
         except json.JSONDecodeError as exc:
             raise BadJsonLine(path, None, exc) from None
+        except RecursionError:
+            raise BadData(path, None, "not JSON (nested too deeply)") from None
     numbered = numbered_json_lines(path, text)
     return [row for _, row in numbered], [number for number, _ in numbered]
 
@@ -48,6 +72,6 @@ def read_objects(path: str | Path) -> list[dict[str, Any]]:
     rows = []
     for number, row in numbered_json_lines(path):
         if not isinstance(row, dict):
-            raise ValueError(f"{path} line {number} is not a JSON object")
+            raise BadData(path, number, "not a JSON object")
         rows.append(row)
     return rows

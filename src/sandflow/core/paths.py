@@ -1,8 +1,31 @@
-"""DJ-Sandbox's path conventions: file or directory by name, and the iter_<N> directory."""
+"""DJ-Sandbox's path conventions: file or directory by name, the iter_<N> directory, and which config keys name
+paths a job reads."""
 
 from __future__ import annotations
 
 import os
+import re
+
+# The last word of a key (a trailing _<n> dropped, as in dataset_path_2) that marks its value as a path the job
+# reads: sandflow's hooks and Data-Juicer's ops name their inputs so (dataset_path, stopwords_dir, seed_file,
+# hf_model and tokenizer_model: a hub id or a local directory).
+PATH_KEY_WORDS = frozenset(
+    {"path", "paths", "dir", "dirs", "file", "files", "dataset", "datasets", "model", "models", "tokenizer", "recipe"}
+)
+# Data-Juicer op arguments that are paths without saying so in their last word.
+OTHER_PATH_KEYS = frozenset({"imgfiles", "model_cfg", "wilor_model_config"})
+
+
+def names_a_path(key: str) -> bool:
+    """Whether a config key's value is meant as a path to read (only those are hashed as files in job keys)."""
+    name = re.sub(r"_\d+$", "", key)
+    return name in OTHER_PATH_KEYS or name.rsplit("_", 1)[-1] in PATH_KEY_WORDS
+
+
+def encloses(outer: str, inner: str) -> bool:
+    """Whether outer is inner or one of its ancestors, symlinks resolved."""
+    outer, inner = os.path.realpath(outer), os.path.realpath(inner)
+    return os.path.commonpath([outer, inner]) == outer
 
 
 def guess_kind(path: str) -> str:

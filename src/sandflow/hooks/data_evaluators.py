@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.jobio import JobFailed
-from sandflow.core.jsonl import BadJsonLine, json_rows
+from sandflow.core.jsonl import BadData, json_rows
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import dj_models_cache
 
@@ -97,15 +97,15 @@ def read_samples(path: str) -> Samples:
     """A JSON-lines file or a JSON array of objects (Data-Juicer writes ``.json`` exports as an array)."""
     if Path(path).suffix.lower() not in (".json", ".jsonl"):
         raise ValueError(f"{path}: only .jsonl and .json datasets can be read here")
-    try:
-        rows, lines = json_rows(path)
-    except BadJsonLine as bad:
-        where = path if bad.number is None else f"{path} line {bad.number}"
-        raise ValueError(f"{where} is not valid JSON: {bad.error}") from None
+    rows, lines = json_rows(path)  # a bad line fails the job naming it
     samples = Samples(rows, path, lines)
     for index, row in enumerate(samples):
         if not isinstance(row, dict):
-            raise ValueError(f"{samples.where(index)} is not a JSON object")
+            raise BadData(
+                path,
+                lines[index] if lines else None,
+                "not a JSON object" if lines else f"sample {index + 1} is not a JSON object",
+            )
     return samples
 
 

@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from sandflow.core.jsonl import BadJsonLine, json_rows
+from sandflow.core.jsonl import BadData, json_rows
 from sandflow.hooks.base import JobRun
 
 Sample = dict[str, Any]
@@ -128,20 +128,13 @@ def common_prefix(paths: Sequence[str]) -> str:
 
 
 def read_samples(path: str, key: str) -> list[Sample]:
-    """A JSON Lines file (or one JSON array) of objects, as written."""
-    try:
-        rows, lines = json_rows(path)
-    except BadJsonLine as bad:
-        if bad.number is None:
-            raise ValueError(f"extra_configs.{key}: {path} is not valid JSON ({bad.error})") from None
-        raise ValueError(
-            f"extra_configs.{key}: line {bad.number} of {path} is not JSON ({bad.error}); "
-            f"pools must be JSON Lines files"
-        ) from None
+    """A JSON Lines file (or one JSON array) of objects, as written; a bad line fails the job naming it."""
+    rows, lines = json_rows(path)
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            where = f"item {index} (0-based)" if lines is None else f"line {lines[index]}"
-            raise ValueError(f"extra_configs.{key}: {where} of {path} is not a JSON object")
+            if lines is None:
+                raise BadData(path, None, f"item {index} (0-based) is not a JSON object (extra_configs.{key})")
+            raise BadData(path, lines[index], f"not a JSON object (extra_configs.{key})")
     return rows
 
 

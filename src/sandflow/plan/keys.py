@@ -3,8 +3,8 @@
 The material: the hook (and component) with the sha256 of their code (hooks/source_digest.py), the
 versions of the libraries that shape it; its dj_configs / extra_configs after file loading and ``local`` patches, where each
 ``input`` target is replaced by {upstream key, output index}, each path an earlier job writes by
-{writer key, slot, relative path}, each external file by its sha256, each user function by its
-module's sha256, and each path the job writes by its file name only. Publishing and run-time
+{writer key, slot, relative path}, each external file by its sha256 (only under keys that name paths, see
+core/paths.py: an op's `repl: '.'` is text), each user function by its module's sha256, and each path the job writes by its file name only. Publishing and run-time
 settings (export directories, np, work_dir, project/experiment names) stay out, so the same work
 under another export_path, or in another iteration, is a cache hit.
 """
@@ -15,10 +15,12 @@ import copy
 import os
 from typing import Any
 
+from sandflow.config.errors import ConfigError, child_path
 from sandflow.config.model import SECTIONS
-from sandflow.config.tree import get_path, is_placeholder, leaves, set_path
+from sandflow.config.tree import Path_, get_path, is_placeholder, leaves, set_path
 from sandflow.core.filehash import FileHashCache
 from sandflow.core.keys import digest_of, library_version
+from sandflow.core.paths import encloses, names_a_path
 from sandflow.hooks.llm.messages import user_module_file
 from sandflow.hooks.registry import component_of
 from sandflow.hooks.source_digest import source_digest
@@ -30,8 +32,11 @@ RUNTIME_KEYS = frozenset(
 )
 # Keys that name where something is written, in any hook's sections, or (data_root_path) a root that paths
 # are made relative to without being read: never read edges or hashed files, kept literally in keys.
+# Data-Juicer's op arguments that say where an op writes (save_dir, frame_dir...) are output locations too.
 OUTPUT_LOCATION_KEYS = frozenset(
     {"export_path", "work_dir", "path_k_sigma_recipe", "path_model_feedback_recipe", "data_root_path"}
+    | {"save_dir", "save_visualization_dir", "visualization_dir", "save_mesh_dir", "frame_dir", "output_dir"}
+    | {"output_video_dir", "point_cloud_dir_for_metric", "temp_save_path", "cropping_face_video_temp_path"}
 )
 
 
@@ -62,14 +67,35 @@ def key_view(job: Job, hashes: FileHashCache) -> dict[str, Any]:
         for path, value in list(leaves(tree, (section,))):
             if any(part in OUTPUT_LOCATION_KEYS for part in path if isinstance(part, str)):
                 continue  # a published output may appear there after a run; it must not change the key
-            if isinstance(value, str) and value and os.path.exists(value):
-                digest = hashes.file(value) if os.path.isfile(value) else hashes.tree(value)
-                set_path(view, path, {"$file": digest}, job.where)
+            if isinstance(value, str) and value and names_a_path(key_name(path)) and os.path.exists(value):
+                set_path(view, path, {"$file": read_path_digest(job, path, value, hashes)}, job.where)
             elif (module_file := user_module_file(value)) is not None:  # a user function, module:function
-                set_path(view, path, {"$function": [value, hashes.file(module_file)]}, job.where)
+                digest = read_path_digest(job, path, module_file, hashes)
+                set_path(view, path, {"$function": [value, digest]}, job.where)
     for section, source in job.section_sources.items():
         view[section] = placeholder(source)
     return view
+
+
+def key_name(path: Path_) -> str:
+    """The name of the key a leaf sits under (a list item's is its list's)."""
+    return next((part for part in reversed(path) if isinstance(part, str)), "")
+
+
+def read_path_digest(job: Job, path: Path_, value: str, hashes: FileHashCache) -> str:
+    """sha256 of a file or directory a job reads; one that holds the working directory or work_dir (`.`, `..`,
+    `/`) would hash the job store itself, so the key would change with every job that finishes."""
+    where = job.where
+    for part in path:
+        where = child_path(where, part)
+    for place, name in ((os.getcwd(), "the working directory"), (job.work_dir, f"work_dir {job.work_dir}")):
+        if encloses(value, place):
+            raise ConfigError(where, f"{value!r} holds {name}: name the files or the directory the job reads")
+    try:
+        return hashes.tree(value) if os.path.isdir(value) else hashes.file(value)
+    except OSError as exc:
+        problem = str(exc) if exc.strerror is None else f"cannot read {exc.filename or value}: {exc.strerror}"
+        raise ConfigError(where, problem) from None
 
 
 def key_of(job: Job, hashes: FileHashCache) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import job_logging
+from sandflow.core.jsonl import BadData, read_utf8
 from sandflow.core.layout import CONTEXT_FILE
 
 TRAIN_LOG = "train_log.json"
@@ -50,7 +51,18 @@ def training_curves(job_dir: str, meta_name: str) -> Iterator[tuple[str, list[di
     """(``<meta_name>/<model>``, log entries) for every training log in a job directory."""
     for log in sorted(Path(job_dir).rglob(TRAIN_LOG)):
         model = log.parent.relative_to(job_dir).as_posix().replace("/", ".") or "model"
-        yield f"{meta_name}/{model}", json.loads(log.read_text())
+        yield f"{meta_name}/{model}", read_training_log(log)
+
+
+def read_training_log(path: Path) -> list[dict[str, Any]]:
+    """A train_log.json: a list of objects, one per logged step; anything else fails the rule in one line."""
+    try:
+        entries = json.loads(read_utf8(path))
+    except json.JSONDecodeError as exc:
+        raise BadData(path, exc.lineno, f"not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise BadData(path, None, "not a list of objects, one per logged step")
+    return entries
 
 
 def runs(spec: dict[str, Any]) -> dict[tuple[int | None, str], list[dict[str, Any]]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
-from sandflow.core.jobio import job_logging, load_context, replace_prefix
+from sandflow.core.jobio import JobFailed, job_logging, load_context, replace_prefix
 from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.private_fs import UnsafePath, copy_replacing, ensure_within, resolves_within
 from sandflow.plan.model import Write
@@ -114,6 +114,6 @@ def main_from_snakemake(snakemake: Any) -> None:
         with job_logging(snakemake.log[0]):
             assemble_context_infos(spec, snakemake.output[0])
             report_figures.build(spec, snakemake.output.figures, snakemake.output.metrics)
-    except UnsafePath as exc:
+    except (UnsafePath, JobFailed) as exc:  # JobFailed: a job's train_log.json that is not a log
         print(f"sandflow: job failed: {exc}", file=sys.stderr)
         sys.exit(1)

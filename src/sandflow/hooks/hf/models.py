@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sandflow.core.jsonl import BadData, numbered_json_lines
 from sandflow.hooks.hf.tiny_lm import MIN_VOCAB_SIZE, tiny_gpt2, train_tokenizer
 
 DEFAULT_SEQ_LEN = 128
@@ -77,15 +78,11 @@ def read_texts(paths: list[Path], text_key: str) -> list[str]:
     """The text_key field of every jsonl row, files in order."""
     texts = []
     for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                text = row.get(text_key) if isinstance(row, dict) else None
-                if not isinstance(text, str):
-                    raise ValueError(f"{path}:{number} has no string field {text_key!r} (extra_configs.text_key)")
-                texts.append(text)
+        for number, row in numbered_json_lines(path):  # a line that is not JSON fails the job naming it
+            text = row.get(text_key) if isinstance(row, dict) else None
+            if not isinstance(text, str):
+                raise BadData(path, number, f"has no string field {text_key!r} (extra_configs.text_key)")
+            texts.append(text)
     if not texts:
         raise ValueError(f"no texts in {', '.join(map(str, paths))}")
     return texts
