@@ -75,8 +75,10 @@ def rank_environment() -> dict[str, str]:
 
 
 def failure_line(output: list[str], code: int, num_processes: int) -> str:
-    """torchrun's summary of the first failed rank (its 'rank :' and 'exitcode :' lines) in one line."""
+    """torchrun's summary of the first failed rank (the 'rank :' and 'exitcode :' lines under 'Root Cause') in one
+    line; the ranks it stopped because of that one are listed before it, under 'Failures'."""
     text = "\n".join(output)
+    text = text[text.rfind("Root Cause") :] if "Root Cause" in text else text
     rank = re.search(r"^\s*rank\s*:\s*(\d+)", text, re.MULTILINE)
     exitcode = re.search(r"^\s*exitcode\s*:\s*(-?\d+)", text, re.MULTILINE)
     detail = ""
@@ -89,7 +91,7 @@ def failure_line(output: list[str], code: int, num_processes: int) -> str:
 
 def train_data_parallel(job: JobRun, paths: list[Path], text_key: str, export: Path, placement: Placement) -> None:
     """Train one model on the texts of paths, saved in export, on placement.num_processes ranks."""
-    request = Path(job.job_dir) / REQUEST_JSON
+    request = Path(job.job_dir).resolve() / REQUEST_JSON
     write_text_atomic(
         request,
         json.dumps(
