@@ -26,8 +26,9 @@ from sandflow.hooks.llm.infer import infer_model
 # 1 vs 2 processes: each logged loss (the mean over 2 steps) within this of the other run's. Same global batch,
 # seed and initial weights, and no dropout: what is left is float summation order (DDP's all-reduce sums the two
 # halves' gradients) and the padded last block, whose tokens weigh a little differently when split over ranks.
-# Measured here: at most 2.1e-3 over 20 steps; a run on another seed's batches differs by ~0.05 or more.
-LOSS_TOLERANCE = 1e-2
+# Measured here: at most 2.1e-3 over 20 steps, while one process with another seed (other batches, same
+# weights) differs by up to 4.0e-2: the tolerance lets rounding through and catches a different batch order.
+LOSS_TOLERANCE = 5e-3
 
 
 @pytest.fixture(scope="module")
