@@ -1,4 +1,4 @@
-"""EvaluateModelHook type 'perplexity': token-weighted perplexity of causal LMs on held-out jsonl texts (CPU).
+"""EvaluateModelHook type 'perplexity': token-weighted perplexity of causal LMs on held-out jsonl texts.
 
 sandflow's own evaluator (DJ-Sandbox's only model evaluator runs InternVL's
 COCO-caption scripts). Its extra_configs:
@@ -10,7 +10,12 @@ COCO-caption scripts). Its extra_configs:
   ``text_key`` (default ``text``);
 * ``seq_len`` (default min(128, the model's positions)),
   ``per_device_eval_batch_size`` (8);
+* ``precision`` — ``fp32`` (default), ``bf16`` or ``fp16`` (CUDA only): the
+  dtype the models are cast to;
 * ``export_path`` — the directory for ``eval.json``.
+
+Models run on CUDA when the job sees a GPU, else on the CPU (hf/devices.py);
+``device.json`` in the job directory records which, and the precision.
 
 Texts are packed as for training (each followed by EOS, cut into seq_len
 blocks). ``loss`` is the mean negative log-likelihood over every predicted
@@ -35,6 +40,7 @@ from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.hf.devices import Placement, job_placement, write_device_record
 from sandflow.hooks.hf.models import (
     check_known_keys,
     collate_blocks,
@@ -56,13 +62,24 @@ __all__ = ["evaluate_perplexity", "perplexity_of", "EVAL_JSON"]
 EVAL_JSON = "eval.json"
 
 PERPLEXITY_KEYS = frozenset(
-    {"type", "export_path", "ckpt_paths", "dataset_path", "text_key", "seq_len", "per_device_eval_batch_size"}
+    {
+        "type",
+        "export_path",
+        "ckpt_paths",
+        "dataset_path",
+        "text_key",
+        "seq_len",
+        "per_device_eval_batch_size",
+        "precision",
+    }
 )
 
 
-def perplexity_of(model: Any, tokenizer: Any, texts: list[str], seq_len: int, batch_size: int) -> dict[str, Any]:
+def perplexity_of(
+    model: Any, tokenizer: Any, texts: list[str], seq_len: int, batch_size: int, device: str = "cpu"
+) -> dict[str, Any]:
     """{"loss": mean NLL per predicted token, "num_tokens": predicted tokens, "perplexity": exp(loss),
-    "token_accuracy": share of predicted tokens that are the model's top-1 guess}."""
+    "token_accuracy": share of predicted tokens that are the model's top-1 guess}, with the model on device."""
     import torch
     import torch.nn.functional as F
 
@@ -76,7 +93,10 @@ def perplexity_of(model: Any, tokenizer: Any, texts: list[str], seq_len: int, ba
     model.eval()
     with torch.no_grad(), single_thread():
         for start in range(0, len(blocks), batch_size):
-            batch = collate_blocks(blocks[start : start + batch_size], pad_id)
+            batch = {
+                name: tensor.to(device)
+                for name, tensor in collate_blocks(blocks[start : start + batch_size], pad_id).items()
+            }
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             # Position i predicts token i + 1.
             targets = batch["labels"][:, 1:]
@@ -96,12 +116,14 @@ def perplexity_of(model: Any, tokenizer: Any, texts: list[str], seq_len: int, ba
     }
 
 
-def evaluate_checkpoint(job: JobRun, texts: list[str], batch_size: int, model_dir: Path) -> dict[str, Any]:
+def evaluate_checkpoint(
+    job: JobRun, texts: list[str], batch_size: int, placement: Placement, model_dir: Path
+) -> dict[str, Any]:
     """Perplexity metrics of one checkpoint on texts: a worker process's unit of work."""
     model, tokenizer = load_checkpoint(model_dir)
-    metrics = perplexity_of(
-        model, tokenizer, texts, seq_len_setting(job.extra_configs or {}, model, "extra_configs"), batch_size
-    )
+    model.to(device=placement.device, dtype=placement.torch_dtype)
+    seq_len = seq_len_setting(job.extra_configs or {}, model, "extra_configs")
+    metrics = perplexity_of(model, tokenizer, texts, seq_len, batch_size, placement.device)
     job.log.info(
         "%s: perplexity %.4f, next-token accuracy %.4f (loss %.4f over %d tokens)",
         model_dir,
@@ -128,8 +150,12 @@ def evaluate_perplexity(job: JobRun) -> dict[str, Any] | list[dict[str, Any]]:
     texts = read_texts(dataset_paths(cfg, "dataset_path", where), text_key_setting(cfg, where))
     batch_size = int_setting(cfg, "per_device_eval_batch_size", 8, where)
     export = export_dir(cfg)
+    placement = job_placement(cfg, where)
 
-    results = map_models(job, functools.partial(evaluate_checkpoint, job, texts, batch_size), model_dirs)
+    evaluate = functools.partial(evaluate_checkpoint, job, texts, batch_size, placement)
+    # On CPU one worker process per model; a GPU is taken by one model at a time.
+    results = map_models(job, evaluate, model_dirs) if placement.device == "cpu" else list(map(evaluate, model_dirs))
+    write_device_record(job.job_dir, placement)
     value = results[0] if isinstance(ckpt_paths, str) else results
     write_text_atomic(export / EVAL_JSON, json.dumps(value, indent=2, sort_keys=True) + "\n")
     return value

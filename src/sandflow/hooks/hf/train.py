@@ -1,4 +1,4 @@
-"""TrainModelHook type 'huggingface': causal-LM training with transformers' Trainer on CPU.
+"""TrainModelHook type 'huggingface': causal-LM training with transformers' Trainer on the job's devices.
 
 ``type: huggingface`` is sandflow's own (DJ-Sandbox trains text models through
 ModelScope only). Its extra_configs:
@@ -19,7 +19,14 @@ ModelScope only). Its extra_configs:
   positions)), ``seed`` (42);
 * ``lora`` — optional ``{r: 8, alpha: 16, dropout: 0.0, target_modules}``
   (peft; target_modules defaults to peft's choice for the architecture);
+* ``precision`` — ``fp32`` (default), ``bf16`` or ``fp16`` (CUDA only);
+* ``num_processes`` — data-parallel processes (default: one per visible CUDA
+  device, else 1; on CPU, N > 1 runs N gloo processes): hf/launch.py;
 * ``export_path`` — the checkpoint directory.
+
+The job trains on CUDA when it sees a GPU, else on the CPU, and fails at once
+when it was given a GPU that torch cannot see (hf/devices.py); ``device.json``
+in the job directory records the device, precision and process count.
 
 Texts are tokenized without special tokens, each followed by the EOS token,
 concatenated and cut into ``seq_len`` blocks (transformers' run_clm packing;
@@ -31,7 +38,8 @@ learning_rate at each logging step) and ``metrics.json`` (final mean train
 loss, steps, epochs, block/token/text counts, parameter counts). Wall-clock
 times go to the job log only, so the same inputs give a byte-identical
 directory: training runs with ``full_determinism`` on one CPU thread (the
-float reductions of several threads depend on their number).
+float reductions of several threads depend on their number). That holds for
+one process on CPU; GPUs and several processes reduce floats in other orders.
 With ``lora`` the directory holds the adapter (adapter_config.json,
 adapter_model.safetensors) and the untouched base model in ``base_model/``;
 adapter_config.json's ``base_model_name_or_path`` is ``base_model``, relative
@@ -48,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import io
 import json
@@ -60,6 +69,8 @@ from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.hf.devices import Placement, job_placement, write_device_record
+from sandflow.hooks.hf.launch import process_count, train_data_parallel
 from sandflow.hooks.hf.models import (
     BASE_MODEL_SUBDIR,
     check_known_keys,
@@ -113,6 +124,8 @@ HF_KEYS = frozenset(
         "seq_len",
         "seed",
         "lora",
+        "precision",
+        "num_processes",
     }
 )
 
@@ -192,32 +205,51 @@ def train_huggingface(job: JobRun) -> str | list[str]:
     paths = dataset_paths(cfg, "dataset_path", where)
     text_key = text_key_setting(cfg, where)
     export = export_dir(cfg)
+    placement = job_placement(cfg, where)
+    placement = dataclasses.replace(placement, num_processes=process_count(cfg, where, placement.device))
+    job.log.info(
+        "device %s, precision %s, %d process(es)", placement.device, placement.precision, placement.num_processes
+    )
     if isinstance(cfg["dataset_path"], str):
-        train_one_model(job, read_texts(paths, text_key), export)
+        train_on(job, paths, text_key, export, placement)
+        write_device_record(job.job_dir, placement)
         return str(export)
     stems = [path.stem for path in paths]
     clash = next((stem for stem in stems if stems.count(stem) > 1), None)
     if clash is not None:
         raise ValueError(f"{where}.dataset_path: two pools are named {clash!r}; their models would share a directory")
     pools = [(number, path, export / stem) for number, (path, stem) in enumerate(zip(paths, stems), 1)]
-    map_models(
-        job,
-        functools.partial(train_pool_model, job, text_key, len(pools)),
-        pools,
-        cost=lambda pool: pool[1].stat().st_size,
-    )  # a bigger pool trains longer
+    train_pool = functools.partial(train_pool_model, job, text_key, len(pools), placement)
+    if placement.device == "cpu" and placement.num_processes == 1:
+        map_models(job, train_pool, pools, cost=lambda pool: pool[1].stat().st_size)  # a bigger pool trains longer
+    else:  # the job's devices are taken by one model at a time
+        for pool in pools:
+            train_pool(pool)
+    write_device_record(job.job_dir, placement)
     return [str(export / stem) for stem in stems]
 
 
-def train_pool_model(job: JobRun, text_key: str, count: int, pool: tuple[int, Path, Path]) -> None:
+def train_pool_model(
+    job: JobRun, text_key: str, count: int, placement: Placement, pool: tuple[int, Path, Path]
+) -> None:
     """Train the model of one pool (number, dataset, checkpoint directory): a worker process's unit of work."""
     number, path, export = pool
     job.log.info("pool %d of %d: %s", number, count, path)
-    train_one_model(job, read_texts([path], text_key), export)
+    train_on(job, [path], text_key, export, placement)
 
 
-def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
-    """Train (or, with max_steps 0, only initialise) one model on texts and save it with its logs in export."""
+def train_on(job: JobRun, paths: list[Path], text_key: str, export: Path, placement: Placement) -> None:
+    """One model on the texts of paths: in this process, or on placement.num_processes ranks."""
+    if placement.num_processes > 1:
+        train_data_parallel(job, paths, text_key, export, placement)
+    else:
+        train_one_model(job, read_texts(paths, text_key), export, placement)
+
+
+def train_one_model(job: JobRun, texts: list[str], export: Path, placement: Placement) -> None:
+    """Train (or, with max_steps 0, only initialise) one model on texts and save it with its logs in export.
+
+    Under torchrun (placement.num_processes > 1) every rank runs this; rank 0 writes the files."""
     cfg = job.extra_configs or {}
     where = "extra_configs"
     seed = int_setting(cfg, "seed", 42, where, minimum=0)
@@ -233,6 +265,7 @@ def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
     if not isinstance(scheduler, str):
         raise ValueError(f"{where}.lr_scheduler_type must be a scheduler name, got {scheduler!r}")
     export.mkdir(parents=True, exist_ok=True)
+    writes = int(os.environ.get("RANK", "0")) == 0
 
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
@@ -259,8 +292,9 @@ def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
 
         peft_config = lora_config(cfg["lora"])
         # Saved now: get_peft_model rewrites the base's modules in place (LoRA layers around the targets).
-        base.save_pretrained(export / BASE_MODEL_SUBDIR)
-        tokenizer.save_pretrained(export / BASE_MODEL_SUBDIR)
+        if writes:
+            base.save_pretrained(export / BASE_MODEL_SUBDIR)
+            tokenizer.save_pretrained(export / BASE_MODEL_SUBDIR)
         model = get_peft_model(base, peft_config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -277,7 +311,11 @@ def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
     scratch = Path(job.job_dir) / TRAINER_SCRATCH
     args = TrainingArguments(
         output_dir=str(scratch),
-        use_cpu=True,
+        use_cpu=placement.device == "cpu",
+        bf16=placement.precision == "bf16",
+        fp16=placement.precision == "fp16",
+        ddp_backend=("nccl" if placement.device == "cuda" else "gloo") if placement.num_processes > 1 else None,
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient: spare DDP the extra graph walk
         report_to="none",
         save_strategy="no",
         disable_tqdm=True,
@@ -311,6 +349,8 @@ def train_one_model(job: JobRun, texts: list[str], export: Path) -> None:
             result = trainer.train()
         train_loss, steps = result.training_loss, result.global_step
         job.log.info("trained %d steps in %.1f s, mean loss %.4f", steps, time.monotonic() - started, train_loss)
+    if not writes:
+        return
     shutil.rmtree(scratch, ignore_errors=True)
 
     model.save_pretrained(export)

@@ -33,7 +33,10 @@ Types:
   checkpoint directory (or the local Hugging Face cache: nothing is
   downloaded), or a LoRA adapter directory as ``hf_train`` saves it
   (loaded by ``hf_train.load_checkpoint``); ``model_params`` may set
-  ``device`` (default cuda when available) and ``dtype`` / ``torch_dtype``.
+  ``device`` (default cuda when available) and ``dtype`` / ``torch_dtype``;
+  a job given a GPU that torch cannot see fails before loading
+  (hf/devices.py). Both local types record their device and dtype in the
+  job directory's ``device.json``.
 
 Differences from upstream, and why:
 
@@ -103,6 +106,7 @@ TYPES = ("huggingface", "vllm", "api")
 
 def infer_model(job: JobRun) -> list[str]:
     """InferModelHook types huggingface / vllm / api: the inference result files, in input order."""
+    record_placement(job, _extra_configs(job))
     with failures_as_job_failed():
         return run_llm_inference(_extra_configs(job), job.log)
 
@@ -118,6 +122,7 @@ def probe_via_model_infer(job: JobRun) -> list[str]:
         config["dataset_path"] = dj_configs["dataset_path"]
     inputs = [path for path, _ in planned_outputs(config.get("dataset_path"), config.get("export_path"))]
     config["dataset_path"] = sampled_inputs(inputs, ratio, job.job_dir)
+    record_placement(job, config)
     with failures_as_job_failed():
         return run_llm_inference(config, job.log)
 
@@ -132,6 +137,19 @@ def failures_as_job_failed() -> Iterator[None]:
         yield
     except LLMInferenceError as exc:
         raise JobFailed(str(exc)) from None
+
+
+def record_placement(job: JobRun, config: Mapping[str, Any]) -> None:
+    """device.json for the local model types (a job given a GPU that torch cannot see fails here, before loading)."""
+    kind = config.get("type")
+    if kind not in ("huggingface", "vllm"):
+        return
+    from sandflow.hooks.hf.devices import Placement, visible_device, write_device_record
+
+    params = config.get("model_params") if isinstance(config.get("model_params"), Mapping) else {}
+    device = "cuda" if kind == "vllm" else str(params.get("device") or visible_device())
+    dtype = params.get("dtype") or params.get("torch_dtype") or "as saved"
+    write_device_record(job.job_dir, Placement(device=device, precision=str(dtype)))
 
 
 def _extra_configs(job: JobRun) -> Mapping[str, Any]:
