@@ -13,6 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from sandflow.core.atomic import write_text_atomic
 
@@ -28,10 +29,15 @@ def touched_since(stat: os.stat_result, since_ns: int) -> bool:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
+        return sha256_stream(handle)
+
+
+def sha256_stream(handle: BinaryIO) -> str:
+    """sha256 of what is left to read in an open binary file."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
