@@ -9,7 +9,7 @@ the orphan committed instead of computing it again, and never touches a director
 
 Under the lock every ``<key>.partial-*`` directory is a dead owner's, so it is swept. A job writes under
 ``<key>.partial-<host>-<pid>-<random>``, made with mkdir (never adopted), and commits it only if that path
-is still the directory it made (same device and inode): a partial removed and recreated while the job ran
+is still the directory it made (the one it holds open): a partial removed and recreated while the job ran
 (by hand, or by an older sandflow's sweep) is never renamed into place. The commit flushes every artifact,
 every directory of the partial, and after the rename the parent directory, so a node crash cannot leave a
 committed name over missing or empty files.
@@ -94,27 +94,37 @@ def sweep_partials(job_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class Partial:
-    """The directory a job writes in, as it made it."""
+    """The directory a job writes in, as it made it, held open: while the job holds it, its inode cannot be
+    freed and given to a directory made again under the same name."""
 
     path: Path
-    device: int
-    inode: int
-
-    @classmethod
-    def make(cls, job_dir: Path) -> Partial:
-        host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
-        path = job_dir.with_name(f"{job_dir.name}.partial-{host}-{os.getpid()}-{secrets.token_hex(4)}")
-        job_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.mkdir(path)  # fails on an existing name: a job never adopts a directory it did not make
-        info = os.lstat(path)
-        return cls(path, info.st_dev, info.st_ino)
+    handle: int
 
     def is_intact(self) -> bool:
         try:
             info = os.lstat(self.path)
         except FileNotFoundError:
             return False
-        return stat.S_ISDIR(info.st_mode) and (info.st_dev, info.st_ino) == (self.device, self.inode)
+        held = os.fstat(self.handle)
+        return (
+            stat.S_ISDIR(info.st_mode)
+            and held.st_nlink > 0
+            and (info.st_dev, info.st_ino) == (held.st_dev, held.st_ino)
+        )
+
+
+@contextlib.contextmanager
+def new_partial(job_dir: Path) -> Iterator[Partial]:
+    """A new partial directory of the key, named by host, pid and a random part, held open while the block runs."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
+    path = job_dir.with_name(f"{job_dir.name}.partial-{host}-{os.getpid()}-{secrets.token_hex(4)}")
+    job_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.mkdir(path)  # fails on an existing name: a job never adopts a directory it did not make
+    handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        yield Partial(path, handle)
+    finally:
+        os.close(handle)
 
 
 def fsync_directory(path: Path) -> None:

@@ -32,7 +32,16 @@ from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks.base import Hook, JobRun
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.run import job_server
-from sandflow.run.commit import Partial, accept_commit, commit, key_lock, link_or_copy, remove_tree, sweep_partials
+from sandflow.run.commit import (
+    Partial,
+    accept_commit,
+    commit,
+    key_lock,
+    link_or_copy,
+    new_partial,
+    remove_tree,
+    sweep_partials,
+)
 from sandflow.run.integrity import manifest_of
 from sandflow.run.specs import JobSpec, PathReadSpec, RefSpec, RunJobSpec
 from sandflow.run.storage import Staging, stage_spec
@@ -137,7 +146,8 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
                     )
             return
         sweep_partials(final_dir)
-        compute(spec, Partial.make(final_dir), log_path, threads, waited_for)
+        with new_partial(final_dir) as partial:
+            compute(spec, partial, log_path, threads, waited_for)
 
 
 def compute(spec: RunJobSpec, partial: Partial, log_path: str, threads: int, waited_for: str | None) -> None:
