@@ -71,6 +71,8 @@ def key_lock(job_dir: Path) -> Iterator[str | None]:
             waited_for = os.pread(handle, 256, 0).decode(errors="replace").strip() or "another process"
             print(f"sandflow: job {job_dir.name}: waiting for {waited_for}, which is running it", file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as exc:  # ENOLCK, EOPNOTSUPP: a mount without locks; the job does not run unguarded
+            raise JobFailed(f"cannot lock {path} ({exc.strerror}); put work_dir where flock works") from None
         os.ftruncate(handle, 0)
         os.pwrite(handle, f"{owner()}\n".encode(), 0)
         yield waited_for
