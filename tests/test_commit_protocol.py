@@ -312,12 +312,12 @@ def test_an_orphaned_job_is_waited_for_and_its_run_resumes_to_the_uninterrupted_
     first = start(tmp_path, config, SANDFLOW_JOB_SERVER="0")  # a server's exit would SIGHUP the stopped orphan
     try:
         partial = wait_for(first, "a job writing its artifacts", lambda: writing_partial(tmp_path, work))
+        orphan = owner_pid(partial)
         os.kill(first.pid, signal.SIGKILL)  # Snakemake's main process only: its job runs on
         first.wait()
     except BaseException:
         kill(first)  # its whole group, only when the test fails before its kill
         raise
-    orphan = owner_pid(partial)
     os.kill(orphan, signal.SIGSTOP)  # held until the restart has reached the key
     poll_until("stop of the orphan", lambda: process_state(orphan) in ("T", None))
     job = partial.with_name(partial.name.split(".partial-")[0])
