@@ -41,37 +41,32 @@ RECORDS = (CONTEXT_FILE, MANIFEST_FILE)
 
 @dataclass
 class Listing:
-    """What a walk of a job directory found, by path relative to it, never entering a symlink."""
+    """What a walk of a job directory found: path relative to it -> full path, never entering a symlink."""
 
-    files: dict[str, Path] = field(default_factory=dict)  # regular files but the records
-    links: dict[str, Path] = field(default_factory=dict)
-    others: list[Path] = field(default_factory=list)  # neither file, directory nor link (a fifo, a socket)
+    files: dict[str, str] = field(default_factory=dict)  # regular files but the records
+    links: dict[str, str] = field(default_factory=dict)
+    others: list[str] = field(default_factory=list)  # neither file, directory nor link (a fifo, a socket)
 
 
 def list_job_dir(job_dir: Path) -> Listing:
-    """scandir's entry types spare a stat per file on every check."""
+    """scandir's entry types spare a stat per file, and plain strings the cost of Path objects, on every check."""
     found = Listing()
-    pending = [job_dir]
+    pending = [(str(job_dir), "")]
     while pending:
-        with os.scandir(pending.pop()) as entries:
+        directory, prefix = pending.pop()
+        with os.scandir(directory) as entries:
             for entry in entries:
-                path = Path(entry.path)
-                name = str(path.relative_to(job_dir))
+                name = prefix + entry.name
                 if entry.is_symlink():
-                    found.links[name] = path
+                    found.links[name] = entry.path
                 elif entry.is_dir(follow_symlinks=False):
-                    pending.append(path)
+                    pending.append((entry.path, name + os.sep))
                 elif entry.is_file(follow_symlinks=False):
                     if name not in RECORDS:
-                        found.files[name] = path
+                        found.files[name] = entry.path
                 else:
-                    found.others.append(path)
+                    found.others.append(entry.path)
     return found
-
-
-def artifact_files(job_dir: Path) -> list[Path]:
-    """The regular files a job's manifest covers: every one under its directory but the records."""
-    return sorted(list_job_dir(job_dir).files.values())
 
 
 def manifest_of(job_dir: Path) -> dict[str, dict[str, Any]]:
