@@ -4,7 +4,7 @@ Windows are forced, not hoped for: the test stops the run (SIGSTOP) at an observ
 checks from the files where the stop landed, and only then kills it (SIGKILL). Where a stop landed is
 read from Snakemake's incomplete markers (``.snakemake/incomplete/<base64 of an output path>``, written
 when Snakemake starts a job and removed when it records the job as done) and from the job directories
-(``<key>.partial-<pid>/`` while a job works, ``<key>/.context.committed.json`` once it committed).
+(``<key>.partial-<host>-<pid>-<random>/`` while a job works, ``<key>/.context.committed.json`` once it committed).
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ def verify_manifests(work: Path) -> int:
     """Every finished job's artifacts match its manifest; returns how many jobs were checked."""
     checked = 0
     for manifest in work.glob("jobs/*/*/manifest.json"):
-        for name, sha in json.loads(manifest.read_text()).items():
-            assert digest(manifest.parent / name) == sha, f"{manifest.parent / name} does not match its manifest"
+        for name, entry in json.loads(manifest.read_text()).items():
+            assert digest(manifest.parent / name) == entry["sha256"], f"{manifest.parent / name} does not match"
         checked += 1
     return checked
 

@@ -108,7 +108,7 @@ def test_killing_the_job_process_ends_its_job(server: str, tmp_path: Path, monke
     while not list(jobs.glob("*.partial-*")) and time.monotonic() < deadline:
         time.sleep(0.05)
     (partial,) = jobs.glob("*.partial-*")
-    worker = int(partial.name.rsplit("-", 1)[1])
+    worker = int(partial.name.rsplit("-", 2)[1])  # <key>.partial-<host>-<pid>-<random>
     assert worker != client.pid
     client.kill()
     client.wait()

@@ -190,8 +190,8 @@ def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_chan
     artifacts = 0
     for job in jobs:
         manifest = json.loads(stored[f"{job}/manifest.json"])
-        for name, digest in manifest.items():
-            assert hashlib.sha256(stored[f"{job}/{name}"]).hexdigest() == digest, f"{job}/{name}"
+        for name, entry in manifest.items():
+            assert hashlib.sha256(stored[f"{job}/{name}"]).hexdigest() == entry["sha256"], f"{job}/{name}"
         artifacts += len(manifest)
     assert artifacts == 3  # one sampled pool, two duplicated ones (the evaluation writes none)
     assert "context_infos.json" in stored and "report/metrics.csv" in stored

@@ -1,14 +1,39 @@
-"""Write a file under a temporary name next to it, then rename: a killed writer leaves no finished-looking file."""
+"""Write a file under a temporary name next to it, then rename: a killed writer leaves no finished-looking file.
+
+The temporary file is made with O_EXCL under a random name (tempfile.mkstemp), so a name planted beforehand
+(a symlink to someone's file) is never opened, and it is flushed to disk (fsync) before the rename, so a
+crash right after cannot leave the new name on an empty file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status); 022 when it cannot be read."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, 0o666 & ~current_umask())  # as open() would make it (mkstemp makes 600)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise

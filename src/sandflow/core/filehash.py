@@ -14,6 +14,7 @@ import os
 import stat as stat_kinds
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from sandflow.core.atomic import write_text_atomic
 
@@ -52,9 +53,14 @@ def sha256_file(path: str | Path) -> str:
         mode = os.fstat(descriptor).st_mode
         if not stat_kinds.S_ISREG(mode):
             raise NotARegularFile(path, mode)
-        digest = hashlib.sha256()
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
+        return sha256_stream(handle)
+
+
+def sha256_stream(handle: BinaryIO) -> str:
+    """sha256 of what is left to read in an open binary file."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 

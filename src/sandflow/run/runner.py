@@ -1,12 +1,13 @@
 """Run one planned job inside its rule: resolve run-time values, call the hook, commit the job directory.
 
-Everything is written under ``<job_dir>.partial-<pid>`` and renamed to the job
-directory at the end, ``context.json`` included, so a job killed half-way
-leaves nothing that looks finished.
+The job holds its key's lock for its whole life and writes everything under a partial directory of its own,
+renamed to the job directory at the end, ``context.json`` included, so a job killed half-way leaves nothing
+that looks finished, and a job still running (an orphan of a killed run) is waited for, never overwritten
+(src/sandflow/run/commit.py).
 
 A run killed after that rename but before Snakemake recorded the job as done
 leaves Snakemake's incomplete marker: the next run deletes ``context.json`` and
-runs the job again. The job directory keeps a second link to the record
+runs the job again. The job directory keeps a second name for the record
 (``COMMIT_FILE``), so that run restores the record, after checking the manifest,
 instead of recomputing finished work (unless the user forced reruns).
 """
@@ -14,8 +15,8 @@ instead of recomputing finished work (unless the user forced reruns).
 from __future__ import annotations
 
 import copy
+import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,16 +24,25 @@ from typing import Any
 
 from sandflow.config.files import read_yaml_or_json
 from sandflow.config.tree import set_path
-from sandflow.core.filehash import sha256_file
 from sandflow.core.jobio import JobFailed, job_logging, load_context, replace_prefix, write_json
 from sandflow.core.keys import library_version
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
 from sandflow.core.paths import guess_kind
 from sandflow.core.private_fs import UnsafePath
-from sandflow.hooks.base import JobRun
+from sandflow.hooks.base import Hook, JobRun
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.run import job_server
-from sandflow.run.integrity import altered_artifact, artifact_files
+from sandflow.run.commit import (
+    Partial,
+    accept_commit,
+    commit,
+    key_lock,
+    link_or_copy,
+    new_partial,
+    remove_tree,
+    sweep_partials,
+)
+from sandflow.run.integrity import manifest_of
 from sandflow.run.specs import JobSpec, PathReadSpec, RefSpec, RunJobSpec
 from sandflow.run.storage import Staging, stage_spec
 
@@ -88,7 +98,7 @@ def redirect_writes(sections: dict[str, Any], writes: list[str], job_dir: Path) 
             slot = ".".join(map(str, sub))
             kind = guess_kind(value)
             slot_dir = job_dir / slot
-            slot_dir.mkdir(parents=True, exist_ok=True)
+            slot_dir.mkdir(exist_ok=True)  # not parents: a partial removed meanwhile is not made again here
             redirected = slot_dir / os.path.basename(value.rstrip("/")) if kind == "file" else slot_dir
             set_path(sections, sub, str(redirected), dotted)
             recorded.append(
@@ -120,34 +130,33 @@ def relocate(value: Any, partial: Path, final_dir: Path) -> Any:
     return replace_prefix(value, str(partial), str(final_dir))
 
 
-def manifest_of(job_dir: Path) -> dict[str, str]:
-    return {str(path.relative_to(job_dir)): sha256_file(path) for path in artifact_files(job_dir)}
-
-
-def restore_commit(job_dir: Path) -> bool:
-    """Put back a committed job's context.json that Snakemake removed; False when the job must run."""
-    commit, context = job_dir / COMMIT_FILE, job_dir / CONTEXT_FILE
-    if context.exists() or not commit.exists() or altered_artifact(job_dir, record=COMMIT_FILE):
-        return False
-    os.link(commit, context)
-    return True
-
-
 def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
     final_dir = Path(spec["job_dir"])
-    if not spec.get("recompute") and restore_commit(final_dir):
-        with job_logging(log_path, mode="a") as log:  # after the log of the run that did the work
-            log.info(
-                "job %s: finished before the last run stopped; its record is restored, nothing recomputed", spec["key"]
-            )
-        return
-    partial = final_dir.with_name(f"{final_dir.name}.partial-{os.getpid()}")
-    for stale in final_dir.parent.glob(f"{final_dir.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    partial.mkdir(parents=True)
+    with key_lock(final_dir) as waited_for:
+        if not spec.get("recompute") and accept_commit(final_dir):
+            with job_logging(log_path, mode="a") as log:  # after the log of the run that did the work
+                if waited_for:
+                    log.info(
+                        "job %s: committed by %s while this run waited; nothing recomputed", spec["key"], waited_for
+                    )
+                else:
+                    log.info(
+                        "job %s: finished before the last run stopped; its record is restored, nothing recomputed",
+                        spec["key"],
+                    )
+            return
+        sweep_partials(final_dir)
+        with new_partial(final_dir) as partial:
+            compute(spec, partial, log_path, threads, waited_for)
+
+
+def compute(spec: RunJobSpec, partial: Partial, log_path: str, threads: int, waited_for: str | None) -> None:
+    final_dir = Path(spec["job_dir"])
     started = time.time()
     hook = HOOKS[spec["hook"]]
     with job_logging(log_path) as log:
+        if waited_for:
+            log.info("job %s: waited for %s, which held its key", spec["key"], waited_for)
         log.info(
             "job %s: %s %s.%s (iteration %s)",
             spec["key"],
@@ -157,60 +166,69 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
             spec["iteration"],
         )
         try:
-            sections = resolve_sections(spec)
-            writes = redirect_writes(sections, spec["writes"], partial)
-            kind, component = component_of(hook, sections.get("extra_configs"))
-            # Sections that arrived at run time (a refined recipe) are checked now, before any work.
-            missing = missing_requirements(hook, sections.get("dj_configs"), sections.get("extra_configs"))
-            if missing:
-                raise JobFailed(f"cannot run here: {missing[0]}")
-            run = component.run if component is not None else hook.run
-            if run is None:
-                raise JobFailed(
-                    f"{hook.name}{' type ' + repr(kind) if kind else ''} cannot run in this version of sandflow"
-                )
-            job = JobRun(
-                hook=hook.name,
-                key=spec["key"],
-                pipeline=spec["pipeline"],
-                meta_name=spec["meta_name"],
-                iteration=spec["iteration"],
-                job_dir=partial,
-                dj_configs=sections.get("dj_configs"),
-                extra_configs=sections.get("extra_configs"),
-                linked_jobs={role: Path(path) for role, path in spec["linked"].items()},
-                log=log,
-                threads=threads,
-            )
-            values = name_outputs(run(job))
-            expected = spec["n_outputs"]
-            if expected is not None and len(values) != expected:
-                raise JobFailed(
-                    f"{hook.name} returned {len(values)} output(s) but {expected} are named in {spec['where']}.output"
-                )
-            record = {
-                "key": spec["key"],
-                "hook": hook.name,
-                "component": kind,
-                "values": relocate(values, partial, final_dir),
-                "writes": writes,
-                "config": relocate(sections, partial, final_dir),
-                "libraries": {name: library_version(name) for name in hook.libraries},
-                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-                "duration_s": round(time.time() - started, 3),
-            }
-            record = Staging.of(spec).stored(record)  # a store's staged paths back to the planned ones
-            write_json(partial / MANIFEST_FILE, manifest_of(partial))
-            write_json(partial / CONTEXT_FILE, record)
-            os.link(partial / CONTEXT_FILE, partial / COMMIT_FILE)
+            record = run_hook(spec, hook, partial.path, log, threads, started)
+            write_json(partial.path / MANIFEST_FILE, manifest_of(partial.path))
+            write_json(partial.path / CONTEXT_FILE, record)
+            link_or_copy(partial.path / CONTEXT_FILE, partial.path / COMMIT_FILE)
         except BaseException:
             log.exception("job %s failed", spec["key"])
-            shutil.rmtree(partial, ignore_errors=True)
+            if partial.is_intact():
+                remove_tree(partial.path)
             raise
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        os.rename(partial, final_dir)
+        try:
+            commit(partial, final_dir)
+        except BaseException:
+            log.exception("job %s failed", spec["key"])
+            raise
         log.info("job %s done in %.1f s", spec["key"], time.time() - started)
+
+
+def run_hook(
+    spec: RunJobSpec, hook: Hook, partial: Path, log: logging.Logger, threads: int, started: float
+) -> dict[str, Any]:
+    """Call the hook on the resolved sections, its writes redirected into the partial directory; the record."""
+    final_dir = Path(spec["job_dir"])
+    sections = resolve_sections(spec)
+    writes = redirect_writes(sections, spec["writes"], partial)
+    kind, component = component_of(hook, sections.get("extra_configs"))
+    # Sections that arrived at run time (a refined recipe) are checked now, before any work.
+    missing = missing_requirements(hook, sections.get("dj_configs"), sections.get("extra_configs"))
+    if missing:
+        raise JobFailed(f"cannot run here: {missing[0]}")
+    run = component.run if component is not None else hook.run
+    if run is None:
+        raise JobFailed(f"{hook.name}{' type ' + repr(kind) if kind else ''} cannot run in this version of sandflow")
+    job = JobRun(
+        hook=hook.name,
+        key=spec["key"],
+        pipeline=spec["pipeline"],
+        meta_name=spec["meta_name"],
+        iteration=spec["iteration"],
+        job_dir=partial,
+        dj_configs=sections.get("dj_configs"),
+        extra_configs=sections.get("extra_configs"),
+        linked_jobs={role: Path(path) for role, path in spec["linked"].items()},
+        log=log,
+        threads=threads,
+    )
+    values = name_outputs(run(job))
+    expected = spec["n_outputs"]
+    if expected is not None and len(values) != expected:
+        raise JobFailed(
+            f"{hook.name} returned {len(values)} output(s) but {expected} are named in {spec['where']}.output"
+        )
+    record = {
+        "key": spec["key"],
+        "hook": hook.name,
+        "component": kind,
+        "values": relocate(values, partial, final_dir),
+        "writes": writes,
+        "config": relocate(sections, partial, final_dir),
+        "libraries": {name: library_version(name) for name in hook.libraries},
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "duration_s": round(time.time() - started, 3),
+    }
+    return Staging.of(spec).stored(record)  # a store's staged paths back to the planned ones
 
 
 # Jobs never reach a model hub or tracking server unless the user says so in the environment.
