@@ -66,5 +66,5 @@ def test_a_training_log_that_is_not_a_list_of_objects_is_one_line_naming_it(tmp_
     ]:
         log.write_text(text)
         with pytest.raises(JobFailed) as failure:
-            report_figures.build({"jobs": [job]}, str(figures), str(metrics))
+            report_figures.build({"work_dir": str(tmp_path), "jobs": [job]}, str(figures), str(metrics))
         assert str(failure.value) == failure_line
