@@ -1,6 +1,6 @@
-"""sandflow check / run / show / new / dvc-stage: validate a config and describe its job graph, run it with
-Snakemake, print the lineage of one of its artifacts, write a starter experiment, or write dvc.yaml's stage
-for params.yaml's config."""
+"""sandflow check / run / show / new / dvc-stage / gc: validate a config and describe its job graph, run it with
+Snakemake, print the lineage of one of its artifacts, write a starter experiment, write dvc.yaml's stage
+for params.yaml's config, or remove the job directories no given config plans."""
 
 from __future__ import annotations
 
@@ -159,6 +159,17 @@ def new(template: str | None, directory: str | None, data: str | None, list_temp
     return 0
 
 
+def gc(config_files: list[str], work_dir: str | None, delete: bool, stats_cache: bool) -> int:
+    from sandflow.run.gc import GcRefused, collect, load_configs, only_work_dir
+
+    try:
+        for directory, configs in only_work_dir(load_configs(config_files), work_dir).items():
+            print("\n".join(collect(directory, configs, delete, stats_cache)))
+    except (ConfigError, GcRefused) as exc:
+        return print_error("gc", exc)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         help="write dvc.yaml's experiment stage (run where dvc.yaml is): its deps are the "
         "config params.yaml names and every file that config reads",
     )
+    gc_parser = commands.add_parser(
+        "gc",
+        help="list (and with --yes remove) the job directories and logs of each work_dir that none of the given "
+        "configs plans",
+    )
+    gc_parser.add_argument("configs", nargs="+", help="every config whose jobs are to be kept")
+    gc_parser.add_argument("--yes", action="store_true", help="delete (without it, only list what would go)")
+    gc_parser.add_argument("--work-dir", help="collect only this work_dir (one of the configs must use it)")
+    gc_parser.add_argument("--stats-cache", action="store_true", help="also remove <work_dir>/stats-cache wholly")
     args, rest = parser.parse_known_args(argv)
     if args.command == "check":
         if rest:
@@ -197,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")
         return new(args.template, args.dir, args.data, args.list)
+    if args.command == "gc":
+        if rest:
+            parser.error(f"unexpected arguments: {' '.join(rest)}")
+        return gc(args.configs, args.work_dir, args.yes, args.stats_cache)
     if args.command == "dvc-stage":
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")

@@ -67,7 +67,7 @@ class Hook:
     libraries: tuple[str, ...] = ()
     # Dotted config keys this hook writes; everything else is read.
     writes: tuple[str, ...] = ("dj_configs.export_path", "extra_configs.export_path")
-    # Dotted config keys that must name an existing file or an upstream job's output.
+    # Dotted config keys that must name an existing file or an upstream job's output (one it writes: must be set).
     required_paths: tuple[str, ...] = ()
     # extra_configs.type -> component; None when the hook takes no type.
     components: Mapping[str, Component] | None = None

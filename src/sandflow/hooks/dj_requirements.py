@@ -22,8 +22,14 @@ Where Data-Juicer looks (``data_juicer/utils/cache_utils.py``, ``model_utils.che
   (``$HF_HUB_CACHE``, default ``$HF_HOME/hub``), which is all that works with
   ``HF_HUB_OFFLINE=1``.
 
+* Python packages: an op imports some packages lazily (``LazyLoader("ftfy")`` in
+  its source file) and Data-Juicer pip-installs a missing one at run time, which
+  an offline run blocks; this check reads those calls with ``ast`` and names each
+  module that is not importable, with the package to install (the pin in
+  requirements.txt where sandflow has one).
+
 Ops that are neither in ``OFFLINE_OPS`` nor known here, and have no Hugging
-Face model argument, get no line: this check cannot tell what they need.
+Face model argument, get no line for models: this check cannot tell what they need.
 """
 
 from __future__ import annotations
@@ -67,6 +73,16 @@ SPACY_OPS = frozenset({"text_action_filter", "text_entity_dependency_filter"})
 SPACY_MODEL = "{}_core_web_md-3.7.0"
 # alphanumeric_filter with tokenization: true loads this tokenizer (hard-coded in Data-Juicer).
 ALPHANUMERIC_TOKENIZER = "EleutherAI/pythia-6.9b-deduped"
+# Packages Data-Juicer's ops import lazily that requirements.txt pins (tests/test_dj_recipes.py keeps them in step).
+PINNED_PACKAGES = {
+    "ftfy": "6.3.1",  # fix_unicode_mapper
+    "simhash-pybind": "0.0.3",  # document_simhash_deduplicator, ..._near_deduplicator
+    "sentencepiece": "0.2.3",
+    "fasttext-predict": "0.9.2.4",
+    "kenlm": "0.3.0",
+    "ray": "2.60.0",
+    "matplotlib": "3.11.2",
+}
 
 
 def _env(name: str) -> str | None:
@@ -136,18 +152,55 @@ def _dj_ops_dir() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "ops"
 
 
+def _parsed(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+@functools.cache
+def _op_source(op_name: str) -> ast.Module | None:
+    """The parsed source file of an op (None when Data-Juicer or the op is not found)."""
+    ops_dir = _dj_ops_dir()
+    sources = sorted(ops_dir.glob(f"*/{op_name}.py")) if ops_dir is not None else []
+    return _parsed(sources[0]) if sources else None
+
+
+@functools.cache
+def lazy_packages(op_name: str) -> tuple[tuple[str, str], ...]:
+    """(module, package) of every ``LazyLoader("module", "package")`` call in the op's source file; without a
+    package, LazyLoader installs the module's name (its own map of other names, cv2 -> opencv-contrib-python,
+    is used by no op of 1.6.1, which all name the package then)."""
+    tree = _op_source(op_name)
+    found: list[tuple[str, str]] = []
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "LazyLoader" and node.args:
+            constants = [arg.value for arg in node.args[:2] if isinstance(arg, ast.Constant)]
+            if constants and isinstance(constants[0], str):
+                module = constants[0].split(".")[0]
+                package = constants[1] if len(constants) > 1 else module
+                found.append((module, package))
+    return tuple(dict.fromkeys(found))
+
+
+def missing_packages(op_name: str, label: str) -> list[str]:
+    """A line per package the op imports lazily that is not importable here."""
+    lines = []
+    for module, package in lazy_packages(op_name):
+        if importlib.util.find_spec(module) is None:  # the top-level name: nothing is imported
+            pin = PINNED_PACKAGES.get(package)
+            install = f"pip install {package}=={pin} (requirements.txt)" if pin else f"pip install {package}"
+            imported = "" if module == package else f" (import {module})"
+            lines.append(f"{label} needs the Python package {package}{imported}: {install}")
+    return lines
+
+
 @functools.cache
 def op_defaults(op_name: str) -> dict[str, Any]:
     """The constant default arguments of an op's __init__, read from its source file ({} when not found)."""
-    ops_dir = _dj_ops_dir()
-    if ops_dir is None:
-        return {}
-    sources = sorted(ops_dir.glob(f"*/{op_name}.py"))
-    if not sources:
-        return {}
-    try:
-        tree = ast.parse(sources[0].read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
+    tree = _op_source(op_name)
+    if tree is None:
         return {}
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
     registered = [c for c in classes if any("register_module" in ast.unparse(d) for d in c.decorator_list)]
@@ -197,7 +250,7 @@ def op_requirements(op_name: str, recipe_args: Mapping[str, Any] | None, where: 
     given = dict(recipe_args or {})
     args = {**op_defaults(op_name), **given}
     lang = args.get("lang") or "en"
-    missing: list[str] = []
+    missing = missing_packages(op_name, label)
 
     def need_file(name: str, what: str, why: str = "") -> None:
         if not model_file_found(name):
@@ -242,7 +295,9 @@ def missing_requirements(
         return []
     missing = ray_config_problems(dj_configs)
     if executor_type(dj_configs) == RAY_EXECUTOR and importlib.util.find_spec("ray") is None:
-        missing.append("dj_configs.executor_type ray needs the ray package: pip install ray==2.60.0 (requirements.txt)")
+        missing.append(
+            f"dj_configs.executor_type ray needs the ray package: pip install ray=={PINNED_PACKAGES['ray']} (requirements.txt)"
+        )
     process = dj_configs.get("process")
     if not isinstance(process, list):
         return missing

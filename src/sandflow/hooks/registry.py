@@ -114,6 +114,7 @@ HOOKS: dict[str, Hook] = {
             "RefineRecipeViaKSigmaHook",
             "refine_recipe_via_k_sigma",
             writes=("extra_configs.path_k_sigma_recipe",),
+            required_paths=("extra_configs.path_k_sigma_recipe",),  # where the refined recipe goes
             reads_same_meta_name_analysis=True,
         ),
         Hook(

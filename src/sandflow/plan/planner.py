@@ -321,7 +321,7 @@ class Planner:
             where = f"{job.where}.{dotted}"
             if value is None:
                 raise ConfigError(where, f"{job.hook.name} needs {dotted.split('.', 1)[1]}")
-            if any(r.target == target for r in job.path_reads):
+            if dotted in job.hook.writes or any(r.target == target for r in job.path_reads):
                 continue
             if isinstance(value, str) and not os.path.exists(value):
                 raise ConfigError(
