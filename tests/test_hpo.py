@@ -251,3 +251,36 @@ def test_hpo_search_refuses_a_grid_search_naming_the_snakemake_command(configs_c
         f"sandflow: error: {config}: hpo_config.method: a grid search runs with "
         f"snakemake itself: snakemake --cores 2 --configfile {config}"
     )
+
+
+@pytest.mark.slow
+def test_a_target_reranks_nothing_and_names_the_first_trial_that_reached_it(run_dir: Path):
+    """Runs after the goal test (module order): every trial stays planned and cached; only the summary reruns."""
+    raw = yaml.safe_load((run_dir / SEARCH).read_text())
+    mse = {trial: sample_mse(run_dir, trial) for trial in range(1, 13)}
+    ranked = sorted(mse.values())
+    target = (ranked[3] + ranked[4]) / 2  # four trials reach it, none by a rounding: the first in trial order is named
+    raw["metric"] = {**METRIC, "target": target}
+    (run_dir / SEARCH).write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert job_counts(snakemake(run_dir, CONFIG)) == {"hpo_spec_record": 1, "hpo_summary": 1, "all": 1}
+    best = json.loads((run_dir / WORK / "hpo" / "best.json").read_text())
+    first = min(trial for trial, value in mse.items() if value <= target)
+    assert best["target"] == {"value": target, "reached_by": first}
+    assert best["trial"] == min(mse, key=mse.get) and best["trials"] == 12
+
+
+@pytest.mark.slow
+def test_a_bayes_search_stops_asking_once_a_trial_reaches_the_target(tmp_path: Path):
+    copy_from_repo(tmp_path, "configs/hpo", "configs/data/hpo")
+    search_file = tmp_path / "configs/hpo/bayes_search.yaml"
+    raw = yaml.safe_load(search_file.read_text())
+    raw["metric"]["target"] = 1.0e9  # every mse reaches it: the first batch ends the search
+    search_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    command = hpo_search_command(CONFIG, "configs/hpo/bayes_search.yaml", "--batch", "2")
+    result = subprocess.run(command, cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("sandflow: hpo_search: -m snakemake") == 1
+    with (tmp_path / WORK / "hpo" / "trials.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    assert result.stdout.splitlines()[-1] == "trial 1 reached metric.target: no more trials were asked for"
+    assert json.loads((tmp_path / WORK / "hpo" / "best.json").read_text())["target"]["reached_by"] == 1

@@ -9,8 +9,9 @@ Each round asks Optuna (TPE, seeded by hpo_config.seed and the number of trials 
 ``--batch`` trials, writes ``<work_dir>/hpo/search.yaml`` -- the experiment config with every
 trial so far listed under ``hpo_config.trials`` -- and runs snakemake on it, so earlier trials
 are cache hits and the new ones run in parallel. The metric of each new trial is read from ``hpo/trials.csv`` and told to
-Optuna; a trial without a number is told it failed. It stops at ``sweep_max_count`` trials; the
-last run's ``hpo/best.json``, ``trials.csv`` and ``metric.png`` cover every trial, and
+Optuna; a trial without a number is told it failed. It stops at ``sweep_max_count`` trials, or
+after the batch in which a trial reached ``metric.target``; the last run's ``hpo/best.json``,
+``trials.csv`` and ``metric.png`` cover every trial, and
 ``snakemake --configfile <work_dir>/hpo/search.yaml`` afterwards does nothing.
 
 The study lives in Optuna's file journal ``<work_dir>/hpo/optuna-journal.log`` (safe for several
@@ -46,8 +47,9 @@ import yaml
 
 from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file, read_yaml_or_json
-from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
+from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo, reaches_target
 from sandflow.config.load import load_config
+from sandflow.config.sweep_distributions import value_at
 from sandflow.core.atomic import write_text_atomic
 from sandflow.run.launch import snakemake_argv
 from sandflow.run.lock import (
@@ -150,12 +152,16 @@ def suggest(trial: Any, parameter: Parameter) -> Any:
         return trial.suggest_float(name, spec["min"], spec["max"])
     if kind == "q_uniform":
         return trial.suggest_float(name, spec["min"], spec["max"], step=spec.get("q", 1))
-    value = trial.suggest_float(name, spec["min"], spec["max"], log=True)
-    if kind == "q_log_uniform_values":
-        q = spec.get("q", 1)
-        value = round(value / q) * q
-        return int(value) if isinstance(q, int) else value
-    return value
+    if kind in ("log_uniform_values", "q_log_uniform_values"):
+        value = trial.suggest_float(name, spec["min"], spec["max"], log=True)
+        if kind == "q_log_uniform_values":
+            q = spec.get("q", 1)
+            value = round(value / q) * q
+            return int(value) if isinstance(q, int) else value
+        return value
+    # Optuna has no normal or exponent-form distribution: TPE searches the quantile, as wandb's own bayes
+    # search works on each parameter's CDF, and the value is the distribution's at that quantile.
+    return value_at(kind, spec, trial.suggest_float(name, 0.0, 1.0), f"hpo_config.parameters.{name}")
 
 
 def open_study(hpo: HpoConfig, name: str, work_dir: str, storage_url: str | None) -> Any:
@@ -200,6 +206,11 @@ def finished(study: Any) -> list[Any]:
     from optuna.trial import TrialState
 
     return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+
+
+def first_at_target(hpo: HpoConfig, done: list[Any]) -> int | None:
+    """The number (1-based, in the order asked) of the first finished trial that reached metric.target."""
+    return next((n for n, t in enumerate(done, 1) if reaches_target(hpo.goal, hpo.target, t.value)), None)
 
 
 def metric_by_trial(table: str, metric: str) -> dict[int, float | None]:
@@ -247,7 +258,7 @@ def search(
             if study is None:  # in a turn too: workers creating one database at once can collide
                 study = open_study(hpo, f"{config.project_name}.{config.experiment_name}", work_dir, storage_url)
             done = finished(study)
-            if len(done) >= hpo.max_count:
+            if len(done) >= hpo.max_count or first_at_target(hpo, done) is not None:
                 break
             asked = ask_batch(study, hpo, min(batch, hpo.max_count - len(done)))
             listed = [t.user_attrs["values"] for t in done] + [t.user_attrs["values"] for t in asked]
@@ -265,8 +276,13 @@ def search(
                 else:
                     study.tell(trial, value)
         time.sleep(TURN_GAP)
-    best = study.best_trial
-    return {"trial_values": best.user_attrs["values"], "value": best.value, "trials": len(finished(study))}
+    best, done = study.best_trial, finished(study)
+    return {
+        "trial_values": best.user_attrs["values"],
+        "value": best.value,
+        "trials": len(done),
+        "target_reached_by": first_at_target(hpo, done),
+    }
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -320,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     except (WorkDirBusy, LockRefused) as error:
         return print_error("hpo_search", error)
     print(f"best of {best['trials']} trials: {best['value']!r} with {best['trial_values']}")
+    if best["target_reached_by"] is not None:
+        print(f"trial {best['target_reached_by']} reached metric.target: no more trials were asked for")
     return 0
 
 

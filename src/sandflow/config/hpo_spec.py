@@ -5,9 +5,10 @@ tools/hpo configs hold::
 
     method: grid            # grid | random | bayes
     metric: {name: <pipeline>.<meta_name>.<output>, goal: minimize}   # or maximize; or name: <output>
+                                                # goal defaults to minimize, as in wandb; target: stop there
     parameters:
       <pipeline>.<meta_name>.<dj_configs|extra_configs>.<dotted key>:
-        values: [...]                          # or value: x, or min/max with a distribution
+        values: [...]                          # or value: x, or a distribution (config/sweep_distributions.py)
       <op>.<arg>:                              # Data-Juicer's form (tools/hpo), or <op>[<i>].<arg>
         values: [...]
     sweep_max_count: 12                         # the trial budget
@@ -29,7 +30,6 @@ next trials, so it runs as an ask/tell loop outside (src/sandflow/hpo_search.py)
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import random
 import re
@@ -39,18 +39,11 @@ from typing import Any
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean
 from sandflow.config.files import read_yaml_or_json
 from sandflow.config.model import SECTIONS
+from sandflow.config.sweep_distributions import check_distribution, distribution_of, is_number, value_at
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("minimize", "maximize")
-DISTRIBUTIONS = (
-    "constant",
-    "categorical",
-    "int_uniform",
-    "uniform",
-    "q_uniform",
-    "log_uniform_values",
-    "q_log_uniform_values",
-)
+METRIC_KEYS = ("name", "goal", "target")
 # Data-Juicer's parameter names (tools/hpo): <op>.<arg>, here also <op>[<i>].<arg> for one occurrence.
 OP_PARAMETER = re.compile(r"(?P<op>[A-Za-z_]\w*)(?:\[(?P<occurrence>-?\d+)\])?\.(?P<arg>[A-Za-z_]\w*)")
 KEYS = ("method", "metric", "parameters", "sweep_max_count", "run_cap", "seed", "trials")
@@ -60,7 +53,6 @@ IGNORED_KEYS = (
     "sweep_name",
     "name",
     "description",
-    "early_terminate",
     "project",
     "entity",
     "program",
@@ -93,12 +85,7 @@ class Parameter:
 
     @property
     def distribution(self) -> str:
-        if "values" in self.spec:
-            return "categorical"
-        if "value" in self.spec:
-            return "constant"
-        default = "int_uniform" if all(isinstance(self.spec.get(k), int) for k in ("min", "max")) else "uniform"
-        return self.spec.get("distribution", default)
+        return distribution_of(self.spec)
 
 
 @dataclass(frozen=True)
@@ -106,6 +93,7 @@ class HpoConfig:
     method: str
     metric: str
     goal: str
+    target: float | None  # metric.target: the search is done once a trial reaches it
     parameters: tuple[Parameter, ...]
     max_count: int | None
     seed: int
@@ -124,6 +112,12 @@ def load_hpo(value: Any) -> HpoConfig:
         raise ConfigError(
             "hpo_config", f"must be a mapping or a path to a .yaml/.json file, got {describe_value(data)}"
         )
+    if "early_terminate" in data:
+        raise ConfigError(
+            "hpo_config.early_terminate",
+            "not supported: a trial reports its metric once, when its jobs are done, so there is nothing for "
+            "hyperband to stop early; remove it (metric.target ends a search early)",
+        )
     for key in data:
         if key not in KEYS and key not in IGNORED_KEYS:
             raise ConfigError(f"hpo_config.{key}", f"unknown key{did_you_mean(str(key), KEYS)}")
@@ -135,9 +129,15 @@ def load_hpo(value: Any) -> HpoConfig:
         raise ConfigError(
             "hpo_config.metric", "must be a mapping with name: <output> or <pipeline>.<meta_name>.<output>, and goal"
         )
-    goal = metric.get("goal", "maximize")
+    for key in metric:
+        if key not in METRIC_KEYS:
+            raise ConfigError(f"hpo_config.metric.{key}", f"unknown key{did_you_mean(str(key), METRIC_KEYS)}")
+    goal = metric.get("goal", "minimize")  # wandb's default
     if goal not in GOALS:
         raise ConfigError("hpo_config.metric.goal", f"must be minimize or maximize, got {describe_value(goal)}")
+    target = metric.get("target")
+    if target is not None and not is_number(target):
+        raise ConfigError("hpo_config.metric.target", f"must be a number, got {describe_value(target)}")
     parameters = tuple(
         _parameter(name, spec) for name, spec in _mapping(data.get("parameters"), "hpo_config.parameters").items()
     )
@@ -164,7 +164,7 @@ def load_hpo(value: Any) -> HpoConfig:
                     f"hpo_config.parameters.{parameter.name}",
                     "a grid search needs values (or value), not a distribution",
                 )
-    return HpoConfig(method, metric["name"], goal, parameters, max_count, seed, explicit)
+    return HpoConfig(method, metric["name"], goal, target, parameters, max_count, seed, explicit)
 
 
 def trials(hpo: HpoConfig) -> list[dict[str, Any]]:
@@ -184,26 +184,23 @@ def trials(hpo: HpoConfig) -> list[dict[str, Any]]:
     )
 
 
+def reaches_target(goal: str, target: float | None, value: float | None) -> bool:
+    """wandb's metric.target: a trial reaches it with a value at or past it in the goal's direction."""
+    if target is None or value is None:
+        return False
+    return value >= target if goal == "maximize" else value <= target
+
+
 def sample(parameter: Parameter, rng: random.Random) -> Any:
+    """One seeded draw; a continuous distribution takes one rng.random() (wandb's ppf of a uniform draw)."""
     spec, kind = parameter.spec, parameter.distribution
     if kind == "constant":
         return spec["value"]
     if kind == "categorical":
         return rng.choices(spec["values"], weights=spec.get("probabilities"))[0]
-    low, high = spec["min"], spec["max"]
     if kind == "int_uniform":
-        return rng.randint(low, high)
-    if kind == "uniform":
-        return rng.uniform(low, high)
-    if kind == "q_uniform":
-        return _quantise(rng.uniform(low, high), spec.get("q", 1))
-    value = math.exp(rng.uniform(math.log(low), math.log(high)))
-    return _quantise(value, spec.get("q", 1)) if kind == "q_log_uniform_values" else value
-
-
-def _quantise(value: float, q: float) -> float | int:
-    rounded = round(value / q) * q
-    return int(rounded) if isinstance(q, int) else rounded
+        return rng.randint(spec["min"], spec["max"])
+    return value_at(kind, spec, rng.random(), f"hpo_config.parameters.{parameter.name}")
 
 
 def _parameter(name: Any, spec: Any) -> Parameter:
@@ -224,36 +221,19 @@ def _parameter(name: Any, spec: Any) -> Parameter:
         )
     spec = parameter.spec
     kind = parameter.distribution
-    if kind not in DISTRIBUTIONS:
-        raise ConfigError(
-            f"{where}.distribution", f"unknown distribution {kind!r}{did_you_mean(str(kind), DISTRIBUTIONS)}"
-        )
+    check_distribution(kind, spec, where)
     if kind == "categorical":
         if not isinstance(spec["values"], list) or not spec["values"]:
             raise ConfigError(f"{where}.values", "must be a non-empty list")
         if spec.get("probabilities") is not None:
             _check_probabilities(spec["probabilities"], len(spec["values"]), f"{where}.probabilities")
-    if kind not in ("categorical", "constant"):
+    if kind == "int_uniform":
         for bound in ("min", "max"):
-            if not _is_number(spec.get(bound)):
-                raise ConfigError(
-                    f"{where}.{bound}", f"a {kind} distribution needs a number, got {describe_value(spec.get(bound))}"
-                )
-            if kind == "int_uniform" and not isinstance(spec[bound], int):
+            if not isinstance(spec[bound], int):
                 raise ConfigError(
                     f"{where}.{bound}", f"an int_uniform distribution needs a whole number, got {spec[bound]!r}"
                 )
-        if kind.startswith("q_") and "q" in spec and (not _is_number(spec["q"]) or spec["q"] <= 0):
-            raise ConfigError(f"{where}.q", f"the step q must be a number above 0, got {describe_value(spec['q'])}")
-        if spec["min"] > spec["max"]:
-            raise ConfigError(where, f"min {spec['min']} is above max {spec['max']}")
-        if "log" in kind and spec["min"] <= 0:
-            raise ConfigError(f"{where}.min", f"a {kind} distribution needs min > 0, got {spec['min']}")
     return parameter
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_probabilities(probabilities: Any, count: int, where: str) -> None:
@@ -261,7 +241,7 @@ def _check_probabilities(probabilities: Any, count: int, where: str) -> None:
     if not isinstance(probabilities, list) or len(probabilities) != count:
         got = f"{len(probabilities)} of them" if isinstance(probabilities, list) else describe_value(probabilities)
         raise ConfigError(where, f"must be a list of {count} numbers, one per value, got {got}")
-    if not all(_is_number(weight) and weight >= 0 for weight in probabilities) or not sum(probabilities) > 0:
+    if not all(is_number(weight) and weight >= 0 for weight in probabilities) or not sum(probabilities) > 0:
         raise ConfigError(where, f"must be numbers of at least 0, not all 0, got {probabilities!r}")
 
 

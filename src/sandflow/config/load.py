@@ -156,6 +156,23 @@ def check_work_dir(work_dir: str) -> None:
         raise ConfigError("work_dir", f"{work_dir!r}{named} is a file, not a directory")
 
 
+def settings_notes(data: dict[str, Any]) -> list[str]:
+    """DJ-Sandbox settings that sandflow accepts (its configs carry them) but that change nothing here, said
+    before a run instead of silently ignored."""
+    notes = []
+    if data.get("resume") is False:
+        notes.append(
+            "resume: false changes nothing: a run always reuses the jobs that finished with the same inputs "
+            "(upstream's resume: true); to rerun every job, add --forceall"
+        )
+    if data.get("debug"):
+        notes.append(
+            "debug: true changes nothing: every job logs in full to <work_dir>/logs/<hook>/<key>.log; "
+            "snakemake --verbose says more of what Snakemake does"
+        )
+    return notes
+
+
 def _wandb_settings(value: bool | dict[str, Any] | None) -> dict[str, Any] | None:
     if not value:
         return None
@@ -206,6 +223,7 @@ def load_config(data: Any, source: str = "config") -> SandboxConfig:
         job_files=job_files,
         variables=variables,
         written_as=written_as,
+        notes=settings_notes(data),
     )
     check_work_dir(config.work_dir)
     if has_pipelines:

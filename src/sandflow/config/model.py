@@ -57,6 +57,8 @@ class SandboxConfig:
     variables: dict[str, Any] = field(default_factory=dict)
     # Place of a converted setting -> where the config wrote it (config/iterate_block.py).
     written_as: dict[str, str] = field(default_factory=dict)
+    # What the config asks that sandflow does not do, said before a run (`sandflow check`, the Snakemake start).
+    notes: list[str] = field(default_factory=list)
 
     def jobs(self) -> list[JobConfig]:
         """All jobs in DJ-Sandbox's sequential order."""

@@ -4,8 +4,9 @@ DJ-Sandbox delegates this to Data-Juicer's ``modify_recipe_k_sigma``, which
 finds an op's stats keys through ``StatsKeys.get_access_log``: under
 py-data-juicer 1.6.1 that crashes, under 1.4.4 it silently returns the recipe
 unchanged. We implement the documented rule ourselves, with the op -> stats
-key mapping written out in ``THRESHOLDS`` (checked against Data-Juicer's
-``StatsKeys`` and each op's signature by tests/test_dj_hooks.py).
+key mapping written out in ``THRESHOLDS`` (hooks/k_sigma_thresholds.py: text,
+image, video and audio filters; checked against Data-Juicer's ``StatsKeys`` and
+each op's signature by tests/test_dj_hooks.py).
 
 The rule, for each op of ``process`` that appears in ``THRESHOLDS`` and whose
 stat is in the probe job's ``stats_summary.json``:
@@ -26,7 +27,10 @@ stat is in the probe job's ``stats_summary.json``:
 
 Nothing else in the recipe changes, except ``skip_op_error: false`` (a failing
 op must fail the run instead of silently dropping samples). The job also writes
-``k_sigma_changes.csv`` / ``.md``: one row per threshold argument considered.
+``k_sigma_changes.csv`` / ``.md``: one row per threshold argument considered,
+and one per other filter of the recipe, left unchanged with the reason
+(``unrefined_reason``); those filters are also named in one warning line, in
+the job log and on stderr.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,64 +50,12 @@ import yaml
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.k_sigma_thresholds import THRESHOLDS, Threshold, unrefined_reason
 
 STATS_SUMMARY = "stats_summary.json"
 CHANGES_CSV = "k_sigma_changes.csv"
 CHANGES_MD = "k_sigma_changes.md"
 DEFAULT_K = 3.0
-
-INT_MAX = 9223372036854775807  # sys.maxsize: Data-Juicer's default for "no upper bound"
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """One threshold argument of a Data-Juicer filter and the stat it is compared with."""
-
-    arg: str
-    stat: str
-    bound: str  # "min" or "max"
-    integer: bool
-    default: int | float
-    # Only when the op's ``tokenization`` argument has this value (alphanumeric_filter); None: always.
-    tokenization: bool | None = None
-
-
-def _pair(
-    stat: str,
-    low: str,
-    high: str | None,
-    integer: bool,
-    low_default: float,
-    high_default: float | None,
-    tokenization: bool | None = None,
-) -> tuple[Threshold, ...]:
-    pair = [Threshold(low, stat, "min", integer, low_default, tokenization)]
-    if high is not None:
-        pair.append(Threshold(high, stat, "max", integer, high_default, tokenization))
-    return tuple(pair)
-
-
-# op name -> its threshold arguments (names, types and defaults as in py-data-juicer 1.6.1).
-THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
-    "text_length_filter": _pair("text_len", "min_len", "max_len", True, 10, INT_MAX),
-    "alphanumeric_filter": (
-        _pair("alnum_ratio", "min_ratio", "max_ratio", False, 0.25, INT_MAX, tokenization=False)
-        + _pair("alpha_token_ratio", "min_ratio", "max_ratio", False, 0.25, INT_MAX, tokenization=True)
-    ),
-    "special_characters_filter": _pair("special_char_ratio", "min_ratio", "max_ratio", False, 0.0, 0.25),
-    "character_repetition_filter": _pair("char_rep_ratio", "min_ratio", "max_ratio", False, 0.0, 0.5),
-    "word_repetition_filter": _pair("word_rep_ratio", "min_ratio", "max_ratio", False, 0.0, 0.5),
-    "words_num_filter": _pair("num_words", "min_num", "max_num", True, 10, INT_MAX),
-    "average_line_length_filter": _pair("avg_line_length", "min_len", "max_len", True, 10, INT_MAX),
-    "maximum_line_length_filter": _pair("max_line_length", "min_len", "max_len", True, 10, INT_MAX),
-    "language_id_score_filter": _pair("lang_score", "min_score", None, False, 0.8, None),
-    "perplexity_filter": _pair("perplexity", "min_ppl", "max_ppl", False, 0, 1500),
-    "stopwords_filter": _pair("stopwords_ratio", "min_ratio", "max_ratio", False, 0.3, 1.0),
-    "flagged_words_filter": _pair("flagged_words_ratio", "min_ratio", "max_ratio", False, 0.0, 0.045),
-    "token_num_filter": _pair("num_token", "min_num", "max_num", True, 10, INT_MAX),
-    "text_action_filter": _pair("num_action", "min_action_num", None, True, 1, None),
-    "text_entity_dependency_filter": _pair("num_dependency_edges", "min_dependency_num", None, True, 1, None),
-}
 
 
 @dataclass(frozen=True)
@@ -129,15 +82,12 @@ def thresholds_for(op_name: str, args: Mapping[str, Any]) -> tuple[Threshold, ..
     return tuple(t for t in THRESHOLDS.get(op_name, ()) if t.tokenization is None or t.tokenization == tokenization)
 
 
-def k_sigma_value(threshold: Threshold, summary: Mapping[str, Any], k: float) -> int | float:
+def k_sigma_value(threshold: Threshold, summary: Mapping[str, Any], k: float) -> int | float | str:
     """mean -/+ k*std, clipped to the observed range; integers rounded outwards (min down, max up)."""
     mean, std = float(summary["mean"]), float(summary["std"])
     low, high = float(summary["min"]), float(summary["max"])
     value = mean - k * std if threshold.bound == "min" else mean + k * std
-    value = min(max(value, low), high)
-    if threshold.integer:
-        return int(math.floor(value)) if threshold.bound == "min" else int(math.ceil(value))
-    return float(value)
+    return threshold.written(min(max(value, low), high))
 
 
 def recipe_ops(recipe: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], str, dict[str, Any]]]:
@@ -167,6 +117,9 @@ def refine_recipe(
         if args.get("reversed_range") or open_interval:
             skipped_reason = "op keeps samples outside [min, max] or uses open intervals: left unchanged"
         changed = False
+        reason = unrefined_reason(op_name)
+        if reason is not None:
+            changes.append(unrefined(index, op_name, reason))
         for threshold in thresholds_for(op_name, args):
             summary = stats_summary.get(threshold.stat)
             row = change_row(index, op_name, args, threshold, summary or {})
@@ -189,6 +142,11 @@ def refine_recipe(
             entry[op_name] = args
     refined["skip_op_error"] = False
     return refined, changes
+
+
+def unrefined(index: int, op_name: str, reason: str) -> Change:
+    """The row of a filter the refinement leaves as it is (no argument of it is a threshold it knows)."""
+    return Change(index, op_name, "", "", None, False, None, None, None, None, None, f"unchanged: {reason}")
 
 
 def _finite(value: Any) -> bool:
@@ -284,7 +242,15 @@ def refine_recipe_via_k_sigma(job: JobRun) -> str:
     summary = load_stats_summary(job.linked_jobs["analysis"])
     refined, changes = refine_recipe(job.dj_configs, summary, float(k))
 
+    left_alone = [change.op for change in changes if not change.arg]
+    if left_alone:
+        # One line where a user looks (the job log and the console); the reasons are in the change table.
+        warning = f"k-sigma: left unchanged, no k-sigma rule: {', '.join(left_alone)} (why: {CHANGES_MD})"
+        job.log.warning("%s", warning)
+        print(f"sandflow: warning: {warning}", file=sys.stderr)
     for change in changes:
+        if not change.arg:
+            continue
         if change.note:
             job.log.info("k-sigma: %s.%s: %s", change.op, change.arg, change.note)
         else:

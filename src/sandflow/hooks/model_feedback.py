@@ -19,7 +19,6 @@ writes ``model_feedback_changes.csv`` / ``.md``.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,9 +85,7 @@ def refine_to_ranges(
             if keeps_outside:
                 changes.append(Change(after=before, note="op keeps samples outside [min, max]: unchanged", **row))
                 continue
-            value = float(observed[threshold.bound])
-            if threshold.integer:
-                value = math.floor(value) if threshold.bound == "min" else math.ceil(value)
+            value = threshold.written(float(observed[threshold.bound]))
             args[threshold.arg] = value
             changes.append(Change(after=value, **row))
         entry[op_name] = args

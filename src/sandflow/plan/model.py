@@ -176,9 +176,15 @@ class Plan:
     work_dir: str
     jobs: list[Job]
     hashes: FileHashCache
-    pending_note: str = ""
+    iteration_note: str = ""  # iterations not planned yet (plan/schedule.py)
     planner: Planner | None = field(default=None, repr=False)  # grows the plan by later iterations
     search: Search | None = None  # hpo_config's trials
+
+    @property
+    def pending_note(self) -> str:
+        """What a user is told before a run (`sandflow check`, the Snakemake start): the config's settings that
+        change nothing here, and the iterations not planned yet."""
+        return "; ".join([*self.config.notes, *([self.iteration_note] if self.iteration_note else [])])
 
     @property
     def by_key(self) -> dict[str, Job]:

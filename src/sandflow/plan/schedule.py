@@ -47,13 +47,13 @@ class IterationSchedule:
         ``decision_of(N, digest)`` says iteration N missed its targets (None: not decided yet).
         """
         cap = self.cap()
-        plan.pending_note = ""
+        plan.iteration_note = ""
         while len(self.planner.iterations) < cap:
             last = len(self.planner.iterations)
             if self.planner.config.iter_targets:
                 decided = decision_of(last, self.digest(last))
                 if decided is None:
-                    plan.pending_note = (
+                    plan.iteration_note = (
                         f"iterations {last + 1}-{cap} run only while the targets are unmet; "
                         f"they are planned once iteration {last}'s results are checked"
                     )

@@ -1,6 +1,7 @@
 """The results of an hpo_config search: the best trial, a table of every trial, a plot of the metric.
 
-Writes ``<work_dir>/hpo/best.json`` ({trial, params, metric: {name, goal, value}}),
+Writes ``<work_dir>/hpo/best.json`` ({trial, params, metric: {name, goal, value}}, and with a
+``metric.target`` {target: {value, reached_by}}: the first trial, in trial order, that reached it),
 ``hpo/trials.csv`` (one row per trial: its number, parameter values and metric) and
 ``hpo/metric.png`` (the metric per trial, the best marked). A trial whose metric is not a number
 (a failed evaluation writes none) is listed but never best.
@@ -14,6 +15,7 @@ import json
 import math
 from typing import Any
 
+from sandflow.config.hpo_spec import reaches_target
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import job_logging
 
@@ -42,6 +44,12 @@ def best_of(results: list[dict[str, Any]], goal: str) -> dict[str, Any] | None:
         return None
     sign = -1 if goal == "maximize" else 1
     return min(scored, key=lambda r: (sign * r["value"], r["trial"]))
+
+
+def first_at_target(results: list[dict[str, Any]], goal: str, target: float) -> int | None:
+    """The first trial, in trial order, whose metric reached the target (all were planned and run: grid and
+    random are planned whole, and a bayes search stops asking once one reaches it)."""
+    return next((r["trial"] for r in results if reaches_target(goal, target, r["value"])), None)
 
 
 def trials_table(results: list[dict[str, Any]], names: list[str], metric: str) -> str:
@@ -78,7 +86,8 @@ def plot_metric(results: list[dict[str, Any]], best: dict[str, Any] | None, metr
     plt.close(figure)
 
 
-def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: str) -> dict[str, Any] | None:
+def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: str) -> dict[str, Any]:
+    """Writes the three files; returns best.json's record."""
     results = trial_results(spec)
     best = best_of(results, spec["goal"])
     names = spec["parameters"]
@@ -90,22 +99,32 @@ def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: 
         "metric": {"name": spec["metric"], "goal": spec["goal"], "value": None if best is None else best["value"]},
         "trials": len(results),
     }
+    if spec.get("target") is not None:
+        reached_by = first_at_target(results, spec["goal"], spec["target"])
+        record["target"] = {"value": spec["target"], "reached_by": reached_by}
     write_text_atomic(best_path, json.dumps(record, indent=2) + "\n")
-    return best
+    return record
 
 
 def main_from_snakemake(snakemake: Any) -> None:
     with job_logging(snakemake.log[0]) as log:
         spec = snakemake.params.spec
-        best = summarise(spec, snakemake.output.best, snakemake.output.table, snakemake.output.plot)
-        if best is None:
+        record = summarise(spec, snakemake.output.best, snakemake.output.table, snakemake.output.plot)
+        if record["trial"] is None:
             log.warning("no trial produced a number for %s", spec["metric"])
         else:
             log.info(
                 "best of %d trials: trial %d, %s = %r with %s",
-                len(spec["trials"]),
-                best["trial"],
+                record["trials"],
+                record["trial"],
                 spec["metric"],
-                best["value"],
-                best["params"],
+                record["metric"]["value"],
+                record["params"],
+            )
+        if "target" in record:
+            reached_by = record["target"]["reached_by"]
+            log.info(
+                "metric.target %r: %s",
+                spec["target"],
+                "no trial reached it" if reached_by is None else f"first reached by trial {reached_by}",
             )

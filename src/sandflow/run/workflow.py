@@ -183,6 +183,8 @@ class Workflow:
         return {
             "metric": search.hpo.metric,
             "goal": search.hpo.goal,
+            # only when set: the spec's digest names the summary, and a search without a target keeps its name
+            **({"target": search.hpo.target} if search.hpo.target is not None else {}),
             "parameters": [parameter.name for parameter in search.hpo.parameters],
             "trials": [
                 {"number": t.number, "values": t.values, "context": t.metric_job.context_path, "index": t.metric_index}
