@@ -195,9 +195,9 @@ def test_the_summary_names_the_first_trial_that_reached_the_target(tmp_path: Pat
     "changes, where, message",
     [
         (
-            {"early_terminate": {"type": "hyperband", "max_iter": 27, "s": 2}},
+            {"early_terminate": {"type": "median"}},
             "hpo_config.early_terminate",
-            "not supported: a trial reports its metric once",
+            "must be {type: hyperband, ...} (wandb's only kind), got",
         ),
         ({"metric": {"name": "p.job.m", "target": "low"}}, "hpo_config.metric.target", "must be a number"),
         ({"metric": {"name": "p.job.m", "impute": "worst"}}, "hpo_config.metric.impute", "unknown key"),

@@ -59,7 +59,7 @@ def recipes(plan: Plan, meta_name: str) -> dict[int, list]:
 
 def test_data_juicers_own_hpo_file_loads_with_op_parameters_and_a_plain_metric(copy: Path):
     # The shape of Data-Juicer's tools/hpo/configs/quality_score_hpo.yaml: sweep_name, op arguments as
-    # parameter names, a plain metric (its early_terminate is refused: test_hpo_distributions.py).
+    # parameter names, a plain metric, and early_terminate (accepted, and said to stop no trial).
     hpo = load_hpo(
         {
             "sweep_name": "hpo_for_data-juicer",
@@ -71,9 +71,14 @@ def test_data_juicers_own_hpo_file_loads_with_op_parameters_and_a_plain_metric(c
                 "text_length_filter.min_len": {"distribution": "q_log_uniform_values", "min": 256, "max": 8192},
                 "text_length_filter[-1].max_len": {"values": [5000]},
             },
+            "early_terminate": {"type": "hyperband", "max_iter": 27, "s": 2},
         }
     )
     assert hpo.metric == "quality_score" and hpo.method == "bayes"
+    assert hpo.notes == (
+        "hpo_config.early_terminate (hyperband) stops no trial: a trial reports its metric once, when its jobs "
+        "are done, so there is no intermediate value to stop on; metric.target or sweep_max_count bound a search",
+    )
     assert [p.op for p in hpo.parameters] == [
         OpArgument("character_repetition_filter", None, "rep_len"),
         OpArgument("text_length_filter", None, "min_len"),

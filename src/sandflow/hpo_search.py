@@ -244,6 +244,8 @@ def search(
         raise ConfigError("hpo_config", "this config has no search")
     hpo_mapping = read_yaml_or_json(config.hpo_config) if isinstance(config.hpo_config, str) else config.hpo_config
     hpo = load_hpo(hpo_mapping)
+    for note in hpo.notes:
+        print(f"sandflow: note: {note}", file=sys.stderr)
     if hpo.method != "bayes":
         raise ConfigError(
             "hpo_config.method",

@@ -46,7 +46,7 @@ GOALS = ("minimize", "maximize")
 METRIC_KEYS = ("name", "goal", "target")
 # Data-Juicer's parameter names (tools/hpo): <op>.<arg>, here also <op>[<i>].<arg> for one occurrence.
 OP_PARAMETER = re.compile(r"(?P<op>[A-Za-z_]\w*)(?:\[(?P<occurrence>-?\d+)\])?\.(?P<arg>[A-Za-z_]\w*)")
-KEYS = ("method", "metric", "parameters", "sweep_max_count", "run_cap", "seed", "trials")
+KEYS = ("method", "metric", "parameters", "sweep_max_count", "run_cap", "seed", "trials", "early_terminate")
 # Keys of a wandb sweep, and of the recipe Data-Juicer's HPO files carry along, that a search here
 # has no use for: accepted, so those files load as they are.
 IGNORED_KEYS = (
@@ -98,6 +98,7 @@ class HpoConfig:
     max_count: int | None
     seed: int
     explicit_trials: tuple[dict[str, Any], ...] | None
+    notes: tuple[str, ...] = ()  # settings accepted but without effect here, told before a run
 
 
 def load_hpo(value: Any) -> HpoConfig:
@@ -112,12 +113,7 @@ def load_hpo(value: Any) -> HpoConfig:
         raise ConfigError(
             "hpo_config", f"must be a mapping or a path to a .yaml/.json file, got {describe_value(data)}"
         )
-    if "early_terminate" in data:
-        raise ConfigError(
-            "hpo_config.early_terminate",
-            "not supported: a trial reports its metric once, when its jobs are done, so there is nothing for "
-            "hyperband to stop early; remove it (metric.target ends a search early)",
-        )
+    notes = (early_terminate_note(data["early_terminate"]),) if "early_terminate" in data else ()
     for key in data:
         if key not in KEYS and key not in IGNORED_KEYS:
             raise ConfigError(f"hpo_config.{key}", f"unknown key{did_you_mean(str(key), KEYS)}")
@@ -164,7 +160,22 @@ def load_hpo(value: Any) -> HpoConfig:
                     f"hpo_config.parameters.{parameter.name}",
                     "a grid search needs values (or value), not a distribution",
                 )
-    return HpoConfig(method, metric["name"], goal, target, parameters, max_count, seed, explicit)
+    return HpoConfig(method, metric["name"], goal, target, parameters, max_count, seed, explicit, notes)
+
+
+def early_terminate_note(value: Any) -> str:
+    """wandb's early_terminate (hyperband) as wandb would apply it here: it stops a run whose metric, logged at
+    steps min_iter * eta^k, trails the others; a trial reports its metric once, at its end, so wandb would stop
+    none. Accepted (Data-Juicer's own hpo files carry it) and said, never silently ignored."""
+    if not isinstance(value, dict) or value.get("type") != "hyperband":
+        raise ConfigError(
+            "hpo_config.early_terminate",
+            f"must be {{type: hyperband, ...}} (wandb's only kind), got {describe_value(value)}",
+        )
+    return (
+        "hpo_config.early_terminate (hyperband) stops no trial: a trial reports its metric once, when its jobs "
+        "are done, so there is no intermediate value to stop on; metric.target or sweep_max_count bound a search"
+    )
 
 
 def trials(hpo: HpoConfig) -> list[dict[str, Any]]:

@@ -183,8 +183,9 @@ class Plan:
     @property
     def pending_note(self) -> str:
         """What a user is told before a run (`sandflow check`, the Snakemake start): the config's settings that
-        change nothing here, and the iterations not planned yet."""
-        return "; ".join([*self.config.notes, *([self.iteration_note] if self.iteration_note else [])])
+        change nothing here (the config's and its search's), and the iterations not planned yet."""
+        search_notes = self.search.hpo.notes if self.search else ()
+        return "; ".join([*self.config.notes, *search_notes, *([self.iteration_note] if self.iteration_note else [])])
 
     @property
     def by_key(self) -> dict[str, Job]:
