@@ -120,17 +120,16 @@ def op_fingerprint(name: str, args: dict[str, Any], op_module: str) -> tuple[str
     return hashlib.sha256(canonical_json(description).encode()).hexdigest()[:32], description
 
 
+# One encoder for every sample (json.dumps with options builds a new one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
 def sample_digest(row: dict[str, Any]) -> str | None:
-    """A digest of what a covered op can read in a sample; None when it is not plain JSON (never cached)."""
+    """A digest of what a covered op can read in a sample: every field but the stats and context, and the names
+    of the stats already there. None when a field is not plain JSON (such a sample is never cached)."""
     content = {key: value for key, value in row.items() if key not in (STATS_FIELD, CONTEXT_FIELD)}
     try:
-        text = json.dumps(
-            [sorted(row.get(STATS_FIELD) or {}), content],
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=True,
-        )
+        text = _CANONICAL.encode([sorted(row.get(STATS_FIELD) or {}), content])
     except (TypeError, ValueError):
         return None
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -172,8 +171,9 @@ class CachedComputeStats:
         if os.getpid() != self.pid:  # a worker process: computed as before
             return self.__wrapped__(samples, *args, **kwargs)
         keys = list(samples.keys())
+        columns = [samples[key] for key in keys]  # a lazy batch formats a column on each access
         stats = samples[STATS_FIELD]
-        digests = [sample_digest({key: samples[key][i] for key in keys}) for i in range(len(stats))]
+        digests = [sample_digest(dict(zip(keys, row))) for row in zip(*columns)]
         missing = []
         for index, digest in enumerate(digests):
             found = None if digest is None else self.stats.get(digest)
