@@ -4,6 +4,7 @@ jobs/<hook>/<key>/            a job: artifacts, manifest.json, context.json (wri
 logs/<hook>/<key>.log         its log
 context_infos.json            DJ-Sandbox's record of every job's outputs
 .sandflow/                    sandflow's own state: lock, file-hash cache, decisions, records
+stats-cache/<op>/<sha256>.json  Data-Juicer filter stats every job reuses (hooks/dj_stats_store.py)
 """
 
 from __future__ import annotations
@@ -41,3 +42,16 @@ def state_path(work_dir: str, *parts: str) -> str:
 def decision_path(work_dir: str, iteration: int | str, digest: str) -> str:
     """Whether iteration N runs another (rules/iterate.smk); the digest names what it depends on."""
     return state_path(work_dir, "iterations", f"iter_{iteration}-{digest}.json")
+
+
+def stats_cache_dir(work_dir: str) -> str:
+    """Data-Juicer filter stats shared by every job of the work_dir (hooks/dj_stats_store.py)."""
+    return os.path.join(work_dir, "stats-cache")
+
+
+def work_dir_of_job_dir(job_dir: str) -> str | None:
+    """The work_dir a job directory (or its <key>.partial-<pid> twin) is in; None when it is not laid out as
+    jobs/<hook>/<key> (a hook called outside a run)."""
+    hook_dir = os.path.dirname(os.path.abspath(job_dir))
+    jobs = os.path.dirname(hook_dir)
+    return os.path.dirname(jobs) if os.path.basename(jobs) == "jobs" else None

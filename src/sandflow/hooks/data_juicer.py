@@ -21,7 +21,9 @@ Every Data-Juicer run here is made safe and self-contained the same way
   results go to the process's temp dir ($TMPDIR), removed at exit;
 * Data-Juicer's loguru output goes to ``job.log`` (the job's log file), not
   also to the console, for the duration of the run;
-* ``export_shard_size`` is 0, so ``export_path`` is one file.
+* ``export_shard_size`` is 0, so ``export_path`` is one file;
+* with the default executor, covered filters read the stats earlier jobs of the work_dir computed
+  (``sandflow.hooks.dj_stats_cache``, docs/stats-cache.md); the Ray executor computes every stat itself.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from sandflow.hooks.dj_ray import (
     ray_config_problems,
     ray_session,
 )
+from sandflow.hooks.dj_stats_cache import stats_cache
 from sandflow.hooks.k_sigma import STATS_SUMMARY, refine_recipe_via_k_sigma
 
 __all__ = ["probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "summarise_stats"]
@@ -250,7 +253,8 @@ def probe_via_analyzer(job: JobRun) -> str:
 
             analyzer = Analyzer(cfg)
             job.log.info("analysing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-            analyzer.run(skip_return=True)
+            with stats_cache(job, cfg):
+                analyzer.run(skip_return=True)
             export_path = analyzer.exporter.export_path
             stats_file = stats_file_of(export_path, analyzer.exporter.suffix)
         if not os.path.isfile(stats_file):
@@ -284,7 +288,8 @@ def process_data(job: JobRun) -> str:
 
         executor = DefaultExecutor(cfg)
         job.log.info("processing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-        dataset = executor.run()
+        with stats_cache(job, cfg):
+            dataset = executor.run()
         export_path = cfg.export_path
         if not os.path.isfile(export_path):
             if len(dataset) == 0 and executor.exporter.suffix in ("jsonl", "json"):
