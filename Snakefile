@@ -9,6 +9,7 @@
 from snakemake.utils import min_version
 
 from sandflow.core.keys import KEY_PATTERN
+from sandflow.hooks.registry import hooks_of_stage
 from sandflow.run.resources import RuleResources
 from sandflow.run.workflow import load_or_exit
 

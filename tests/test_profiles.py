@@ -7,18 +7,23 @@ requirements.txt pins to the same version unless the family's own stack differs.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, SNAKEFILE
 
 from sandflow.config.load import load_config_file
 from sandflow.hooks.registry import HOOKS
+from sandflow.plan.model import Job
 from sandflow.plan.planner import plan_config
 from sandflow.run.resources import FAMILY_RESOURCES, RuleResources, conda_env_file, family_of, job_resources
 
@@ -50,37 +55,122 @@ def env_files() -> list[Path]:
     return sorted(ENVS.glob("*.yaml"))
 
 
-def hook_rules() -> dict[str, str]:
-    """rule name -> hook, for every rule that runs a sandflow job (scripts/run_job.py)."""
-    return {
-        rule: re.search(r'SANDFLOW\.job_output\("(\w+)"\)', body).group(1)
-        for rule, body in rule_bodies().items()
-        if "run_job.py" in body
-    }
+@contextlib.contextmanager
+def outside_the_checkout(directory: Path) -> Iterator[None]:
+    """Run in ``directory`` without the checkout on sys.path; sys.path as it was after.
 
-
-def rule_bodies() -> dict[str, str]:
-    """rule name -> its text, for every rule in rules/*.smk."""
-    bodies = {}
-    for path in RULES.glob("*.smk"):
-        for body in re.split(r"\n(?=rule )", path.read_text()):
-            name = re.match(r"rule (\w+):", body)
-            if name:
-                bodies[name.group(1)] = body
-    return bodies
+    Importing Snakemake collects plugins by listing every directory on sys.path and its subdirectories;
+    `python -m pytest` puts the checkout there, so its outputs/ would be listed. Loading a workflow also
+    puts the Snakefile's directory on sys.path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        patch.setattr(sys, "path", [entry for entry in sys.path if Path(entry or ".").resolve() != REPO])
+        yield
 
 
 @pytest.fixture(scope="module")
 def snakemake_options(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    # Importing Snakemake's CLI collects plugins by listing every directory on sys.path and its subdirectories;
-    # `python -m pytest` puts the checkout there, so its outputs/ would be listed: leave it out meanwhile.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(tmp_path_factory.mktemp("parser"))
-        patch.setattr(sys, "path", [entry for entry in sys.path if Path(entry or ".").resolve() != REPO])
+    with outside_the_checkout(tmp_path_factory.mktemp("parser")):
         from snakemake.cli import get_argument_parser
 
         parser = get_argument_parser()
     return {s[2:] for action in parser._actions for s in action.option_strings if s.startswith("--")}
+
+
+# One job of every hook (with a component of another family where it has some), and a second TrainModelHook
+# job that asks for no GPU: jobs of one hook that ask differently get their values per job.
+EVERY_HOOK = {
+    "project_name": "every-hook",
+    "work_dir": "./outputs/every-hook",
+    "probe_job_configs": [
+        {"hook": "ProbeViaAnalyzerHook", "meta_name": "analysis", "dj_configs": {"dataset_path": "./data.jsonl"}},
+        {"hook": "ProbeViaModelInferHook", "meta_name": "probe_infer", "extra_configs": {"type": "vllm"}},
+        {"hook": "GeneralProbeHook", "meta_name": "rank", "extra_configs": {"type": "data_pool_ranking"}},
+    ],
+    "refine_recipe_job_configs": [
+        {
+            "hook": "RefineRecipeViaKSigmaHook",
+            "meta_name": "analysis",
+            "dj_configs": {"dataset_path": "./data.jsonl"},
+            "extra_configs": {"path_k_sigma_recipe": "./outputs/k_sigma.yaml"},
+        },
+        {
+            "hook": "RefineRecipeViaModelFeedbackHook",
+            "meta_name": "feedback",
+            "extra_configs": {"path_model_feedback_recipe": "./outputs/feedback.yaml"},
+        },
+    ],
+    "execution_job_configs": [
+        {"hook": "ProcessDataHook", "meta_name": "process", "dj_configs": {"dataset_path": "./data.jsonl"}},
+        {"hook": "DataPoolManipulationHook", "meta_name": "pools", "extra_configs": {"type": "data_pool_construction"}},
+        {
+            "hook": "GeneralDataExecutorHook",
+            "meta_name": "convert",
+            "extra_configs": {"type": "coco_caption_meta_generation"},
+        },
+        {"hook": "TrainModelHook", "meta_name": "train_rft", "extra_configs": {"type": "trinity-rft"}},
+        {
+            "hook": "TrainModelHook",
+            "meta_name": "train_cpu",
+            "extra_configs": {"type": "huggingface"},
+            "resources": {"gpu": 0, "gpu_model": "h100", "threads": 2},
+        },
+        {"hook": "InferModelHook", "meta_name": "infer", "extra_configs": {"type": "easyanimate"}},
+    ],
+    "evaluation_job_configs": [
+        {"hook": "EvaluateDataHook", "meta_name": "eval_data", "extra_configs": {"type": "accuracy"}},
+        {"hook": "EvaluateModelHook", "meta_name": "eval_model", "extra_configs": {"type": "internvl_coco_caption"}},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class ReportedRule:
+    """What Snakemake reports of one rule of the loaded workflow."""
+
+    snakefile: Path
+    script: str | None
+    conda: Any  # as declared: an env file relative to the snakefile, a callable, or None
+
+
+@dataclass(frozen=True)
+class ReportedJob:
+    """A planned job as Snakemake would run it: the rules that produce its output, its resources and env file."""
+
+    job: Job
+    producers: list[str]
+    resources: dict[str, Any]
+    conda_env: Path | None
+
+
+@pytest.fixture(scope="module")
+def every_hook_workflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, ReportedRule], list[ReportedJob]]:
+    """The Snakefile loaded by Snakemake's API with EVERY_HOOK: its rules, and each planned job as Snakemake
+    expands it (wildcards from the job's output, then threads, resources and conda env for them)."""
+    directory = tmp_path_factory.mktemp("every-hook")
+    (directory / "data.jsonl").write_text('{"text": "a"}\n')
+    (directory / "sandbox.yaml").write_text(yaml.safe_dump(EVERY_HOOK))
+    with outside_the_checkout(directory):
+        from snakemake.api import SnakemakeApi
+        from snakemake.iocontainers import InputFiles, Wildcards
+        from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+        with SnakemakeApi() as api:
+            config = ConfigSettings(configfiles=[directory / "sandbox.yaml"])
+            workflow = api.workflow(ResourceSettings(), config, snakefile=SNAKEFILE)._workflow
+            rules = {
+                rule.name: ReportedRule(Path(rule.snakefile), rule.script, rule.conda_env) for rule in workflow.rules
+            }
+            jobs = []
+            for job in workflow.globals["SANDFLOW"].jobs.values():
+                producers = [rule for rule in workflow.rules if rule.is_producer(job.context_path)]
+                resources, env = {}, None
+                if len(producers) == 1:  # else the test says so
+                    wildcards = Wildcards(fromdict=producers[0].get_wildcards(job.context_path))
+                    resources = dict(producers[0].expand_resources(wildcards, InputFiles(), attempt=1).items())
+                    env = Path(producers[0].expand_conda_env(wildcards).file)
+                jobs.append(ReportedJob(job, [rule.name for rule in producers], resources, env))
+    return rules, jobs
 
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -126,14 +216,18 @@ def test_slurm_ci_profile_has_the_settings_a_cluster_without_accounting_needs():
     assert ci["max-threads"] <= 2
 
 
-def test_slurm_ci_runs_every_rule_that_may_ask_for_a_gpu_without_one():
+def test_slurm_ci_runs_every_rule_that_may_ask_for_a_gpu_without_one(every_hook_workflow):
     """The one-machine cluster has no GPU: a job asking for one would wait forever."""
-    gpu_rules = {
-        rule
-        for rule, hook in hook_rules().items()
-        if any(job_resources(hook, kind, {}).gpu for kind in [None, *(HOOKS[hook].components or ())])
+    rules, jobs = every_hook_workflow
+    gpu_hooks = {
+        name
+        for name, hook in HOOKS.items()
+        if any(job_resources(name, kind, {}).gpu for kind in [None, *(hook.components or ())])
     }
-    assert {"train_model", "infer_model", "evaluate_model"} <= gpu_rules
+    gpu_rules = {
+        producer for reported in jobs if reported.job.hook.name in gpu_hooks for producer in reported.producers
+    }
+    assert {"train_model", "infer_model", "evaluate_model"} <= gpu_rules <= set(rules)
     overrides = profile("slurm-ci")["set-resources"]
     assert {rule for rule in gpu_rules if overrides.get(rule, {}).get("gpu") == 0} == gpu_rules
 
@@ -141,23 +235,47 @@ def test_slurm_ci_runs_every_rule_that_may_ask_for_a_gpu_without_one():
 # --- rules, resources and envs per job --------------------------------------------------------
 
 
-def test_every_rule_that_runs_code_names_a_conda_env_file():
+def test_every_hook_has_one_rule_named_in_the_registry_and_made_by_its_stages_file(every_hook_workflow):
+    rules, jobs = every_hook_workflow
+    assert {reported.job.hook.name for reported in jobs} == set(HOOKS)  # EVERY_HOOK has them all
+    for reported in jobs:
+        hook = reported.job.hook
+        assert reported.producers == [hook.rule], hook.name
+        assert rules[hook.rule].snakefile == RULES / f"{hook.stage}.smk", hook.name
+    # and no other rule runs a job
+    assert {name for name, rule in rules.items() if rule.script == "../scripts/run_job.py"} == {
+        hook.rule for hook in HOOKS.values()
+    }
+
+
+def test_every_rule_that_runs_code_names_a_conda_env_file(every_hook_workflow):
     """Snakefile's `rule all` only collects; every rule in rules/ runs a script."""
-    for rule, body in rule_bodies().items():
-        env = re.search(r"conda:\n\s+(.+)\n", body)
-        assert env, f"rule {rule} names no conda env"
-        if env.group(1).startswith('"'):
-            assert (RULES / env.group(1).strip('"')).is_file(), (rule, env.group(1))
+    rules, _ = every_hook_workflow
+    assert {name for name, rule in rules.items() if rule.snakefile == SNAKEFILE} == {"all"}
+    for name, rule in rules.items():
+        if name == "all":
+            continue
+        assert rule.script and rule.conda, name
+        if isinstance(rule.conda, str):
+            assert (rule.snakefile.parent / rule.conda).is_file(), (name, rule.conda)
 
 
-def test_every_hook_rule_takes_threads_resources_and_conda_env_from_its_job():
-    rules = hook_rules()
-    assert set(rules.values()) == set(HOOKS)
-    for rule, hook in rules.items():
-        body = rule_bodies()[rule]
-        assert f'threads: JOB_RESOURCES.threads_of("{hook}")' in body, rule
-        assert f'resources:\n        **JOB_RESOURCES.resources_of("{hook}"),\n' in body, rule
-        assert f'conda:\n        JOB_RESOURCES.conda_env_of("{hook}")\n' in body, rule
+def test_every_hook_rule_takes_threads_resources_and_conda_env_from_its_job(every_hook_workflow):
+    rules, jobs = every_hook_workflow
+    for reported in jobs:
+        job = reported.job
+        asked = job_resources(job.hook.name, job.component, job.cfg.resources)
+        gpu_only = {"gpu_model": asked.gpu_model, "cpus_per_gpu": asked.cpus_per_gpu} if asked.gpu else {}
+        expected = {"_cores": asked.threads, "mem_mb": asked.mem_mb, "runtime": asked.runtime, "gpu": asked.gpu}
+        given = {name: reported.resources.get(name) for name in [*expected, "gpu_model", "cpus_per_gpu"]}
+        assert given == {"gpu_model": None, "cpus_per_gpu": None, **expected, **gpu_only}, job.cfg.where
+        env = RULES / conda_env_file(job.hook.name, job.component)
+        assert reported.conda_env and reported.conda_env.resolve() == env.resolve(), job.cfg.where
+    # the two TrainModelHook jobs ask differently: the rule gives each its own
+    trained = {reported.job.component: reported for reported in jobs if reported.job.hook.name == "TrainModelHook"}
+    assert (trained["trinity-rft"].resources["gpu"], trained["huggingface"].resources["gpu"]) == (2, 0)
+    assert trained["huggingface"].resources["_cores"] == 2 and "gpu_model" not in trained["huggingface"].resources
+    assert callable(rules["train_model"].conda) and rules["process_data"].conda == "../envs/data-juicer.yaml"
 
 
 def test_every_hook_and_component_names_an_existing_env_file():

@@ -19,7 +19,7 @@ from sandflow.hooks import (  # light: heavy imports happen inside their functio
     dj_requirements,
     modelscope,
 )
-from sandflow.hooks.base import Component, Hook, JobRun, RequirementCheck
+from sandflow.hooks.base import Component, Hook, HookStage, JobRun, RequirementCheck
 from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.llm import infer as llm_infer
 from sandflow.hooks.third_party import easyanimate, inception, internvl, trinity, vbench
@@ -72,7 +72,7 @@ def _pool_component(kind: str) -> Component:
     return Component(_lazy(f"sandflow.hooks.{module}", kind))
 
 
-def _model_hook(name: str, function: str, tool: dict[str, Component]) -> Hook:
+def _model_hook(name: str, function: str, tool: dict[str, Component], **settings: Any) -> Hook:
     """A hook whose components are one third-party tool and the LLM executors (huggingface, vllm, api)
     running llm_infer.<function>."""
     run = _lazy("sandflow.hooks.llm.infer", function)
@@ -82,7 +82,7 @@ def _model_hook(name: str, function: str, tool: dict[str, Component]) -> Hook:
         "vllm": Component(run, requires=llm_infer.vllm_requirements, family="vllm"),
         "api": Component(run, requires=llm_infer.api_requirements),
     }
-    return Hook(name, None, n_outputs=None, family="training", components=components)
+    return Hook(name, None, n_outputs=None, family="training", components=components, **settings)
 
 
 POOL_TYPES = (
@@ -98,17 +98,23 @@ POOL_TYPES = (
 HOOKS: dict[str, Hook] = {
     hook.name: hook
     for hook in (
-        _data_juicer_hook("ProbeViaAnalyzerHook", "probe_via_analyzer", **READS_DATASET),
+        _data_juicer_hook(
+            "ProbeViaAnalyzerHook", "probe_via_analyzer", rule="probe_via_analyzer", stage="probe", **READS_DATASET
+        ),
         _model_hook(
             "ProbeViaModelInferHook",
             "probe_via_model_infer",
             {"modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook")},
+            rule="probe_via_model_infer",
+            stage="probe",
         ),
         Hook(
             "GeneralProbeHook",
             None,
             n_outputs=None,
             components={"data_pool_ranking": _pool_component("data_pool_ranking")},
+            rule="general_probe",
+            stage="probe",
         ),
         _data_juicer_hook(
             "RefineRecipeViaKSigmaHook",
@@ -116,15 +122,26 @@ HOOKS: dict[str, Hook] = {
             writes=("extra_configs.path_k_sigma_recipe",),
             required_paths=("extra_configs.path_k_sigma_recipe",),  # where the refined recipe goes
             reads_same_meta_name_analysis=True,
+            rule="refine_recipe_via_k_sigma",
+            stage="refine",
         ),
         Hook(
             "RefineRecipeViaModelFeedbackHook",
             _lazy("sandflow.hooks.model_feedback", "refine_recipe_via_model_feedback"),
             writes=("extra_configs.path_model_feedback_recipe",),
+            rule="refine_recipe_via_model_feedback",
+            stage="refine",
         ),
-        _data_juicer_hook("ProcessDataHook", "process_data", **READS_DATASET),
+        _data_juicer_hook("ProcessDataHook", "process_data", rule="process_data", stage="execute", **READS_DATASET),
         # Ranking is listed under both hooks: DESIGN.md names it a pool operation, upstream's guide a probe.
-        Hook("DataPoolManipulationHook", None, n_outputs=None, components={t: _pool_component(t) for t in POOL_TYPES}),
+        Hook(
+            "DataPoolManipulationHook",
+            None,
+            n_outputs=None,
+            components={t: _pool_component(t) for t in POOL_TYPES},
+            rule="data_pool_manipulation",
+            stage="execute",
+        ),
         Hook(
             "GeneralDataExecutorHook",
             None,
@@ -137,6 +154,8 @@ HOOKS: dict[str, Hook] = {
                     "dj_to_easyanimate_video_dataset_conversion",
                 )
             },
+            rule="general_data_executor",
+            stage="execute",
         ),
         Hook(
             "TrainModelHook",
@@ -159,6 +178,8 @@ HOOKS: dict[str, Hook] = {
                     "internvl", "internvl_coco_caption_train", internvl.internvl_train_requirements
                 ),
             },
+            rule="train_model",
+            stage="execute",
         ),
         _model_hook(
             "InferModelHook",
@@ -168,6 +189,8 @@ HOOKS: dict[str, Hook] = {
                     "easyanimate", "easyanimate_infer", easyanimate.easyanimate_requirements("infer_lora.sh")
                 )
             },
+            rule="infer_model",
+            stage="execute",
         ),
         Hook(
             "EvaluateDataHook",
@@ -188,6 +211,8 @@ HOOKS: dict[str, Hook] = {
                     "inception", "video_inception_evaluator", inception.inception_requirements, follows_previous=False
                 ),
             },
+            rule="evaluate_data",
+            stage="evaluate",
         ),
         Hook(
             "EvaluateModelHook",
@@ -201,9 +226,16 @@ HOOKS: dict[str, Hook] = {
                     "internvl", "internvl_coco_caption_eval", internvl.internvl_requirements
                 ),
             },
+            rule="evaluate_model",
+            stage="evaluate",
         ),
     )
 }
+
+
+def hooks_of_stage(stage: HookStage) -> list[Hook]:
+    """The hooks whose rules rules/<stage>.smk generates, in registry order."""
+    return [hook for hook in HOOKS.values() if hook.stage == stage]
 
 
 def component_of(hook: Hook, extra_configs: Any) -> tuple[str | None, Component | None]:
