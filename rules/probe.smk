@@ -1,8 +1,8 @@
 # Probe: look into data (and models) before deciding anything.
 # One generic rule per hook of this stage in src/sandflow/hooks/registry.py, named there (hook.rule):
 # {key} selects the job, its spec arrives as one params value. Threads, resources and conda env come
-# from the job (src/sandflow/run/resources.py); the envs are used only with --sdm conda, else every job
-# runs in the project's venv.
+# from the job (src/sandflow/run/resources.py); the env with --sdm conda, the image with --sdm apptainer,
+# else every job runs in the project's venv.
 
 for hook in hooks_of_stage("probe"):
 
@@ -17,6 +17,8 @@ for hook in hooks_of_stage("probe"):
             SANDFLOW.job_log(hook.name),
         conda:
             JOB_RESOURCES.conda_env_of(hook.name)
+        container:
+            JOB_RESOURCES.container_of(hook.name)
         threads: JOB_RESOURCES.threads_of(hook.name)
         resources:
             **JOB_RESOURCES.resources_of(hook.name),

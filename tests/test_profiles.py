@@ -1,8 +1,7 @@
-"""Where jobs run: the profiles, each job's resources and conda env, and the envs/ files.
+"""Where jobs run: the profiles, and each job's resources, conda env and container image as Snakemake plans them.
 
-No conda channel is reachable here, so the environments are checked as specs:
-each parses as a conda environment file, is named after its file, and pins what
-requirements.txt pins to the same version unless the family's own stack differs.
+The envs/ files themselves: tests/test_envs.py; the table of it all and a dry run through profiles/slurm:
+tests/test_resources_table.py.
 """
 
 from __future__ import annotations
@@ -25,34 +24,24 @@ from sandflow.config.load import load_config_file
 from sandflow.hooks.registry import HOOKS
 from sandflow.plan.model import Job
 from sandflow.plan.planner import plan_config
-from sandflow.run.resources import FAMILY_RESOURCES, RuleResources, conda_env_file, family_of, job_resources
+from sandflow.run.resources import (
+    CONTAINER_IMAGES,
+    FAMILY_ENVS,
+    FAMILY_RESOURCES,
+    RuleResources,
+    conda_env_file,
+    container_image,
+    family_of,
+    job_resources,
+)
 
 PROFILES = REPO / "profiles"
 ENVS = REPO / "envs"
 RULES = REPO / "rules"
-PIN = re.compile(r"^([A-Za-z0-9_.-]+)(\[[A-Za-z0-9_,.-]+\])?==([A-Za-z0-9_.+-]+)$")
-CONDA_SPEC = re.compile(r"^[A-Za-z0-9_.-]+(=[A-Za-z0-9_.*]+)?$")
-# Packages a family pins differently from requirements.txt, because its upstream tool pins its
-# own stack (see the header of each env file). internvl and vbench follow InternVL and VBench.
-OWN_STACK = {"vllm": {"transformers"}}
-FOLLOWS_ITS_TOOL = {"internvl", "vbench"}
 
 
 def profile(name: str) -> dict:
     return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
-
-
-def requirement_pins() -> dict[str, str]:
-    pins = {}
-    for line in (REPO / "requirements.txt").read_text().splitlines():
-        match = PIN.match(line.split("#")[0].strip())
-        if match:
-            pins[match.group(1).lower()] = match.group(3)
-    return pins
-
-
-def env_files() -> list[Path]:
-    return sorted(ENVS.glob("*.yaml"))
 
 
 @contextlib.contextmanager
@@ -141,6 +130,7 @@ class ReportedJob:
     producers: list[str]
     resources: dict[str, Any]
     conda_env: Path | None
+    container: str | None
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +154,13 @@ def every_hook_workflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[
             jobs = []
             for job in workflow.globals["SANDFLOW"].jobs.values():
                 producers = [rule for rule in workflow.rules if rule.is_producer(job.context_path)]
-                resources, env = {}, None
+                resources, env, image = {}, None, None
                 if len(producers) == 1:  # else the test says so
                     wildcards = Wildcards(fromdict=producers[0].get_wildcards(job.context_path))
                     resources = dict(producers[0].expand_resources(wildcards, InputFiles(), attempt=1).items())
                     env = Path(producers[0].expand_conda_env(wildcards).file)
-                jobs.append(ReportedJob(job, [rule.name for rule in producers], resources, env))
+                    image = producers[0].expand_container_img(wildcards)
+                jobs.append(ReportedJob(job, [rule.name for rule in producers], resources, env, image))
     return rules, jobs
 
 
@@ -194,10 +185,12 @@ def test_local_profile_runs_in_the_venv_with_the_workflow_profiles_rerun_setting
     assert not set(local) & set(default)
 
 
-def test_slurm_profile_uses_the_executor_conda_envs_and_leaves_account_and_partition_to_the_user():
+def test_slurm_profile_uses_the_executor_the_venv_by_default_and_leaves_account_and_partition_to_the_user():
     slurm = profile("slurm")
     assert slurm["executor"] == "slurm"
-    assert slurm["software-deployment-method"] == "conda"
+    # no conda unless --sdm conda (a cluster without conda plans and runs in the venv); --nv for --sdm apptainer
+    assert "software-deployment-method" not in slurm and "use-conda" not in slurm
+    assert slurm["apptainer-args"] == "--nv"
     assert slurm["default-resources"]["mem_mb"] > 0 and slurm["default-resources"]["runtime"] > 0
     text = (PROFILES / "slurm" / "config.yaml").read_text()
     assert re.search(r"^\s*# slurm_account: .*EDIT", text, re.M)
@@ -260,7 +253,7 @@ def test_every_rule_that_runs_code_names_a_conda_env_file(every_hook_workflow):
             assert (rule.snakefile.parent / rule.conda).is_file(), (name, rule.conda)
 
 
-def test_every_hook_rule_takes_threads_resources_and_conda_env_from_its_job(every_hook_workflow):
+def test_every_hook_rule_takes_threads_resources_conda_env_and_image_from_its_job(every_hook_workflow):
     rules, jobs = every_hook_workflow
     for reported in jobs:
         job = reported.job
@@ -271,11 +264,14 @@ def test_every_hook_rule_takes_threads_resources_and_conda_env_from_its_job(ever
         assert given == {"gpu_model": None, "cpus_per_gpu": None, **expected, **gpu_only}, job.cfg.where
         env = RULES / conda_env_file(job.hook.name, job.component)
         assert reported.conda_env and reported.conda_env.resolve() == env.resolve(), job.cfg.where
+        assert reported.container == container_image(job.hook.name, job.component), job.cfg.where
     # the two TrainModelHook jobs ask differently: the rule gives each its own
     trained = {reported.job.component: reported for reported in jobs if reported.job.hook.name == "TrainModelHook"}
     assert (trained["trinity-rft"].resources["gpu"], trained["huggingface"].resources["gpu"]) == (2, 0)
     assert trained["huggingface"].resources["_cores"] == 2 and "gpu_model" not in trained["huggingface"].resources
     assert callable(rules["train_model"].conda) and rules["process_data"].conda == "../envs/data-juicer.yaml"
+    assert trained["trinity-rft"].container == CONTAINER_IMAGES["trinity"]
+    assert all(r.container == CONTAINER_IMAGES["data-juicer"] for r in jobs if r.job.hook.name == "ProcessDataHook")
 
 
 def test_every_hook_and_component_names_an_existing_env_file():
@@ -285,7 +281,7 @@ def test_every_hook_and_component_names_an_existing_env_file():
             assert (RULES / env).resolve().parent == ENVS, env
             assert (RULES / env).is_file(), f"{hook.name} {kind}: {env}"
     # plus sandflow.yaml for the assembly rules of rules/context.smk
-    assert {f.stem for f in env_files()} == {*FAMILY_RESOURCES, "sandflow"}
+    assert {f.stem for f in ENVS.glob("*.yaml")} == {*FAMILY_ENVS.values(), "sandflow"}
 
 
 def test_components_pick_their_own_family():
@@ -297,6 +293,16 @@ def test_components_pick_their_own_family():
     assert family_of("EvaluateDataHook", "vbench_video_evaluator") == "vbench"
     assert family_of("EvaluateDataHook", "accuracy") == "data-juicer"
     assert family_of("EvaluateModelHook", "internvl_coco_caption") == "internvl"
+    # what each runs: a local model (GPU), a remote API (CPU), CPU evaluation
+    assert (
+        family_of("InferModelHook", "huggingface") == family_of("ProbeViaModelInferHook", "modelscope") == "inference"
+    )
+    assert family_of("InferModelHook", "api") == family_of("ProbeViaModelInferHook", "api") == "api"
+    assert family_of("EvaluateModelHook", "perplexity") == family_of("EvaluateDataHook", "coco_caption") == "evaluation"
+    assert [FAMILY_RESOURCES[family].gpu for family in ("inference", "api", "evaluation")] == [1, 0, 0]
+    # they run in the training env (torch, transformers, the caption metrics' packages), not in one of their own
+    assert conda_env_file("EvaluateModelHook", "perplexity") == "../envs/training.yaml"
+    assert container_image("InferModelHook", "api") == CONTAINER_IMAGES["training"]
 
 
 def test_a_jobs_own_resources_override_its_familys_defaults():
@@ -335,6 +341,7 @@ def test_rules_get_callables_per_job_when_jobs_differ_and_leave_gpu_settings_out
     # gpu 0: no --gpus=<model>:1 and no --cpus-per-gpu from the SLURM executor
     assert (train["gpu"](c), train["gpu_model"](c), train["cpus_per_gpu"](c)) == (0, None, None)
     assert resources.conda_env_of("TrainModelHook") == "../envs/training.yaml"
+    assert resources.container_of("TrainModelHook") == CONTAINER_IMAGES["training"]
 
 
 def test_a_plan_that_grows_at_run_time_always_gets_callables():
@@ -355,44 +362,10 @@ def test_planned_jobs_get_their_resources_by_key(monkeypatch: pytest.MonkeyPatch
     assert resources.threads_of(job.hook.name) == 1 and resources.resources_of(job.hook.name)["gpu"] == 0
 
 
-# --- envs/*.yaml ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", env_files(), ids=lambda p: p.stem)
-def test_env_file_is_a_conda_environment_spec(path: Path):
-    env = yaml.safe_load(path.read_text())
-    assert set(env) == {"name", "channels", "dependencies"}, path.name
-    assert env["name"] == path.stem
-    assert env["channels"] and all(isinstance(c, str) for c in env["channels"])
-    conda = [d for d in env["dependencies"] if isinstance(d, str)]
-    pip_sections = [d for d in env["dependencies"] if isinstance(d, dict)]
-    assert all(CONDA_SPEC.match(d) for d in conda), conda
-    # The workflow's Python: the script: directive unpickles Snakemake's job object with it.
-    assert "python=3.11" in conda and "pip" in conda
-    assert len(pip_sections) == 1 and list(pip_sections[0]) == ["pip"]
-    pip = pip_sections[0]["pip"]
-    assert pip and all(isinstance(p, str) and PIN.match(p) for p in pip), [p for p in pip if not PIN.match(str(p))]
-    names = [PIN.match(p).group(1).lower() for p in pip]
-    assert len(names) == len(set(names)), f"{path.name} pins a package twice"
-
-
-@pytest.mark.parametrize("path", [p for p in env_files() if p.stem not in FOLLOWS_ITS_TOOL], ids=lambda p: p.stem)
-def test_env_pins_follow_requirements_txt(path: Path):
-    env = yaml.safe_load(path.read_text())
-    (pip_section,) = [d for d in env["dependencies"] if isinstance(d, dict)]
-    required = requirement_pins()
-    differing = {}
-    for entry in pip_section["pip"]:
-        name, _, version = PIN.match(entry).groups()
-        if required.get(name.lower(), version) != version:
-            differing[name] = (version, required[name.lower()])
-    assert set(differing) <= OWN_STACK.get(path.stem, set()), f"{path.name} differs from requirements.txt: {differing}"
-
-
 def test_every_family_the_registry_names_has_resources_and_an_env():
     from sandflow.hooks.registry import HOOKS
 
     named = {hook.family for hook in HOOKS.values()}
     named |= {c.family for hook in HOOKS.values() for c in (hook.components or {}).values() if c.family}
-    assert named == set(FAMILY_RESOURCES)
-    assert named <= {f.stem for f in env_files()}
+    assert named == set(FAMILY_RESOURCES) == set(FAMILY_ENVS)
+    assert set(FAMILY_ENVS.values()) == set(CONTAINER_IMAGES) <= {f.stem for f in ENVS.glob("*.yaml")}

@@ -1,8 +1,10 @@
 """Every DJ-Sandbox hook and component type, and what sandflow knows about each before it runs.
 
 Each entry names the function that runs the job (imported only then), what the hook writes and
-reads, the libraries that enter its key, and its tool family (run/resources.py gives each family
-its default resources and its conda env, envs/<family>.yaml). Adding a hook: docs/design.md.
+reads, the libraries that enter its key, and its family: what it runs (CPU data work, GPU training,
+CPU evaluation, a third-party tool...), which run/resources.py turns into default resources, a conda
+env and a container image. A component has its own family where it runs something else than its
+hook's default (docs/resources.md lists them all). Adding a hook: docs/design.md.
 
 A hook or component's ``requires`` check says what a job needs that this machine lacks (a package,
 a model, a tool tree, a GPU): such jobs plan normally (``snakemake -n`` shows them), and a real run
@@ -41,10 +43,13 @@ def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
     return run
 
 
-def _modelscope(function: str, hook: str) -> Component:
+def _modelscope(function: str, hook: str, family: str) -> Component:
     """ModelScope's trainer or pipeline (src/sandflow/hooks/modelscope.py); paths in its configs are its own."""
     return Component(
-        _lazy("sandflow.hooks.modelscope", function), requires=modelscope.requirements_for(hook), follows_previous=True
+        _lazy("sandflow.hooks.modelscope", function),
+        requires=modelscope.requirements_for(hook),
+        follows_previous=True,
+        family=family,
     )
 
 
@@ -74,15 +79,15 @@ def _pool_component(kind: str) -> Component:
 
 def _model_hook(name: str, function: str, tool: dict[str, Component], **settings: Any) -> Hook:
     """A hook whose components are one third-party tool and the LLM executors (huggingface, vllm, api)
-    running llm_infer.<function>."""
+    running llm_infer.<function>: a local model on a GPU, or a remote model's HTTP API from a CPU job."""
     run = _lazy("sandflow.hooks.llm.infer", function)
     components = {
         **tool,
-        "huggingface": Component(run),
+        "huggingface": Component(run, family="inference"),
         "vllm": Component(run, requires=llm_infer.vllm_requirements, family="vllm"),
-        "api": Component(run, requires=llm_infer.api_requirements),
+        "api": Component(run, requires=llm_infer.api_requirements, family="api"),
     }
-    return Hook(name, None, n_outputs=None, family="training", components=components, **settings)
+    return Hook(name, None, n_outputs=None, family="inference", components=components, **settings)
 
 
 POOL_TYPES = (
@@ -104,7 +109,7 @@ HOOKS: dict[str, Hook] = {
         _model_hook(
             "ProbeViaModelInferHook",
             "probe_via_model_infer",
-            {"modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook")},
+            {"modelscope": _modelscope("probe_modelscope", "ProbeViaModelInferHook", "inference")},
             rule="probe_via_model_infer",
             stage="probe",
         ),
@@ -169,7 +174,7 @@ HOOKS: dict[str, Hook] = {
                     _lazy("sandflow.hooks.hf.train", "train_huggingface"),
                     requires=hf_train.huggingface_train_requirements,
                 ),
-                "modelscope": _modelscope("train_modelscope", "TrainModelHook"),
+                "modelscope": _modelscope("train_modelscope", "TrainModelHook", "training"),
                 "easyanimate": _third_party(
                     "easyanimate", "easyanimate_train", easyanimate.easyanimate_requirements("train_lora.sh")
                 ),
@@ -200,7 +205,7 @@ HOOKS: dict[str, Hook] = {
                 "accuracy": Component(_lazy("sandflow.hooks.data_evaluators", "accuracy_evaluator"), n_outputs=2),
                 "mse": Component(_lazy("sandflow.hooks.data_evaluators", "mse_evaluator"), n_outputs=2),
                 "coco_caption": Component(
-                    _lazy("sandflow.hooks.caption_metrics", "coco_caption_evaluator"), n_outputs=2
+                    _lazy("sandflow.hooks.caption_metrics", "coco_caption_evaluator"), n_outputs=2, family="evaluation"
                 ),
                 "dj_text_quality_classifier": Component(
                     _lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
@@ -219,7 +224,7 @@ HOOKS: dict[str, Hook] = {
             None,
             n_outputs=None,
             libraries=HF_TRAINING,
-            family="internvl",
+            family="evaluation",
             components={
                 "perplexity": Component(_lazy("sandflow.hooks.hf.perplexity", "evaluate_perplexity")),
                 "internvl_coco_caption": _third_party(

@@ -1,15 +1,17 @@
-"""What each job asks of the scheduler, and the conda environment it runs in on a cluster.
+"""What each job asks of the scheduler, and the environment it runs in on a cluster.
 
-A job's hook and component type (``extra_configs.type``) select its tool family (hooks/registry.py);
-the family gives default resources and an environment file in envs/. A job's own
-``resources:`` mapping in the config (next to ``hook`` and ``meta_name``) overrides
-any default, e.g. ``resources: {gpu: 4, gpu_model: a100, runtime: 2880}``. Profiles
-override both per rule (``set-resources``), as Snakemake does.
+A job's hook and component type (``extra_configs.type``) select its family (hooks/registry.py):
+what it runs. The family gives default resources and an environment: envs/<env>.yaml with
+``--sdm conda``, the container image CONTAINER_IMAGES[<env>] with ``--sdm apptainer``, and the
+project's own venv with neither (the default, also on SLURM). docs/resources.md is the table of
+it all (``python -m sandflow.devtools.resources_table``). A job's own ``resources:`` mapping in
+the config (next to ``hook`` and ``meta_name``) overrides any default, e.g. ``resources: {gpu: 4,
+gpu_model: a100, runtime: 2880}``. Profiles override both per rule (``set-resources``), as
+Snakemake does.
 
 Upstream DJ-Sandbox runs every job in one process and builds third-party
 environments itself (EnvManager, ``env_name: easyanimate`` etc.); here the
-scheduler places jobs and ``snakemake --sdm conda`` builds envs/<family>.yaml.
-Without ``--sdm conda`` every job runs in the project's own venv. None of this
+scheduler places jobs and Snakemake builds or pulls the environment. None of this
 is part of a job key: where a job runs and with how much does not change its result.
 """
 
@@ -41,8 +43,16 @@ class JobResources:
 
 # Defaults per family: what one job of the family's usual size needs on a GPU cluster.
 FAMILY_RESOURCES: dict[str, JobResources] = {
+    # Data-Juicer recipes, data pools, format conversions, data metrics (accuracy, mse).
     "data-juicer": JobResources(threads=1, mem_mb=4096, runtime=60),
+    # Training a Hugging Face / ModelScope model.
     "training": JobResources(threads=8, mem_mb=65536, runtime=1440, gpu=1, cpus_per_gpu=8),
+    # Generating with a local Hugging Face / ModelScope model: one GPU, less memory and time than training.
+    "inference": JobResources(threads=8, mem_mb=32768, runtime=240, gpu=1, cpus_per_gpu=8),
+    # Generating through a remote model's HTTP API: the job only waits on the network.
+    "api": JobResources(threads=1, mem_mb=4096, runtime=240),
+    # Perplexity and caption metrics (BLEU, ROUGE, CIDEr): CPU evaluation.
+    "evaluation": JobResources(threads=4, mem_mb=16384, runtime=240),
     "vllm": JobResources(threads=8, mem_mb=65536, runtime=720, gpu=1, cpus_per_gpu=8),
     "easyanimate": JobResources(threads=8, mem_mb=131072, runtime=2880, gpu=1, cpus_per_gpu=8),
     "internvl": JobResources(threads=8, mem_mb=131072, runtime=1440, gpu=1, cpus_per_gpu=8),
@@ -52,9 +62,29 @@ FAMILY_RESOURCES: dict[str, JobResources] = {
     "trinity": JobResources(threads=16, mem_mb=131072, runtime=1440, gpu=2, cpus_per_gpu=8),
 }
 
+# The environment of each family: envs/<env>.yaml and CONTAINER_IMAGES[<env>]. Inference, API calls and
+# evaluation import what training imports (torch, transformers, the caption metrics' packages).
+FAMILY_ENVS: dict[str, str] = {
+    **{family: family for family in FAMILY_RESOURCES},
+    "inference": "training",
+    "api": "training",
+    "evaluation": "training",
+}
+
+# The image of each env for ``--sdm apptainer``: envs/<env>.yaml installed on Python 3.11 (the workflow's:
+# the script: directive imports sandflow and snakemake from the host venv, bound into the container).
+# None is published: build each from containers/Dockerfile and push it where these names point, or
+# change the names to yours here (containers/README.md). The assembly rules (rules/context.smk etc.)
+# run where Snakemake runs and take none.
+CONTAINER_REGISTRY = "docker://ghcr.io/sandflow"
+CONTAINER_IMAGES: dict[str, str] = {
+    env: f"{CONTAINER_REGISTRY}/{env}:0.1.0"
+    for env in ("data-juicer", "training", "vllm", "easyanimate", "internvl", "vbench", "inception", "trinity")
+}
+
 
 def family_of(hook: str, component: str | None) -> str:
-    """The tool family of a job: its component's when that has one, else its hook's (hooks/registry.py)."""
+    """The family of a job: its component's when that has one, else its hook's (hooks/registry.py)."""
     entry = HOOKS[hook]
     chosen = entry.components.get(component) if entry.components and component is not None else None
     return chosen.family if chosen is not None and chosen.family else entry.family
@@ -62,7 +92,12 @@ def family_of(hook: str, component: str | None) -> str:
 
 def conda_env_file(hook: str, component: str | None) -> str:
     """The job's conda environment file, relative to rules/ as a conda: directive expects it."""
-    return f"{ENVS_FROM_RULES}/{family_of(hook, component)}.yaml"
+    return f"{ENVS_FROM_RULES}/{FAMILY_ENVS[family_of(hook, component)]}.yaml"
+
+
+def container_image(hook: str, component: str | None) -> str:
+    """The job's container image, as a container: directive expects it."""
+    return CONTAINER_IMAGES[FAMILY_ENVS[family_of(hook, component)]]
 
 
 def job_resources(hook: str, component: str | None, requested: Mapping[str, Any]) -> JobResources:
@@ -71,7 +106,7 @@ def job_resources(hook: str, component: str | None, requested: Mapping[str, Any]
 
 
 class RuleResources:
-    """The threads, resources and conda env of the hook rules, for the jobs of one plan.
+    """The threads, resources, conda env and container image of the hook rules, for the jobs of one plan.
 
     A rule asks per hook (``threads: JOB_RESOURCES.threads_of("TrainModelHook")``). When every job of
     the hook asks the same, the rule gets plain values; otherwise it gets callables that Snakemake
@@ -99,6 +134,7 @@ class RuleResources:
             "gpu_model": request.gpu_model if request.gpu else None,
             "cpus_per_gpu": request.cpus_per_gpu if request.gpu else None,
             "conda": conda_env_file(job.hook.name, job.component),
+            "container": container_image(job.hook.name, job.component),
         }
 
     def _uniform(self, hook: str) -> dict[str, Any]:
@@ -124,6 +160,9 @@ class RuleResources:
 
     def conda_env_of(self, hook: str) -> Any:
         return self._for_rule(hook, "conda")
+
+    def container_of(self, hook: str) -> Any:
+        return self._for_rule(hook, "container")
 
     def resources_of(self, hook: str) -> dict[str, Any]:
         """Keyword arguments of the rule's resources: directive (a value every job leaves out is not given)."""
