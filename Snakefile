@@ -48,7 +48,7 @@ onsuccess:
 
 
 onerror:
-    SANDFLOW.finish_run()
+    SANDFLOW.finish_run(failed=True)
 
 
 rule all:

@@ -51,7 +51,19 @@ def test_a_bad_dataset_line_fails_the_job_naming_file_and_line_and_commits_nothi
     assert "Traceback" not in result.stderr
     jobs = tmp_path / "work" / "jobs" / "DataPoolManipulationHook"
     assert not jobs.exists() or [p.name for p in jobs.iterdir()] == [], "a failed job left a directory"
-    assert not (tmp_path / "work" / "context_infos.json").exists()
+    # A failed run's record (issue 26.4): no job finished, and the one that failed is marked so.
+    assert json.loads((tmp_path / "work" / "context_infos.json").read_text()) == [
+        {
+            "iter": 1,
+            "pipeline_infos": [
+                {
+                    "pipeline_name": "anonymous",
+                    "job_infos": [],
+                    "unfinished_jobs": [{"meta_name": "duplicate", "state": "failed"}],
+                }
+            ],
+        }
+    ]
 
 
 def test_a_row_without_the_text_key_is_named_by_file_and_line(tmp_path: Path):

@@ -90,7 +90,7 @@ def show(config_file: str, target: str) -> int:
         print(lineage(plan_config(load_config_file(config_file)), target))
     except ConfigError as exc:
         return report(config_file, exc)
-    except NotFound as exc:
+    except (NotFound, OSError) as exc:  # OSError: a published file that cannot be read to check it
         return print_error(config_file, exc)
     return 0
 
@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     show_parser.add_argument("config")
     show_parser.add_argument(
         "target",
-        help="a path (published, in a job directory, or a readable link), <pipeline>.<meta_name> or a meta_name",
+        help="a path (published, in a job directory of this config or an older one, or a readable link), "
+        "<pipeline>.<meta_name>, a meta_name or a job key",
     )
     run_parser = commands.add_parser("run", help="run a sandbox config with snakemake (extra args go to snakemake)")
     run_parser.add_argument("config")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from sandflow.core.private_fs import UnsafePath, copy_replacing, ensure_within, 
 from sandflow.plan.model import Write
 from sandflow.report import figures as report_figures
 from sandflow.run.storage import Staging, stage_spec
+
+JOB_INFOS = "job_infos"
 
 
 def publish_tree(source: Path, destination: Path, work_dir: Path) -> None:
@@ -72,28 +75,39 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
             root = write.publish_root(job["iteration"])
             publish_tree(Path(slot_dir), Path(root), work_dir)
             own[-1][os.path.normpath(slot_dir)] = published[os.path.normpath(slot_dir)] = os.path.normpath(root)
-    iterations: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}  # (trial or 0, iteration) ->
+    entries: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
     for job, own_roots in zip(spec["jobs"], own):
         values = contexts[job["key"]]["values"]
         for slot_dir, root in [*own_roots.items(), *published.items()]:
             values = replace_prefix(values, slot_dir, root)
-        values = staging.stored(values)
-        names = job["output_names"] or [str(i) for i in range(len(values))]
-        info: dict[str, Any] = {"meta_name": job["meta_name"]}
-        info.update(zip(names, values))
+        entries.append((job, JOB_INFOS, job_info(job, staging.stored(values))))
         trial = job.get("trial")
-        iterations.setdefault((trial or 0, job["iteration"]), {}).setdefault(job["pipeline"], []).append(info)
         readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
         if not staging.active:  # no links to staged copies, which the plugin removes after the run
             link_path = readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"]
             ensure_within(link_path, work_dir, "readable link")
             link(Path(job["job_dir"]), link_path)
+    return context_infos_list(entries)
+
+
+def job_info(job: dict[str, Any], values: list[Any]) -> dict[str, Any]:
+    """A job's entry in DJ-Sandbox's job_infos: its meta_name and each output by name (``0..n-1`` unnamed)."""
+    names = job["output_names"] or [str(i) for i in range(len(values))]
+    return {"meta_name": job["meta_name"], **dict(zip(names, values))}
+
+
+def context_infos_list(entries: Iterable[tuple[dict[str, Any], str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """DJ-Sandbox's list from (a job of the assembly spec, the pipeline's list it goes in, its entry), in order:
+    one entry per iteration (and per trial of an hpo_config search, for which upstream defines none)."""
+    iterations: dict[tuple[int, int], dict[str, dict[str, list[dict[str, Any]]]]] = {}  # (trial or 0, iteration)
+    for job, listed_in, entry in entries:
+        pipelines = iterations.setdefault((job.get("trial") or 0, job["iteration"]), {})
+        pipelines.setdefault(job["pipeline"], {JOB_INFOS: []}).setdefault(listed_in, []).append(entry)
     return [
-        # An hpo_config search has one entry per trial (upstream defines none for it).
         {
             "iter": iteration,
             **({"trial": trial} if trial else {}),
-            "pipeline_infos": [{"pipeline_name": name, "job_infos": infos} for name, infos in pipelines.items()],
+            "pipeline_infos": [{"pipeline_name": name, **lists} for name, lists in pipelines.items()],
         }
         for (trial, iteration), pipelines in sorted(iterations.items())
     ]

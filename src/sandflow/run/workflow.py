@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from sandflow.plan.model import Job, Plan
 from sandflow.plan.planner import plan_config
 from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
+from sandflow.run.failed_run import record_failed_run
 from sandflow.run.integrity import first_altered
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
 from sandflow.run.specs import RunJobSpec, assembly_spec, job_spec
@@ -51,6 +53,7 @@ class Workflow:
         self.plan = plan
         self.jobs = plan.by_key  # grows when later iterations are planned
         self._lock: HeldLock | None = None
+        self._started = 0.0  # when this run took the work_dir lock
         # Whether Snakemake's --force* options are given: a job it reruns then recomputes even if it had
         # committed (runner.py restores a committed record otherwise). Set by load_or_exit.
         self.forced_reruns: Callable[[], bool] = lambda: False
@@ -83,6 +86,7 @@ class Workflow:
             self._lock = hold_lock(self.work_dir)
         except LockRefused as exc:
             exit_with_error(str(exc))
+        self._started = time.time()  # a job that wrote its log since then ran in this run (run/failed_run.py)
         self.plan.hashes.save()
         record_planned(self.plan)  # so `sandflow check` can later say what changed (plan/history.py)
         try:
@@ -91,11 +95,20 @@ class Workflow:
             self.finish_run()  # exit_with_error skips atexit: clear the lock's record first
             exit_with_error(str(exc))
 
-    def finish_run(self) -> None:
-        """Snakemake's onsuccess and onerror."""
+    def finish_run(self, failed: bool = False) -> None:
+        """Snakemake's onsuccess and onerror (failed: context_infos.json then records what finished)."""
         job_server.stop_running()
-        if self._lock is not None:
-            self._lock.release()  # clears this host's record: a run on another node may start at once
+        try:
+            if failed and self._lock is not None and not self.object_store:  # a store holds the job records
+                final_records = [
+                    output.format(digest="*") for output in (self.publication_output(), self.outcome_output())
+                ]
+                record_failed_run(assembly_spec(self.plan), self._started, final_records, self.plan.hashes)
+        except OSError as exc:
+            print(f"sandflow: the record of this failed run was not written: {exc}", file=sys.stderr)
+        finally:
+            if self._lock is not None:
+                self._lock.release()  # clears this host's record: a run on another node may start at once
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
@@ -154,8 +167,10 @@ class Workflow:
         for a checkpoint it depends on) rebuilds it, and context_infos.json after it."""
         if not self.plan.config.iter_targets:
             return None
-        digest = self.plan.planner.schedule.digest(1)
-        return layout.state_path(self.work_dir, "iterations", f"outcome-{digest}.json")
+        return self.outcome_output().format(digest=self.plan.planner.schedule.digest(1))
+
+    def outcome_output(self) -> str:
+        return layout.state_path(self.work_dir, "iterations", "outcome-{digest}.json")
 
     def context_infos_inputs(self, decision_file: Callable[[int, str], str]) -> dict[str, list[str] | str]:
         """The final rule's inputs: every job, the publication record, the iteration decisions."""
@@ -262,11 +277,15 @@ class Workflow:
         ]
 
     def assembly_targets(self) -> list[str]:
-        """What rule all asks of the assembly: context_infos.json and, with an object store, the publication
-        record. Snakemake's records of which inputs built context_infos.json are local (.snakemake/metadata),
-        so on another machine a changed plan would not rebuild it; the record, named by every job key, is
-        missing then and its rule runs, and the assembly after it."""
-        return [self.plan.context_infos_path, *([self.publication_record()] if self.object_store else [])]
+        """What rule all asks of the assembly: context_infos.json and the publication record (an iterative
+        run's plan grows after parsing: its final targets have where it stopped instead). When such a record
+        is missing its rule runs, and the assembly after it (Snakemake does not rebuild a missing job record
+        under an existing context_infos.json): a failed run removes them, as the context_infos.json it writes
+        is not the assembly's (run/failed_run.py). With an object store, Snakemake's records of which inputs
+        built context_infos.json are local (.snakemake/metadata), so on another machine a changed plan would
+        not rebuild it; the publication record, named by every job key, is missing there."""
+        record = [] if self.plan.config.iter_targets else [self.publication_record()]
+        return [self.plan.context_infos_path, *record]
 
     def publication_output(self) -> str:
         return layout.state_path(self.work_dir, "publication", "{digest}.json")
