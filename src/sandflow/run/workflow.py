@@ -100,9 +100,9 @@ class Workflow:
     def work_dir(self) -> str:
         return self.plan.work_dir
 
-    def job_output(self, hook: str) -> str:
-        if self.object_store:
-            return storage.declared_directory(layout.job_dir(self.work_dir, hook, "{key}"))
+    def job_output(self, hook: str) -> str | list[str]:
+        if self.object_store:  # the directory, then its marker: finished once the whole directory is in the store
+            return storage.declared_job_outputs(layout.job_dir(self.work_dir, hook, "{key}"))
         return os.path.join(layout.job_dir(self.work_dir, hook, "{key}"), layout.CONTEXT_FILE)
 
     def job_log(self, hook: str) -> str:
@@ -245,10 +245,15 @@ class Workflow:
 
     def assembly_targets(self) -> list[str]:
         """What rule all asks of the assembly: context_infos.json and, with an object store, the publication
-        record. Snakemake's records of which inputs built context_infos.json are local (.snakemake/metadata),
-        so on another machine a changed plan would not rebuild it; the record, named by every job key, is
-        missing then and its rule runs, and the assembly after it."""
-        return [self.plan.context_infos_path, *([self.publication_record()] if self.object_store else [])]
+        record and every job's marker. Snakemake's records of which inputs built context_infos.json are local
+        (.snakemake/metadata), so on another machine a changed plan would not rebuild it; the record, named by
+        every job key, is missing then and its rule runs, and the assembly after it. Snakemake checks only the
+        outputs some job asks for, and not those under an up-to-date context_infos.json: asking for the markers
+        here runs again a job whose upload was cut off or whose objects a killed --forcerun deleted."""
+        if not self.object_store:
+            return [self.plan.context_infos_path]
+        markers = [storage.uploaded_marker(job.job_dir) for job in self.plan.unique_jobs()]
+        return [self.plan.context_infos_path, self.publication_record(), *markers]
 
     def publication_output(self) -> str:
         return layout.state_path(self.work_dir, "publication", "{digest}.json")
