@@ -90,7 +90,7 @@ class Workflow:
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
         if self.object_store:
-            return  # the job directories are in the store: checking would download every artifact (docs/design.md)
+            return  # checking would download every artifact: each job checks those it staged (run/storage.py)
         job_dirs = (job.job_dir for job in self.plan.unique_jobs())
         altered = first_altered(job_dirs, self.plan.context_infos_path, self.plan.hashes)
         if altered:
