@@ -147,8 +147,8 @@ def not_whole(job_dir: str, staging: Staging) -> str | None:
     local = staging.local(job_dir)
     missing = [name for name in (CONTEXT_FILE, MANIFEST_FILE) if not os.path.isfile(os.path.join(local, name))]
     problem = f"no {' and no '.join(missing)}" if missing else altered_artifact(local)
-    if problem is None or problem.startswith(f"{os.path.join(local, SNAKEMAKE_TIMESTAMP)} was added"):
-        return None  # Snakemake's file: reported only once every artifact of the manifest checked out
+    if problem is None or problem.startswith(f"{os.path.join(local, SNAKEMAKE_TIMESTAMP)} "):
+        return None  # Snakemake's file, not in the manifest: reported once every artifact of the manifest checked out
     problem = problem.replace(local, job_dir)  # name the job directory as planned, not this machine's copy
     return (
         f"upstream job directory {job_dir} is not whole in the store ({problem}); delete its objects and "
