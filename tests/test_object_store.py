@@ -1,32 +1,41 @@
 """The job store in an object store: real snakemake with snakemake-storage-plugin-s3 against moto's S3
-server on 127.0.0.1 (started here), credentials from environment variables only.
+server on 127.0.0.1 (tests/s3_bucket.py), credentials from environment variables only.
 
-The workflow is a chain of fast jobs (downsample, duplicate, an mse evaluation of the duplicated pools)
-on generated data. A cold run must leave every job directory (artifacts, manifest, record) and
-context_infos.json in the bucket, with records identical to a local run's; a rerun from a directory
-that has never seen the run (no .snakemake, no work_dir) must find every job in the bucket and do
-nothing; changing the evaluation's ground-truth key must rerun that one job.
+A cold run must leave every job directory (artifacts, manifest, record, marker) and context_infos.json in
+the bucket, with records identical to a local run's; a rerun from a directory that has never seen the run
+(no .snakemake, no work_dir) must find every job in the bucket and do nothing; changing the evaluation's
+ground-truth key must rerun that one job. A job stops before reading an upstream directory staged in part.
+An upload cut off is not a finished job, and --forcerun deletes a job's old result when the job starts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import random
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, job_counts, snakemake
+from conftest import job_counts, snakemake
+from s3_bucket import (
+    BUCKET,
+    S3_PROFILE,
+    SECRET,
+    keys,
+    kill,
+    make_run_dir,
+    objects,
+    start_store_run,
+    stop_when,
+    store_run,
+    whole_jobs,
+    write_config,
+)
 
-from sandflow.run.storage import STAGED, Staging, stage_spec, staging_root
-
-BUCKET = "sandflow-jobs"
-# Fake, but unmistakable: it must never appear in anything the run writes.
-SECRET = "sandflow-test-secret-5b1f0c"
-S3_PROFILE = REPO / "profiles" / "s3"
-
+from sandflow.core.jobio import write_json
+from sandflow.core.layout import CONTEXT_FILE, MANIFEST_FILE
+from sandflow.run.runner import manifest_of
+from sandflow.run.storage import STAGED, UPLOADED, Staging, stage_spec, staging_root
 
 # ---- the mapping between planned and staged paths (no server needed) ------------------------------
 
@@ -43,22 +52,67 @@ def test_staging_root_is_what_precedes_the_declared_path():
         staging_root("out/jobs/H/k", "/w/elsewhere/jobs/H/k")
 
 
-def test_a_staged_spec_maps_job_directories_and_records_map_back():
+def staged_job(root: Path, job_dir: str, artifacts: dict[str, bytes]) -> Path:
+    """A job directory as a job leaves it (artifacts, manifest, context.json last), at its staged place."""
+    local = root / job_dir
+    for name, body in artifacts.items():
+        (local / name).parent.mkdir(parents=True, exist_ok=True)
+        (local / name).write_bytes(body)
+    local.mkdir(parents=True, exist_ok=True)
+    write_json(local / MANIFEST_FILE, manifest_of(local))
+    write_json(local / CONTEXT_FILE, {"values": [str(Path(job_dir) / name) for name in artifacts]})
+    return local
+
+
+def test_a_staged_spec_maps_job_directories_and_records_map_back(tmp_path):
+    root = tmp_path / ".st/s3/b/p"
+    upstream = staged_job(root, "out/jobs/G/j", {"slot/a.jsonl": b"{}\n"})
+    (upstream / ".snakemake_timestamp").touch()  # Snakemake's, in every directory output: not an added artifact
     spec = {
         STAGED: "out/jobs",
         "job_dir": "out/jobs/H/k",
         "refs": [{"context": "out/jobs/G/j/context.json"}],
         "sections": {"dataset_path": "out/data.jsonl", "other": "out/jobsite/x"},
     }
-    staged = stage_spec(spec, declared="out/jobs/H/k", local="/w/.st/s3/b/p/out/jobs/H/k")
-    assert staged["job_dir"] == "/w/.st/s3/b/p/out/jobs/H/k"
-    assert staged["refs"] == [{"context": "/w/.st/s3/b/p/out/jobs/G/j/context.json"}]
+    staged = stage_spec(spec, declared="out/jobs/H/k", local=str(root / "out/jobs/H/k"))
+    assert staged["job_dir"] == f"{root}/out/jobs/H/k"
+    assert staged["refs"] == [{"context": f"{root}/out/jobs/G/j/context.json"}]
     # Only paths under <work_dir>/jobs are the store's; the rest of work_dir is local.
     assert staged["sections"] == spec["sections"]
     staging = Staging.of(staged)
-    record = {"values": ["/w/.st/s3/b/p/out/jobs/G/j/slot/a.jsonl", 0.5]}
+    record = {"values": [f"{root}/out/jobs/G/j/slot/a.jsonl", 0.5]}
     assert staging.stored(record) == {"values": ["out/jobs/G/j/slot/a.jsonl", 0.5]}
     assert staging.local(staging.stored(record)) == record
+
+
+# What a cut-off upload leaves, as the plugin stages it for a downstream job: the plugin uploads a job
+# directory's top-level files (context.json, manifest.json) first, then its artifacts one by one.
+CUT_OFF = {
+    "no record": lambda local: (local / CONTEXT_FILE).unlink(),
+    "an artifact missing": lambda local: (local / "slot" / "b.jsonl").unlink(),
+}
+
+
+@pytest.mark.parametrize("cut", CUT_OFF)
+def test_a_job_stops_before_reading_an_upstream_directory_staged_in_part(tmp_path, capsys, cut):
+    root = tmp_path / ".st/s3/b/p"
+    CUT_OFF[cut](staged_job(root, "out/jobs/G/j", {"slot/a.jsonl": b"a\n", "slot/b.jsonl": b"b\n"}))
+    spec = {
+        STAGED: "out/jobs",
+        "job_dir": "out/jobs/H/k",
+        "path_reads": [{"candidates": [{"job_dir": "out/jobs/G/j", "slot": "slot", "rel": "b.jsonl"}]}],
+    }
+    with pytest.raises(SystemExit) as stopped:
+        stage_spec(spec, declared="out/jobs/H/k", local=str(root / "out/jobs/H/k"))
+    assert stopped.value.code == 1
+    problem = {
+        "no record": "no context.json",
+        "an artifact missing": "out/jobs/G/j/slot/b.jsonl was deleted after its job finished",
+    }[cut]
+    assert capsys.readouterr().err == (
+        f"sandflow: job failed: upstream job directory out/jobs/G/j is not whole in the store ({problem}); "
+        "delete its objects and out/jobs/G/j.uploaded from the store to run that job again\n"
+    )
 
 
 def test_a_spec_without_a_storage_provider_is_unchanged():
@@ -68,44 +122,6 @@ def test_a_spec_without_a_storage_provider_is_unchanged():
 
 
 # ---- real runs ----------------------------------------------------------------------------------
-
-
-# Downsample, duplicate x1 and x2, score the duplicated pools by mse against a ground-truth key.
-CONFIG = """\
-work_dir: ./out
-execution_job_configs:
-  - {hook: DataPoolManipulationHook, meta_name: sample, output: sampled,
-     extra_configs: {type: data_pool_downsampling, dataset_path: ./data.jsonl, target_num_samples: 200,
-                     shuffle_seed: 3, export_path: ./out/pools/}}
-  - {hook: DataPoolManipulationHook, meta_name: duplicate, output: duplicated,
-     input: {extra_configs.dataset_path: -1.sampled},
-     extra_configs: {type: data_pool_duplication, dataset_path: <sampled>, duplicating_times: [1, 2],
-                     export_path: ./out/duplicated/}}
-evaluation_job_configs:
-  - {hook: EvaluateDataHook, meta_name: score, output: [results, best],
-     input: {extra_configs.predicted_dataset_path: -1.duplicated},
-     extra_configs: {type: mse, predicted_dataset_path: <duplicated>, predicted_value_key: score,
-                     ground_truth_value_key: TRUTH}}
-"""
-
-
-def write_config(run_dir: Path, truth_key: str = "truth") -> str:
-    (run_dir / "experiment.yaml").write_text(CONFIG.replace("TRUTH", truth_key))
-    return "experiment.yaml"
-
-
-def make_run_dir(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    rows = random.Random(11)
-    with (directory / "data.jsonl").open("w") as handle:
-        for number in range(400):
-            score = rows.randrange(0, 5)
-            handle.write(
-                json.dumps({"text": f"sample {number}", "score": score, "truth": score, "truth2": score + (number % 3)})
-                + "\n"
-            )
-    write_config(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -148,20 +164,6 @@ def s3(s3_endpoint, monkeypatch):
     client.delete_bucket(Bucket=BUCKET)
 
 
-def objects(client, prefix: str) -> dict[str, bytes]:
-    found = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        for item in page.get("Contents", []):
-            found[item["Key"][len(prefix) :]] = client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
-    return found
-
-
-def store_run(run_dir: Path, prefix: str | None, check: bool = True):
-    """snakemake with profiles/s3; the prefix on the command line, or (None) from $SANDFLOW_S3_PREFIX."""
-    given = ["--default-storage-prefix", f"s3://{BUCKET}/{prefix}"] if prefix else []
-    return snakemake(run_dir, "experiment.yaml", "--profile", str(S3_PROFILE), *given, check=check)
-
-
 def comparable(record: bytes) -> dict:
     """A job record without its timing."""
     data = json.loads(record)
@@ -182,18 +184,11 @@ def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_chan
         "all": 1,
     }
     stored = objects(s3, "exp/out/")
-    jobs = sorted(
-        {name.rsplit("/", 1)[0] for name in stored if name.startswith("jobs/") and name.endswith("/context.json")}
-    )
+    # Every job directory is whole in the bucket, its marker next to it.
+    jobs = whole_jobs(stored)
     assert len(jobs) == 3
-    # Every job directory is whole in the bucket: each artifact matches the manifest stored next to it.
-    artifacts = 0
-    for job in jobs:
-        manifest = json.loads(stored[f"{job}/manifest.json"])
-        for name, entry in manifest.items():
-            assert hashlib.sha256(stored[f"{job}/{name}"]).hexdigest() == entry["sha256"], f"{job}/{name}"
-        artifacts += len(manifest)
-    assert artifacts == 3  # one sampled pool, two duplicated ones (the evaluation writes none)
+    # One sampled pool, two duplicated ones (the evaluation writes none).
+    assert sum(len(json.loads(stored[f"{job}/{MANIFEST_FILE}"])) for job in jobs) == 3
     assert "context_infos.json" in stored and "report/metrics.csv" in stored
     # Nothing of the job store is left on this machine; local-only state is.
     assert not (run_dir / "out" / "jobs").exists()
@@ -244,6 +239,69 @@ def test_jobs_live_in_the_bucket_rerun_from_elsewhere_is_a_no_op_and_a_late_chan
     for directory in (run_dir, other):
         assert not [p for p in directory.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert SECRET not in (cold.stdout + cold.stderr + late.stdout + late.stderr)
+
+
+@pytest.mark.slow
+def test_an_upload_cut_off_is_not_a_finished_job_and_forcerun_deletes_the_old_result_first(s3, tmp_path):
+    # Pools of 16 and 48 MB (400 rows of ~80 kB, half sampled, duplicated x1 and x2): uploading the duplicated
+    # ones takes long enough for the test to stop the run in the middle.
+    run_dir = make_run_dir(tmp_path / "machine_a", padding=80_000)
+    hook = "cut/out/jobs/DataPoolManipulationHook/"
+    run = start_store_run(run_dir, "cut")
+    try:
+        # The duplication job's record arrives in the bucket (the sampling job's did before): the plugin is
+        # uploading its directory, top-level files first. Stop there.
+        records = stop_when(
+            run,
+            run_dir,
+            "a second pool job's record in the bucket",
+            lambda: len(found := [key for key in keys(s3, hook) if key.endswith(f"/{CONTEXT_FILE}")]) == 2 and found,
+        )
+        job = next(
+            key.rsplit("/", 1)[0]
+            for key in records
+            if json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["component"] == "data_pool_duplication"
+        )
+        held = sorted(key[len(job) + 1 :] for key in keys(s3, f"{job}/"))
+        marker = keys(s3, f"{job}{UPLOADED}")
+        staged = run_dir / ".snakemake" / "storage" / "s3" / BUCKET / job
+        manifest = json.loads((staged / MANIFEST_FILE).read_text())
+    finally:
+        kill(run)
+    # Where the stop landed: the record in the bucket, not every pool, no marker.
+    assert CONTEXT_FILE in held and marker == []
+    assert set(manifest) == {
+        "extra_configs.export_path/data_200_x1.jsonl",
+        "extra_configs.export_path/data_200_x2.jsonl",
+    }
+    assert set(manifest) - set(held), f"the whole directory was uploaded before the stop: {held}"
+
+    # Another machine (nothing local but the config and the data): the duplication job runs again, the
+    # sampling job does not, and the evaluation reads both pools whole.
+    other = make_run_dir(tmp_path / "machine_b", padding=80_000)
+    rerun = store_run(other, "cut")
+    # (The publication record, which needs no job, was stored before the stop.)
+    assert job_counts(rerun) == {"data_pool_manipulation": 1, "evaluate_data": 1, "context_infos": 1, "all": 1}
+    stored = objects(s3, "cut/out/")
+    assert len(whole_jobs(stored)) == 3
+    infos = json.loads(stored["context_infos.json"])
+    scores = infos[0]["pipeline_infos"][0]["job_infos"][2]
+    assert scores["best"] == 0.0 and [result["mse"] for result in scores["results"]] == [0.0, 0.0]
+    evaluation = next(job for job in whole_jobs(stored) if job.startswith("jobs/EvaluateDataHook/"))
+
+    # --forcerun: Snakemake deletes the job's old objects (directory and marker) from the bucket before the
+    # job runs again. Stop the forced run once they are gone and see that nothing of the old result is left.
+    forced = start_store_run(other, "cut", "--forcerun", "evaluate_data")
+    try:
+        stop_when(forced, other, "the old evaluation deleted", lambda: not keys(s3, f"cut/out/{evaluation}"))
+        left = keys(s3, f"cut/out/{evaluation}")
+    finally:
+        kill(forced)
+    assert left == []  # neither its directory nor its marker: not taken for finished by the next run
+    # The next run, from a third machine, runs the evaluation again (and only it).
+    third = make_run_dir(tmp_path / "machine_c", padding=80_000)
+    assert job_counts(store_run(third, "cut")) == {"evaluate_data": 1, "context_infos": 1, "all": 1}
+    assert len(whole_jobs(objects(s3, "cut/out/"))) == 3
 
 
 @pytest.mark.slow

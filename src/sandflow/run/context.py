@@ -127,7 +127,12 @@ def main_from_snakemake(snakemake: Any) -> None:
     try:
         with job_logging(snakemake.log[0]):
             assemble_context_infos(spec, snakemake.output[0])
-            report_figures.build(spec, snakemake.output.figures, snakemake.output.metrics)
+            # Report files stay under the work_dir as this machine holds it: with a store, its staged copy,
+            # where context_infos.json (<work_dir>/context_infos.json) is staged too.
+            local_work_dir = os.path.dirname(os.path.abspath(snakemake.output[0]))
+            report_figures.build(
+                {**spec, "work_dir": local_work_dir}, snakemake.output.figures, snakemake.output.metrics
+            )
     except (UnsafePath, JobFailed) as exc:  # JobFailed: a job's train_log.json that is not a log
         print(f"sandflow: job failed: {exc}", file=sys.stderr)
         sys.exit(1)

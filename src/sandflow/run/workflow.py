@@ -113,7 +113,7 @@ class Workflow:
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
         if self.object_store:
-            return  # the job directories are in the store: checking would download every artifact (docs/design.md)
+            return  # checking would download every artifact: each job checks those it staged (run/storage.py)
         job_dirs = (job.job_dir for job in self.plan.unique_jobs())
         altered = first_altered(job_dirs, self.plan.context_infos_path, self.plan.hashes)
         if altered:
@@ -123,9 +123,9 @@ class Workflow:
     def work_dir(self) -> str:
         return self.plan.work_dir
 
-    def job_output(self, hook: str) -> str:
-        if self.object_store:
-            return storage.declared_directory(layout.job_dir(self.work_dir, hook, "{key}"))
+    def job_output(self, hook: str) -> str | list[str]:
+        if self.object_store:  # the directory, then its marker: finished once the whole directory is in the store
+            return storage.declared_job_outputs(layout.job_dir(self.work_dir, hook, "{key}"))
         return os.path.join(layout.job_dir(self.work_dir, hook, "{key}"), layout.CONTEXT_FILE)
 
     def job_log(self, hook: str) -> str:
@@ -278,14 +278,18 @@ class Workflow:
 
     def assembly_targets(self) -> list[str]:
         """What rule all asks of the assembly: context_infos.json and the publication record (an iterative
-        run's plan grows after parsing: its final targets have where it stopped instead). When such a record
-        is missing its rule runs, and the assembly after it (Snakemake does not rebuild a missing job record
-        under an existing context_infos.json): a failed run removes them, as the context_infos.json it writes
-        is not the assembly's (run/failed_run.py). With an object store, Snakemake's records of which inputs
-        built context_infos.json are local (.snakemake/metadata), so on another machine a changed plan would
-        not rebuild it; the publication record, named by every job key, is missing there."""
+        run's plan grows after parsing: its final targets have where it stopped instead), and with an object
+        store every job's marker. When such a record is missing its rule runs, and the assembly after it
+        (Snakemake does not rebuild a missing job record under an existing context_infos.json): a failed run
+        removes them, as the context_infos.json it writes is not the assembly's (run/failed_run.py). With an
+        object store, Snakemake's records of which inputs built context_infos.json are local
+        (.snakemake/metadata), so on another machine a changed plan would not rebuild it; the publication
+        record, named by every job key, is missing there. Snakemake checks only the outputs some job asks for,
+        not those under an up-to-date context_infos.json: asking for the markers runs again a job whose upload
+        was cut off or whose objects a killed --forcerun deleted."""
         record = [] if self.plan.config.iter_targets else [self.publication_record()]
-        return [self.plan.context_infos_path, *record]
+        markers = [storage.uploaded_marker(job.job_dir) for job in self.plan.unique_jobs()] if self.object_store else []
+        return [self.plan.context_infos_path, *record, *markers]
 
     def publication_output(self) -> str:
         return layout.state_path(self.work_dir, "publication", "{digest}.json")
