@@ -27,7 +27,7 @@ EXPORT_SHARD_SIZE = (
 )
 OP_FUSION = (
     "Data-Juicer's fusion reorders the filters (by their measured speed with the default fusion_strategy probe), "
-    "so the stats of one job differ between runs, and its fused filters import PyAV; remove it (sandflow's "
+    "so a job's stats file differs from run to run, and its fused filters import PyAV; remove it (sandflow's "
     "stats cache computes each stat once instead)"
 )
 TRACER_ON_RAY = (
