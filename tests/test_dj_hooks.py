@@ -333,13 +333,10 @@ def test_a_failing_op_fails_the_job(workspace):
     words = workspace["root"] / "words"
     words.mkdir()
     (words / "stopwords.json").write_text(json.dumps({"en": ["the", "a", "over"]}))
-    # no French word list: the op raises KeyError on every sample, even when the recipe asks to skip errors
+    # no French word list: the op raises KeyError on every sample (the recipe leaves skip_op_error out)
     recipe = {
         **workspace["recipe"],
-        "skip_op_error": True,
-        "process": [
-            {"stopwords_filter": {"lang": "fr", "stopwords_dir": str(words), "min_ratio": 0.0, "skip_op_error": True}}
-        ],
+        "process": [{"stopwords_filter": {"lang": "fr", "stopwords_dir": str(words), "min_ratio": 0.0}}],
     }
     with pytest.raises(KeyError, match="fr"):
         process_data(make_job(workspace["root"], "process_failing", recipe))

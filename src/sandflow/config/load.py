@@ -12,7 +12,8 @@ jobs and pipelines are errors (upstream ignores them, so a misspelt ``inptu``
 drops a reference), a YAML mapping may not repeat a key (YAML loaders keep the
 last one), a config without jobs is an error, and a recipe's ``np``,
 ``dataset_path``, ``export_path`` and ``process`` are type-checked before any
-job runs (Data-Juicer would fail only then). Unknown top-level keys are
+job runs (Data-Juicer would fail only then), and the recipe settings sandflow
+does not run are refused (config/dj_settings.py). Unknown top-level keys are
 errors upstream too (jsonargparse). See docs/config-errors.md.
 """
 
@@ -22,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sandflow.config.dj_settings import refused_setting
 from sandflow.config.errors import ConfigError, child_path, config_path, describe_value
 from sandflow.config.files import load_job_file, read_config_file
 from sandflow.config.iterate_block import expand_iterate
@@ -93,7 +95,8 @@ def check_string_keys(tree: Any, where: str) -> None:
 
 
 def check_recipe(recipe: Any, where: str, source: str | None = None) -> None:
-    """Type-check the Data-Juicer recipe keys that would otherwise fail only when the job runs.
+    """Type-check the Data-Juicer recipe keys that would otherwise fail only when the job runs, and refuse the
+    settings sandflow does not run (config/dj_settings.py).
 
     ``where`` names the section (``...dj_configs``); ``source`` the recipe file it came from, if any.
     Other recipe keys are Data-Juicer's to check.
@@ -111,6 +114,9 @@ def check_recipe(recipe: Any, where: str, source: str | None = None) -> None:
     for key in ("dataset_path", "export_path"):
         if recipe.get(key) is not None and not isinstance(recipe[key], str):
             fail(key, f"must be a path, got {describe_value(recipe[key])}")
+    refused = refused_setting(recipe)
+    if refused:
+        fail(*refused)
     process = recipe.get("process")
     if process is None:
         return

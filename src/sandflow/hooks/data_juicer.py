@@ -6,9 +6,12 @@ module lazily, but keep it that way: ``import data_juicer`` costs seconds).
 Every Data-Juicer run here is made safe and self-contained the same way
 (``dj_session`` and ``dj_recipe``):
 
-* ``skip_op_error`` is forced false, globally and on every op: Data-Juicer's
-  default silently drops every sample of a batch an op fails on and exits 0;
-* ``use_cache`` is off and ``open_tracer`` is off;
+* the recipe settings sandflow decides (``sandflow.config.dj_settings``, docs/hooks.md) are checked again,
+  for recipes that exist only now: ``skip_op_error`` true (Data-Juicer's default silently drops every sample
+  of a batch an op fails on and exits 0), ``export_shard_size``, ``op_fusion`` are refused, and left out they
+  are false, 0 and false; ``use_cache`` is off (true is noted);
+* ``open_tracer`` is Data-Juicer's: its trace files (``dj_work/trace/``) are artifacts of the job, each
+  file's lines sorted (``sort_trace_files``);
 * ``executor_type`` is ``default`` (DJ-Sandbox always builds a
   ``DefaultExecutor`` / ``Analyzer``) or ``ray``: Data-Juicer's
   ``RayExecutor`` / ``RayAnalyzer`` in a Ray session of the job's, with the
@@ -21,7 +24,6 @@ Every Data-Juicer run here is made safe and self-contained the same way
   results go to the process's temp dir ($TMPDIR), removed at exit;
 * Data-Juicer's loguru output goes to ``job.log`` (the job's log file), not
   also to the console, for the duration of the run;
-* ``export_shard_size`` is 0, so ``export_path`` is one file;
 * with the default executor, covered filters read the stats earlier jobs of the work_dir computed
   (``sandflow.hooks.dj_stats_cache``, docs/stats-cache.md); the Ray executor computes every stat itself.
 """
@@ -39,6 +41,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sandflow.config.dj_settings import RUN_DEFAULTS, refused_setting, setting_notes
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_ray import (
@@ -58,14 +61,13 @@ WORK_SUBDIR = "dj_work"  # Data-Juicer's work_dir inside the job directory
 SCRATCH_SUBDIR = "scratch"  # under WORK_SUBDIR; removed after the run
 STATS_FIELD = "__dj__stats__"  # data_juicer.utils.constant.Fields.stats
 
-# Settings every Data-Juicer run of ours gets, whatever the recipe says.
+# Settings every Data-Juicer run of ours gets: the recipe may only repeat them (use_cache true is noted, and
+# refused_setting stops the others before they get here).
 FORCED: dict[str, Any] = {
-    "skip_op_error": False,
-    "use_cache": False,
-    "open_tracer": False,
-    "export_shard_size": 0,
+    **RUN_DEFAULTS,
     "min_common_dep_num_to_combine": -1,  # else the Ray executor gives ops runtime envs that pip-install packages
 }
+TRACE_SUBDIR = "trace"  # Data-Juicer's Tracer writes <work_dir>/trace/
 # Directory settings that would put Data-Juicer's files outside the job directory.
 # (temp_dir stays unset: with the cache off, Hugging Face datasets keeps one temp directory per process in the
 # system temp dir ($TMPDIR) and deletes it at exit; a temp dir inside a job would be reused by the next job run
@@ -81,10 +83,17 @@ def dj_recipe(job: JobRun) -> dict[str, Any]:
     if not recipe.get("export_path"):
         raise ValueError(f"{job.hook} needs dj_configs.export_path")
     problems = ray_config_problems(recipe)
+    refused = refused_setting(recipe)
+    if refused:
+        problems.append(f"dj_configs.{refused[0]}: {refused[1]}")
     if problems:
         raise ValueError(problems[0])
+    notes = setting_notes(recipe)
+    for place, note in notes:
+        job.log.warning("dj_configs.%s: %s", place, note)
+    noted = {place for place, _ in notes}
     for key, value in FORCED.items():
-        if key in recipe and recipe[key] != value:
+        if key in recipe and recipe[key] != value and key not in noted:
             job.log.warning("dj_configs.%s=%r is overridden with %r", key, recipe[key], value)
         recipe[key] = value
     for key in DROPPED_DIRS:
@@ -102,9 +111,7 @@ def dj_recipe(job: JobRun) -> dict[str, Any]:
             raise ValueError(f"dj_configs.process[{index}] must be a mapping with one op name, got {entry!r}")
         ((name, args),) = entry.items()
         args = {} if args is None else dict(args)
-        if args.get("skip_op_error"):
-            job.log.warning("dj_configs.process[%d].%s.skip_op_error is overridden with False", index, name)
-        args["skip_op_error"] = False
+        args["skip_op_error"] = False  # refused_setting let only false through
         entry[name] = args
     recipe["process"] = process
     Path(recipe["export_path"]).parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +192,21 @@ def dj_session(job: JobRun) -> Iterator[None]:
         else:
             os.environ[RAY_JOB_ENV_VAR] = saved_ray_job
         shutil.rmtree(Path(job.job_dir) / WORK_SUBDIR / SCRATCH_SUBDIR, ignore_errors=True)
+
+
+def sort_trace_files(trace_dir: Path) -> list[str]:
+    """Sort the lines of each file Data-Juicer's Tracer wrote; return the files' names.
+
+    With np > 1 each worker process traces up to trace_num samples of its own shard and appends them to the
+    op's file as it finds them: the same lines, in an order that differs between runs. Sorted, the file is a
+    pure function of the job's inputs, like every other artifact."""
+    names = sorted(entry.name for entry in os.scandir(trace_dir) if entry.is_file(follow_symlinks=False))
+    for name in names:
+        path = trace_dir / name
+        # split on "\n" only: Data-Juicer writes the text unescaped, and it may hold other line separators
+        lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+        write_text_atomic(path, "".join(line + "\n" for line in sorted(lines)))
+    return names
 
 
 def stats_file_of(export_path: str, suffix: str) -> str:
@@ -290,6 +312,9 @@ def process_data(job: JobRun) -> str:
         job.log.info("processing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
         with stats_cache(job, cfg):
             dataset = executor.run()
+        if cfg.open_tracer:
+            trace_dir = Path(job.job_dir) / WORK_SUBDIR / TRACE_SUBDIR
+            job.log.info("Data-Juicer's trace: %s in %s", ", ".join(sort_trace_files(trace_dir)) or "none", trace_dir)
         export_path = cfg.export_path
         if not os.path.isfile(export_path):
             if len(dataset) == 0 and executor.exporter.suffix in ("jsonl", "json"):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandflow.config.credentials import check_credentials
+from sandflow.config.dj_settings import setting_notes
 from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
 from sandflow.config.files import read_yaml_or_json
 from sandflow.config.iterate_block import as_written
@@ -213,6 +214,10 @@ class Planner:
             f"{cfg.where}.dj_configs",
             cfg.dj_configs if isinstance(cfg.dj_configs, str) and "dj_configs" not in job.section_sources else None,
         )
+        for place, note in setting_notes(job.sections.get("dj_configs")):  # said before the run (Plan.pending_note)
+            text = f"{cfg.where}.dj_configs.{place}: {note}"
+            if text not in self.config.notes:  # once, however many iterations or trials plan the job
+                self.config.notes.append(text)
 
         # Component type (extra_configs.type) is checked now.
         if hook.components is not None:
