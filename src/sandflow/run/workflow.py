@@ -27,6 +27,7 @@ from sandflow.run import job_server, storage
 from sandflow.run.integrity import first_altered
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
 from sandflow.run.specs import RunJobSpec, assembly_spec, job_spec
+from sandflow.run.summary import log_run_summary
 
 
 def exit_with_error(message: str) -> None:
@@ -93,6 +94,7 @@ class Workflow:
 
     def finish_run(self) -> None:
         """Snakemake's onsuccess and onerror."""
+        log_run_summary(self.plan, self.object_store)
         job_server.stop_running()
         if self._lock is not None:
             self._lock.release()  # clears this host's record: a run on another node may start at once
