@@ -139,7 +139,8 @@ class TerminalHandler(LogHandlerBase):
             "started": record.created,
         }
         if self.common_settings.dryrun:  # the listing a dry run is for, a line per job
-            return [f"{info['rule_name']}: {results_of(list(info['output']))} ({info['reason']})"]
+            where = results_of(list(info["output"]))
+            return [f"{info['rule_name']}{': ' + where if where else ''} ({info['reason']})"]
         return []
 
     def job_finished(self, record: logging.LogRecord) -> str:
