@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import snakemake
+from conftest import snakemake, snakemake_env
 
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
@@ -164,3 +164,18 @@ def test_cached_jobs_are_counted_and_a_failed_job_keeps_its_one_line_on_the_term
     ), failed.stderr
     assert "Traceback" not in failed.stderr and not RULE_BLOCK.search(failed.stderr)
     assert not any(line.startswith("sandflow: next:") for line in lines)  # nothing was built to look at
+
+
+@pytest.mark.slow
+def test_sandflow_run_uses_the_terminal_logger_a_dry_run_lists_a_line_per_job(tmp_path: Path):
+    (tmp_path / "a.jsonl").write_text('{"text": "one"}\n')
+    config = write_pool_config(tmp_path, ["a.jsonl"])
+    (job,) = planned(tmp_path, tmp_path / config)
+    env = {**snakemake_env(), "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-m", "sandflow.cli", "run", config, "-n"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    err = result.stdout + result.stderr  # a dry run lists to stdout, as Snakemake's own terminal does
+    assert "Job stats:" not in err and not RULE_BLOCK.search(err), err
+    assert "job(s) would run: data_pool_manipulation 1, " in err, err
+    assert f"data_pool_manipulation: {job.job_dir} (Missing output files: {job.context_path})" in err.splitlines()

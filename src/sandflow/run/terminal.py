@@ -72,7 +72,7 @@ class TerminalHandler(LogHandlerBase):
     """Snakemake's log records, for a person at the terminal."""
 
     def __post_init__(self) -> None:
-        self.stream = sys.stderr
+        self.stream = sys.stdout if self.common_settings.stdout else sys.stderr  # stdout: a dry run's listing
         self.jobs: dict[int, dict[str, Any]] = {}  # jobid -> rule, outputs, logs, start time
         self.finished: list[str] = []  # lines waiting for the progress record that numbers them
 
