@@ -18,9 +18,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 install: $(VENV)/.installed
 
+# --logger sandflow: a line per finished job and a summary; each job's output is in its log under the work_dir.
 demo: install
-	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/demo/sandbox.yaml
-	@echo "context_infos.json: outputs/demo-sandbox/context_infos.json"
+	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/demo/sandbox.yaml --logger sandflow
 
 # The flagship: the paper's bottom-up recipe search with a tiny model, then its report (outputs/paper/report/).
 paper: install

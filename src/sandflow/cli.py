@@ -13,7 +13,7 @@ from sandflow.config.load import load_config_file
 from sandflow.plan.history import Explainer
 from sandflow.plan.model import Job, Plan, Ref
 from sandflow.plan.planner import plan_config
-from sandflow.run.launch import SNAKEFILE
+from sandflow.run.launch import SNAKEFILE, with_terminal_logger
 from sandflow.run.workflow import cannot_run_here
 
 
@@ -113,7 +113,7 @@ def passed_config_files(snakemake_args: list[str]) -> list[str]:
 
 
 def run(config_file: str, snakemake_args: list[str]) -> int:
-    """Same as `snakemake --configfile <config> <args>` from the current directory."""
+    """Same as `snakemake --configfile <config> --logger sandflow <args>` from the current directory."""
     # Snakemake parses the config files itself, and reports a syntax error or an empty file in its own words
     # (exit 1, no line number), and evaluates one with __use_yte__ as Python before the Snakefile sees it:
     # read them first so those get our one line and exit 2.
@@ -129,7 +129,7 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
         for arg in snakemake_args
     ):
         snakemake_args = ["--cores", "all", *snakemake_args]
-    argv = ["--snakefile", str(SNAKEFILE), "--configfile", config_file, *snakemake_args]
+    argv = ["--snakefile", str(SNAKEFILE), "--configfile", config_file, *with_terminal_logger(snakemake_args)]
     try:
         snakemake_main(argv)
     except SystemExit as exc:

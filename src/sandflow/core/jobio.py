@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,11 @@ def write_json(path: str | Path, data: Any) -> None:
 def job_logging(log_path: str, mode: str = "w") -> Iterator[logging.Logger]:
     """Send our logging and Data-Juicer's loguru output to the rule's log file."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    stream = open(open_no_follow(log_path, mode), mode, encoding="utf-8")  # a planted symlink is refused
+    # Appending even after truncating: output_to_log writes into the same file through descriptors of its own.
+    fd = open_no_follow(log_path, "a")  # a planted symlink is refused
+    if mode == "w":
+        os.ftruncate(fd, 0)
+    stream = open(fd, "a", encoding="utf-8")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -43,6 +48,46 @@ def job_logging(log_path: str, mode: str = "w") -> Iterator[logging.Logger]:
         root.removeHandler(handler)
         handler.close()
         stream.close()
+
+
+# While output_to_log holds stdout and stderr: a descriptor of the stderr they replaced (the run's terminal).
+_terminal_fd: int | None = None
+
+
+def terminal_note(message: str) -> None:
+    """One line for the user on the terminal of the run, also from inside output_to_log (a warning a job
+    wants seen; everything else a job writes belongs in its log)."""
+    if _terminal_fd is None:
+        print(message, file=sys.stderr)
+    else:
+        os.write(_terminal_fd, f"{message}\n".encode())
+
+
+@contextlib.contextmanager
+def output_to_log(log_path: str) -> Iterator[None]:
+    """The process's stdout and stderr appended to the job's log while the block runs.
+
+    At the file descriptors, so that what libraries write there (tqdm's progress bars, warnings, C code,
+    subprocesses) lands in the log too and not on the terminal of the run; restored after, so a job's
+    one-line failure message still reaches the terminal (terminal_note: a line for it meanwhile)."""
+    global _terminal_fd
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    log_fd = open_no_follow(log_path, "a")
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        _terminal_fd = saved[1]
+        yield
+    finally:
+        _terminal_fd = None
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for target, fd in enumerate(saved, start=1):
+            os.dup2(fd, target)
+        for fd in (*saved, log_fd):
+            os.close(fd)
 
 
 def replace_prefix(value: Any, old: str, new: str) -> Any:

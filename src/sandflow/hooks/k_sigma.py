@@ -40,7 +40,6 @@ import csv
 import io
 import json
 import math
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import Any
 import yaml
 
 from sandflow.core.atomic import write_text_atomic
+from sandflow.core.jobio import terminal_note
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.k_sigma_thresholds import THRESHOLDS, Threshold, unrefined_reason
 
@@ -247,7 +247,7 @@ def refine_recipe_via_k_sigma(job: JobRun) -> str:
         # One line where a user looks (the job log and the console); the reasons are in the change table.
         warning = f"k-sigma: left unchanged, no k-sigma rule: {', '.join(left_alone)} (why: {CHANGES_MD})"
         job.log.warning("%s", warning)
-        print(f"sandflow: warning: {warning}", file=sys.stderr)
+        terminal_note(f"sandflow: warning: {warning}")
     for change in changes:
         if not change.arg:
             continue

@@ -24,7 +24,7 @@ from typing import Any
 
 from sandflow.config.files import read_yaml_or_json
 from sandflow.config.tree import set_path
-from sandflow.core.jobio import JobFailed, job_logging, load_context, replace_prefix, write_json
+from sandflow.core.jobio import JobFailed, job_logging, load_context, output_to_log, replace_prefix, write_json
 from sandflow.core.keys import library_version
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
 from sandflow.core.paths import guess_kind
@@ -166,7 +166,8 @@ def compute(spec: RunJobSpec, partial: Partial, log_path: str, threads: int, wai
             spec["iteration"],
         )
         try:
-            record = run_hook(spec, hook, partial.path, log, threads, started)
+            with output_to_log(log_path):  # progress bars and prints of the libraries: the log, not the terminal
+                record = run_hook(spec, hook, partial.path, log, threads, started)
             write_json(partial.path / MANIFEST_FILE, manifest_of(partial.path))
             write_json(partial.path / CONTEXT_FILE, record)
             link_or_copy(partial.path / CONTEXT_FILE, partial.path / COMMIT_FILE)

@@ -29,6 +29,7 @@ from sandflow.run.failed_run import record_failed_run
 from sandflow.run.integrity import first_altered
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
 from sandflow.run.specs import RunJobSpec, assembly_spec, job_spec
+from sandflow.run.summary import log_run_summary
 
 
 def exit_with_error(message: str) -> None:
@@ -109,6 +110,7 @@ class Workflow:
         finally:
             if self._lock is not None:
                 self._lock.release()  # clears this host's record: a run on another node may start at once
+        log_run_summary(self.plan, self.object_store)
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
