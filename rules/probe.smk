@@ -15,6 +15,8 @@ for hook in hooks_of_stage("probe"):
             SANDFLOW.job_output(hook.name),
         log:
             SANDFLOW.job_log(hook.name),
+        benchmark:
+            SANDFLOW.job_benchmark(hook.name)
         conda:
             JOB_RESOURCES.conda_env_of(hook.name)
         container:

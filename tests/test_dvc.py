@@ -1,9 +1,10 @@
-"""dvc.yaml: `dvc repro`, `dvc status`, `dvc metrics show` and `dvc exp run -S` in a fresh git repository
-(real DVC, no network), and the stage's deps: every file the config's plan reads.
+"""dvc.yaml: `dvc repro`, `dvc status`, `dvc metrics show`, `dvc plots show` and `dvc exp run -S` in a fresh
+git repository (real DVC, no network), and the stage's deps: every file the config's plan reads and the workflow.
 
-The repository gets the project's dvc.yaml, a params.yaml naming the cheap grid search of configs/hpo/
-(12 trials of pool and evaluation jobs; its evaluation reads its extra_configs from a file, the
-recipe file edited below) and `sandflow dvc-stage`'s deps for it, so the stage runs in about a minute.
+The repository gets the project's dvc.yaml and workflow files, a params.yaml naming the cheap grid search of
+configs/hpo/ (12 trials of pool and evaluation jobs; its evaluation reads its extra_configs from a file, the
+recipe file edited below) and `sandflow dvc-stage`'s deps for it, so the stage runs in about a minute. Another
+repository runs the model demo cut to 20 training steps, for the training curve `dvc plots show` draws.
 """
 
 from __future__ import annotations
@@ -13,14 +14,28 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, copy_from_repo, snakemake_env
+from test_benchmarks import tiny_model_demo
+from test_report_figures import training_job
 
 from sandflow.cli import main as cli_main
-from sandflow.dvc_stage import CONFIG_DEP, experiment_reads, main, read_params, stage_deps, write_dvc_yaml
+from sandflow.core.private_fs import UnsafePath
+from sandflow.dvc_stage import (
+    CODE_DEPS,
+    CONFIG_DEP,
+    PLOTS,
+    experiment_reads,
+    main,
+    read_params,
+    stage_deps,
+    write_dvc_yaml,
+)
+from sandflow.report import figures as report_figures
 
 WORK = "outputs/hpo"
 METRIC = ("sample_search", "evaluate_sample", "min_mse")
@@ -42,6 +57,15 @@ def job_dirs(repo: Path) -> set[str]:
     return {p.name for p in (repo / WORK / "jobs").glob("*/*") if (p / "context.json").exists()}
 
 
+def dotted(metrics: dict, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """metrics.json's values, each named by its keys joined with dots."""
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            yield from dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
 def move_evaluation_to_a_file(root: Path) -> None:
     """configs/hpo/sandbox.yaml with the evaluation's extra_configs in RECIPE (a section given as a file)."""
     config_file = root / "configs/hpo/sandbox.yaml"
@@ -52,15 +76,14 @@ def move_evaluation_to_a_file(root: Path) -> None:
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("dvc")
+def dvc_repository(repo: Path, config: str, work_dir: str) -> Path:
+    """repo (holding the config and its files) as a git and DVC repository running the config in work_dir."""
     shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
-    shutil.copytree(REPO / "src" / "sandflow", repo / "src" / "sandflow", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "configs" / "hpo", repo / "configs" / "hpo")
-    shutil.copytree(REPO / "configs" / "data" / "hpo", repo / "configs" / "data" / "hpo")
-    move_evaluation_to_a_file(repo)
-    params = {"experiment": {"config": "configs/hpo/sandbox.yaml", "work_dir": WORK, "cores": 2}}
+    for workflow_file in ("Snakefile", "requirements.txt"):
+        shutil.copy(REPO / workflow_file, repo / workflow_file)
+    for workflow_dir in ("rules", "scripts", "envs", "src/sandflow"):
+        shutil.copytree(REPO / workflow_dir, repo / workflow_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    params = {"experiment": {"config": config, "work_dir": work_dir, "cores": 2}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(repo, sys.executable, "-m", "sandflow.cli", "dvc-stage")
     run(repo, "git", "init", "-q")
@@ -71,6 +94,15 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "experiment")
     return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("dvc")
+    shutil.copytree(REPO / "configs" / "hpo", repo / "configs" / "hpo")
+    shutil.copytree(REPO / "configs" / "data" / "hpo", repo / "configs" / "data" / "hpo")
+    move_evaluation_to_a_file(repo)
+    return dvc_repository(repo, "configs/hpo/sandbox.yaml", WORK)
 
 
 @pytest.mark.slow
@@ -85,6 +117,19 @@ def test_dvc_repro_runs_the_experiment_and_metrics_show_lists_every_trial(repo: 
         best["metric"]["value"]
     )
     assert len(job_dirs(repo)) == 25  # one shared merge, 12 samples, 12 evaluations
+
+
+@pytest.mark.slow
+def test_plots_show_draws_the_metric_of_every_trial(repo: Path):
+    shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)
+    assert "errors" not in shown  # also: the training-curve directory exists, empty (no training job here)
+    (plot,) = shown["data"][f"{WORK}/report/plots/metrics.csv"]
+    values = {row["metric"]: float(row["value"]) for row in plot["content"]["data"]["values"]}
+    metrics = json.loads((repo / WORK / "metrics.json").read_text())
+    assert values == dict(dotted(metrics)) and len(values) == 36  # 3 metrics of 12 trials
+    assert values[f"trial_1.{'.'.join(METRIC)}"] == metrics["trial_1"][METRIC[0]][METRIC[1]][METRIC[2]]
+    assert not [name for name in shown["data"] if "train_loss" in name]
+    assert list((repo / WORK / "report/plots/train_loss").iterdir()) == []
 
 
 @pytest.mark.slow
@@ -138,6 +183,80 @@ def test_an_experiment_with_a_changed_param_runs_only_the_new_trials(repo: Path)
     assert "search_seed5.yaml" in run(repo, "dvc", "status").stdout
     run(repo, "dvc", "commit", "-f", "experiment")
     assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
+
+
+@pytest.mark.slow
+def test_editing_the_workflow_changes_the_stage(repo: Path):
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
+    rules = repo / "rules" / "evaluate.smk"
+    text = rules.read_text()
+    rules.write_text(text + "# edited\n")
+    assert "modified:           rules" in run(repo, "dvc", "status").stdout
+    rules.write_text(text)
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DVC repository that ran the model demo cut to 20 training steps."""
+    repo = tmp_path_factory.mktemp("dvc_model_demo")
+    repo = dvc_repository(repo, tiny_model_demo(repo), "outputs/model-demo")
+    run(repo, "dvc", "repro")
+    return repo
+
+
+@pytest.mark.slow
+def test_plots_show_draws_the_training_curve_and_the_metrics_of_a_run(trained: Path):
+    shown = json.loads(run(trained, "dvc", "plots", "show", "--json").stdout)
+    assert "errors" not in shown
+    (log,) = (trained / "outputs/model-demo/jobs/TrainModelHook").glob("*/**/train_log.json")
+    losses = [(entry["step"], entry["loss"]) for entry in json.loads(log.read_text()) if "loss" in entry]
+    assert [step for step, _ in losses] == [5, 10, 15, 20]
+    curves = [name for name in shown["data"] if "/train_loss/" in name]
+    assert curves == [
+        "outputs/model-demo/report/plots/train_loss/anonymous.train_tiny_gpt2.extra_configs.export_path.csv"
+    ]
+    (plot,) = shown["data"][curves[0]]
+    points = [(int(row["step"]), float(row["loss"])) for row in plot["content"]["data"]["values"]]
+    assert points == losses and plot["content"]["encoding"]["x"]["field"] == "step"
+    (plot,) = shown["data"]["outputs/model-demo/report/plots/metrics.csv"]
+    values = {row["metric"]: float(row["value"]) for row in plot["content"]["data"]["values"]}
+    assert values == dict(dotted(json.loads((trained / "outputs/model-demo/metrics.json").read_text())))
+    assert {"anonymous.heldout_perplexity.perplexity_metrics.perplexity"} <= set(values)
+    run(trained, "dvc", "plots", "show")  # the HTML page, with the curve's file named on it
+    assert "anonymous.train_tiny_gpt2" in (trained / "dvc_plots" / "index.html").read_text()
+
+
+def test_the_plot_data_names_each_curve_and_metric_and_a_rebuild_drops_a_stale_curve(tmp_path: Path):
+    figures, metrics = tmp_path / "report" / "figures", tmp_path / "report" / "metrics.csv"
+    plots = tmp_path / "report" / "plots"
+    job = training_job(tmp_path, [4.0, 3.0, 2.5])
+    report_figures.build({"work_dir": str(tmp_path), "jobs": [job]}, str(figures), str(metrics))
+    curve = plots / "train_loss" / "p.train.extra_configs.export_path.csv"
+    assert curve.read_text() == "step,loss\n1,4.0\n2,3.0\n3,2.5\n"
+    assert (plots / "metrics.csv").read_text() == "metric,value\n"
+    (plots / "train_loss" / "mine.csv").write_text("step,loss\n")  # the user's: never removed
+    job["readable_name"] = "renamed"
+    report_figures.build({"work_dir": str(tmp_path), "jobs": [job]}, str(figures), str(metrics))
+    assert sorted(p.name for p in (plots / "train_loss").iterdir()) == [
+        "mine.csv",
+        "p.renamed.extra_configs.export_path.csv",
+    ]
+
+
+def test_plot_data_is_not_written_through_a_symlink_out_of_the_work_dir(tmp_path: Path):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (work / "report").mkdir(parents=True)
+    (work / "report" / "plots").symlink_to(elsewhere)
+    job = training_job(work, [1.0])
+    with pytest.raises(UnsafePath, match="report file"):
+        report_figures.build(
+            {"work_dir": str(work), "jobs": [job]},
+            str(work / "report" / "figures"),
+            str(work / "report" / "metrics.csv"),
+        )
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_bad_params_are_one_line_and_exit_2(tmp_path: Path):
@@ -202,7 +321,9 @@ def test_writing_the_stage_keeps_other_stages_and_leaves_a_current_file_alone(tm
     assert write_dvc_yaml(["data.jsonl"], str(path))
     stages = yaml.safe_load(path.read_text())["stages"]
     assert stages["other"] == {"cmd": "echo hi", "deps": ["a.txt"]}
-    assert stages["experiment"]["deps"] == [CONFIG_DEP, "data.jsonl", "src/sandflow"] == stage_deps(["data.jsonl"])
+    assert stages["experiment"]["deps"] == [CONFIG_DEP, "data.jsonl", *CODE_DEPS] == stage_deps(["data.jsonl"])
+    assert CODE_DEPS == ["Snakefile", "rules", "scripts", "envs", "requirements.txt", "src/sandflow"]
+    assert yaml.safe_load(path.read_text())["plots"] == PLOTS  # added, as there were none
     written = path.stat().st_mtime_ns
     assert not write_dvc_yaml(["data.jsonl"], str(path)) and path.stat().st_mtime_ns == written
     assert write_dvc_yaml(["data.jsonl", "recipe.yaml"], str(path))

@@ -10,11 +10,13 @@ items, never through a shell, so no parameter can become a command.
 After the run, ``<work_dir>/metrics.json`` holds every evaluation metric of the experiment (from
 ``report/metrics.csv``), nested as ``{pipeline: {job: {metric: value}}}``, with ``iter_<N>`` and
 ``trial_<T>`` levels when there are several iterations or trials, which ``dvc metrics show`` lists.
+dvc.yaml's top-level ``plots`` name what the run's report writes under ``<work_dir>/report/plots/``
+(report/figures.py): each training curve and the evaluation metrics, for ``dvc plots show``.
 
 DVC can only skip the stage safely if its deps name every file the experiment reads, and dvc.yaml's
 templating cannot expand a list into deps, so ``sandflow dvc-stage`` writes them out: the config, each
-file its plan reads (``experiment_reads``) and src/sandflow. Before running, the stage rewrites them
-itself when the config has come to read other files (docs/dvc.md).
+file its plan reads (``experiment_reads``) and the workflow (``CODE_DEPS``). Before running, the stage
+rewrites them itself when the config has come to read other files (docs/dvc.md).
 """
 
 from __future__ import annotations
@@ -42,15 +44,30 @@ STAGE = "experiment"
 CONFIG_DEP = (
     "${experiment.config}"  # interpolated by DVC, so `dvc exp run -S experiment.config=...` tracks the new config
 )
-CODE_DEPS = ["src/sandflow"]
+# The workflow as Snakemake runs it: a change to any of these may change what a job does or which jobs run.
+CODE_DEPS = ["Snakefile", "rules", "scripts", "envs", "requirements.txt", "src/sandflow"]
 HEADER = """\
 # `dvc repro` runs the sandbox experiment params.yaml names, with snakemake, and records its metrics.
 # The job store is a persisted, uncached output: DVC neither deletes it before a run nor copies it
 # into its cache, so Snakemake reruns only the jobs a change affects (docs/dvc.md).
 # The experiment stage's deps are written by `sandflow dvc-stage`: the config, every file its plan
-# reads (recipe, job, hpo and user-function files, data, model directories) and src/sandflow. The
-# stage rewrites them itself when the config comes to read other files. Comments here are not kept.
+# reads (recipe, job, hpo and user-function files, data, model directories) and the workflow (Snakefile,
+# rules, scripts, envs, requirements.txt, src/sandflow). The stage rewrites them itself when the config
+# comes to read other files. `dvc plots show` draws the run's training curves and evaluation metrics,
+# which the run writes under <work_dir>/report/plots/. Comments here are not kept.
 """
+# Top-level plots of a new dvc.yaml: the data sandflow's report writes at stable paths (report/figures.py).
+PLOTS = [
+    {"${experiment.work_dir}/report/plots/train_loss": {"x": "step", "y": "loss"}},
+    {
+        "${experiment.work_dir}/report/plots/metrics.csv": {
+            "template": "bar_horizontal",
+            "x": "value",
+            "y": "metric",
+            "title": "evaluation metrics",
+        }
+    },
+]
 
 
 def read_params(path: str) -> dict[str, Any]:
@@ -123,7 +140,8 @@ def default_stage() -> dict[str, Any]:
 
 def write_dvc_yaml(reads: list[str], path: str = DVC_YAML) -> bool:
     """Set the experiment stage's deps in dvc.yaml (creating the file or the stage as needed, keeping other
-    stages and settings); False when they were already these."""
+    stages and settings, adding sandflow's plots when it has none); False when they were already these, and
+    then the file is left as it is."""
     document: Any = {}
     if os.path.exists(path):
         try:
@@ -140,6 +158,7 @@ def write_dvc_yaml(reads: list[str], path: str = DVC_YAML) -> bool:
         return False
     stage["deps"] = deps
     stages[STAGE] = stage
+    document.setdefault("plots", PLOTS)
     write_text_atomic(path, HEADER + yaml.safe_dump(document, sort_keys=False))
     return True
 

@@ -2,6 +2,7 @@
 
 jobs/<hook>/<key>/            a job: artifacts, manifest.json, context.json (written last)
 logs/<hook>/<key>.log         its log
+benchmarks/<hook>/<key>.tsv   Snakemake's benchmark of the job's last run (time, memory, I/O)
 context_infos.json            DJ-Sandbox's record of every job's outputs
 .sandflow/                    sandflow's own state: lock, file-hash cache, decisions, records
 stats-cache/<op>/<sha256>.json  Data-Juicer filter stats every job reuses (hooks/dj_stats_store.py)
@@ -28,6 +29,10 @@ def job_dir(work_dir: str, hook: str, key: str) -> str:
 
 def job_log(work_dir: str, hook: str, key: str) -> str:
     return os.path.join(work_dir, "logs", hook, f"{key}.log")
+
+
+def job_benchmark(work_dir: str, hook: str, key: str) -> str:
+    return os.path.join(work_dir, "benchmarks", hook, f"{key}.tsv")
 
 
 def context_infos(work_dir: str) -> str:

@@ -18,6 +18,12 @@ directory output before its job), so a work_dir pointed at an existing directory
 
 The Snakemake report (``snakemake --report report.html``) lists both with their captions
 (report/figures.rst, report/metrics.rst).
+
+``plots/`` holds the same data for ``dvc plots show`` at the stable paths dvc.yaml names (job directories are
+content-addressed): ``train_loss/<name>.csv`` (step, loss) per training curve, ``<name>`` as its figure's without
+``.train_log.png``, and ``metrics.csv`` (metric, value), each metric named ``<prefix>.<metric>``. ``train_loss/``
+exists even when empty (DVC warns about a missing plot directory); ``plots/.sandflow-plots`` names the curves a
+build wrote, which the next build removes, and nothing else.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ EVALUATION_HOOKS = ("EvaluateDataHook", "EvaluateModelHook")
 FIGURE_CACHE = ".figure-cache"
 CACHED_NAME = re.compile(r"[0-9a-f]{24}\.png")
 MANIFEST = ".sandflow-figures"  # in figures/: the names the last build wrote, the only ones it ever removes
+PLOTS_MANIFEST = ".sandflow-plots"  # in plots/: the same for plots/train_loss/
 
 
 def figure_prefix(job: dict[str, Any], several_iterations: bool) -> str:
@@ -51,12 +58,16 @@ def figure_prefix(job: dict[str, Any], several_iterations: bool) -> str:
     return f"{trial}{iteration}{job['pipeline']}.{job['readable_name']}"
 
 
+def loss_points(entries: list[dict[str, Any]]) -> list[tuple[Any, float]]:
+    return [(e["step"], e["loss"]) for e in entries if isinstance(e.get("loss"), (int, float))]
+
+
 def plot_training_curve(entries: list[dict[str, Any]], title: str, path: Path) -> None:
     from matplotlib.figure import Figure
 
     from sandflow.report.pool_plots import save_png
 
-    points = [(e["step"], e["loss"]) for e in entries if isinstance(e.get("loss"), (int, float))]
+    points = loss_points(entries)
     figure = Figure(figsize=(6, 3.2), dpi=100)
     axes = figure.add_subplot()
     axes.plot([s for s, _ in points], [loss for _, loss in points], "o-", color="#4477aa", markersize=3)
@@ -95,6 +106,13 @@ def metric_rows(spec: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def plotted_metric(row: list[Any], several_iterations: bool) -> str:
+    """A metrics.csv row's metric as plots/metrics.csv names it: <prefix>.<metric>, the prefix a figure's."""
+    iteration, trial, pipeline, job, metric, _ = row
+    job_fields = {"iteration": iteration, "trial": trial, "pipeline": pipeline, "readable_name": job}
+    return f"{figure_prefix(job_fields, several_iterations)}.{metric}"
+
+
 def foreign_figures(figures_dir: str, work_dir: str) -> str | None:
     """Why a run must not start: Snakemake empties the figures directory (a directory output) before it rebuilds
     it, so one that sandflow did not write would be lost. Sandflow's has a manifest, or (an older sandflow's)
@@ -109,28 +127,49 @@ def foreign_figures(figures_dir: str, work_dir: str) -> str | None:
     )
 
 
-def remove_own_figures(figures: Path) -> None:
-    """The figures an earlier build wrote, as its manifest names them; nothing else in the directory."""
-    manifest = figures / MANIFEST
+def remove_own_files(directory: Path, manifest: Path) -> None:
+    """The files of directory an earlier build wrote, as its manifest names them; nothing else in it."""
     if manifest.is_symlink() or not manifest.is_file():
         return
     for name in manifest.read_text().splitlines():
         if name and os.sep not in name and name not in (".", ".."):
             with contextlib.suppress(FileNotFoundError):
-                (figures / name).unlink()  # a symlink itself, never what it points to
+                (directory / name).unlink()  # a symlink itself, never what it points to
+
+
+def csv_text(rows: list[list[Any]]) -> str:
+    table = io.StringIO()
+    csv.writer(table, lineterminator="\n").writerows(rows)
+    return table.getvalue()
+
+
+def write_plot_data(plots: Path, curves: dict[str, list[tuple[Any, float]]], metrics: list[list[Any]]) -> None:
+    """plots/ for `dvc plots show`: train_loss/<name>.csv per curve, metrics.csv (module docstring)."""
+    train_loss = plots / "train_loss"
+    remove_own_files(train_loss, plots / PLOTS_MANIFEST)
+    train_loss.mkdir(parents=True, exist_ok=True)
+    for name, points in curves.items():
+        path = train_loss / f"{name}.csv"
+        ensure_within(path, train_loss, "report plot")
+        write_text_atomic(path, csv_text([["step", "loss"], *points]))
+    write_text_atomic(plots / PLOTS_MANIFEST, "".join(f"{name}.csv\n" for name in curves))
+    write_text_atomic(plots / "metrics.csv", csv_text([["metric", "value"], *metrics]))
 
 
 def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
     figures, work_dir = Path(figures_dir), spec["work_dir"]
     cache = figures.parent / FIGURE_CACHE
-    for path in (figures / MANIFEST, cache / "x", metrics_path):  # a symlinked report/ would lead out of work_dir
+    plots = figures.parent / "plots"
+    # A symlinked report/ would lead out of work_dir.
+    for path in (figures / MANIFEST, cache / "x", metrics_path, plots / PLOTS_MANIFEST, plots / "train_loss" / "x"):
         ensure_within(path, work_dir, "report file")
-    remove_own_figures(figures)  # no figure of an older plan stays (Snakemake empties it first anyway)
+    remove_own_files(figures, figures / MANIFEST)  # no figure of an older plan stays (Snakemake empties it anyway)
     figures.mkdir(parents=True, exist_ok=True)
     cache.mkdir(exist_ok=True)
     written: list[str] = []
     several_iterations = len({job["iteration"] for job in spec["jobs"]}) > 1
     used: set[Path] = set()
+    curves: dict[str, list[tuple[Any, float]]] = {}
     for job in spec["jobs"]:
         prefix = figure_prefix(job, several_iterations)
         job_dir = Path(job["job_dir"])
@@ -142,9 +181,11 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
             copy_replacing(png, copy)
             written.append(copy.name)
         for name, entries in training_curves(job["job_dir"], job["meta_name"]):
-            if not any(isinstance(entry.get("loss"), (int, float)) for entry in entries):
+            points = loss_points(entries)
+            if not points:
                 continue  # a log without a loss (Trinity-RFT's records) is in wandb, not plotted here
             model = name.split("/", 1)[1]
+            curves[f"{prefix}.{model}"] = points
             curve = figures / f"{prefix}.{model}.{TRAIN_LOG.removesuffix('.json')}.png"
             ensure_within(curve, figures, "report figure")
             cached_training_curve(entries, f"{job['pipeline']}.{job['meta_name']}: {model}", curve, cache, used)
@@ -153,9 +194,7 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
     for stale in set(cache.glob("*.png")) - used:  # curves of jobs no longer in the plan, by the name cached gives
         if CACHED_NAME.fullmatch(stale.name):
             stale.unlink()
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["iteration", "trial", "pipeline", "job", "metric", "value"])
-    writer.writerows(metric_rows(spec))
+    rows = metric_rows(spec)
     os.makedirs(os.path.dirname(metrics_path), exist_ok=True)
-    write_text_atomic(metrics_path, table.getvalue())
+    write_text_atomic(metrics_path, csv_text([["iteration", "trial", "pipeline", "job", "metric", "value"], *rows]))
+    write_plot_data(plots, curves, [[plotted_metric(row, several_iterations), row[-1]] for row in rows])

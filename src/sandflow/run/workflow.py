@@ -133,6 +133,10 @@ class Workflow:
     def job_log(self, hook: str) -> str:
         return layout.job_log(self.work_dir, hook, "{key}")
 
+    def job_benchmark(self, hook: str) -> str:
+        """Where Snakemake records a job's wall time, max RSS, I/O and CPU time (benchmarks/<hook>/<key>.tsv)."""
+        return layout.job_benchmark(self.work_dir, hook, "{key}")
+
     def targets(self) -> list[str]:
         return [self.declared(job) for job in self.plan.unique_jobs()]
 
