@@ -7,13 +7,13 @@ someone else (who could then read or replace what sandflow puts there), or be a 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
+
+from sandflow.core.atomic import replacing
 
 
 class UnsafePath(Exception):
@@ -82,13 +82,7 @@ def resolves_within(path: str | Path, root: str | Path) -> bool:
 def copy_replacing(source: str | Path, target: str | Path) -> None:
     """Copy source to target through a temp file of an unguessable name (mkstemp, O_EXCL) beside it, renamed over
     target: a symlink planted at target (or at a temp name) is replaced, never written through."""
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(target) or ".", prefix=f".{os.path.basename(target)}.")
-    try:
+    with replacing(target, suffix="") as (fd, temp):
         with os.fdopen(fd, "wb") as out, open(source, "rb") as data:
             shutil.copyfileobj(data, out)
         os.chmod(temp, 0o644)  # a published file or figure is as readable as one written by open()
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise

@@ -35,12 +35,11 @@ import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from sandflow.core import layout
-from sandflow.core.atomic import write_text_atomic
+from sandflow.core.atomic import replacing, write_text_atomic
 from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.private_fs import copy_replacing, ensure_within, resolves_within
 from sandflow.report.tracking import TRAIN_LOG, scalars, training_curves
@@ -83,10 +82,9 @@ def cached_training_curve(entries: list[dict[str, Any]], title: str, path: Path,
     digest = hashlib.sha256(json.dumps([entries, title], sort_keys=True).encode()).hexdigest()[:24]
     cached = cache / f"{digest}.png"
     if not cached.exists():
-        fd, drawing = tempfile.mkstemp(dir=cache, prefix=f".{digest}.", suffix=".png")  # never a planted name
-        os.close(fd)
-        plot_training_curve(entries, title, Path(drawing))
-        os.replace(drawing, cached)  # a run killed while drawing leaves no half-written cache entry
+        with replacing(cached, suffix=".png") as (fd, drawing):  # a killed drawing leaves no half-written entry
+            os.close(fd)
+            plot_training_curve(entries, title, Path(drawing))
     copy_replacing(cached, path)
     used.add(cached)
 

@@ -27,11 +27,11 @@ import shutil
 import socket
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandflow.core.atomic import replacing
 from sandflow.core.jobio import JobFailed
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, state_path
 from sandflow.core.private_fs import UnsafePath
@@ -166,17 +166,11 @@ def link_or_copy(source: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno not in LINKS_UNSUPPORTED:
             raise
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with replacing(target) as (handle, temp):
+        os.close(handle)
         shutil.copy2(source, temp)
         with open(temp, "rb") as written:
             os.fsync(written.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def same_record(first: Path, second: Path) -> bool:
