@@ -28,7 +28,7 @@ def job_dir(work_dir: str, hook: str, key: str) -> str:
 
 
 def job_log(work_dir: str, hook: str, key: str) -> str:
-    return os.path.join(work_dir, "logs", hook, f"{key}.log")
+    return os.path.join(logs_root(work_dir), hook, f"{key}.log")
 
 
 def job_benchmark(work_dir: str, hook: str, key: str) -> str:
@@ -38,13 +38,22 @@ def job_benchmark(work_dir: str, hook: str, key: str) -> str:
 def rule_log(work_dir: str, rule: str, name: str | None = None) -> str:
     """A bookkeeping rule's log: logs/<rule>.log, or logs/<rule>/<name>.log for one with wildcards."""
     if name is None:
-        return os.path.join(work_dir, "logs", f"{rule}.log")
-    return os.path.join(work_dir, "logs", rule, f"{name}.log")
+        return os.path.join(logs_root(work_dir), f"{rule}.log")
+    return os.path.join(logs_root(work_dir), rule, f"{name}.log")
+
+
+def logs_root(work_dir: str) -> str:
+    return os.path.join(work_dir, "logs")
+
+
+def hpo_dir(work_dir: str) -> str:
+    """An hpo_config search's results, and a bayes search's own files (hpo_search.py)."""
+    return os.path.join(work_dir, "hpo")
 
 
 def hpo_results(work_dir: str) -> dict[str, str]:
     """An hpo_config search's summary (report/hpo_results.py)."""
-    directory = os.path.join(work_dir, "hpo")
+    directory = hpo_dir(work_dir)
     return {
         "best": os.path.join(directory, "best.json"),
         "table": os.path.join(directory, "trials.csv"),

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sandflow.core import layout
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.jobio import load_context, replace_prefix
 from sandflow.core.layout import CONTEXT_FILE
@@ -80,9 +81,14 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
             values = replace_prefix(values, slot_dir, root)
         entries.append((job, JOB_INFOS, job_info(job, staging.stored(values))))
         trial = job.get("trial")
-        readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
+        readable = Path(layout.hpo_dir(str(work_dir)), f"trial_{trial}") if trial else work_dir
         if not staging.active:  # no links to staged copies, which the plugin removes after the run
-            link_path = readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"]
+            link_path = (
+                Path(layout.pipelines_dir(str(readable)))
+                / job["pipeline"]
+                / f"iter_{job['iteration']}"
+                / job["readable_name"]
+            )
             ensure_within(link_path, work_dir, "readable link")
             link(Path(job["job_dir"]), link_path)
     return context_infos_list(entries)
