@@ -16,7 +16,7 @@ from sandflow.run.workflow import load_or_exit
 min_version("9.0")
 
 SANDFLOW = load_or_exit(config, workflow)
-JOB_RESOURCES = RuleResources(SANDFLOW.jobs, final=not SANDFLOW.plan.config.iter_targets)
+JOB_RESOURCES = RuleResources(SANDFLOW.jobs.by_key, final=not SANDFLOW.plan.config.iter_targets)
 
 
 wildcard_constraints:

@@ -14,8 +14,8 @@ def decision_file(n, digest):
 
 
 def decided_iterations(wildcards):
-    return SANDFLOW.decision_files(decision_file)
+    return SANDFLOW.iterations.decision_files(decision_file)
 
 
 def context_infos_inputs(wildcards):
-    return SANDFLOW.context_infos_inputs(decision_file)
+    return SANDFLOW.assembly.context_infos_inputs(decision_file)

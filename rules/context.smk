@@ -16,13 +16,13 @@ rule publication_record:
         # first iteration's plan before the grown one.
         decided_iterations,
     output:
-        SANDFLOW.publication_output(),
+        SANDFLOW.assembly.publication_output(),
     log:
-        f"{SANDFLOW.work_dir}/logs/publication_record/{{digest}}.log",
+        SANDFLOW.assembly.publication_log(),
     conda:
         "../envs/sandflow.yaml"
     params:
-        spec=SANDFLOW.get_assembly_spec,
+        spec=SANDFLOW.assembly.spec,
     script:
         "../scripts/record_spec.py"
 
@@ -33,17 +33,19 @@ rule context_infos:
     output:
         SANDFLOW.plan.context_infos_path,
         figures=report(
-            directory(SANDFLOW.report_outputs()["figures"]),
+            directory(SANDFLOW.assembly.report_outputs()["figures"]),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
         ),
-        metrics=report(SANDFLOW.report_outputs()["metrics"], caption="../report/metrics.rst", category="Metrics"),
+        metrics=report(
+            SANDFLOW.assembly.report_outputs()["metrics"], caption="../report/metrics.rst", category="Metrics"
+        ),
     log:
-        f"{SANDFLOW.work_dir}/logs/context_infos.log",
+        SANDFLOW.assembly.context_infos_log(),
     conda:
         "../envs/sandflow.yaml"
     params:
-        spec=SANDFLOW.get_assembly_spec,
+        spec=SANDFLOW.assembly.spec,
     script:
         "../scripts/assemble_context.py"

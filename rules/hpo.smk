@@ -10,28 +10,28 @@ if SANDFLOW.plan.search is not None:
 
     rule hpo_spec_record:
         output:
-            SANDFLOW.hpo_spec_output(),
+            SANDFLOW.hpo.spec_output(),
         log:
-            f"{SANDFLOW.work_dir}/logs/hpo_spec_record/{{digest}}.log",
+            SANDFLOW.hpo.spec_log(),
         conda:
             "../envs/sandflow.yaml"
         params:
-            spec=SANDFLOW.hpo_spec,
+            spec=SANDFLOW.hpo.spec,
         script:
             "../scripts/record_spec.py"
 
     rule hpo_summary:
         input:
-            **SANDFLOW.hpo_inputs(),
+            **SANDFLOW.hpo.inputs(),
         output:
-            best=SANDFLOW.hpo_outputs()["best"],
-            table=report(SANDFLOW.hpo_outputs()["table"], caption="../report/hpo_trials.rst", category="Search"),
-            plot=report(SANDFLOW.hpo_outputs()["plot"], caption="../report/hpo_metric.rst", category="Search"),
+            best=SANDFLOW.hpo.outputs()["best"],
+            table=report(SANDFLOW.hpo.outputs()["table"], caption="../report/hpo_trials.rst", category="Search"),
+            plot=report(SANDFLOW.hpo.outputs()["plot"], caption="../report/hpo_metric.rst", category="Search"),
         log:
-            f"{SANDFLOW.work_dir}/logs/hpo_summary.log",
+            SANDFLOW.hpo.summary_log(),
         conda:
             "../envs/sandflow.yaml"
         params:
-            spec=SANDFLOW.hpo_spec,
+            spec=SANDFLOW.hpo.spec,
         script:
             "../scripts/hpo_summary.py"

@@ -9,28 +9,28 @@ localrules:
 
 checkpoint iteration_decision:
     input:
-        SANDFLOW.get_decision_inputs,
+        SANDFLOW.iterations.inputs,
     output:
-        SANDFLOW.decision_output(),
+        SANDFLOW.iterations.decision_output(),
     log:
-        f"{SANDFLOW.work_dir}/logs/iteration_decision/iter_{{n}}-{{digest}}.log",
+        SANDFLOW.iterations.decision_log(),
     conda:
         "../envs/sandflow.yaml"
     params:
-        spec=SANDFLOW.get_decision_spec,
+        spec=SANDFLOW.iterations.spec,
     script:
         "../scripts/decide_iteration.py"
 
 
-if SANDFLOW.iteration_outcome():
+if SANDFLOW.iterations.outcome():
 
     rule iteration_outcome:
         input:
             decided_iterations,
         output:
-            SANDFLOW.iteration_outcome(),
+            SANDFLOW.iterations.outcome(),
         log:
-            f"{SANDFLOW.work_dir}/logs/iteration_outcome.log",
+            SANDFLOW.iterations.outcome_log(),
         conda:
             "../envs/sandflow.yaml"
         script:

@@ -10,13 +10,13 @@ for hook in hooks_of_stage("probe"):
         name:
             hook.rule
         input:
-            SANDFLOW.get_job_inputs,
+            SANDFLOW.jobs.inputs,
         output:
-            SANDFLOW.job_output(hook.name),
+            SANDFLOW.jobs.output(hook.name),
         log:
-            SANDFLOW.job_log(hook.name),
+            SANDFLOW.jobs.log(hook.name),
         benchmark:
-            SANDFLOW.job_benchmark(hook.name)
+            SANDFLOW.jobs.benchmark(hook.name)
         conda:
             JOB_RESOURCES.conda_env_of(hook.name)
         container:
@@ -25,6 +25,6 @@ for hook in hooks_of_stage("probe"):
         resources:
             **JOB_RESOURCES.resources_of(hook.name),
         params:
-            spec=SANDFLOW.get_job_spec,
+            spec=SANDFLOW.jobs.spec,
         script:
             "../scripts/run_job.py"

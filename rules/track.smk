@@ -2,7 +2,7 @@
 # pipeline with each job's config, scalar outputs and training curves (src/sandflow/report/tracking.py).
 # A local rule: an online run talks to wandb from the submitting host, not from a cluster node.
 
-if SANDFLOW.tracking_record():
+if SANDFLOW.tracking.record():
 
     localrules:
         track_wandb,
@@ -11,12 +11,12 @@ if SANDFLOW.tracking_record():
         input:
             SANDFLOW.plan.context_infos_path,
         output:
-            SANDFLOW.tracking_record(),
+            SANDFLOW.tracking.record(),
         log:
-            f"{SANDFLOW.work_dir}/logs/track_wandb.log",
+            SANDFLOW.tracking.log(),
         conda:
             "../envs/sandflow.yaml"
         params:
-            spec=SANDFLOW.tracking_spec,
+            spec=SANDFLOW.tracking.spec,
         script:
             "../scripts/track_wandb.py"

@@ -1,5 +1,5 @@
 """Rule entry point: rank an hpo_config search's trials by their metric."""
 
-from sandflow.report.hpo_results import main_from_snakemake
+from sandflow.run.hpo import main_from_snakemake
 
 main_from_snakemake(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

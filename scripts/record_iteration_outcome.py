@@ -1,5 +1,5 @@
 """Rule entry point: record where an iterative run stopped, and why."""
 
-from sandflow.plan.iterations import outcome_from_snakemake
+from sandflow.run.iterations import outcome_from_snakemake
 
 outcome_from_snakemake(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

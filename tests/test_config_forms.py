@@ -15,8 +15,7 @@ from sandflow.config.errors import ConfigError
 from sandflow.config.load import load_config
 from sandflow.config.schema import schema_error
 from sandflow.core.layout import decision_path
-from sandflow.plan.model import Plan
-from sandflow.plan.planner import plan_config
+from sandflow.plan.planner import Planner
 
 DOC = REPO / "docs" / "config-forms.md"
 WRITTEN_OUT = "# written out"
@@ -30,17 +29,20 @@ def configs_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def plan_of(raw: dict) -> Plan:
-    return plan_config(load_config(raw, source="test.yaml"))
+def plan_of(raw: dict) -> Planner:
+    """The planner after planning: its iterations and schedule, and the plan's jobs."""
+    planner = Planner(load_config(raw, source="test.yaml"))
+    planner.plan()
+    return planner
 
 
-def keys(plan: Plan) -> list[list[str]]:
-    return [[job.key for job in jobs] for jobs in plan.planner.iterations]
+def keys(plan: Planner) -> list[list[str]]:
+    return [[job.key for job in jobs] for jobs in plan.iterations]
 
 
-def go_on(plan: Plan, iteration: int) -> None:
+def go_on(plan: Planner, iteration: int) -> None:
     """The decision file that says iteration N missed its targets, so N+1 is planned."""
-    path = Path(decision_path(plan.work_dir, iteration, plan.planner.schedule.digest(iteration)))
+    path = Path(decision_path(plan.work_dir, iteration, plan.schedule.digest(iteration)))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"next_iteration": True}))
 
@@ -49,21 +51,21 @@ def go_on(plan: Plan, iteration: int) -> None:
 
 
 def test_the_readable_twin_of_the_iterate_config_plans_the_same_keys_and_decisions(configs_copy: Path):
-    def planned(name: str) -> Plan:
+    def planned(name: str) -> Planner:
         raw = yaml.safe_load((configs_copy / "configs/iterate" / name).read_text())
         return plan_of(raw)
 
     original, readable = planned("sandbox.yaml"), planned("sandbox_readable.yaml")
     assert "${" in (configs_copy / "configs/iterate/sandbox_readable.yaml").read_text()
     assert keys(original) == keys(readable) and len(keys(original)[0]) == 7
-    assert original.planner.schedule.digest(1) == readable.planner.schedule.digest(1)
-    assert original.planner.schedule.spec(1) == readable.planner.schedule.spec(1)
+    assert original.schedule.digest(1) == readable.schedule.digest(1)
+    assert original.schedule.spec(1) == readable.schedule.spec(1)
     # Iteration 2, where the update reaches the generation job, and its decision too.
     go_on(original, 1)  # the same file for both: the digests are equal
     original, readable = planned("sandbox.yaml"), planned("sandbox_readable.yaml")
     assert [len(k) for k in keys(readable)] == [7, 7] and keys(original) == keys(readable)
-    assert original.planner.schedule.digest(2) == readable.planner.schedule.digest(2)
-    assert [ref.text for ref in readable.planner.iterations[1][0].refs] == [
+    assert original.schedule.digest(2) == readable.schedule.digest(2)
+    assert [ref.text for ref in readable.iterations[1][0].refs] == [
         "select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset"
     ]
     assert readable.config.variables == {
@@ -98,7 +100,7 @@ def test_each_doc_example_plans_and_each_written_out_pair_plans_the_same(configs
         assert "${" in examples[position - 1] and keys(sugar) == keys(plan)
         assert [job.where for job in sugar.jobs] == [job.where for job in plan.jobs]
         if plan.config.iter_targets:
-            assert sugar.planner.schedule.digest(1) == plan.planner.schedule.digest(1)
+            assert sugar.schedule.digest(1) == plan.schedule.digest(1)
             assert (sugar.config.iter_targets, sugar.config.iter_updater) == (
                 plan.config.iter_targets,
                 plan.config.iter_updater,

@@ -24,7 +24,8 @@ from sandflow.config.load import load_config
 from sandflow.core.layout import decision_path
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
 from sandflow.plan.iterations import decide
-from sandflow.plan.planner import plan_config
+from sandflow.plan.model import Plan
+from sandflow.plan.planner import Planner
 
 CONFIG = "configs/iterate/sandbox.yaml"
 WORK = Path("outputs/iterate")
@@ -80,45 +81,46 @@ def configs_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def plan_in(directory: Path, raw: dict):
+def plan_in(directory: Path, raw: dict) -> tuple[Plan, Planner]:
     raw = {**raw, "work_dir": str(directory / "work")}
-    return plan_config(load_config(raw, source="iterate.yaml"))
+    planner = Planner(load_config(raw, source="iterate.yaml"))
+    return planner.plan(), planner
 
 
 def test_only_iteration_1_is_planned_until_its_decision_exists(tmp_path: Path, configs_copy: Path):
-    plan = plan_in(tmp_path, raw_config())
+    plan, planner = plan_in(tmp_path, raw_config())
     assert {job.iteration for job in plan.jobs} == {1}
     assert plan.pending_note == (
         "iterations 2-5 run only while the targets are unmet; they are planned once iteration 1's results are checked"
     )
     # A decision on disk that says "go on" plans iteration 2, its generation job reading iteration 1's merge.
-    digest = plan.planner.schedule.digest(1)
+    digest = planner.schedule.digest(1)
     decision = Path(decision_path(plan.work_dir, 1, digest))
     decision.parent.mkdir(parents=True)
     decision.write_text(json.dumps({"next_iteration": True}))
-    plan = plan_in(tmp_path, raw_config())
+    plan, planner = plan_in(tmp_path, raw_config())
     assert [job.iteration for job in plan.jobs].count(2) == 7
-    generate = plan.planner.iterations[1][0]
-    merge_1 = plan.planner.iterations[0][-1]
+    generate = planner.iterations[1][0]
+    merge_1 = planner.iterations[0][-1]
     assert [(ref.target, ref.job) for ref in generate.refs] == [(("extra_configs", "dataset_path"), merge_1)]
-    assert generate.key != plan.planner.iterations[0][0].key
+    assert generate.key != planner.iterations[0][0].key
     decision.write_text(json.dumps({"next_iteration": False}))
-    assert {job.iteration for job in plan_in(tmp_path, raw_config()).jobs} == {1}
+    assert {job.iteration for job in plan_in(tmp_path, raw_config())[0].jobs} == {1}
 
 
 def test_without_targets_every_iteration_is_planned_up_front_with_the_updater_as_refs(
     tmp_path: Path, configs_copy: Path
 ):
     raw = {**raw_config(), "max_iter_num": 3, "iter_targets": []}
-    plan = plan_in(tmp_path, raw)
-    assert [len(jobs) for jobs in plan.planner.iterations] == [7, 7, 7] and plan.pending_note == ""
-    third = plan.planner.iterations[2][0]
-    assert third.refs[0].job is plan.planner.iterations[1][-1]
+    plan, planner = plan_in(tmp_path, raw)
+    assert [len(jobs) for jobs in planner.iterations] == [7, 7, 7] and plan.pending_note == ""
+    third = planner.iterations[2][0]
+    assert third.refs[0].job is planner.iterations[1][-1]
     # An update that reaches only the evaluation leaves the jobs before it as they were: cache hits.
     raw["iter_updater"] = {
         "select_and_merge_data_pools.merge_single_prompt_data_pools.merged_top_prompt_dataset": "grader_model_prompt_optimization.grades_evaluation.extra_configs.reference_path"
     }
-    first, second, _ = plan_in(tmp_path, raw).planner.iterations
+    first, second, _ = plan_in(tmp_path, raw)[1].iterations
     assert [a.key == b.key for a, b in zip(first, second)] == [True, True, True, True, False, False, False]
 
 

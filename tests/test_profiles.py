@@ -152,7 +152,7 @@ def every_hook_workflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[
                 rule.name: ReportedRule(Path(rule.snakefile), rule.script, rule.conda_env) for rule in workflow.rules
             }
             jobs = []
-            for job in workflow.globals["SANDFLOW"].jobs.values():
+            for job in workflow.globals["SANDFLOW"].jobs.by_key.values():
                 producers = [rule for rule in workflow.rules if rule.is_producer(job.context_path)]
                 resources, env, image = {}, None, None
                 if len(producers) == 1:  # else the test says so

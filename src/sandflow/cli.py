@@ -44,7 +44,7 @@ def describe(plan: Plan) -> str:
         f"{config.source}: valid. {len(plan.jobs)} jobs ({unique} distinct) in {len(config.pipelines)} pipeline(s), "
         f"{iterations} iteration(s) planned; work_dir {plan.work_dir}",
     ]
-    variables = getattr(config, "variables", None) or {}  # config variables, once config/load.py has them
+    variables = getattr(config, "variables", None) or {}  # the config's variables (config/load.py)
     lines.extend(f"variable {name} = {value}" for name, value in variables.items())
     if plan.pending_note:
         lines.append(f"note: {plan.pending_note}")

@@ -33,6 +33,7 @@ import yaml
 from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config
+from sandflow.core import layout
 from sandflow.core.atomic import write_text_atomic
 from sandflow.plan.keys import external_reads
 from sandflow.plan.planner import plan_config
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     code = subprocess.run(command).returncode
     if code:
         return code
-    metrics = nested_metrics(os.path.join(experiment["work_dir"], "report", "metrics.csv"))
+    metrics = nested_metrics(layout.report_outputs(experiment["work_dir"])["metrics"])
     write_text_atomic(os.path.join(experiment["work_dir"], "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     return 0
 

@@ -50,6 +50,7 @@ from sandflow.config.files import read_config_file, read_yaml_or_json
 from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo, reaches_target
 from sandflow.config.load import load_config
 from sandflow.config.sweep_distributions import value_at
+from sandflow.core import layout
 from sandflow.core.atomic import write_text_atomic
 from sandflow.run.launch import snakemake_argv
 from sandflow.run.lock import (
@@ -172,7 +173,7 @@ def open_study(hpo: HpoConfig, name: str, work_dir: str, storage_url: str | None
     else:
         from optuna.storages.journal import JournalFileBackend
 
-        journal = os.path.join(work_dir, "hpo", "optuna-journal.log")
+        journal = os.path.join(layout.hpo_dir(work_dir), "optuna-journal.log")
         os.makedirs(os.path.dirname(journal), exist_ok=True)
         storage = optuna.storages.JournalStorage(JournalFileBackend(journal))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -252,7 +253,7 @@ def search(
             f"a {hpo.method} search runs with snakemake itself: snakemake --cores {cores} --configfile {configfile}",
         )
     work_dir = config.work_dir
-    search_config = os.path.join(work_dir, "hpo", "search.yaml")
+    search_config = os.path.join(layout.hpo_dir(work_dir), "search.yaml")
     turns = WorkDirTurns(work_dir, wait)
     study = None
     while True:
@@ -268,7 +269,7 @@ def search(
             derived["hpo_config"] = {**hpo_mapping, "trials": listed}
             write_text_atomic(search_config, yaml.safe_dump(derived, sort_keys=False))  # replaces a planted symlink
             run_snakemake(search_config, cores, extra, turns.fd)
-            values = metric_by_trial(os.path.join(work_dir, "hpo", "trials.csv"), hpo.metric)
+            values = metric_by_trial(layout.hpo_results(work_dir)["table"], hpo.metric)
             for number, trial in enumerate(asked, len(done) + 1):
                 value = values.get(number)
                 if value is None:

@@ -28,11 +28,53 @@ def job_dir(work_dir: str, hook: str, key: str) -> str:
 
 
 def job_log(work_dir: str, hook: str, key: str) -> str:
-    return os.path.join(work_dir, "logs", hook, f"{key}.log")
+    return os.path.join(logs_root(work_dir), hook, f"{key}.log")
 
 
 def job_benchmark(work_dir: str, hook: str, key: str) -> str:
     return os.path.join(work_dir, "benchmarks", hook, f"{key}.tsv")
+
+
+def rule_log(work_dir: str, rule: str, name: str | None = None) -> str:
+    """A bookkeeping rule's log: logs/<rule>.log, or logs/<rule>/<name>.log for one with wildcards."""
+    if name is None:
+        return os.path.join(logs_root(work_dir), f"{rule}.log")
+    return os.path.join(logs_root(work_dir), rule, f"{name}.log")
+
+
+def logs_root(work_dir: str) -> str:
+    return os.path.join(work_dir, "logs")
+
+
+def hpo_dir(work_dir: str) -> str:
+    """An hpo_config search's results, and a bayes search's own files (hpo_search.py)."""
+    return os.path.join(work_dir, "hpo")
+
+
+def hpo_results(work_dir: str) -> dict[str, str]:
+    """An hpo_config search's summary (report/hpo_results.py)."""
+    directory = hpo_dir(work_dir)
+    return {
+        "best": os.path.join(directory, "best.json"),
+        "table": os.path.join(directory, "trials.csv"),
+        "plot": os.path.join(directory, "metric.png"),
+    }
+
+
+def tracking_record(work_dir: str, digest: str) -> str:
+    """What a wandb tracking rule logged, named by the digest of its settings (run/tracking.py)."""
+    return os.path.join(work_dir, "wandb", f"tracked-{digest}.json")
+
+
+def wandb_dir(work_dir: str) -> str:
+    """Where wandb keeps its run files (report/tracking.py)."""
+    return os.path.join(work_dir, "wandb")
+
+
+def report_outputs(work_dir: str) -> dict[str, str]:
+    """What the Snakemake report shows of a run (report/figures.py)."""
+    directory = os.path.join(work_dir, "report")
+    return {"figures": os.path.join(directory, "figures"), "metrics": os.path.join(directory, "metrics.csv")}
 
 
 def context_infos(work_dir: str) -> str:
@@ -52,6 +94,11 @@ def decision_path(work_dir: str, iteration: int | str, digest: str) -> str:
 def stats_cache_dir(work_dir: str) -> str:
     """Data-Juicer filter stats shared by every job of the work_dir (hooks/dj_stats_store.py)."""
     return os.path.join(work_dir, "stats-cache")
+
+
+def pipelines_dir(work_dir: str) -> str:
+    """Readable names: pipelines/<pipeline>/iter_<N>/<name> links to job directories (run/context.py)."""
+    return os.path.join(work_dir, "pipelines")
 
 
 def work_dir_of_job_dir(job_dir: str) -> str | None:

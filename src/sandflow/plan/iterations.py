@@ -16,9 +16,6 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from sandflow.core.atomic import write_text_atomic
-from sandflow.core.jobio import job_logging
-
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     ">=": operator.ge,
@@ -68,30 +65,3 @@ def decide(spec: dict[str, Any]) -> dict[str, Any]:
         "next_iteration": not met and not at_cap,
         "reason": reason,
     }
-
-
-def decision_from_snakemake(snakemake: Any) -> None:
-    with job_logging(snakemake.log[0]):
-        decision = decide(snakemake.params.spec)
-        log.info("%s", decision["reason"])
-        for check in decision["targets"]:
-            log.info("%s: value %r, %s", check["target"], check["value"], "met" if check["met"] else "not met")
-        write_text_atomic(snakemake.output[0], json.dumps(decision, indent=2) + "\n")
-
-
-def outcome_from_snakemake(snakemake: Any) -> None:
-    """The last decision says where the run stopped; the record names every decision in order."""
-    with job_logging(snakemake.log[0]):
-        decisions = []
-        for path in snakemake.input:
-            with open(path) as handle:
-                decisions.append(json.load(handle))
-        last = decisions[-1]
-        log.info("stopped after iteration %s: %s", last["iteration"], last["reason"])
-        outcome = {
-            "iterations": last["iteration"],
-            "targets_met": last["targets_met"],
-            "reason": last["reason"],
-            "decisions": [str(path) for path in snakemake.input],
-        }
-        write_text_atomic(snakemake.output[0], json.dumps(outcome, indent=2) + "\n")

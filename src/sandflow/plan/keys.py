@@ -98,6 +98,11 @@ def read_path_digest(job: Job, path: Path_, value: str, hashes: FileHashCache) -
         raise ConfigError(where, problem) from None
 
 
+# The version of how keys are derived, part of every key: a change to what goes into the material (or how it is
+# hashed) bumps it, so every job reruns once on purpose rather than old records passing for new ones.
+KEY_SCHEME = 2
+
+
 def key_of(job: Job, hashes: FileHashCache) -> str:
     return digest_of(key_material(job, hashes))
 
@@ -105,6 +110,7 @@ def key_of(job: Job, hashes: FileHashCache) -> str:
 def key_material(job: Job, hashes: FileHashCache) -> dict[str, Any]:
     """Everything the key is the digest of (plan/history.py records it to say why a job reruns)."""
     material = {
+        "scheme": KEY_SCHEME,
         "hook": [job.hook.name, source_digest(job.hook.run)],
         "component": None,
         "libraries": {name: library_version(name) for name in job.hook.libraries},

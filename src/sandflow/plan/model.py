@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandflow.config.errors import ConfigError, did_you_mean
 from sandflow.config.hpo_spec import HpoConfig
@@ -15,9 +15,6 @@ from sandflow.core import layout
 from sandflow.core.filehash import FileHashCache
 from sandflow.core.paths import iterize
 from sandflow.hooks.base import Hook
-
-if TYPE_CHECKING:
-    from sandflow.plan.planner import Planner
 
 
 @dataclass(frozen=True)
@@ -177,7 +174,6 @@ class Plan:
     jobs: list[Job]
     hashes: FileHashCache
     iteration_note: str = ""  # iterations not planned yet (plan/schedule.py)
-    planner: Planner | None = field(default=None, repr=False)  # grows the plan by later iterations
     search: Search | None = None  # hpo_config's trials
 
     @property

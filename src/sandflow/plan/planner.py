@@ -16,8 +16,9 @@ from typing import Any
 
 from sandflow.config.credentials import check_credentials
 from sandflow.config.dj_settings import setting_notes
-from sandflow.config.errors import ConfigError, describe_value, did_you_mean, suggest
+from sandflow.config.errors import ConfigError, describe_value, did_you_mean
 from sandflow.config.files import read_yaml_or_json
+from sandflow.config.hpo_spec import trials
 from sandflow.config.iterate_block import as_written
 from sandflow.config.load import check_recipe, check_string_keys
 from sandflow.config.model import RECIPE_SUFFIXES, SECTIONS, JobConfig, SandboxConfig
@@ -30,9 +31,10 @@ from sandflow.core.paths import guess_kind, normalize
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.keys import OUTPUT_LOCATION_KEYS, key_of
-from sandflow.plan.model import Candidate, Job, PathRead, Plan, Ref, Write
+from sandflow.plan.model import Candidate, Job, PathRead, Plan, Ref, Search, Trial, Write
+from sandflow.plan.refs import resolve_ref
 from sandflow.plan.schedule import IterationSchedule
-from sandflow.plan.search import plan_search
+from sandflow.plan.search import check_search, load_search, resolve_metric, trial_patches
 
 
 class Planner:
@@ -47,7 +49,7 @@ class Planner:
         self.file_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
         self.root_writes: dict[str, list[tuple[int, int, Job, Write]]] = {}
         self.iterations: list[list[Job]] = []  # the jobs of each planned iteration
-        self.schedule = IterationSchedule(self)
+        self.schedule = IterationSchedule(config, self.iterations)
 
     def add_planned(self, job: Job) -> None:
         position = len(self.jobs)
@@ -59,65 +61,6 @@ class Planner:
                     self.file_writes.setdefault(path, []).append(entry)
             if write.iterized:
                 self.root_writes.setdefault(normalize(write.publish_root(job.iteration)), []).append(entry)
-
-    # ---- refs -------------------------------------------------------------------------------
-
-    def resolve_ref(self, text: str, job: Job, current: list[Job], where: str) -> tuple[Job, int]:
-        """'<pipeline>.<meta_name>.<key>' or '-1.<key>' -> (producer job, output index)."""
-        if not isinstance(text, str):
-            raise ConfigError(where, f"a reference must be a string, got {type(text).__name__}")
-        if text.startswith("-1."):
-            if not current:
-                raise ConfigError(where, f"{text!r}: there is no job before this one")
-            producer = current[-1]
-            return producer, producer.output_index(text[3:], where)
-        parts = text.split(".", 2)
-        if len(parts) != 3 or not all(parts):
-            raise ConfigError(where, f"{text!r} is not a reference: use <pipeline>.<meta_name>.<output> or -1.<output>")
-        pipeline, meta_name, name = parts
-        names = [name for name, _ in self.config.pipelines]
-        if pipeline not in names:
-            raise ConfigError(where, f"{text!r}: no pipeline {pipeline!r}{suggest(pipeline, names)}")
-        earlier = [j for j in current if j.cfg.pipeline == pipeline and j.cfg.display_name == meta_name]
-        if not earlier:
-            later = [j for j in self.config.jobs() if j.pipeline == pipeline and j.display_name == meta_name]
-            if later and later[0] is job.cfg:
-                raise ConfigError(
-                    where, f"{text!r} refers to this job's own output; a reference must point to an earlier job"
-                )
-            if later:
-                own = f"{job.cfg.pipeline}.{job.cfg.display_name}."
-                cycle = any(isinstance(ref, str) and ref.startswith(own) for ref in later[0].inputs.values())
-                raise ConfigError(
-                    where,
-                    f"{text!r}: job {pipeline}.{meta_name} runs after this one ({later[0].where})"
-                    f"{' and reads its output in turn, a cycle' if cycle else ''}; a reference must point to an earlier job",
-                )
-            metas = {j.display_name for j in self.config.jobs() if j.pipeline == pipeline}
-            raise ConfigError(
-                where,
-                f"{text!r}: pipeline {pipeline!r} has no job with meta_name {meta_name!r}{suggest(meta_name, metas)}",
-            )
-        if len(earlier) == 1:
-            return earlier[0], earlier[0].output_index(name, where)
-        # Several jobs share the meta_name (the k-sigma habit): take the one that has this output.
-        having = []
-        for candidate in earlier:
-            try:
-                having.append((candidate, candidate.output_index(name, where)))
-            except ConfigError:
-                continue
-        if len(having) == 1:
-            return having[0]
-        if not having:
-            raise ConfigError(
-                where, f"{text!r}: none of the {len(earlier)} jobs named {pipeline}.{meta_name} has an output {name!r}"
-            )
-        places = ", ".join(c.where for c, _ in having)
-        raise ConfigError(
-            where,
-            f"{text!r} is ambiguous: {len(having)} jobs named {pipeline}.{meta_name} have an output {name!r} ({places}); give them distinct meta_names",
-        )
 
     # ---- paths written by earlier jobs ------------------------------------------------------
 
@@ -165,7 +108,7 @@ class Planner:
         for target_text, ref_text in cfg.inputs.items():
             where = f"{cfg.where}.input[{target_text!r}]"
             target = parse_target(target_text, where)
-            producer, index = self.resolve_ref(ref_text, job, current, where)
+            producer, index = resolve_ref(self.config, ref_text, job, current, where)
             ref_targets[target] = (producer, index, ref_text)
         ref_targets.update(updates or {})
 
@@ -370,12 +313,12 @@ class Planner:
 
     def plan(self) -> Plan:
         if self.config.hpo_config is not None:
-            return plan_search(self)
+            return self.plan_search()
         self.plan_iteration(1)
         with as_written(self.config.written_as):
             self.schedule.check_settings()
-        plan = Plan(self.config, self.work_dir, self.jobs, self.hashes, planner=self)
-        self.schedule.extend(plan, lambda n, digest: read_decision(decision_path(self.work_dir, n, digest)))
+        plan = Plan(self.config, self.work_dir, self.jobs, self.hashes)
+        self.extend(plan, lambda n, digest: read_decision(decision_path(self.work_dir, n, digest)))
         return plan
 
     def plan_iteration(self, iteration: int) -> None:
@@ -386,6 +329,53 @@ class Planner:
             current.append(job)
             self.add_planned(job)
         self.iterations.append(current)
+
+    def extend(self, plan: Plan, decision_of: Callable[[int, str], bool | None]) -> None:
+        """Plan the iterations known now.
+
+        Without iter_targets every iteration is known. With them, iteration N+1 is planned when
+        ``decision_of(N, digest)`` says iteration N missed its targets (None: not decided yet).
+        """
+        cap = self.schedule.cap()
+        plan.iteration_note = ""
+        while len(self.iterations) < cap:
+            last = len(self.iterations)
+            if self.config.iter_targets:
+                decided = decision_of(last, self.schedule.digest(last))
+                if decided is None:
+                    plan.iteration_note = (
+                        f"iterations {last + 1}-{cap} run only while the targets are unmet; "
+                        f"they are planned once iteration {last}'s results are checked"
+                    )
+                    break
+                if not decided:
+                    break
+            self.plan_iteration(last + 1)
+
+    def plan_search(self) -> Plan:
+        """hpo_config's grid or random trials, each the config's jobs with its values patched in (plan/search.py)."""
+        hpo = load_search(self.config)
+        search = Search(hpo)
+        for number, assignment in enumerate(trials(hpo), 1):
+            patches, recipes = trial_patches(hpo, assignment)
+            current: list[Job] = []
+            for cfg in self.config.jobs():
+                job = self.plan_job(
+                    cfg,
+                    1,
+                    current,
+                    patches=patches.get((cfg.pipeline, cfg.display_name)),
+                    recipe_patch=recipes if recipes.parameters else None,
+                )
+                job.trial = number
+                current.append(job)
+                self.add_planned(job)
+            if number == 1:
+                check_search(hpo, current)
+                recipes.check_every_op_found()
+            producer, index = resolve_metric(self.config, hpo.metric, current)
+            search.trials.append(Trial(number, assignment, producer, index))
+        return Plan(self.config, self.work_dir, self.jobs, self.hashes, search=search)
 
 
 def plan_config(config: SandboxConfig, hash_cache: FileHashCache | None = None) -> Plan:

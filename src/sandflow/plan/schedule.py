@@ -7,77 +7,55 @@ says the targets are unmet; the decision is named by a digest of iteration N's j
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandflow.config.errors import ConfigError
-from sandflow.config.model import SECTIONS
+from sandflow.config.model import SECTIONS, SandboxConfig
 from sandflow.config.tree import Path_, parse_target
 from sandflow.core.keys import digest_of
-from sandflow.plan.model import Job, Plan
-
-if TYPE_CHECKING:  # the planner owns its schedule; this module only calls back into it
-    from sandflow.plan.planner import Planner
+from sandflow.plan.model import Job
+from sandflow.plan.refs import resolve_ref
 
 TARGET_RE = re.compile(r"^\s*(\S+)\s*(==|>=|<=|>|<)\s*(\S+)\s*$")
 
 
 class IterationSchedule:
-    def __init__(self, planner: Planner):
-        self.planner = planner
+    """Reads the planner's iterations (the jobs of each, appended as they are planned); never plans."""
+
+    def __init__(self, config: SandboxConfig, iterations: list[list[Job]]):
+        self.config = config
+        self.iterations = iterations
 
     def cap(self) -> int:
-        config = self.planner.config
+        config = self.config
         return config.max_iter_num if config.max_iter_num > 0 else config.max_iter_cap
 
     def updates(self, previous: list[Job]) -> dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]]:
         """iter_updater as input refs of the next iteration's jobs to the previous iteration's outputs."""
         updates: dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]] = {}
-        for source, target in self.planner.config.iter_updater.items():
+        for source, target in self.config.iter_updater.items():
             where = f"iter_updater[{source!r}]"
-            producer, index = self.planner.resolve_ref(source, previous[-1], previous, where)
+            producer, index = resolve_ref(self.config, source, previous[-1], previous, where)
             pipeline, meta_name, local = target.split(".", 2)
             updates.setdefault((pipeline, meta_name), {})[parse_target(local, where)] = (producer, index, source)
         return updates
 
-    def extend(self, plan: Plan, decision_of: Callable[[int, str], bool | None]) -> None:
-        """Plan the iterations known now.
-
-        Without iter_targets every iteration is known. With them, iteration N+1 is planned when
-        ``decision_of(N, digest)`` says iteration N missed its targets (None: not decided yet).
-        """
-        cap = self.cap()
-        plan.iteration_note = ""
-        while len(self.planner.iterations) < cap:
-            last = len(self.planner.iterations)
-            if self.planner.config.iter_targets:
-                decided = decision_of(last, self.digest(last))
-                if decided is None:
-                    plan.iteration_note = (
-                        f"iterations {last + 1}-{cap} run only while the targets are unmet; "
-                        f"they are planned once iteration {last}'s results are checked"
-                    )
-                    break
-                if not decided:
-                    break
-            self.planner.plan_iteration(last + 1)
-
     def digest(self, iteration: int) -> str:
         """Names iteration N's decision: its jobs, the targets it is checked against and the cap."""
         material = {
-            "jobs": [job.key for job in self.planner.iterations[iteration - 1]],
+            "jobs": [job.key for job in self.iterations[iteration - 1]],
             "cap": self.cap(),
-            "targets": self.planner.config.iter_targets,
-            "mode": self.planner.config.iter_targets_mode,
+            "targets": self.config.iter_targets,
+            "mode": self.config.iter_targets_mode,
         }
         return digest_of(material)
 
     def spec(self, iteration: int) -> dict[str, Any]:
-        jobs = self.planner.iterations[iteration - 1]
+        jobs = self.iterations[iteration - 1]
         targets = []
-        for position, text in enumerate(self.planner.config.iter_targets):
+        for position, text in enumerate(self.config.iter_targets):
             match = TARGET_RE.match(text)
-            producer, index = self.planner.resolve_ref(match.group(1), jobs[-1], jobs, f"iter_targets[{position}]")
+            producer, index = resolve_ref(self.config, match.group(1), jobs[-1], jobs, f"iter_targets[{position}]")
             targets.append(
                 {
                     "text": text,
@@ -90,13 +68,13 @@ class IterationSchedule:
         return {
             "iteration": iteration,
             "cap": self.cap(),
-            "mode": self.planner.config.iter_targets_mode,
+            "mode": self.config.iter_targets_mode,
             "targets": targets,
         }
 
     def check_settings(self) -> None:
-        first_iteration = self.planner.iterations[0]
-        for position, text in enumerate(self.planner.config.iter_targets):
+        first_iteration = self.iterations[0]
+        for position, text in enumerate(self.config.iter_targets):
             where = f"iter_targets[{position}]"
             match = TARGET_RE.match(text) if isinstance(text, str) else None
             if not match:
@@ -107,10 +85,10 @@ class IterationSchedule:
                 float(match.group(3))
             except ValueError:
                 raise ConfigError(where, f"{match.group(3)!r} is not a number") from None
-            self.planner.resolve_ref(match.group(1), first_iteration[-1], first_iteration, where)
-        for source, target in self.planner.config.iter_updater.items():
+            resolve_ref(self.config, match.group(1), first_iteration[-1], first_iteration, where)
+        for source, target in self.config.iter_updater.items():
             where = f"iter_updater[{source!r}]"
-            self.planner.resolve_ref(source, first_iteration[-1], first_iteration, where)
+            resolve_ref(self.config, source, first_iteration[-1], first_iteration, where)
             parts = target.split(".") if isinstance(target, str) else []
             if len(parts) < 4 or parts[2] not in SECTIONS or not all(parts):
                 raise ConfigError(

@@ -11,20 +11,19 @@ inline) that has the op, and a plain metric is the one job output of that name.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandflow.config.errors import ConfigError, did_you_mean, suggest
-from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo, trials
-from sandflow.plan.model import Job, Plan, Search, Trial
+from sandflow.config.hpo_spec import HpoConfig, Parameter, load_hpo
+from sandflow.config.model import SandboxConfig
+from sandflow.plan.model import Job
+from sandflow.plan.refs import resolve_ref
 
-if TYPE_CHECKING:
-    from sandflow.plan.planner import Planner
 
-
-def plan_search(planner: Planner) -> Plan:
-    """hpo_config's grid or random trials, each the config's jobs with its values patched in."""
-    hpo = load_hpo(planner.config.hpo_config)
-    if planner.config.iter_targets or planner.config.iter_updater or planner.config.max_iter_num != 1:
+def load_search(config: SandboxConfig) -> HpoConfig:
+    """hpo_config, when snakemake can plan its trials (grid and random; bayes runs through hpo_search)."""
+    hpo = load_hpo(config.hpo_config)
+    if config.iter_targets or config.iter_updater or config.max_iter_num != 1:
         raise ConfigError(
             "hpo_config",
             "a search runs each trial once: it cannot be combined with max_iter_num, iter_targets or iter_updater",
@@ -33,36 +32,22 @@ def plan_search(planner: Planner) -> Plan:
         raise ConfigError(
             "hpo_config.method",
             "a bayes search chooses each batch of trials from the results of the last, so snakemake cannot plan it: "
-            f"run python -m sandflow.hpo_search --configfile {planner.config.source}",
+            f"run python -m sandflow.hpo_search --configfile {config.source}",
         )
-    search = Search(hpo)
-    op_parameters = [p for p in hpo.parameters if p.op is not None]
-    for number, assignment in enumerate(trials(hpo), 1):
-        patches: dict[tuple[str, str], dict[str, Any]] = {}
-        for parameter in hpo.parameters:
-            if parameter.op is None:
-                patches.setdefault((parameter.pipeline, parameter.meta_name), {})[parameter.local] = assignment[
-                    parameter.name
-                ]
-        recipes = RecipeOpPatch(op_parameters, assignment)
-        current: list[Job] = []
-        for cfg in planner.config.jobs():
-            job = planner.plan_job(
-                cfg,
-                1,
-                current,
-                patches=patches.get((cfg.pipeline, cfg.display_name)),
-                recipe_patch=recipes if op_parameters else None,
-            )
-            job.trial = number
-            current.append(job)
-            planner.add_planned(job)
-        if number == 1:
-            check_search(hpo, current)
-            recipes.check_every_op_found()
-        producer, index = resolve_metric(planner, hpo.metric, current)
-        search.trials.append(Trial(number, assignment, producer, index))
-    return Plan(planner.config, planner.work_dir, planner.jobs, planner.hashes, planner=planner, search=search)
+    return hpo
+
+
+def trial_patches(
+    hpo: HpoConfig, assignment: dict[str, Any]
+) -> tuple[dict[tuple[str, str], dict[str, Any]], RecipeOpPatch]:
+    """A trial's values as (pipeline, meta_name) -> ``local`` patches, and the recipe op arguments it sets."""
+    patches: dict[tuple[str, str], dict[str, Any]] = {}
+    for parameter in hpo.parameters:
+        if parameter.op is None:
+            patches.setdefault((parameter.pipeline, parameter.meta_name), {})[parameter.local] = assignment[
+                parameter.name
+            ]
+    return patches, RecipeOpPatch([p for p in hpo.parameters if p.op is not None], assignment)
 
 
 class RecipeOpPatch:
@@ -113,11 +98,11 @@ class RecipeOpPatch:
             )
 
 
-def resolve_metric(planner: Planner, metric: str, current: list[Job]) -> tuple[Job, int]:
+def resolve_metric(config: SandboxConfig, metric: str, current: list[Job]) -> tuple[Job, int]:
     """The metric job output: a ref (<pipeline>.<meta_name>.<output>, -1.<output>) or a plain output name."""
     where = "hpo_config.metric.name"
     if "." in metric:
-        return planner.resolve_ref(metric, current[-1], current, where)
+        return resolve_ref(config, metric, current[-1], current, where)
     having = [job for job in current if job.cfg.outputs is not None and metric in job.cfg.outputs]
     if len(having) == 1:
         return having[0], having[0].output_index(metric, where)

@@ -17,7 +17,6 @@ from typing import Any
 
 from sandflow.config.hpo_spec import reaches_target
 from sandflow.core.atomic import write_text_atomic
-from sandflow.core.jobio import job_logging
 
 
 def metric_value(context_path: str, index: int) -> float | None:
@@ -104,27 +103,3 @@ def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: 
         record["target"] = {"value": spec["target"], "reached_by": reached_by}
     write_text_atomic(best_path, json.dumps(record, indent=2) + "\n")
     return record
-
-
-def main_from_snakemake(snakemake: Any) -> None:
-    with job_logging(snakemake.log[0]) as log:
-        spec = snakemake.params.spec
-        record = summarise(spec, snakemake.output.best, snakemake.output.table, snakemake.output.plot)
-        if record["trial"] is None:
-            log.warning("no trial produced a number for %s", spec["metric"])
-        else:
-            log.info(
-                "best of %d trials: trial %d, %s = %r with %s",
-                record["trials"],
-                record["trial"],
-                spec["metric"],
-                record["metric"]["value"],
-                record["params"],
-            )
-        if "target" in record:
-            reached_by = record["target"]["reached_by"]
-            log.info(
-                "metric.target %r: %s",
-                spec["target"],
-                "no trial reached it" if reached_by is None else f"first reached by trial {reached_by}",
-            )

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
-from sandflow.core.jobio import job_logging
 from sandflow.core.jsonl import BadData, read_utf8
 from sandflow.core.layout import CONTEXT_FILE
 
@@ -142,9 +141,3 @@ def track(spec: dict[str, Any], output: str) -> list[dict[str, Any]]:
     wandb.teardown()
     write_text_atomic(output, json.dumps({"mode": settings["mode"], "runs": tracked}, indent=2) + "\n")
     return tracked
-
-
-def main_from_snakemake(snakemake: Any) -> None:
-    with job_logging(snakemake.log[0]) as log:
-        for run in track(snakemake.params.spec, snakemake.output[0]):
-            log.info("wandb run %s (%s): %d keys", run["name"], run["id"], len(run["keys"]))

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sandflow.core import layout
 from sandflow.core.atomic import write_text_atomic
-from sandflow.core.jobio import JobFailed, job_logging, load_context, replace_prefix
+from sandflow.core.jobio import load_context, replace_prefix
 from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.private_fs import UnsafePath, copy_replacing, ensure_within, resolves_within
 from sandflow.plan.model import Write
-from sandflow.report import figures as report_figures
-from sandflow.run.storage import Staging, stage_spec
+from sandflow.run.storage import Staging
 
 JOB_INFOS = "job_infos"
 
@@ -82,9 +81,14 @@ def assemble(spec: dict[str, Any]) -> list[dict[str, Any]]:
             values = replace_prefix(values, slot_dir, root)
         entries.append((job, JOB_INFOS, job_info(job, staging.stored(values))))
         trial = job.get("trial")
-        readable = work_dir / "hpo" / f"trial_{trial}" if trial else work_dir
+        readable = Path(layout.hpo_dir(str(work_dir)), f"trial_{trial}") if trial else work_dir
         if not staging.active:  # no links to staged copies, which the plugin removes after the run
-            link_path = readable / "pipelines" / job["pipeline"] / f"iter_{job['iteration']}" / job["readable_name"]
+            link_path = (
+                Path(layout.pipelines_dir(str(readable)))
+                / job["pipeline"]
+                / f"iter_{job['iteration']}"
+                / job["readable_name"]
+            )
             ensure_within(link_path, work_dir, "readable link")
             link(Path(job["job_dir"]), link_path)
     return context_infos_list(entries)
@@ -116,23 +120,3 @@ def context_infos_list(entries: Iterable[tuple[dict[str, Any], str, dict[str, An
 def assemble_context_infos(spec: dict[str, Any], output: str) -> None:
     """Write context_infos.json (upstream's layout: indent 4, keys in output order) by temp + rename."""
     write_text_atomic(output, json.dumps(assemble(spec), indent=4, ensure_ascii=False) + "\n")
-
-
-def record_spec(spec: dict[str, Any], output: str) -> None:
-    write_text_atomic(output, json.dumps(spec, indent=2, sort_keys=True) + "\n")
-
-
-def main_from_snakemake(snakemake: Any) -> None:
-    spec = stage_spec(snakemake.params.spec, declared=snakemake.params.spec["context_infos"], local=snakemake.output[0])
-    try:
-        with job_logging(snakemake.log[0]):
-            assemble_context_infos(spec, snakemake.output[0])
-            # Report files stay under the work_dir as this machine holds it: with a store, its staged copy,
-            # where context_infos.json (<work_dir>/context_infos.json) is staged too.
-            local_work_dir = os.path.dirname(os.path.abspath(snakemake.output[0]))
-            report_figures.build(
-                {**spec, "work_dir": local_work_dir}, snakemake.output.figures, snakemake.output.metrics
-            )
-    except (UnsafePath, JobFailed) as exc:  # JobFailed: a job's train_log.json that is not a log
-        print(f"sandflow: job failed: {exc}", file=sys.stderr)
-        sys.exit(1)

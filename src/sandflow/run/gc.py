@@ -139,7 +139,7 @@ def find_garbage(work_dir: str, configs: list[SandboxConfig], with_stats_cache: 
 
 def stale_logs(work_dir: str, referenced: set[tuple[str, str]]) -> list[tuple[str, int]]:
     """logs/<hook>/<key>.log of keys no config plans (failed jobs' too); other logs are the rules' own."""
-    logs = os.path.join(work_dir, "logs")
+    logs = layout.logs_root(work_dir)
     stale = []
     for hook in HOOKS:
         directory = os.path.join(logs, hook)
@@ -155,10 +155,10 @@ def stale_logs(work_dir: str, referenced: set[tuple[str, str]]) -> list[tuple[st
 
 def links_into(work_dir: str, removed_dirs: set[str]) -> list[str]:
     """Readable links (pipelines/..., hpo/trial_<N>/pipelines/...) that point at a job directory gc removes."""
-    roots = [os.path.join(work_dir, "pipelines")]
-    hpo = os.path.join(work_dir, "hpo")
+    roots = [layout.pipelines_dir(work_dir)]
+    hpo = layout.hpo_dir(work_dir)
     if real_dir(hpo):
-        roots += [os.path.join(entry.path, "pipelines") for entry in entries(hpo) if entry.name.startswith("trial_")]
+        roots += [layout.pipelines_dir(entry.path) for entry in entries(hpo) if entry.name.startswith("trial_")]
     found = []
     for root in roots:
         if not real_dir(root):

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 
+from sandflow.core import layout
 from sandflow.plan.model import Plan
 
 # Imported when Snakemake reads the Snakefile, before any job (each snakemake command is a process of its own):
@@ -36,7 +37,7 @@ def summary_lines(plan: Plan, object_store: bool, started: float = STARTED) -> l
     """Nothing when the run did no work at all (refused before its first job, or its first job failed: the
     error above says why)."""
     jobs_root = shown(os.path.join(plan.work_dir, "jobs"))
-    logs_root = shown(os.path.join(plan.work_dir, "logs"))
+    logs_root = shown(layout.logs_root(plan.work_dir))
     states = [written_since(job.context_path, started) for job in plan.unique_jobs()]
     ran, cached, not_done = states.count(True), states.count(False), states.count(None)
     rebuilt = written_since(plan.context_infos_path, started)
