@@ -271,6 +271,7 @@ with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
 
 @pytest.mark.skipif(os.getuid() != 0, reason="a server of another uid needs root (setuid)")
 def test_a_job_sends_nothing_to_a_server_of_another_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd):
+    monkeypatch.chdir(tmp_path)  # the job's relative work_dir resolves here, not in the checkout
     directory = Path(tempfile.mkdtemp(prefix="sf-foreign-", dir="/tmp"))
     directory.chmod(0o777)  # as if uid 65534 could put a socket where we look for ours
     address = str(directory / "s.sock")
