@@ -112,6 +112,23 @@ def passed_config_files(snakemake_args: list[str]) -> list[str]:
     return files
 
 
+def nothing_to_do(config_file: str, snakemake_args: list[str]) -> bool:
+    """The fast path of a plain rerun (run/noop.py): True when it printed that nothing is to be done. A config
+    that does not plan goes on to Snakemake, which reports it as always."""
+    from sandflow.run import noop
+
+    if not noop.qualifies(snakemake_args):
+        return False
+    try:
+        plan = plan_config(load_config_file(config_file))
+    except ConfigError:
+        return False
+    if noop.why_snakemake(plan) is not None:
+        return False
+    print(noop.nothing_to_do_line(plan), file=sys.stderr)
+    return True
+
+
 def run(config_file: str, snakemake_args: list[str]) -> int:
     """Same as `snakemake --configfile <config> --logger sandflow <args>` from the current directory."""
     # Snakemake parses the config files itself, and reports a syntax error or an empty file in its own words
@@ -122,6 +139,8 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
             read_config_file(path)
         except ConfigError as exc:
             return report(path, exc)
+    if nothing_to_do(config_file, snakemake_args):
+        return 0
     from snakemake.cli import main as snakemake_main
 
     if not any(
