@@ -115,17 +115,19 @@ def passed_config_files(snakemake_args: list[str]) -> list[str]:
 def nothing_to_do(config_file: str, snakemake_args: list[str]) -> bool:
     """The fast path of a plain rerun (run/noop.py): True when it printed that nothing is to be done. A config
     that does not plan goes on to Snakemake, which reports it as always."""
+    from sandflow.plan.planner import Planner
     from sandflow.run import noop
+    from sandflow.run.workflow import SandflowRun
 
     if not noop.qualifies(snakemake_args):
         return False
     try:
-        plan = plan_config(load_config_file(config_file))
+        run = SandflowRun(Planner(load_config_file(config_file)))
     except ConfigError:
         return False
-    if noop.why_snakemake(plan) is not None:
+    if noop.why_snakemake(run) is not None:
         return False
-    print(noop.nothing_to_do_line(plan), file=sys.stderr)
+    print(noop.nothing_to_do_line(run.plan), file=sys.stderr)
     return True
 
 

@@ -35,7 +35,7 @@ from sandflow.run.launch import SNAKEFILE
 from sandflow.run.lock import LockRefused, hold_lock
 from sandflow.run.specs import assembly_spec
 from sandflow.run.summary import shown
-from sandflow.run.workflow import Workflow
+from sandflow.run.workflow import SandflowRun
 
 # Where Snakemake marks the outputs of a job it started and did not see finish (relative to where it runs).
 SNAKEMAKE_INCOMPLETE = os.path.join(".snakemake", "incomplete")
@@ -71,21 +71,22 @@ def stale_step(outputs: Iterable[str], inputs: Iterable[str]) -> str | None:
     return None
 
 
-def steps(plan: Plan, workflow: Workflow) -> list[tuple[list[str], list[str]]]:
-    """(outputs, inputs) of each rule Snakemake would consider for rule all's targets."""
-    decision = workflow.decision_output()
+def steps(run: SandflowRun) -> list[tuple[list[str], list[str]]]:
+    """(outputs, inputs) of each rule Snakemake would consider for rule all's targets, from the rules' adapters."""
+    plan = run.plan
+    decision = run.iterations.decision_output()
 
     def decision_file(n: int, digest: str) -> str:
         return decision.format(n=n, digest=digest)
 
-    inputs = workflow.context_infos_inputs(decision_file)  # plans the decided iterations first
+    inputs = run.assembly.context_infos_inputs(decision_file)  # plans the decided iterations first
     found: list[tuple[list[str], list[str]]] = [
         ([job.context_path], sorted({dep.context_path for dep in job.deps})) for job in plan.unique_jobs()
     ]
     decisions = list(inputs["decisions"])
     for n, path in enumerate(decisions, start=1):
-        found.append(([path], sorted({job.context_path for job in plan.planner.iterations[n - 1]})))
-    report = workflow.report_outputs()
+        found.append(([path], sorted({job.context_path for job in run.iterations.planner.iterations[n - 1]})))
+    report = run.assembly.report_outputs()
     found.append(
         (
             [plan.context_infos_path, report["figures"], report["metrics"]],
@@ -93,13 +94,13 @@ def steps(plan: Plan, workflow: Workflow) -> list[tuple[list[str], list[str]]]:
         )
     )
     if not plan.config.iter_targets:
-        found.append(([workflow.publication_record()], []))
+        found.append(([run.assembly.publication_record()], []))
     found.extend(([outcome], decisions) for outcome in inputs["outcome"])
     if plan.search is not None:
-        hpo = workflow.hpo_inputs()
+        hpo = run.hpo.inputs()
         found.append(([hpo["spec"]], []))
-        found.append((list(workflow.hpo_outputs().values()), [*hpo["metrics"], hpo["spec"]]))
-    tracking = workflow.tracking_record()
+        found.append((list(run.hpo.outputs().values()), [*hpo["metrics"], hpo["spec"]]))
+    tracking = run.tracking.record()
     if tracking:
         found.append(([tracking], [plan.context_infos_path]))
     return found
@@ -133,12 +134,12 @@ def unpublished(plan: Plan) -> str | None:
     return None
 
 
-def why_snakemake(plan: Plan) -> str | None:
+def why_snakemake(run: SandflowRun) -> str | None:
     """Why the run goes to Snakemake (None: nothing is to be done)."""
+    plan = run.plan
     if os.path.isdir(SNAKEMAKE_INCOMPLETE) and any(os.scandir(SNAKEMAKE_INCOMPLETE)):
         return "a Snakemake run was cut off here"
-    workflow = Workflow(plan)
-    for outputs, inputs in steps(plan, workflow):
+    for outputs, inputs in steps(run):
         stale = stale_step(outputs, inputs)
         if stale:
             return stale
