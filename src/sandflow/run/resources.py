@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandflow.hooks.registry import HOOKS
+from sandflow.hooks.registry import hook_named
 from sandflow.plan.model import Job
 
 # Env files as a rule's conda: directive names them (relative to rules/, like its script:).
@@ -85,7 +85,8 @@ CONTAINER_IMAGES: dict[str, str] = {
 
 def family_of(hook: str, component: str | None) -> str:
     """The family of a job: its component's when that has one, else its hook's (hooks/registry.py)."""
-    entry = HOOKS[hook]
+    entry = hook_named(hook)
+    assert entry is not None, hook  # jobs are planned with known hooks
     chosen = entry.components.get(component) if entry.components and component is not None else None
     return chosen.family if chosen is not None and chosen.family else entry.family
 
@@ -108,7 +109,8 @@ def job_resources(hook: str, component: str | None, requested: Mapping[str, Any]
 class RuleResources:
     """The threads, resources, conda env and container image of the hook rules, for the jobs of one plan.
 
-    A rule asks per hook (``threads: JOB_RESOURCES.threads_of("TrainModelHook")``). When every job of
+    A rule asks per hook (``threads: JOB_RESOURCES.threads_of("TrainModelHook")``), the rule of all user
+    hooks by its rule name (``user_hook``). When every job of
     the hook asks the same, the rule gets plain values; otherwise it gets callables that Snakemake
     calls with each job's wildcards, whose ``key`` names the planned job. Plain values matter for
     large plans: Snakemake inspects and calls a callable once per job and directive (about a third
@@ -140,7 +142,11 @@ class RuleResources:
     def _uniform(self, hook: str) -> dict[str, Any]:
         """What every job of the hook asks alike (nothing while the plan may still grow); one pass over its jobs."""
         if hook not in self._uniform_by_hook:
-            keys = [key for key, job in self._jobs.items() if job.hook.name == hook] if self._final else []
+            keys = (
+                [key for key, job in self._jobs.items() if hook in (job.hook.name, job.hook.rule)]
+                if self._final
+                else []
+            )
             requests = [self._requested(key) for key in keys]
             first = requests[0] if requests else {}
             self._uniform_by_hook[hook] = {
