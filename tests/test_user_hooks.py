@@ -5,6 +5,7 @@ into its job directory, and a broken one fails in one line."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -186,3 +187,21 @@ def test_a_broken_user_hook_fails_in_one_line_and_leaves_no_job_directory(run_di
     assert not (run_dir / "work/jobs/broken_hooks.Broken").exists() or not any(
         (run_dir / "work/jobs/broken_hooks.Broken").glob("*/context.json")
     )
+
+
+@pytest.mark.slow
+def test_a_user_hooks_resources_come_from_its_job_config(run_dir: Path):
+    (run_dir / "sandbox.yaml").write_text(
+        CONFIG.replace(
+            "    output: [rows, counts_file]\n",
+            "    output: [rows, counts_file]\n    resources: {threads: 2, mem_mb: 8192}\n",
+        )
+    )
+    planned = snakemake(run_dir, "sandbox.yaml", "-n", "--cores", "4").stdout
+    jobs = {
+        hook: block
+        for block in planned.split("\nrule ")[1:]
+        for hook in re.findall(r"^    output: work/jobs/([\w.]+)/\w+/context\.json$", block, re.M)
+    }
+    assert "threads: 2" in jobs["my_hooks.CountRows"] and "mem_mb=8192" in jobs["my_hooks.CountRows"]
+    assert "threads:" not in jobs["double_hook.Double"] and "mem_mb=4096" in jobs["double_hook.Double"]  # the default
