@@ -30,9 +30,14 @@ def is_user_hook(spec: str) -> bool:
     return ":" in spec
 
 
+def is_user_hook_name(name: str) -> bool:
+    """Whether a job's hook name (``<module>.<Class>``) is a user hook's."""
+    return re.fullmatch(USER_HOOK_NAME, name) is not None
+
+
 def user_hook(name: str) -> Hook | None:
     """The hook record of a user hook named ``<module>.<Class>`` (None for any other name)."""
-    if not re.fullmatch(USER_HOOK_NAME, name):
+    if not is_user_hook_name(name):
         return None
     module, _, class_name = name.rpartition(".")
     spec = f"{module}:{class_name}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandflow.hooks.registry import hook_named
+from sandflow.hooks.user_hooks import USER_HOOK_RULE, is_user_hook_name
 from sandflow.plan.model import Job
 
 # Env files as a rule's conda: directive names them (relative to rules/, like its script:).
@@ -106,6 +107,11 @@ def job_resources(hook: str, component: str | None, requested: Mapping[str, Any]
     return dataclasses.replace(FAMILY_RESOURCES[family_of(hook, component)], **requested)
 
 
+def _runs(hook: str, job: Job) -> bool:
+    """Whether the rule asking for ``hook`` (a hook's name, or the user_hook rule's) runs the job."""
+    return job.hook.name == hook or (hook == USER_HOOK_RULE and is_user_hook_name(job.hook.name))
+
+
 class RuleResources:
     """The threads, resources, conda env and container image of the hook rules, for the jobs of one plan.
 
@@ -142,11 +148,7 @@ class RuleResources:
     def _uniform(self, hook: str) -> dict[str, Any]:
         """What every job of the hook asks alike (nothing while the plan may still grow); one pass over its jobs."""
         if hook not in self._uniform_by_hook:
-            keys = (
-                [key for key, job in self._jobs.items() if hook in (job.hook.name, job.hook.rule)]
-                if self._final
-                else []
-            )
+            keys = [key for key, job in self._jobs.items() if _runs(hook, job)] if self._final else []
             requests = [self._requested(key) for key in keys]
             first = requests[0] if requests else {}
             self._uniform_by_hook[hook] = {
