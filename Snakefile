@@ -10,6 +10,7 @@ from snakemake.utils import min_version
 
 from sandflow.core.keys import KEY_PATTERN
 from sandflow.hooks.registry import hooks_of_stage
+from sandflow.hooks.user_hooks import USER_HOOK_NAME, USER_HOOK_RULE
 from sandflow.run.resources import RuleResources
 from sandflow.run.workflow import load_or_exit
 
@@ -33,6 +34,7 @@ include: "rules/probe.smk"
 include: "rules/refine.smk"
 include: "rules/execute.smk"
 include: "rules/evaluate.smk"
+include: "rules/user_hooks.smk"
 include: "rules/iterate.smk"
 include: "rules/hpo.smk"
 include: "rules/context.smk"

@@ -22,6 +22,7 @@ from conftest import REPO, SNAKEFILE
 
 from sandflow.config.load import load_config_file
 from sandflow.hooks.registry import HOOKS
+from sandflow.hooks.user_hooks import USER_HOOK_RULE
 from sandflow.plan.model import Job
 from sandflow.plan.planner import plan_config
 from sandflow.run.resources import (
@@ -238,7 +239,7 @@ def test_every_hook_has_one_rule_named_in_the_registry_and_made_by_its_stages_fi
     # and no other rule runs a job
     assert {name for name, rule in rules.items() if rule.script == "../scripts/run_job.py"} == {
         hook.rule for hook in HOOKS.values()
-    }
+    } | {USER_HOOK_RULE}  # and user hooks' (hooks/user_hooks.py)
 
 
 def test_every_rule_that_runs_code_names_a_conda_env_file(every_hook_workflow):

@@ -117,7 +117,10 @@ def test_new_refuses_a_non_empty_directory(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope", "exp"], "unknown template 'nope' (templates: probe-refine-process, model-demo, pool-search; "),
+        (
+            ["nope", "exp"],
+            "unknown template 'nope' (templates: probe-refine-process, model-demo, pool-search, user-hook; ",
+        ),
         (["pool-search", "exp", "--data", "missing.jsonl"], "--data missing.jsonl: no such file"),
         (["model-demo", "my-demo"], "the directory must be a relative path of Python names"),
         (["model-demo"], "new needs a template and a directory"),

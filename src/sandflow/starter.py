@@ -33,7 +33,8 @@ class Template:
     data_file: str  # the sample dataset in the template, replaced by --data
     rewrites: tuple[tuple[str, str], ...]
     copied_from: tuple[tuple[str, str], ...] = ()
-    imports_from_dir: bool = False  # a user function in <dir> is imported by module path
+    imports_from_dir: bool = False  # a user function or hook in <dir> is imported by module path
+    module: str = "answers"  # the module of <dir> it is in
 
 
 def load_templates() -> dict[str, Template]:
@@ -47,6 +48,7 @@ def load_templates() -> dict[str, Template]:
             rewrites=tuple((old, new) for old, new in entry["rewrites"]),
             copied_from=tuple(entry.get("copied_from", {}).items()),
             imports_from_dir=entry.get("imports_from_dir", False),
+            module=entry.get("module", "answers"),
         )
         for name, entry in index.items()
     }
@@ -80,15 +82,15 @@ def as_written(path: Path) -> str:
     return absolute.relative_to(here).as_posix() if absolute.is_relative_to(here) else absolute.as_posix()
 
 
-def module_path(dir_text: str, where: str) -> str:
-    """The dotted module path of <dir>/answers from the current directory (user functions import that way)."""
+def module_path(dir_text: str, where: str, module: str) -> str:
+    """The dotted module path of <dir>/<module> from the current directory (user functions import that way)."""
     parts = [part for part in Path(dir_text).parts if part != "."]
     if os.path.isabs(dir_text) or not all(part.isidentifier() for part in parts):
         raise StarterError(
             f"{where}: the directory must be a relative path of Python names (letters, digits, _) under the "
-            f"current directory, since the config imports its answers.py as a module from here; got {dir_text!r}"
+            f"current directory, since the config imports its {module}.py as a module from here; got {dir_text!r}"
         )
-    return ".".join([*parts, "answers"])
+    return ".".join([*parts, module])
 
 
 def rewrite(text: str, table: dict[str, str], yaml_quoted: bool) -> str:
@@ -104,7 +106,7 @@ def render(template: Template, dir_text: str, data_text: str | None) -> dict[str
     own_sample = data_text is None
     values = {"{dir}": dir_text, "{data}": f"{dir_text}/{template.data_file}" if own_sample else data_text}
     if template.imports_from_dir:
-        values["{module}"] = module_path(dir_text, f"template {template.name}")
+        values["{module}"] = module_path(dir_text, f"template {template.name}", template.module)
     table = {old: rewrite(new, values, yaml_quoted=False) for old, new in template.rewrites}
     table.update(values)  # the READMEs name {dir} and {data} directly
     rendered: dict[str, bytes] = {}

@@ -25,6 +25,7 @@ from sandflow.hooks.base import Component, Hook, HookStage, JobRun, RequirementC
 from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.llm import infer as llm_infer
 from sandflow.hooks.third_party import easyanimate, inception, internvl, trinity, vbench
+from sandflow.hooks.user_hooks import user_hook
 
 DATA_JUICER = ("py-data-juicer",)
 HF_TRAINING = ("torch", "transformers", "peft", "tokenizers")
@@ -241,6 +242,11 @@ HOOKS: dict[str, Hook] = {
 def hooks_of_stage(stage: HookStage) -> list[Hook]:
     """The hooks whose rules rules/<stage>.smk generates, in registry order."""
     return [hook for hook in HOOKS.values() if hook.stage == stage]
+
+
+def hook_named(name: str) -> Hook | None:
+    """A hook of the registry, or a user's own hook named <module>.<Class> (hooks/user_hooks.py)."""
+    return HOOKS.get(name) or user_hook(name)
 
 
 def component_of(hook: Hook, extra_configs: Any) -> tuple[str | None, Component | None]:

@@ -107,11 +107,18 @@ def key_of(job: Job, hashes: FileHashCache) -> str:
     return digest_of(key_material(job, hashes))
 
 
+def hook_digest(job: Job, hashes: FileHashCache) -> str | None:
+    """The digest of the hook's code: a user hook's module file is hashed as a user function's is."""
+    if job.hook.source_file is not None:
+        return read_path_digest(job, ("hook",), job.hook.source_file, hashes)
+    return source_digest(job.hook.run)
+
+
 def key_material(job: Job, hashes: FileHashCache) -> dict[str, Any]:
     """Everything the key is the digest of (plan/history.py records it to say why a job reruns)."""
     material = {
         "scheme": KEY_SCHEME,
-        "hook": [job.hook.name, source_digest(job.hook.run)],
+        "hook": [job.hook.name, hook_digest(job, hashes)],
         "component": None,
         "libraries": {name: library_version(name) for name in job.hook.libraries},
         "sections": key_view(job, hashes),
@@ -134,6 +141,8 @@ def external_reads(job: Job, hashes: FileHashCache) -> list[str]:
         for section in SECTIONS
         if isinstance(source := getattr(job.cfg, section), str) and section not in job.section_sources
     ]
+    if job.hook.source_file is not None:
+        reads.append(job.hook.source_file)
     for path, value in leaves(key_view(job, hashes)):
         if is_placeholder(value) and "$file" in value:
             reads.append(get_path(job.sections, path))

@@ -29,6 +29,7 @@ from sandflow.core.filehash import FileHashCache
 from sandflow.core.layout import decision_path
 from sandflow.core.paths import guess_kind, normalize
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
+from sandflow.hooks.user_hooks import is_user_hook, planned_user_hook
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.keys import OUTPUT_LOCATION_KEYS, key_of
 from sandflow.plan.model import Candidate, Job, PathRead, Plan, Ref, Search, Trial, Write
@@ -98,7 +99,7 @@ class Planner:
         """One job; ``updates`` are iter_updater refs to the previous iteration (they override input and
         local), ``patches`` an hpo trial's values (`local` patches that override the config's),
         ``recipe_patch`` sets an hpo trial's recipe op arguments (plan/search.py)."""
-        hook = HOOKS.get(cfg.hook)
+        hook = planned_user_hook(cfg.hook, f"{cfg.where}.hook") if is_user_hook(cfg.hook) else HOOKS.get(cfg.hook)
         if hook is None:
             raise ConfigError(f"{cfg.where}.hook", f"unknown hook {cfg.hook!r}{did_you_mean(cfg.hook, HOOKS)}")
         job = Job(cfg=cfg, hook=hook, iteration=iteration, order=len(current), work_dir=self.work_dir)

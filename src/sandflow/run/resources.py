@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandflow.hooks.registry import HOOKS
+from sandflow.hooks.registry import hook_named
+from sandflow.hooks.user_hooks import USER_HOOK_RULE, is_user_hook_name
 from sandflow.plan.model import Job
 
 # Env files as a rule's conda: directive names them (relative to rules/, like its script:).
@@ -85,7 +86,8 @@ CONTAINER_IMAGES: dict[str, str] = {
 
 def family_of(hook: str, component: str | None) -> str:
     """The family of a job: its component's when that has one, else its hook's (hooks/registry.py)."""
-    entry = HOOKS[hook]
+    entry = hook_named(hook)
+    assert entry is not None, hook  # jobs are planned with known hooks
     chosen = entry.components.get(component) if entry.components and component is not None else None
     return chosen.family if chosen is not None and chosen.family else entry.family
 
@@ -105,10 +107,16 @@ def job_resources(hook: str, component: str | None, requested: Mapping[str, Any]
     return dataclasses.replace(FAMILY_RESOURCES[family_of(hook, component)], **requested)
 
 
+def _runs(hook: str, job: Job) -> bool:
+    """Whether the rule asking for ``hook`` (a hook's name, or the user_hook rule's) runs the job."""
+    return job.hook.name == hook or (hook == USER_HOOK_RULE and is_user_hook_name(job.hook.name))
+
+
 class RuleResources:
     """The threads, resources, conda env and container image of the hook rules, for the jobs of one plan.
 
-    A rule asks per hook (``threads: JOB_RESOURCES.threads_of("TrainModelHook")``). When every job of
+    A rule asks per hook (``threads: JOB_RESOURCES.threads_of("TrainModelHook")``), the rule of all user
+    hooks by its rule name (``user_hook``). When every job of
     the hook asks the same, the rule gets plain values; otherwise it gets callables that Snakemake
     calls with each job's wildcards, whose ``key`` names the planned job. Plain values matter for
     large plans: Snakemake inspects and calls a callable once per job and directive (about a third
@@ -140,7 +148,7 @@ class RuleResources:
     def _uniform(self, hook: str) -> dict[str, Any]:
         """What every job of the hook asks alike (nothing while the plan may still grow); one pass over its jobs."""
         if hook not in self._uniform_by_hook:
-            keys = [key for key, job in self._jobs.items() if job.hook.name == hook] if self._final else []
+            keys = [key for key, job in self._jobs.items() if _runs(hook, job)] if self._final else []
             requests = [self._requested(key) for key in keys]
             first = requests[0] if requests else {}
             self._uniform_by_hook[hook] = {

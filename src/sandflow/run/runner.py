@@ -30,7 +30,7 @@ from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
 from sandflow.core.paths import guess_kind
 from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks.base import Hook, JobRun
-from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
+from sandflow.hooks.registry import component_of, hook_named, missing_requirements
 from sandflow.run import job_server
 from sandflow.run.commit import (
     Partial,
@@ -153,7 +153,9 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
 def compute(spec: RunJobSpec, partial: Partial, log_path: str, threads: int, waited_for: str | None) -> None:
     final_dir = Path(spec["job_dir"])
     started = time.time()
-    hook = HOOKS[spec["hook"]]
+    hook = hook_named(spec["hook"])
+    if hook is None:
+        raise JobFailed(f"unknown hook {spec['hook']!r}")
     with job_logging(log_path) as log:
         if waited_for:
             log.info("job %s: waited for %s, which held its key", spec["key"], waited_for)
@@ -211,6 +213,7 @@ def run_hook(
         linked_jobs={role: Path(path) for role, path in spec["linked"].items()},
         log=log,
         threads=threads,
+        output_names=spec.get("output_names"),
     )
     values = name_outputs(run(job))
     expected = spec["n_outputs"]
@@ -257,7 +260,8 @@ def main_from_snakemake(snakemake: Any) -> None:
     spec, log_path, threads = snakemake.params.spec, snakemake.log[0], snakemake.threads
     spec = stage_spec(spec, declared=spec["job_dir"], local=snakemake.output[0])  # with a storage plugin
     address = os.environ.get(job_server.ADDRESS_ENV)
-    preload = job_server.warm_imports(HOOKS[spec["hook"]].libraries)
+    hook = hook_named(spec["hook"])
+    preload = job_server.warm_imports(hook.libraries) if hook is not None else []  # a user hook: none
     code = None
     if address and preload:
         code = job_server.submit(address, {"spec": spec, "log_path": log_path, "threads": threads, "preload": preload})

@@ -51,6 +51,7 @@ class JobSpec(TypedDict):
     writes: list[str]
     linked: dict[str, str]
     n_outputs: int | None
+    output_names: list[str] | None
 
 
 class RunJobSpec(JobSpec):
@@ -92,6 +93,7 @@ def job_spec(job: Job) -> JobSpec:
         "writes": list(job.hook.writes),
         "linked": {role: linked.job_dir for role, linked in job.linked.items()},
         "n_outputs": len(job.cfg.outputs) if job.cfg.outputs is not None else job.n_outputs,
+        "output_names": list(job.cfg.outputs) if job.cfg.outputs is not None else None,
     }
 
 
