@@ -6,13 +6,13 @@
 
 rule user_hook:
     input:
-        SANDFLOW.get_job_inputs,
+        SANDFLOW.jobs.inputs,
     output:
-        SANDFLOW.job_output("{user_hook}"),
+        SANDFLOW.jobs.output("{user_hook}"),
     log:
-        SANDFLOW.job_log("{user_hook}"),
+        SANDFLOW.jobs.log("{user_hook}"),
     benchmark:
-        SANDFLOW.job_benchmark("{user_hook}")
+        SANDFLOW.jobs.benchmark("{user_hook}")
     wildcard_constraints:
         user_hook=USER_HOOK_NAME,
     conda:
@@ -23,6 +23,6 @@ rule user_hook:
     resources:
         **JOB_RESOURCES.resources_of(USER_HOOK_RULE),
     params:
-        spec=SANDFLOW.get_job_spec,
+        spec=SANDFLOW.jobs.spec,
     script:
         "../scripts/run_job.py"

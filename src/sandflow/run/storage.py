@@ -13,7 +13,7 @@ A job directory is finished in the store when its marker ``<key>.uploaded`` is t
 uploads a directory file by file, so a run killed half-way leaves some of its objects, which the
 plugin counts as the directory. Snakemake stores a job's outputs one after the other in the order
 declared, so the marker (an empty file Snakemake writes after the job) arrives only once the whole
-directory has; rule all asks for every marker (``Workflow.assembly_targets``). A script also checks
+directory has; rule all asks for every marker (``AssemblyRules.targets`` in run/assembly.py). A script also checks
 every upstream job directory it staged against its manifest before reading it (``stage_spec``).
 
 Local-only state stays in ``<work_dir>/.sandflow`` on the machine that runs snakemake: the run lock
