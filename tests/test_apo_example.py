@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, chat_server, copy_from_repo, interruptible, job_counts, snakemake
 
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
+
+from helpers.chat import chat_server
+from helpers.paths import REPO, copy_from_repo
+from helpers.snakemake import interruptible, job_counts, snakemake
 
 CONFIG = "configs/apo/sandbox.yaml"
 WORK = Path("outputs/apo")

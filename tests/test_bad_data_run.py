@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import snakemake
 
 from sandflow.core.jsonl import BadData, read_objects
 from sandflow.hooks.hf.models import read_texts
+
+from helpers.snakemake import snakemake
 
 GOOD_LINE = json.dumps({"text": "a good sample"})
 # The bytes of a dataset whose third line is bad, and the problem its failure line names.

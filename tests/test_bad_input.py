@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SNAKEFILE, snakemake, snakemake_env
-from tree_files import file_digests
 
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
@@ -29,7 +27,13 @@ from sandflow.plan.model import Job, Plan
 from sandflow.plan.planner import plan_config
 from sandflow.run.specs import job_spec
 
-CASES_DIR = Path(__file__).parent / "data" / "bad_configs"
+from helpers.env import snakemake_env
+from helpers.paths import REPO, SNAKEFILE, TEST_DATA
+from helpers.snakemake import snakemake
+from helpers.tree_files import file_digests
+
+CASES_DIR = TEST_DATA / "bad_configs"
+FORKS_SCRIPT = REPO / "tests" / "helpers" / "snakemake_forks.py"
 INDEX = yaml.safe_load((CASES_DIR / "cases.yaml").read_text())
 BAD: dict[str, dict[str, str]] = INDEX["bad"]
 GOOD: dict[str, dict[str, dict[str, str]]] = INDEX["good"]
@@ -171,9 +175,9 @@ def finished_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def snakemake_cli(finished_work_dir: Path) -> Iterator[Callable[[str], tuple[int, str]]]:
     """Run `snakemake --configfile <name>` in finished_work_dir: its exit code and output. One Snakemake import
-    for all the cases; each runs in a fresh fork (tests/snakemake_forks.py)."""
+    for all the cases; each runs in a fresh fork (tests/helpers/snakemake_forks.py)."""
     forks = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("snakemake_forks.py"))],
+        [sys.executable, str(FORKS_SCRIPT)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -11,9 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, edited_config, snakemake
 
 from sandflow.core import layout
+
+from helpers.paths import REPO
+from helpers.snakemake import edited_config, snakemake
 
 pytestmark = pytest.mark.slow
 

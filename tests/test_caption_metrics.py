@@ -9,9 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from job_runs import job_run
 
 from sandflow.hooks.caption_metrics import caption_scores, coco_caption_evaluator, references
+
+from helpers.job_runs import job_run
 
 JAVA = shutil.which("java") is not None
 

@@ -9,12 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_from_repo, snakemake, snakemake_env
 
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
 from sandflow.plan.history import record_planned
 from sandflow.plan.planner import plan_config
+
+from helpers.env import snakemake_env
+from helpers.paths import copy_from_repo
+from helpers.snakemake import snakemake
 
 DEMO = "configs/demo/sandbox.yaml"
 

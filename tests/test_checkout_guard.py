@@ -1,4 +1,4 @@
-"""conftest's CheckoutGuard, which fails a test module that touches the checkout's outputs/ or .snakemake/:
+"""The CheckoutGuard (tests/helpers/checkout_guard.py), which fails a test module that touches the checkout's outputs/ or .snakemake/:
 here on directories of tmp_path, so these tests touch nothing of the checkout themselves."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import CHECKOUT_GUARD, REPO, CheckoutGuard
+from helpers.checkout_guard import CHECKOUT_GUARD, CheckoutGuard
+from helpers.paths import REPO
 
 
 def test_the_suite_guards_the_checkouts_outputs_and_snakemake_metadata():

@@ -26,8 +26,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import snakemake, snakemake_command, snakemake_env
-from kill_windows import WAIT_S, final_artifacts, kill, partials, start, wait_for
 
 from sandflow.config.load import load_config_file
 from sandflow.core.atomic import write_text_atomic
@@ -38,6 +36,10 @@ from sandflow.run.commit import commit, key_lock_path, new_partial
 from sandflow.run.integrity import altered_artifact, first_altered
 from sandflow.run.runner import run_job
 from sandflow.run.specs import job_spec
+
+from helpers.env import snakemake_env
+from helpers.kill_windows import WAIT_S, final_artifacts, kill, partials, start, wait_for
+from helpers.snakemake import snakemake, snakemake_command
 
 ROWS = "".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(6))
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_from_repo
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.load import load_config
@@ -17,6 +16,8 @@ from sandflow.config.schema import schema_error
 from sandflow.core.layout import decision_path
 from sandflow.plan.model import Plan
 from sandflow.plan.planner import plan_config
+
+from helpers.paths import REPO, copy_from_repo
 
 DOC = REPO / "docs" / "config-forms.md"
 WRITTEN_OUT = "# written out"

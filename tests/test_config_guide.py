@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
 
 from sandflow.cli import main
+
+from helpers.paths import REPO
 
 GUIDE = REPO / "docs" / "configs.md"
 

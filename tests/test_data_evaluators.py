@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from job_runs import job_run
 
 from sandflow.core.jobio import JobFailed
 from sandflow.hooks import data_evaluators
@@ -34,7 +33,10 @@ from sandflow.hooks.data_evaluators import (
     text_quality_evaluator,
 )
 
-DATA = Path(__file__).parent / "data" / "evaluators"
+from helpers.job_runs import job_run
+from helpers.paths import TEST_DATA
+
+DATA = TEST_DATA / "evaluators"
 POOL_0 = str(DATA / "grader_pool_0_inference.jsonl")
 POOL_1 = str(DATA / "grader_pool_1_inference.jsonl")
 PRED_A = str(DATA / "labels_predicted_a.jsonl")

@@ -11,10 +11,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from job_runs import job_run
 
 from sandflow.hooks import data_pools, pool_construction
 from sandflow.hooks.base import JobRun
+
+from helpers.job_runs import job_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STATS = "__dj__stats__"

@@ -14,15 +14,15 @@ import importlib.util
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-GENERATOR = ROOT / "configs" / "data" / "make_demo_dataset.py"
-DATASET = ROOT / "configs" / "data" / "demo" / "demo-dataset.jsonl"
-RECIPE = ROOT / "configs" / "demo" / "process.yaml"
+from helpers.paths import REPO
+
+GENERATOR = REPO / "configs" / "data" / "make_demo_dataset.py"
+DATASET = REPO / "configs" / "data" / "demo" / "demo-dataset.jsonl"
+RECIPE = REPO / "configs" / "demo" / "process.yaml"
 
 # Data-Juicer must not `uv pip install` anything during the tests.
 os.environ.setdefault("UV_OFFLINE", "1")

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, edited_config, job_counts, snakemake
-from kill_windows import start
+
+from helpers.kill_windows import start
+from helpers.paths import REPO
+from helpers.snakemake import edited_config, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OFFLINE_ENV, environ
-from job_runs import file_logger, job_run
 
 from sandflow.hooks import dj_requirements, k_sigma
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import OFFLINE_OPS, missing_requirements
+
+from helpers.env import OFFLINE_ENV, environ
+from helpers.job_runs import file_logger, job_run
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while data juicer cleans good text for small models every day and night"

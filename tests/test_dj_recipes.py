@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OFFLINE_ENV, REPO, environ
-from job_runs import file_logger, job_run
 
 from sandflow.hooks.dj_requirements import PINNED_PACKAGES, lazy_packages, missing_requirements, op_requirements
+
+from helpers.env import OFFLINE_ENV, environ
+from helpers.job_runs import file_logger, job_run
+from helpers.paths import REPO
 
 RECIPES = REPO / "tests" / "data" / "dj_recipes"
 DJ_PROCESS = Path(sys.executable).parent / "dj-process"

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OFFLINE_ENV, environ, snakemake
-from job_runs import file_logger, job_run
 
 from sandflow.cli import main
 from sandflow.config.dj_settings import CACHE_COMPRESS, USE_CACHE
+
+from helpers.env import OFFLINE_ENV, environ
+from helpers.job_runs import file_logger, job_run
+from helpers.snakemake import snakemake
 
 # 40 texts, every fourth one shorter than 40 characters: text_length_filter drops 10, in both halves.
 TEXTS = [f"short {i}." if i % 4 == 0 else f"a sentence long enough to keep, number {i}." for i in range(40)]

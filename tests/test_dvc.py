@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_from_repo, snakemake_env
 from test_benchmarks import tiny_model_demo
 from test_report_figures import training_job
 
@@ -36,6 +35,9 @@ from sandflow.dvc_stage import (
     write_dvc_yaml,
 )
 from sandflow.report import figures as report_figures
+
+from helpers.env import snakemake_env
+from helpers.paths import REPO, copy_from_repo
 
 WORK = "outputs/hpo"
 METRIC = ("sample_search", "evaluate_sample", "min_mse")

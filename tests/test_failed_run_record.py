@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import finished_counts, snakemake
 
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
+
+from helpers.snakemake import finished_counts, snakemake
 
 GOOD = '{"text": "a good sample"}\n'
 BAD = GOOD + "{not json}\n"  # the job reading it fails: 'sandflow: job failed: b.jsonl:2: not JSON (...)'

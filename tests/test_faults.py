@@ -2,7 +2,7 @@
 
 The workflow is a chain of four data-pool jobs on generated data (no Data-Juicer or torch start-up), so
 the kill-and-restart rounds stay short. Each round runs the same config on a fresh work_dir and is killed
-in a window the test forces (tests/kill_windows.py): before any job, during a job (its .partial-*
+in a window the test forces (tests/helpers/kill_windows.py): before any job, during a job (its .partial-*
 directory present), between a job's commit and Snakemake's record of it, during the assembly of
 context_infos.json; then at random moments (fixed seed), each classified by where it landed. The restart
 must finish, no job that had finished before the kill may run again (one killed after it committed but
@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import job_counts, snakemake
-from kill_windows import (
+
+from sandflow.run.integrity import altered_artifact
+
+from helpers.kill_windows import (
     BEFORE_ANY_JOB,
     COMMITTED_NOT_RECORDED,
     DURING_A_JOB,
@@ -43,8 +45,7 @@ from kill_windows import (
     stop_during_a_job,
     stop_during_assembly,
 )
-
-from sandflow.run.integrity import altered_artifact
+from helpers.snakemake import job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import job_counts, snakemake
-from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.format_conversion import (
@@ -30,7 +28,11 @@ from sandflow.hooks.format_conversion import (
     special_token,
 )
 
-DATA = Path(__file__).parent / "data" / "formats"
+from helpers.job_runs import job_run
+from helpers.paths import TEST_DATA
+from helpers.snakemake import job_counts, snakemake
+
+DATA = TEST_DATA / "formats"
 COCO = DATA / "coco_karpathy_train_mini.jsonl"
 VIDEOS = DATA / "demo-dataset-videos.json"
 EXPECTED = DATA / "expected"

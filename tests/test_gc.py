@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import snakemake, snakemake_env
 from test_job_server import write_pool_config
 
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
 from sandflow.run.gc import human
 from sandflow.run.lock import hold_lock
+
+from helpers.env import snakemake_env
+from helpers.snakemake import snakemake
 
 HOOK = "DataPoolManipulationHook"
 UNPLANNED = "0123456789abcdef"  # a key no config here plans

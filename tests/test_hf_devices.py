@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import job_counts, snakemake, snakemake_command, snakemake_env
 from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 from sandflow.core.jobio import JobFailed
@@ -22,6 +21,9 @@ from sandflow.hooks.hf.perplexity import evaluate_perplexity, perplexity_of
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 from sandflow.hooks.hf.train import train_huggingface
 from sandflow.hooks.llm.infer import infer_model
+
+from helpers.env import snakemake_env
+from helpers.snakemake import job_counts, snakemake, snakemake_command
 
 # 1 vs 2 processes: each logged loss (the mean over 2 steps) within this of the other run's. Same global batch,
 # seed and initial weights, and no dropout: what is left is float summation order (DDP's all-reduce sums the two

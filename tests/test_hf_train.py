@@ -17,13 +17,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.hf import models as hf_models
 from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 from sandflow.hooks.hf.train import huggingface_train_requirements, train_huggingface
+
+from helpers.job_runs import job_run
 
 COLOURS = "red green blue brown black white".split()
 ANIMALS = "cat dog fox bird cow horse".split()

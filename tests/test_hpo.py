@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_from_repo, hpo_search_command, job_counts, snakemake, snakemake_env
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.hpo_spec import load_hpo, trials
 from sandflow.config.load import load_config
 from sandflow.plan.planner import plan_config
+
+from helpers.env import snakemake_env
+from helpers.paths import REPO, copy_from_repo
+from helpers.snakemake import hpo_search_command, job_counts, snakemake
 
 CONFIG = "configs/hpo/sandbox.yaml"
 SEARCH = "configs/hpo/search.yaml"

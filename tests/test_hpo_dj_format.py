@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_from_repo, job_counts, snakemake
 
 from sandflow.cli import main
 from sandflow.config.hpo_spec import OpArgument, load_hpo, trials
 from sandflow.config.load import load_config
 from sandflow.plan.model import Plan
 from sandflow.plan.planner import plan_config
+
+from helpers.paths import copy_from_repo
+from helpers.snakemake import job_counts, snakemake
 
 CONFIG = "configs/hpo/dj_format.yaml"
 SEARCH = "configs/hpo/dj_format_search.yaml"

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_from_repo, hpo_search_command, job_counts, snakemake, snakemake_env
 
 from sandflow.run.lock import INHERITED_LOCK, lock_path
+
+from helpers.env import snakemake_env
+from helpers.paths import REPO, copy_from_repo
+from helpers.snakemake import hpo_search_command, job_counts, snakemake
 
 CONFIG = "configs/hpo/sandbox.yaml"
 WORK = Path("outputs/hpo")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, chat_server, copy_from_repo, finished_counts, job_counts, snakemake
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.load import load_config
@@ -25,6 +24,10 @@ from sandflow.core.layout import decision_path
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
 from sandflow.plan.iterations import decide
 from sandflow.plan.planner import plan_config
+
+from helpers.chat import chat_server
+from helpers.paths import REPO, copy_from_repo
+from helpers.snakemake import finished_counts, job_counts, snakemake
 
 CONFIG = "configs/iterate/sandbox.yaml"
 WORK = Path("outputs/iterate")

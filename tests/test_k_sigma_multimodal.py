@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from job_runs import file_logger, job_run
 
 from sandflow.hooks.k_sigma import refine_recipe, refine_recipe_via_k_sigma
+
+from helpers.job_runs import file_logger, job_run
 
 SUMMARY = {
     "image_sizes": {"count": 40, "mean": 200_000.0, "std": 50_000.0, "min": 20_000.0, "max": 900_000.0},

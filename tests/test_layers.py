@@ -1,9 +1,10 @@
 """The packages are layers: a module imports only from its own layer or the ones below it (docs/design.md)."""
 
 import ast
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sandflow"
+from helpers.paths import REPO
+
+PACKAGE = REPO / "src" / "sandflow"
 # Lowest first. Top-level modules (cli, lineage, dvc_stage, hpo_search) and devtools may import anything.
 LAYERS = ["core", "config", "report", "hooks", "plan", "run"]
 

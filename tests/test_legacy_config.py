@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import RECIPE
 
 from sandflow.config.load import load_config
 from sandflow.plan.model import Job
 from sandflow.plan.planner import plan_config
+
+from helpers.recipe import RECIPE
 
 VALUES = {
     "path_k_sigma_recipe": "./out/k_sigma.yaml",
@@ -179,7 +180,9 @@ class DemoRun(NamedTuple):
 def run_both_recipes_on_the_demo_data(tmp_path: Path, **keys: object) -> DemoRun:
     """The guide's form with k-sigma, model feedback and these keys, run by snakemake on a copy of the demo data."""
     import yaml
-    from conftest import copy_from_repo, finished_counts, snakemake
+
+    from helpers.paths import copy_from_repo
+    from helpers.snakemake import finished_counts, snakemake
 
     copy_from_repo(tmp_path, "configs/demo", "configs/data/demo")
     recipe = yaml.safe_load((tmp_path / "configs/demo/process.yaml").read_text())
@@ -215,7 +218,7 @@ def test_both_recipes_run_on_the_demo_data(tmp_path: Path, monkeypatch: pytest.M
     """The guide's form with k-sigma and model feedback: the model (a local stand-in for an API model) answers a
     probe sample of the analysed demo data; model feedback narrows k-sigma's recipe to that sample's stat ranges;
     process runs the result."""
-    from conftest import chat_server
+    from helpers.chat import chat_server
 
     monkeypatch.setenv("SANDFLOW_TEST_LEGACY_KEY", "sk-test-legacy")
     with chat_server(lambda messages: "ok") as server:

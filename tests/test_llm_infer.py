@@ -24,8 +24,6 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # peft looks base models up on the hub when saving adapters
 
-from job_runs import file_logger, job_run
-
 from sandflow.core.jobio import JobFailed
 from sandflow.devtools.loopback_chat import ChatServer, answer_for
 from sandflow.hooks.base import JobRun
@@ -34,7 +32,10 @@ from sandflow.hooks.llm import infer as llm_infer
 from sandflow.hooks.llm import messages as llm_messages
 from sandflow.hooks.llm.infer import api_requirements, infer_model, probe_via_model_infer, vllm_requirements
 
-DATA = Path(__file__).parent / "data" / "llm"
+from helpers.job_runs import file_logger, job_run
+from helpers.paths import TEST_DATA
+
+DATA = TEST_DATA / "llm"
 POOL_0 = DATA / "math_qa_pool_0.jsonl"
 POOL_1 = DATA / "math_qa_pool_1.jsonl"
 SECRET = "sk-test-0123456789-do-not-leak"

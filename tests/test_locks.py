@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_from_repo, hpo_search_command, snakemake, snakemake_env
 from test_job_server import write_pool_config
 
 from sandflow.config.load import load_config_file
@@ -26,6 +25,10 @@ from sandflow.hpo_search import WorkDirBusy, WorkDirTurns
 from sandflow.plan.planner import plan_config
 from sandflow.run import lock
 from sandflow.run.lock import STALE_AFTER_S, LockRefused, hold_lock, lock_path
+
+from helpers.env import snakemake_env
+from helpers.paths import REPO, copy_from_repo
+from helpers.snakemake import hpo_search_command, snakemake
 
 as_root = pytest.mark.skipif(os.getuid() != 0, reason="another user's lock needs root (chown, setuid)")
 NOBODY = 65534

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, edited_config, job_counts, snakemake
+
+from helpers.paths import REPO
+from helpers.snakemake import edited_config, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 

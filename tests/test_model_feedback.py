@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.model_feedback import CHANGES_CSV, refine_recipe_via_model_feedback
+
+from helpers.job_runs import job_run
 
 RECIPE = {
     "project_name": "p",

@@ -7,12 +7,13 @@ import logging
 from pathlib import Path
 
 import pytest
-from job_runs import job_run
 
 from sandflow.core.jobio import JobFailed
 from sandflow.hooks import modelscope as modelscope_hooks
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.registry import HOOKS, missing_requirements
+
+from helpers.job_runs import job_run
 
 pytestmark = pytest.mark.skipif(modelscope_hooks.modelscope_available(), reason="modelscope is installed here")
 

@@ -1,5 +1,5 @@
 """The job store in an object store: real snakemake with snakemake-storage-plugin-s3 against moto's S3
-server on 127.0.0.1 (tests/s3_bucket.py), credentials from environment variables only.
+server on 127.0.0.1 (tests/helpers/s3_bucket.py), credentials from environment variables only.
 
 A cold run must leave every job directory (artifacts, manifest, record, marker) and context_infos.json in
 the bucket, with records identical to a local run's; a rerun from a directory that has never seen the run
@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import job_counts, snakemake
-from s3_bucket import (
+
+from sandflow.core.jobio import write_json
+from sandflow.core.layout import CONTEXT_FILE, MANIFEST_FILE
+from sandflow.run.runner import manifest_of
+from sandflow.run.storage import STAGED, UPLOADED, Staging, stage_spec, staging_root
+
+from helpers.s3_bucket import (
     BUCKET,
     S3_PROFILE,
     SECRET,
@@ -31,11 +36,7 @@ from s3_bucket import (
     whole_jobs,
     write_config,
 )
-
-from sandflow.core.jobio import write_json
-from sandflow.core.layout import CONTEXT_FILE, MANIFEST_FILE
-from sandflow.run.runner import manifest_of
-from sandflow.run.storage import STAGED, UPLOADED, Staging, stage_spec, staging_root
+from helpers.snakemake import job_counts, snakemake
 
 # ---- the mapping between planned and staged paths (no server needed) ------------------------------
 

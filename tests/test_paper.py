@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, job_counts, snakemake
 
 from sandflow.report.search_report import as_list, rows_for
+
+from helpers.paths import REPO
+from helpers.snakemake import job_counts, snakemake
 
 # The cold run allows 2400 s on a slow machine (see cold below): above pyproject's per-test timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import RECIPE
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.load import load_config
 from sandflow.plan.planner import plan_config
+
+from helpers.recipe import RECIPE
 
 
 @pytest.fixture(autouse=True)

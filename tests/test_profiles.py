@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, SNAKEFILE
 
 from sandflow.config.load import load_config_file
 from sandflow.hooks.registry import HOOKS
@@ -34,6 +33,8 @@ from sandflow.run.resources import (
     family_of,
     job_resources,
 )
+
+from helpers.paths import REPO, SNAKEFILE
 
 PROFILES = REPO / "profiles"
 ENVS = REPO / "envs"

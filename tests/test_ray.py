@@ -24,13 +24,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OFFLINE_ENV, environ
-from job_runs import file_logger, job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import missing_requirements
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.env import OFFLINE_ENV, environ
+from helpers.job_runs import file_logger, job_run
+from helpers.paths import REPO
+
 DEMO_DATA = REPO / "configs/data/demo/demo-dataset.jsonl"
 SLICE_ROWS = 900  # rows 0-899 hold 9 of the 45 planted noisy samples
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, edited_config, job_counts, snakemake
 from test_config_guide import examples
 
 from sandflow.cli import main
+
+from helpers.paths import REPO
+from helpers.snakemake import edited_config, job_counts, snakemake
 
 README = REPO / "README.md"
 CONFIG = "my_experiment.yaml"

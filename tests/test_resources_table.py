@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, snakemake_command, snakemake_env
 from test_profiles import EVERY_HOOK
 
 from sandflow.config.load import load_config_file
 from sandflow.devtools import resources_table
 from sandflow.plan.planner import plan_config
+
+from helpers.env import snakemake_env
+from helpers.paths import REPO
+from helpers.snakemake import snakemake_command
 
 DOC = REPO / "docs" / "resources.md"
 

@@ -18,14 +18,16 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, snakemake
-from job_runs import file_logger, job_run
 
 from sandflow.cli import main
 from sandflow.core.jobio import JobFailed
 from sandflow.core.listeners import listener_uids
 from sandflow.devtools.loopback_chat import ChatServer
 from sandflow.hooks.llm.infer import infer_model
+
+from helpers.job_runs import file_logger, job_run
+from helpers.paths import REPO
+from helpers.snakemake import snakemake
 
 DATA = REPO / "tests" / "data" / "llm" / "math_qa_pool_1.jsonl"
 SECRET = "sk-secrets-test-0123456789"

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_from_repo, snakemake
 
 from sandflow.cli import main
+
+from helpers.paths import copy_from_repo
+from helpers.snakemake import snakemake
 
 RESUME = (
     "resume: false changes nothing: a run always reuses the jobs that finished with the same inputs "

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import chat_server, snakemake, snakemake_env
 from test_job_server import request_for, write_pool_config
 
 from sandflow.cli import main
@@ -38,6 +37,11 @@ from sandflow.hooks.llm.chat import ApiChat
 from sandflow.plan.planner import plan_config
 from sandflow.run import job_server
 from sandflow.run.context import assemble
+
+from helpers.chat import chat_server
+from helpers.env import snakemake_env
+from helpers.paths import SNAKEFILE
+from helpers.snakemake import snakemake
 
 OTHER_UID = 65534  # nobody
 as_root = pytest.mark.skipif(os.getuid() != 0, reason="a second uid needs root (chown, setuid)")
@@ -137,7 +141,7 @@ def test_a_run_with_a_planted_socket_directory_exits_2_in_one_line(tmp_path: Pat
     work = tmp_path / "w"
     work.mkdir()
     config = write_pool_config(work, 10)
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(Path(__file__).parents[1] / "Snakefile")]
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
     env = {**snakemake_env(), "TMPDIR": str(tmp), "SANDFLOW_JOB_SERVER": "1"}
     env.pop("XDG_RUNTIME_DIR", None)
     result = subprocess.run(

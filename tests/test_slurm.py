@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 import snakemake
-from conftest import REPO, SLURM_SETUP, interruptible, job_counts, set_up_slurm, snakemake_command, snakemake_env
+
+from helpers.env import snakemake_env
+from helpers.paths import REPO
+from helpers.slurm import SLURM_SETUP, set_up_slurm
+from helpers.snakemake import interruptible, job_counts, snakemake_command
 
 PROFILE = REPO / "profiles" / "slurm-ci"
 CONFIG = "tests/data/slurm/sandbox.yaml"

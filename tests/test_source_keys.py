@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import job_counts, snakemake_command, snakemake_env
 
 import sandflow
+
+from helpers.env import snakemake_env
+from helpers.snakemake import job_counts, snakemake_command
 
 PACKAGE = Path(sandflow.__file__).resolve().parent
 # merge (data_pools.py) -> sample (data_pools.py) -> evaluate (data_evaluators.py); count (data_pools.py) alone.

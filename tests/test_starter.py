@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, job_counts, snakemake
 
 from sandflow.cli import main
 from sandflow.config.load import load_config_file
 from sandflow.config.tree import leaves
 from sandflow.plan.planner import plan_config
 from sandflow.starter import TEMPLATES, template_files, template_root
+
+from helpers.paths import REPO
+from helpers.snakemake import job_counts, snakemake
 
 NAMES = sorted(TEMPLATES)
 

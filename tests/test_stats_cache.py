@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OFFLINE_ENV, REPO, environ, snakemake
-from job_runs import file_logger, job_run
 
 from sandflow.core.layout import stats_cache_dir
 from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks.dj_stats_cache import COVERED, OFF_VARIABLE
 from sandflow.hooks.dj_stats_store import OpStats, cache_size
+
+from helpers.env import OFFLINE_ENV, environ
+from helpers.job_runs import file_logger, job_run
+from helpers.paths import REPO
+from helpers.snakemake import snakemake
 
 DEMO_ROWS = (REPO / "configs/data/demo/demo-dataset.jsonl").read_text().splitlines(keepends=True)
 # Edge cases next to demo rows: short, multi-line, non-ASCII, repetitive, symbols only.

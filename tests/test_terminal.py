@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import snakemake, snakemake_env
 
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
+
+from helpers.env import snakemake_env
+from helpers.snakemake import snakemake
 
 # What progress bars leave in text: tqdm's bar and rate, Hugging Face datasets' rate.
 PROGRESS = re.compile(r"\d+%\|.*\||examples/s|it/s\]")

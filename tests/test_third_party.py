@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, UPSTREAM_CONFIGS
-from job_runs import job_run
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.third_party.easyanimate import (
@@ -36,6 +34,9 @@ from sandflow.hooks.third_party.internvl import (
 )
 from sandflow.hooks.third_party.trinity import trinity_requirements, trinity_rft_train
 from sandflow.hooks.third_party.vbench import vbench_requirements, vbench_video_evaluator
+
+from helpers.job_runs import job_run
+from helpers.paths import REPO, UPSTREAM_CONFIGS
 
 STAND_INS = REPO / "tests" / "data" / "stand_ins"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import job_counts, snakemake
 
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
+
+from helpers.snakemake import job_counts, snakemake
 
 # (pipeline, meta_name, hook[ type], [1-based numbers of the jobs it depends on]) in sequential order.
 EXPECTED_GRAPHS = {

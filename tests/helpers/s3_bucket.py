@@ -1,5 +1,5 @@
 """Helpers of tests/test_object_store.py: the workflow its runs use and its data, what a bucket holds, and
-stopping a run in a window (as tests/kill_windows.py does locally: the test watches the bucket, freezes the run
+stopping a run in a window (as tests/helpers/kill_windows.py does locally: the test watches the bucket, freezes the run
 with SIGSTOP once the window is on, reads where the stop landed, and only then kills it).
 
 The workflow is a chain of fast jobs (downsample, duplicate, an mse evaluation of the duplicated pools)
@@ -17,10 +17,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import REPO, snakemake, snakemake_command, snakemake_env
-
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
 from sandflow.run.storage import SNAKEMAKE_TIMESTAMP, UPLOADED
+
+from helpers.env import snakemake_env
+from helpers.paths import REPO
+from helpers.snakemake import snakemake, snakemake_command
 
 BUCKET = "sandflow-jobs"
 # Fake, but unmistakable: it must never appear in anything the run writes.

@@ -19,10 +19,11 @@ from base64 import urlsafe_b64decode
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import snakemake_command, snakemake_env
-from tree_files import file_digests
-
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE
+
+from helpers.env import snakemake_env
+from helpers.snakemake import snakemake_command
+from helpers.tree_files import file_digests
 
 BEFORE_ANY_JOB = "before any job"
 DURING_A_JOB = "during a job (.partial-* present)"
