@@ -1,4 +1,4 @@
-"""Helpers of tests/test_object_store.py: the workflow its runs use and its data, what a bucket holds, and
+"""Helpers of tests/workflow/test_object_store.py: the workflow its runs use and its data, what a bucket holds, and
 stopping a run in a window (as tests/helpers/kill_windows.py does locally: the test watches the bucket, freezes the run
 with SIGSTOP once the window is on, reads where the stop landed, and only then kills it).
 

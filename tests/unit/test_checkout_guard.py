@@ -77,7 +77,7 @@ def test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_
         os.listdir("outputs/run")
     finally:
         guard.active = False
-    me = "tests/test_checkout_guard.py::test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_not"
+    me = "tests/unit/test_checkout_guard.py::test_reads_in_process_are_recorded_with_the_test_and_the_guards_own_walk_is_not"
     assert guard.reads == [
         f"{me} read {outputs / 'run' / 'context.json'} (open)",
         f"{me} read {outputs / 'run'} (os.listdir)",

@@ -4,7 +4,7 @@ Each test plants something (a socket directory of the wrong mode, owner or kind,
 directory on the way to a link, a path-shaped name, a secret header, plain http to another host) and checks the
 safe outcome: exit 2 or a refusal in one line, or the safe fallback, nothing written outside the work_dir,
 no secret in any file. The config-level cases (names, headers, api_key_env, http) are in the bad-input corpus
-(tests/data/bad_configs/cases.yaml, name_* and cred_*), checked by tests/test_bad_input.py; here they go
+(tests/data/bad_configs/cases.yaml, name_* and cred_*), checked by tests/workflow/test_bad_input.py; here they go
 through the places a run writes.
 
 A second uid exists only when the tests run as root: then a directory owned by another user and a connection

@@ -32,7 +32,7 @@ from helpers.snakemake import finished_counts, job_counts, snakemake
 CONFIG = "configs/iterate/sandbox.yaml"
 WORK = Path("outputs/iterate")
 KEY_ENV = "ITERATE_API_KEY"
-# By configs/apo/grader.py's rules (see tests/test_apo_example.py) over its 14 questions: the best
+# By configs/apo/grader.py's rules (see tests/workflow/test_apo_example.py) over its 14 questions: the best
 # prompt after one improvement checks the final answer and answers ONLY a number (3 errors in 14);
 # after two, it checks each calculation (1 error in 14, the reasoning mistake it cannot see).
 BEST_MSE = {1: Fraction(3, 14), 2: Fraction(1, 14), 3: Fraction(1, 14)}

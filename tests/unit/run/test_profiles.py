@@ -1,7 +1,7 @@
 """Where jobs run: the profiles, and each job's resources, conda env and container image as Snakemake plans them.
 
-The envs/ files themselves: tests/test_envs.py; the table of it all and a dry run through profiles/slurm:
-tests/test_resources_table.py.
+The envs/ files themselves: tests/unit/test_envs.py; the table of it all and a dry run through profiles/slurm:
+tests/workflow/test_resources_table.py.
 """
 
 from __future__ import annotations
