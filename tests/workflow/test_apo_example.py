@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sandflow.core.jsonl import read_objects
 from sandflow.devtools.loopback_chat import ChatServer, load_answer
 
 from helpers.chat import chat_server
@@ -79,10 +80,6 @@ INFERRED_DIR = "outputs/apo/infer_results/iter_1"
 MERGED = "outputs/apo/merged_top_generated_prompts/iter_1/new_prompts.jsonl/prompts_ignore_stats__merged.jsonl"
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def grader_request(prompt: str, question: dict) -> list[dict[str, str]]:
     """What build_messages_for_math_qa sends for one (prompt, question) pair."""
     return [
@@ -107,12 +104,12 @@ def grade():
 
 @pytest.fixture(scope="module")
 def questions() -> list[dict]:
-    return read_jsonl(REPO / "configs/data/apo/questions.jsonl")
+    return read_objects(REPO / "configs/data/apo/questions.jsonl")
 
 
 @pytest.fixture(scope="module")
 def prompts() -> list[str]:
-    return [item["prompt"] for item in read_jsonl(REPO / "configs/apo/prompts.jsonl")]
+    return [item["prompt"] for item in read_objects(REPO / "configs/apo/prompts.jsonl")]
 
 
 def test_questions_carry_the_planted_mistakes(grade, questions):
@@ -308,9 +305,9 @@ def test_pools_joins_and_grades_are_published_under_upstream_names(
     assert sorted(p.name for p in (run_dir / JOINED_DIR).iterdir()) == JOINED
     assert sorted(p.name for p in (run_dir / INFERRED_DIR).iterdir()) == INFERRED
     for i, prompt in enumerate(prompts):
-        assert read_jsonl(run_dir / POOLS_DIR / POOLS[i]) == [{"prompt": prompt}]
-        assert read_jsonl(run_dir / JOINED_DIR / JOINED[i]) == [{"prompt": prompt, **q} for q in questions]
-        graded = read_jsonl(run_dir / INFERRED_DIR / INFERRED[i])
+        assert read_objects(run_dir / POOLS_DIR / POOLS[i]) == [{"prompt": prompt}]
+        assert read_objects(run_dir / JOINED_DIR / JOINED[i]) == [{"prompt": prompt, **q} for q in questions]
+        graded = read_objects(run_dir / INFERRED_DIR / INFERRED[i])
         assert [{k: v for k, v in g.items() if k != "grades"} for g in graded] == [
             {"prompt": prompt, **q} for q in questions
         ]
@@ -354,7 +351,7 @@ def test_context_infos_hold_the_mse_per_prompt_ranking_and_merged_prompts(run_di
     assert rank["meta_name"] == "rank_single_prompt_data_pools"
     top = rank["top3_prompt_data_pool_paths"]
     assert top == [f"{POOLS_DIR}/{POOLS[i]}" for i in EXPECTED_RANKING[:TOP_N]]
-    assert [read_jsonl(run_dir / p) for p in top] == [[{"prompt": prompts[i]}] for i in EXPECTED_RANKING[:TOP_N]]
+    assert [read_objects(run_dir / p) for p in top] == [[{"prompt": prompts[i]}] for i in EXPECTED_RANKING[:TOP_N]]
     assert merge == {"meta_name": "merge_single_prompt_data_pools", "merged_top_prompt_dataset": MERGED}
     expected = "".join(json.dumps({"prompt": prompts[i]}, ensure_ascii=False) + "\n" for i in EXPECTED_RANKING[:TOP_N])
     assert (run_dir / MERGED).read_text(encoding="utf-8") == expected

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sandflow.core.jsonl import read_objects
+
 from helpers.kill_windows import start
 from helpers.paths import REPO
 from helpers.snakemake import edited_config, job_counts, snakemake
@@ -26,10 +28,6 @@ pytestmark = pytest.mark.slow
 CONFIG = "configs/demo/sandbox.yaml"
 WORK = Path("outputs/demo-sandbox")
 PUBLISHED = ["outputs/demo-process/iter_1/demo-processed.jsonl", "outputs/demo-process/k_sigma_new_recipe.yaml"]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def digest(path: Path) -> str:
@@ -84,8 +82,8 @@ def test_cold_run_runs_every_job_and_the_refined_recipe_drops_exactly_the_plante
     original = yaml.safe_load((run_dir / "configs/demo/process.yaml").read_text())
     refined = yaml.safe_load((run_dir / "outputs/demo-process/k_sigma_new_recipe.yaml").read_text())
     assert refined["process"] != original["process"]
-    samples = read_jsonl(run_dir / "configs/data/demo/demo-dataset.jsonl")
-    kept = read_jsonl(run_dir / "outputs/demo-process/iter_1/demo-processed.jsonl")
+    samples = read_objects(run_dir / "configs/data/demo/demo-dataset.jsonl")
+    kept = read_objects(run_dir / "outputs/demo-process/iter_1/demo-processed.jsonl")
     clean_ids = {s["meta"]["id"] for s in samples if not s["meta"]["planted"]}
     assert {s["meta"]["id"] for s in kept} == clean_ids
     assert len(clean_ids) < len(samples)

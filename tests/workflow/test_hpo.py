@@ -18,6 +18,7 @@ import yaml
 from sandflow.config.errors import ConfigError
 from sandflow.config.hpo_spec import load_hpo, trials
 from sandflow.config.load import load_config
+from sandflow.core.jsonl import read_objects
 from sandflow.plan.planner import plan_config
 
 from helpers.env import snakemake_env
@@ -178,7 +179,7 @@ def sample_mse(run_dir: Path, trial: int) -> float:
     (sample,) = (
         run_dir / WORK / "hpo" / f"trial_{trial}" / "pipelines" / "sample_search" / "iter_1" / "draw_sample"
     ).rglob("*.jsonl")
-    rows = [json.loads(line) for line in sample.read_text().splitlines()]
+    rows = read_objects(sample)
     return sum((row["grade"] - row["truth"]) ** 2 for row in rows) / len(rows)
 
 

@@ -17,6 +17,7 @@ import yaml
 from sandflow.cli import main
 from sandflow.config.hpo_spec import OpArgument, load_hpo, trials
 from sandflow.config.load import load_config
+from sandflow.core.jsonl import read_objects
 from sandflow.plan.model import Plan
 from sandflow.plan.planner import plan_config
 
@@ -253,10 +254,6 @@ def test_snakemake_stops_a_bayes_file_before_any_job_naming_hpo_search(copy: Pat
 # --- end to end ------------------------------------------------------------------------------------
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.mark.slow
 def test_the_dj_format_search_runs_each_trial_with_its_recipe_and_finds_the_best(copy: Path):
     assert job_counts(snakemake(copy, CONFIG)) == {
@@ -269,12 +266,12 @@ def test_the_dj_format_search_runs_each_trial_with_its_recipe_and_finds_the_best
         "hpo_summary": 1,
         "all": 1,
     }
-    merged = [row for path in ANNOTATIONS for row in rows(copy / path)]
+    merged = [row for path in ANNOTATIONS for row in read_objects(copy / path)]
     mse = {}
     for trial, values in enumerate(trials(load_hpo(SEARCH)), 1):
         directory = copy / WORK / "hpo" / f"trial_{trial}" / "pipelines" / "anonymous" / "iter_1"
         (cleaned,) = (directory / "clean_annotations").rglob("cleaned.jsonl")
-        kept = rows(cleaned)
+        kept = read_objects(cleaned)
         # Data-Juicer ran the trial's recipe: exactly the rows at least min_len characters long.
         assert [row["text"] for row in kept] == [row["text"] for row in merged if len(row["text"]) >= values[MIN_LEN]]
         mse[trial] = sum((row["grade"] - row["truth"]) ** 2 for row in kept) / len(kept)

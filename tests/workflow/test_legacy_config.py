@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pytest
 
 from sandflow.config.load import load_config
+from sandflow.core.jsonl import read_objects
 from sandflow.plan.model import Job
 from sandflow.plan.planner import plan_config
 
@@ -209,10 +210,6 @@ def run_both_recipes_on_the_demo_data(tmp_path: Path, **keys: object) -> DemoRun
     return DemoRun(recipe, jobs, contexts, context, k_sigma, feedback)
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.mark.slow
 def test_both_recipes_run_on_the_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The guide's form with k-sigma and model feedback: the model (a local stand-in for an API model) answers a
@@ -243,7 +240,7 @@ def test_both_recipes_run_on_the_demo_data(tmp_path: Path, monkeypatch: pytest.M
         "ProcessDataHook": 1,
     }
     # model feedback read the model's answers, which carry the stats of the analysed samples
-    answers = rows(
+    answers = read_objects(
         tmp_path / run.context["RefineRecipeViaModelFeedbackHook"]["config"]["extra_configs"]["dataset_path"]
     )
     assert 100 < len(answers) < 200 and all(row["response"] == "ok" for row in answers)  # 5 % of 3,000
@@ -256,7 +253,7 @@ def test_both_recipes_run_on_the_demo_data(tmp_path: Path, monkeypatch: pytest.M
     before, after = run.k_sigma["process"][0]["text_length_filter"], run.feedback["process"][0]["text_length_filter"]
     assert after["min_len"] > before["min_len"] and after["max_len"] > before["max_len"]
     # every sample process kept is inside model feedback's text length range
-    processed = rows(tmp_path / run.context["ProcessDataHook"]["values"][0])
+    processed = read_objects(tmp_path / run.context["ProcessDataHook"]["values"][0])
     assert 0 < len(processed) < 3000
     assert all(min(lengths) <= len(row["text"]) <= max(lengths) for row in processed)
 
@@ -288,8 +285,8 @@ def test_the_issue_case_without_a_model_runs_on_the_demo_data(tmp_path: Path):
     analysers = run.contexts["ProbeViaAnalyzerHook"]
     (first,) = [c for c in analysers if c["config"]["dj_configs"]["dataset_path"].endswith("demo-dataset.jsonl")]
     assert analysed_path == first["values"][0]
-    analysed = rows(tmp_path / analysed_path)
-    original = rows(tmp_path / "configs/data/demo/demo-dataset.jsonl")
+    analysed = read_objects(tmp_path / analysed_path)
+    original = read_objects(tmp_path / "configs/data/demo/demo-dataset.jsonl")
     assert [row["text"] for row in analysed] == [row["text"] for row in original]
     # every threshold is its stat's observed [min, max] over the analysed rows
     for entry in run.feedback["process"]:
@@ -302,7 +299,7 @@ def test_the_issue_case_without_a_model_runs_on_the_demo_data(tmp_path: Path):
     # k-sigma's recipe would have dropped the planted noise; model feedback's keeps all of it
     cut = run.k_sigma["process"][0]["text_length_filter"]
     assert any(not cut["min_len"] <= n <= cut["max_len"] for n in texts)
-    assert len(rows(tmp_path / run.context["ProcessDataHook"]["values"][0])) == len(original) == 3000
+    assert len(read_objects(tmp_path / run.context["ProcessDataHook"]["values"][0])) == len(original) == 3000
     # the analysed rows are published beside the processed data, not overwritten by it
     infos = json.loads((tmp_path / "outputs/legacy/context_infos.json").read_text())[0]["pipeline_infos"][0][
         "job_infos"
@@ -312,4 +309,4 @@ def test_the_issue_case_without_a_model_runs_on_the_demo_data(tmp_path: Path):
         "analysed_dataset_path": "outputs/demo-process/iter_1/demo-processed_analysed.jsonl",
         "processed_dataset_path": "outputs/demo-process/iter_1/demo-processed.jsonl",
     }
-    assert rows(tmp_path / published["analysed_dataset_path"]) == analysed
+    assert read_objects(tmp_path / published["analysed_dataset_path"]) == analysed

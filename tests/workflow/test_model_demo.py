@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from sandflow.core.jsonl import read_objects
+
 from helpers.paths import REPO
 from helpers.snakemake import edited_config, job_counts, snakemake
 
@@ -24,10 +26,6 @@ CONFIG = "configs/model_demo/sandbox.yaml"
 WORK = Path("outputs/model-demo")
 BOOKKEEPING = {"publication_record": 1, "context_infos": 1, "all": 1}
 INFERENCE = "outputs/model-demo/inference/iter_1/qa_inference.jsonl"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def job_infos(run_dir: Path) -> dict[str, dict]:
@@ -81,8 +79,8 @@ def test_cold_run_runs_each_job_once(run_dir: Path, cold: dict):
 
 
 def test_data_juicer_drops_exactly_the_junk_rows(run_dir: Path, cold: dict):
-    rows = read_jsonl(run_dir / "configs/data/model_demo/train.jsonl")
-    kept = read_jsonl(run_dir / "outputs/model-demo/data/iter_1/train-clean.jsonl")
+    rows = read_objects(run_dir / "configs/data/model_demo/train.jsonl")
+    kept = read_objects(run_dir / "outputs/model-demo/data/iter_1/train-clean.jsonl")
     assert [r["meta"]["id"] for r in kept] == [r["meta"]["id"] for r in rows if not r["meta"]["junk"]]
     assert len(kept) < len(rows)
 
@@ -110,8 +108,8 @@ def test_model_learns_the_facts_and_context_infos_holds_the_metrics(run_dir: Pat
     assert 0.4 < perplexity["token_accuracy"] < 0.95
 
     # The accuracy is recomputed here from the published answers, and must be far above chance (1 in 20).
-    answers = read_jsonl(run_dir / INFERENCE)
-    truth = read_jsonl(run_dir / "configs/data/model_demo/qa.jsonl")
+    answers = read_objects(run_dir / INFERENCE)
+    truth = read_objects(run_dir / "configs/data/model_demo/qa.jsonl")
     assert [a["id"] for a in answers] == [t["id"] for t in truth]
     assert all(a["predicted_answer"] and " " not in a["predicted_answer"] for a in answers)
     hits = sum(a["predicted_answer"] == t["answer"] for a, t in zip(answers, truth))
@@ -147,10 +145,10 @@ def test_the_committed_data_is_what_the_generator_makes(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in committed.iterdir())
     for path in tmp_path.iterdir():
         assert path.read_bytes() == (committed / path.name).read_bytes(), path.name
-    qa = read_jsonl(committed / "qa.jsonl")
+    qa = read_objects(committed / "qa.jsonl")
     capitals = [row["answer"] for row in qa]
     assert len(set(capitals)) == len(capitals) and all(c.isalpha() for c in capitals)
-    training_texts = {row["text"] for row in read_jsonl(committed / "train.jsonl")}
-    assert not training_texts & {row["text"] for row in read_jsonl(committed / "heldout.jsonl")}
+    training_texts = {row["text"] for row in read_objects(committed / "train.jsonl")}
+    assert not training_texts & {row["text"] for row in read_objects(committed / "heldout.jsonl")}
     for row in qa:  # every fact the model is asked about is in its training texts
         assert any(f"{row['query']} {row['answer']}." in text for text in training_texts)

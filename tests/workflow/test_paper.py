@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sandflow.core.jsonl import read_objects
 from sandflow.report.search_report import as_list, rows_for
 
 from helpers.paths import REPO
@@ -149,7 +150,7 @@ def test_the_findings_the_flagship_guide_reports_for_the_reduced_run(run_dir: Pa
 def test_the_final_recipe_holds_the_best_pools_stat_ranges(run_dir: Path, cold: dict):
     jobs = infos(run_dir)
     recipe = yaml.safe_load((run_dir / jobs[("duplicate", "final_recipe")]["final_recipe"]).read_text())
-    best = [json.loads(line) for line in (run_dir / jobs[("duplicate", "rank")]["best_pool"]).read_text().splitlines()]
+    best = read_objects(run_dir / jobs[("duplicate", "rank")]["best_pool"])
     ratios = [sample["__dj__stats__"]["alnum_ratio"] for sample in best]
     (alnum,) = [op["alphanumeric_filter"] for op in recipe["process"] if "alphanumeric_filter" in op]
     assert (alnum["min_ratio"], alnum["max_ratio"]) == (min(ratios), max(ratios))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import yaml
 from test_config_guide import examples
 
 from sandflow.cli import main
+from sandflow.core.jsonl import read_objects
 
 from helpers.paths import REPO
 from helpers.snakemake import edited_config, job_counts, snakemake
@@ -62,10 +62,8 @@ def test_the_readme_config_has_15_lines_and_checks(demo_dir: Path, capsys: pytes
 def test_the_readme_config_drops_the_planted_samples_and_a_new_k_reruns_refine_and_process(demo_dir: Path):
     Path(CONFIG).write_text(readme_config())
     snakemake(demo_dir, CONFIG)
-    samples = [json.loads(line) for line in Path("configs/data/demo/demo-dataset.jsonl").read_text().splitlines()]
-    kept = [
-        json.loads(line) for line in Path("outputs/demo-process/iter_1/demo-processed.jsonl").read_text().splitlines()
-    ]
+    samples = read_objects(Path("configs/data/demo/demo-dataset.jsonl"))
+    kept = read_objects(Path("outputs/demo-process/iter_1/demo-processed.jsonl"))
     assert {s["meta"]["id"] for s in kept} == {s["meta"]["id"] for s in samples if not s["meta"]["planted"]}
     assert (
         yaml.safe_load(Path("outputs/my_recipe.yaml").read_text())["process"]

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import snakemake
 
+from sandflow.core.jsonl import read_objects
+
 from helpers.env import snakemake_env
 from helpers.paths import REPO
 from helpers.slurm import SLURM_SETUP, set_up_slurm
@@ -80,10 +82,6 @@ def slurm_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"dir": run_dir, "result": result}
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def test_setup_script_refuses_to_run_without_root():
     if os.geteuid() != 0:
         result = subprocess.run(["bash", str(SLURM_SETUP)], capture_output=True, text=True, timeout=60)
@@ -137,8 +135,8 @@ POOLS = [f"texts_ignore_stats_{i}.jsonl" for i in range(3)]
 @pytest.mark.slow
 def test_slurm_job_built_the_pools_in_the_projects_venv(slurm_run: dict):
     run_dir = slurm_run["dir"]
-    samples = read_jsonl(run_dir / "tests/data/slurm/texts.jsonl")
-    pools = [read_jsonl(run_dir / WORK / "pools" / "iter_1" / name) for name in POOLS]
+    samples = read_objects(run_dir / "tests/data/slurm/texts.jsonl")
+    pools = [read_objects(run_dir / WORK / "pools" / "iter_1" / name) for name in POOLS]
     assert pools == [samples[:8], samples[8:16], samples[16:]]
     (context,) = [
         json.loads(p.read_text()) for p in (run_dir / WORK / "jobs" / "DataPoolManipulationHook").glob("*/context.json")

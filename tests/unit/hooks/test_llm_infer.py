@@ -25,6 +25,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # peft looks base models up on the hub when saving adapters
 
 from sandflow.core.jobio import JobFailed
+from sandflow.core.jsonl import read_objects
 from sandflow.devtools.loopback_chat import ChatServer, answer_for
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.llm import chat as llm_chat
@@ -49,10 +50,6 @@ GRADER = {
     "func_kwargs": {"system_key": "prompt", "query_key": "question", "response_key": "answer"},
     "infer_res_key": "grades",
 }
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def make_job(
@@ -177,7 +174,7 @@ def test_api_inference_writes_upstream_files_and_never_leaks_the_key(tmp_path, s
     export = Path(job.extra_configs["export_path"])
     assert outputs == [str(export / "math_qa_pool_0_inference.jsonl"), str(export / "math_qa_pool_1_inference.jsonl")]
     for source, output in zip((POOL_0, POOL_1), outputs):
-        items, results = read_jsonl(source), read_jsonl(output)
+        items, results = read_objects(source), read_objects(output)
         assert [{k: v for k, v in r.items() if k != "grades"} for r in results] == items  # same samples, same order
         assert [list(r) for r in results] == [list(i) + ["grades"] for i in items]  # result key appended last
         for item, result in zip(items, results):
@@ -213,7 +210,7 @@ def test_api_single_input_and_full_endpoint_url(tmp_path, server, api_key):
     )
     outputs = infer_model(make_job(tmp_path, config))
     assert [Path(p).name for p in outputs] == ["math_qa_pool_1_inference.jsonl"]
-    assert len(read_jsonl(outputs[0])) == 1
+    assert len(read_objects(outputs[0])) == 1
 
 
 def test_api_retries_with_exponential_back_off(tmp_path, server, api_key, monkeypatch):
@@ -230,7 +227,7 @@ def test_api_retries_with_exponential_back_off(tmp_path, server, api_key, monkey
     monkeypatch.setattr(llm_chat.time, "sleep", recording_sleep)
     server.fail_next(3, status=503)
     outputs = infer_model(make_job(tmp_path, api_config(server, dataset_path=str(POOL_1), retry_delay=0.1)))
-    assert read_jsonl(outputs[0])[0]["grades"].startswith("2 turn(s): QUESTION: COMBIEN")
+    assert read_objects(outputs[0])[0]["grades"].startswith("2 turn(s): QUESTION: COMBIEN")
     assert slept == [0.1, 0.2, 0.4]
     times = [r.time for r in server.requests]
     assert len(times) == 4
@@ -268,7 +265,7 @@ def test_api_timeout_is_retried_then_reported(tmp_path, server, api_key):
     server.hang_next(1, seconds=3.0)
     config = api_config(server, dataset_path=str(POOL_1), model_params={"base_url": server.url, "timeout": 1.0})
     outputs = infer_model(make_job(tmp_path, config))
-    assert len(read_jsonl(outputs[0])) == 1 and len(server.requests) == 2
+    assert len(read_objects(outputs[0])) == 1 and len(server.requests) == 2
     assert "no reply within 1 s (extra_configs.model_params.timeout)" in job_log(tmp_path)
 
     server.hang_next(1, seconds=3.0)
@@ -298,7 +295,7 @@ def test_api_batch_messages_with_user_functions(tmp_path, server, api_key, monke
         api_key_env=None,
     )
     outputs = infer_model(make_job(tmp_path, config))
-    assert [r["turns"] for r in read_jsonl(outputs[0])] == [[1, 1], [1, 1]]
+    assert [r["turns"] for r in read_objects(outputs[0])] == [[1, 1], [1, 1]]
     assert [r.body["messages"][0]["content"] for r in server.requests] == [
         "What is 2 + 3?",
         "What is 2 + 3? Explain.",
@@ -381,8 +378,8 @@ def test_probe_via_model_infer_answers_data_juicers_probe_sample(tmp_path, serve
     answer_key = config["infer_res_key"]
     job = make_job(tmp_path, config, hook="ProbeViaModelInferHook", dj_configs={"dataset_path": str(data)})
     (whole,) = probe_via_model_infer(job)
-    assert Path(whole).name == "questions_inference.jsonl" and len(read_jsonl(whole)) == 20
-    rows = datasets.Dataset.from_list(read_jsonl(data))
+    assert Path(whole).name == "questions_inference.jsonl" and len(read_objects(whole)) == 20
+    rows = datasets.Dataset.from_list(read_objects(data))
     for ratio in (0.25, 1.5):  # the oracle: Data-Juicer's own uniform sampler, as upstream's probe calls it
         expected = random_sample(rows, ratio).to_list()
         sampled = make_job(
@@ -392,11 +389,11 @@ def test_probe_via_model_infer_answers_data_juicers_probe_sample(tmp_path, serve
             dj_configs={"dataset_path": str(data), "data_probe_ratio": ratio, "data_probe_algo": "uniform"},
         )
         (output,) = probe_via_model_infer(sampled)
-        answered = read_jsonl(output)
+        answered = read_objects(output)
         assert len(answered) == {0.25: 5, 1.5: 30}[ratio]
         assert [{k: v for k, v in row.items() if k != answer_key} for row in answered] == expected
         assert all(row[answer_key] for row in answered)
-        assert read_jsonl(sampled.job_dir / "probe_sample" / data.name) == expected
+        assert read_objects(sampled.job_dir / "probe_sample" / data.name) == expected
     selector = make_job(
         tmp_path / "topk",
         config,
@@ -470,7 +467,7 @@ def test_vllm_engine_gets_upstream_arguments(tmp_path, monkeypatch):
     assert calls["llm"] == {"model": str(model_dir), "generation_config": "auto", "tensor_parallel_size": 2, "seed": 42}
     assert calls["sampling"] == {"temperature": 0.5, "max_tokens": 64}  # from the model's generation config
     assert calls["chat"] == [[{"role": "user", "content": "Combien font 9 − 4 ?"}]]
-    assert read_jsonl(outputs[0])[0]["response"] == "vllm says Combien font 9 − 4 ?"
+    assert read_objects(outputs[0])[0]["response"] == "vllm says Combien font 9 − 4 ?"
 
 
 # --------------------------------------------------------------------------- huggingface
@@ -540,7 +537,7 @@ def test_huggingface_greedy_plain_text_deterministic(tmp_path, tiny_models):
     second = infer_model(make_job(tmp_path / "b", hf_config(tiny_models["plain"])))
     assert [Path(p).name for p in first] == ["prompts_inference.jsonl"]
     assert Path(first[0]).read_bytes() == Path(second[0]).read_bytes()
-    results = read_jsonl(first[0])
+    results = read_objects(first[0])
     assert [r["id"] for r in results] == [1, 2, 3]
     # No chat template: the message contents joined with newlines, decoded greedily.
     joined = "answer briefly\ndata juicer cleans text"
@@ -563,10 +560,10 @@ def test_huggingface_chat_template_lora_and_context_limit(tmp_path, tiny_models)
         )
     )
     prompt = "<system>Grade the answer from 0 to 5.\n<user>Question: What is 2 + 3?\nAnswer: 5\n<assistant>"
-    assert read_jsonl(outputs[0])[0]["response"] == greedy_reference(tiny_models["templated"], prompt, 5)
+    assert read_objects(outputs[0])[0]["response"] == greedy_reference(tiny_models["templated"], prompt, 5)
 
     outputs = infer_model(make_job(tmp_path / "l", hf_config(tiny_models["lora"], dataset_path=str(PROMPTS))))
-    lora_answer = read_jsonl(outputs[0])[0]["response"]
+    lora_answer = read_objects(outputs[0])[0]["response"]
     assert lora_answer == greedy_reference(tiny_models["lora"], "the quick brown fox", 5)
 
     # No max_new_tokens: upstream's default 512 is shortened to the model's 128 positions.
@@ -581,7 +578,7 @@ def test_huggingface_chat_template_lora_and_context_limit(tmp_path, tiny_models)
             ),
         )
     )
-    assert len(read_jsonl(outputs[0])) == 1
+    assert len(read_objects(outputs[0])) == 1
     assert "max_new_tokens shortened to fit the model's context of 128 tokens" in job_log(tmp_path / "c")
 
     with pytest.raises(ValueError, match=r"extra_configs.model: cannot load .*nowhere from local files"):

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sandflow.core.jsonl import read_objects
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_requirements import missing_requirements
 
@@ -45,10 +46,6 @@ def fixed_thresholds_recipe() -> dict[str, Any]:
     multi = yaml.safe_load((REPO / "configs/demo/multi_pipeline.yaml").read_text())
     job = multi["pipelines"]["fixed_thresholds"]["execution_job_configs"][0]
     return {**demo_recipe(), "process": job["local"]["dj_configs.process"]}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def ray_temp_dirs() -> set[str]:
@@ -109,7 +106,7 @@ def test_ray_processes_the_demo_rows_exactly_as_the_default_executor(processed: 
     (_default_job, default_out, _), (ray_job, ray_out, _) = processed["default"], processed["ray"]
     default_path, ray_path = Path(default_out), Path(ray_out)
     assert ray_path == Path(ray_job.job_dir) / "export" / "processed.jsonl"
-    rows = read_jsonl(default_path)
+    rows = read_objects(default_path)
     kept_planted = [row for row in rows if row["meta"]["planted"]]
     assert 0 < len(rows) < SLICE_ROWS and len(kept_planted) < 9, "the recipe drops some of the noise"
     assert ray_path.read_bytes() == default_path.read_bytes(), "same rows, same order, same bytes"
@@ -117,8 +114,8 @@ def test_ray_processes_the_demo_rows_exactly_as_the_default_executor(processed: 
     assert sorted(p.name for p in ray_path.parent.iterdir()) == ["processed.jsonl", "processed_stats.jsonl"]
     assert sorted(p.name for p in default_path.parent.iterdir()) == ["processed.jsonl", "processed_stats.jsonl"]
     assert_stats_close(
-        read_jsonl(default_path.with_name("processed_stats.jsonl")),
-        read_jsonl(ray_path.with_name("processed_stats.jsonl")),
+        read_objects(default_path.with_name("processed_stats.jsonl")),
+        read_objects(ray_path.with_name("processed_stats.jsonl")),
     )
     log = (processed["root"] / "ray.log").read_text()
     assert "starting a private Ray with 1 CPU(s)" in log and "on Ray" in log
@@ -145,7 +142,7 @@ def test_ray_analysis_matches_the_default_analyzer(env: Path, demo_slice: Path, 
     ray_job, ray_out, _ = run_job(tmp_path, "ray", {**recipe, "executor_type": "ray"}, probe_via_analyzer)
     assert Path(ray_out).name == Path(default_out).name == "processed_stats.jsonl"
     assert sorted(os.listdir(Path(ray_out).parent)) == sorted(os.listdir(Path(default_out).parent))
-    default_rows, ray_rows = read_jsonl(Path(default_out)), read_jsonl(Path(ray_out))
+    default_rows, ray_rows = read_objects(Path(default_out)), read_objects(Path(ray_out))
     assert len(default_rows) == SLICE_ROWS and len(default_rows[0]["__dj__stats__"]) == 5
     assert_stats_close(default_rows, ray_rows)
     default_summary = json.loads((Path(default_job.job_dir) / "stats_summary.json").read_text())
@@ -162,7 +159,7 @@ def test_ray_analysis_matches_the_default_analyzer(env: Path, demo_slice: Path, 
         {**recipe, "executor_type": "ray", "export_original_dataset": True},
         probe_via_analyzer,
     )
-    rows = read_jsonl(Path(ray_out2))
+    rows = read_objects(Path(ray_out2))
     assert Path(ray_out2).name == "processed.jsonl" and len(rows) == SLICE_ROWS and "__dj__stats__" in rows[0]
 
 
