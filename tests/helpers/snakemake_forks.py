@@ -1,4 +1,5 @@
-"""Many snakemake command lines at the cost of one import: `python tests/helpers/snakemake_forks.py`.
+"""Many snakemake command lines at the cost of one import: `python -m helpers.snakemake_forks` (tests/ on
+PYTHONPATH).
 
 Importing Snakemake takes 3-12 s on our machines, parsing a bad config well under one. This process imports
 ``snakemake.cli`` once, then for each request on stdin (a JSON line: working directory, arguments, file for

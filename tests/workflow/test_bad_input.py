@@ -33,7 +33,6 @@ from helpers.snakemake import snakemake
 from helpers.tree_files import file_digests
 
 CASES_DIR = TEST_DATA / "bad_configs"
-FORKS_SCRIPT = REPO / "tests" / "helpers" / "snakemake_forks.py"
 INDEX = yaml.safe_load((CASES_DIR / "cases.yaml").read_text())
 BAD: dict[str, dict[str, str]] = INDEX["bad"]
 GOOD: dict[str, dict[str, dict[str, str]]] = INDEX["good"]
@@ -176,13 +175,15 @@ def finished_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def snakemake_cli(finished_work_dir: Path) -> Iterator[Callable[[str], tuple[int, str]]]:
     """Run `snakemake --configfile <name>` in finished_work_dir: its exit code and output. One Snakemake import
     for all the cases; each runs in a fresh fork (tests/helpers/snakemake_forks.py)."""
+    # As a module: a script's own directory goes first on sys.path, where helpers/snakemake.py would be `snakemake`.
+    python_path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
     forks = subprocess.Popen(
-        [sys.executable, str(FORKS_SCRIPT)],
+        [sys.executable, "-m", "helpers.snakemake_forks"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=finished_work_dir,
-        env=snakemake_env(),
+        env={**snakemake_env(), "PYTHONPATH": python_path},
     )
     assert forks.stdin and forks.stdout
 
