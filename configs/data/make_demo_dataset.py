@@ -25,7 +25,7 @@ sample standard deviation over the whole dataset, planted samples included),
 so processing with the refined recipe drops exactly the planted samples.  The
 script checks this itself (``check_dataset``) before writing, using a
 standard-library re-implementation of Data-Juicer 1.6.1's stats
-(``compute_stats``); ``tests/test_demo_dataset.py`` checks that it agrees with
+(``compute_stats``); ``tests/unit/hooks/test_demo_dataset.py`` checks that it agrees with
 Data-Juicer's own operators.
 
 Planted kinds (what they are built to violate):

@@ -1,7 +1,7 @@
 """sandflow new: write a starter experiment (a config, its recipes, sample data, a README) into a new directory.
 
 The templates are package data (``templates/<name>/``), copies of the repository's ``configs/`` examples
-(tests/test_starter.py checks they stay byte-identical) with the paths rewritten on the way out: every path
+(tests/workflow/test_starter.py checks they stay byte-identical) with the paths rewritten on the way out: every path
 in them becomes ``<dir>/...`` and the dataset becomes the one given with ``--data``. Paths are written
 relative to the directory ``sandflow new`` runs in (absolute when the target lies outside it), since a
 config's relative paths resolve against the directory it is run from, as in DJ-Sandbox.

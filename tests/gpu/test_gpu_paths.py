@@ -34,7 +34,7 @@ pytestmark = [
 # head size 64 (128 wide, 2 heads): a size every vllm attention backend has kernels for.
 GPU_TINY = {"n_layer": 2, "n_embd": 128, "n_head": 2, "n_positions": 128}
 CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}\n{% endfor %}"
-# Looser than on CPU (5e-3, tests/test_hf_devices.py): GPU kernels round differently per batch shape.
+# Looser than on CPU (5e-3, tests/workflow/test_hf_devices.py): GPU kernels round differently per batch shape.
 LOSS_TOLERANCE = 1e-2
 
 

@@ -73,7 +73,7 @@ SPACY_OPS = frozenset({"text_action_filter", "text_entity_dependency_filter"})
 SPACY_MODEL = "{}_core_web_md-3.7.0"
 # alphanumeric_filter with tokenization: true loads this tokenizer (hard-coded in Data-Juicer).
 ALPHANUMERIC_TOKENIZER = "EleutherAI/pythia-6.9b-deduped"
-# Packages Data-Juicer's ops import lazily that requirements.txt pins (tests/test_dj_recipes.py keeps them in step).
+# Packages Data-Juicer's ops import lazily that requirements.txt pins (tests/unit/hooks/test_dj_recipes.py keeps them in step).
 PINNED_PACKAGES = {
     "ftfy": "6.3.1",  # fix_unicode_mapper
     "simhash-pybind": "0.0.3",  # document_simhash_deduplicator, ..._near_deduplicator

@@ -7,7 +7,7 @@ sample except the stats and context fields, plus the names of the stats already 
 filter skips a stat that is there); samples whose digest the cache knows get their stats from it, the others
 go to the op as a smaller batch, and the stats the op added are stored. The op's ``process`` (the thresholds)
 then runs on every sample as before. Outputs are byte-identical with the cache empty, full or off
-(docs/stats-cache.md; tests/test_stats_cache.py).
+(docs/stats-cache.md; tests/workflow/test_stats_cache.py).
 
 An op's stats are keyed by its fingerprint: its name, its arguments except thresholds and execution settings,
 Data-Juicer's version and the source of the op's module and of the Data-Juicer modules it uses. Covered are

@@ -6,7 +6,7 @@ py-data-juicer 1.6.1 that crashes, under 1.4.4 it silently returns the recipe
 unchanged. We implement the documented rule ourselves, with the op -> stats
 key mapping written out in ``THRESHOLDS`` (hooks/k_sigma_thresholds.py: text,
 image, video and audio filters; checked against Data-Juicer's ``StatsKeys`` and
-each op's signature by tests/test_dj_hooks.py).
+each op's signature by tests/unit/hooks/test_dj_hooks.py).
 
 The rule, for each op of ``process`` that appears in ``THRESHOLDS`` and whose
 stat is in the probe job's ``stats_summary.json``:

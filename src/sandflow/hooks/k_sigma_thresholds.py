@@ -4,7 +4,7 @@ refinement rewrites, and why the filters it leaves alone are left alone.
 A filter is in ``THRESHOLDS`` when it keeps a sample (or, with ``any_or_all``, each image, video or audio of it)
 whose stat lies in [min argument, max argument]: the analysis summarises that same stat (per item for
 multimodal stats, which are lists), so mean -/+ k * std maps onto the pair without interpretation. Names,
-types and defaults are py-data-juicer 1.6.1's (tests/test_dj_hooks.py checks them against Data-Juicer).
+types and defaults are py-data-juicer 1.6.1's (tests/unit/hooks/test_dj_hooks.py checks them against Data-Juicer).
 Every other filter a recipe names is listed in k_sigma_changes as unchanged, with ``unrefined_reason``.
 """
 

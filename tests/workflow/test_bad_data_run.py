@@ -1,0 +1,88 @@
+"""A dataset line a job cannot read fails that job at run time with one line naming the file and the line
+('data.jsonl:3: not JSON ...'), no traceback, and the job directory is never committed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sandflow.core.jsonl import BadData, read_objects
+from sandflow.hooks.hf.models import read_texts
+
+from helpers.snakemake import snakemake
+
+GOOD_LINE = json.dumps({"text": "a good sample"})
+# The bytes of a dataset whose third line is bad, and the problem its failure line names.
+BAD_THIRD_LINES = {
+    "not_json": (b"{not json}\n", "not JSON (Expecting property name enclosed in double quotes at column 2)"),
+    "not_an_object": (b"[1, 2]\n", "not a JSON object (extra_configs.dataset_path)"),
+    "not_utf8": (b'{"text": "caf\xe9"}\n', "not UTF-8 text"),
+}
+
+
+def dataset(root: Path, third_line: bytes) -> Path:
+    path = root / "data.jsonl"
+    path.write_bytes(f"{GOOD_LINE}\n\n".encode() + third_line + f"{GOOD_LINE}\n".encode())
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(BAD_THIRD_LINES))
+def test_a_bad_dataset_line_fails_the_job_naming_file_and_line_and_commits_nothing(case: str, tmp_path: Path):
+    third_line, problem = BAD_THIRD_LINES[case]
+    dataset(tmp_path, third_line)
+    job = {
+        "hook": "DataPoolManipulationHook",
+        "meta_name": "duplicate",
+        "extra_configs": {
+            "type": "data_pool_duplication",
+            "dataset_path": "data.jsonl",
+            "duplicating_times": [2],
+            "export_path": "./work/pools/",
+        },
+    }
+    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump({"work_dir": "./work", "execution_job_configs": [job]}))
+    result = snakemake(tmp_path, "sandbox.yaml", "--cores", "1", check=False)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("sandflow:")]
+    assert ours == [f"sandflow: job failed: data.jsonl:3: {problem}"], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    jobs = tmp_path / "work" / "jobs" / "DataPoolManipulationHook"
+    assert not jobs.exists() or [p.name for p in jobs.iterdir()] == [], "a failed job left a directory"
+    # A failed run's record (issue 26.4): no job finished, and the one that failed is marked so.
+    assert json.loads((tmp_path / "work" / "context_infos.json").read_text()) == [
+        {
+            "iter": 1,
+            "pipeline_infos": [
+                {
+                    "pipeline_name": "anonymous",
+                    "job_infos": [],
+                    "unfinished_jobs": [{"meta_name": "duplicate", "state": "failed"}],
+                }
+            ],
+        }
+    ]
+
+
+def test_a_row_without_the_text_key_is_named_by_file_and_line(tmp_path: Path):
+    path = dataset(tmp_path, json.dumps({"content": "no text here"}).encode() + b"\n")
+    with pytest.raises(BadData) as failure:
+        read_texts([path], "text")
+    assert str(failure.value) == f"{path}:3: has no string field 'text' (extra_configs.text_key)"
+
+
+def test_a_row_that_is_not_an_object_is_named_by_file_and_line(tmp_path: Path):
+    path = dataset(tmp_path, b'"just a string"\n')
+    with pytest.raises(BadData) as failure:
+        read_objects(path)
+    assert str(failure.value) == f"{path}:3: not a JSON object"
+
+
+def test_a_line_that_is_not_json_is_named_by_file_and_line_for_model_training(tmp_path: Path):
+    path = dataset(tmp_path, b"{not json}\n")
+    with pytest.raises(BadData) as failure:
+        read_texts([path], "text")
+    assert str(failure.value).startswith(f"{path}:3: not JSON (")

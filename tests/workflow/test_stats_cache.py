@@ -1,0 +1,281 @@
+"""The stats cache (hooks/dj_stats_cache.py, dj_stats_store.py): each covered filter's stats are computed once
+per work_dir, and every output is the same bytes as Data-Juicer's own result with the cache off.
+
+Hooks run in-process on real py-data-juicer (offline) in job directories laid out as a run lays them out
+(<work_dir>/jobs/<hook>/<key>.partial-<pid>); the demo runs end to end with real snakemake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sandflow.core.layout import stats_cache_dir
+from sandflow.core.private_fs import UnsafePath
+from sandflow.hooks.dj_stats_cache import COVERED, OFF_VARIABLE
+from sandflow.hooks.dj_stats_store import OpStats, cache_size
+
+from helpers.env import OFFLINE_ENV, environ
+from helpers.job_runs import file_logger, job_run
+from helpers.paths import REPO
+from helpers.snakemake import snakemake
+
+DEMO_ROWS = (REPO / "configs/data/demo/demo-dataset.jsonl").read_text().splitlines(keepends=True)
+# Edge cases next to demo rows: short, multi-line, non-ASCII, repetitive, symbols only.
+EDGE_TEXTS = [
+    "ok",
+    "line one\nline two is a bit longer\n\nline four",
+    "Grüße aus Köln — naïve café, 東京 and Zürich!",
+    "la la la la la la la la la la la la la la la la la la la la",
+    "### $$$ @@@ !!! %%% ^^^",
+]
+HIT_LINE = re.compile(r"stats cache: (\w+) (\d+) from cache, (\d+) computed and stored, (\d+) not cacheable")
+
+
+@pytest.fixture(scope="module")
+def offline_env():
+    with environ(OFFLINE_ENV):
+        yield
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(DEMO_ROWS[:40]) + "".join(json.dumps({"text": t, "meta": {}}) + "\n" for t in EDGE_TEXTS))
+    return path
+
+
+def run_hook(work_dir: Path, hook: str, key: str, recipe: dict, cache: bool = True) -> tuple[bytes, dict[str, tuple]]:
+    """Run a Data-Juicer hook as a job of work_dir; the bytes it exported and its stats cache lines by op."""
+    from sandflow.hooks.data_juicer import probe_via_analyzer, process_data
+
+    job_dir = work_dir / "jobs" / hook / f"{key}.partial-1"
+    job_dir.mkdir(parents=True)
+    log_path = work_dir / f"{hook}-{key}.log"
+    job = job_run(
+        hook,
+        job_dir,
+        dj_configs={**recipe, "export_path": str(job_dir / "export" / "data.jsonl")},
+        key=key,
+        log=file_logger(f"test_stats_cache.{work_dir.name}.{hook}.{key}", log_path),
+    )
+    with environ({} if cache else {OFF_VARIABLE: "off"}, unset=() if not cache else (OFF_VARIABLE,)):
+        result = (probe_via_analyzer if hook == "ProbeViaAnalyzerHook" else process_data)(job)
+    lines = {m[1]: tuple(int(n) for n in m.groups()[1:]) for m in HIT_LINE.finditer(log_path.read_text())}
+    return Path(result).read_bytes(), lines
+
+
+def process_recipe(data: Path, ops: list[dict]) -> dict:
+    # keep_stats_in_res_ds: the processed rows carry their stats, so both are compared
+    return {
+        "dataset_path": str(data),
+        "np": 1,
+        "auto_op_parallelism": False,
+        "keep_stats_in_res_ds": True,
+        "process": ops,
+    }
+
+
+# --- the store: content-addressed segments, many writers -----------------------------------------------------
+
+
+def add_entries(cache_dir: str, writer: int, rounds: int) -> None:
+    for round_ in range(rounds):
+        stats = OpStats(cache_dir, "f" * 32, {"op": "test"})
+        for index in range(500):
+            shared = index % 2 == 0  # half the entries every writer adds, half its own
+            digest = f"{index:04d}-shared" if shared else f"{index:04d}-{writer}-{round_}"
+            stats.add(digest, {"value": index if shared else writer * 1000 + round_})
+        stats.flush(str(Path(cache_dir).parent))
+
+
+def test_concurrent_writers_leave_every_entry_readable(tmp_path):
+    cache_dir = stats_cache_dir(str(tmp_path))
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=add_entries, args=(cache_dir, writer, 4)) for writer in range(4)]
+    for process in writers:
+        process.start()
+    reads = []
+    while any(process.is_alive() for process in writers):  # read while they write: never a torn segment
+        reader = OpStats(cache_dir, "f" * 32, {})
+        reader.load(tmp_path)
+        reads.append((len(reader.known), reader.skipped_segments))
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0
+    final = OpStats(cache_dir, "f" * 32, {})
+    final.load(tmp_path)
+    assert final.skipped_segments == [] and all(skipped == [] for _, skipped in reads)
+    assert len(final.known) == 250 + 4 * 4 * 250
+    assert final.known["0002-shared"] == {"value": 2} and final.known["0001-3-2"] == {"value": 3002}
+    directory = Path(cache_dir) / ("f" * 32)
+    assert sorted(p.name for p in directory.iterdir() if p.name.startswith(".")) == []  # no temp file left
+    size = cache_size(cache_dir)
+    assert (size.ops, size.segments) == (1, 16)
+    assert size.bytes == sum(p.stat().st_size for p in directory.iterdir())
+
+
+def test_a_segment_whose_bytes_do_not_match_its_name_is_skipped(tmp_path):
+    cache_dir = stats_cache_dir(str(tmp_path))
+    stats = OpStats(cache_dir, "a" * 32, {"op": "test"})
+    stats.add("d1", {"text_len": 5})
+    stats.flush(tmp_path)
+    (segment,) = (p for p in (Path(cache_dir) / ("a" * 32)).iterdir() if p.name != "op.json")
+    segment.write_text(segment.read_text().replace("5", "6"))
+    reader = OpStats(cache_dir, "a" * 32, {})
+    reader.load(tmp_path)
+    assert reader.known == {} and reader.skipped_segments == [segment.name]
+
+
+def test_a_cache_directory_leading_out_of_the_work_dir_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    (work_dir / "stats-cache").symlink_to(elsewhere)
+    stats = OpStats(stats_cache_dir(str(work_dir)), "b" * 32, {})
+    stats.add("d1", {"text_len": 5})
+    with pytest.raises(UnsafePath, match="outside"):
+        stats.flush(work_dir)
+    assert list(elsewhere.iterdir()) == []
+
+
+# --- the fingerprint: thresholds out, stat-determining arguments in -------------------------------------------
+
+
+@pytest.mark.slow  # imports Data-Juicer
+def test_thresholds_do_not_change_the_fingerprint_and_rep_len_does():
+    from data_juicer.ops.filter import character_repetition_filter
+
+    from sandflow.hooks.dj_stats_cache import op_fingerprint
+
+    module = character_repetition_filter.__name__
+
+    def fingerprint(**args):
+        return op_fingerprint("character_repetition_filter", {"text_key": "text", **args}, module)[0]
+
+    base = fingerprint(rep_len=10, min_ratio=0.0, max_ratio=0.5)
+    assert fingerprint(rep_len=10, min_ratio=0.2, max_ratio=0.9, reversed_range=True, batch_size=7) == base
+    assert fingerprint(rep_len=11, min_ratio=0.0, max_ratio=0.5) != base
+    assert fingerprint(rep_len=10, min_ratio=0.0, max_ratio=0.5, text_key="body") != base
+
+
+# --- faithful: every covered op, the same bytes as Data-Juicer's own result -----------------------------------
+
+COVERED_ARGS = {
+    "text_length_filter": {"min_len": 30, "max_len": 600},
+    "alphanumeric_filter": {"tokenization": False, "min_ratio": 0.75, "max_ratio": 0.9},
+    "special_characters_filter": {"min_ratio": 0.0, "max_ratio": 0.22},
+    "character_repetition_filter": {"rep_len": 10, "min_ratio": 0.0, "max_ratio": 0.1},
+    "words_num_filter": {"lang": "en", "tokenization": False, "min_num": 10, "max_num": 90},
+    "word_repetition_filter": {"lang": "en", "tokenization": False, "rep_len": 3, "min_ratio": 0.0, "max_ratio": 0.1},
+    "average_line_length_filter": {"min_len": 20, "max_len": 500},
+    "maximum_line_length_filter": {"min_len": 20, "max_len": 500},
+}
+
+
+def test_every_covered_op_has_a_test_case():
+    assert sorted(COVERED_ARGS) == sorted(COVERED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", sorted(COVERED_ARGS))
+def test_covered_op_reads_its_stats_and_matches_data_juicer(op, tmp_path, dataset, offline_env):
+    recipe = process_recipe(dataset, [{op: COVERED_ARGS[op]}])
+    work = tmp_path / "work"
+    own, off_lines = run_hook(tmp_path / "off", "ProcessDataHook", "off", recipe, cache=False)
+    cold, cold_lines = run_hook(work, "ProcessDataHook", "cold", recipe)
+    warm, warm_lines = run_hook(work, "ProcessDataHook", "warm", recipe)
+    rows = len(DEMO_ROWS[:40]) + len(EDGE_TEXTS)
+    assert off_lines == {} and cold_lines == {op: (0, rows, 0)} and warm_lines == {op: (rows, 0, 0)}
+    kept = [json.loads(line) for line in own.splitlines()]
+    assert 0 < len(kept) < rows and all(row["__dj__stats__"] for row in kept)  # thresholds dropped some rows
+    assert cold == own and warm == own
+
+
+# --- the demo recipe: process after probe, thresholds and rep_len changed ------------------------------------
+
+
+@pytest.mark.slow
+def test_process_after_probe_reads_every_stat_and_thresholds_apply_to_cached_stats(tmp_path, dataset, offline_env):
+    ops = yaml.safe_load((REPO / "configs/demo/process.yaml").read_text())["process"]
+    probe_recipe = process_recipe(dataset, ops)
+    work = tmp_path / "work"
+    probe_stats, probe_lines = run_hook(work, "ProbeViaAnalyzerHook", "probe", probe_recipe)
+    rows = len(DEMO_ROWS[:40]) + len(EDGE_TEXTS)
+    assert probe_lines == {name: (0, rows, 0) for op in ops for name in op}
+
+    tight = yaml.safe_load(yaml.safe_dump(ops))
+    tight[0]["text_length_filter"].update(min_len=40, max_len=700)
+    tight[3]["character_repetition_filter"]["max_ratio"] = 0.08
+    processed, lines = run_hook(work, "ProcessDataHook", "tight", process_recipe(dataset, tight))
+    assert all(computed == 0 for _, computed, _ in lines.values()) and lines["text_length_filter"][0] == rows
+    assert processed == run_hook(tmp_path / "off", "ProcessDataHook", "tight", process_recipe(dataset, tight), False)[0]
+    assert 0 < len(processed.splitlines()) < rows
+
+    longer = yaml.safe_load(yaml.safe_dump(tight))
+    longer[3]["character_repetition_filter"]["rep_len"] = 12
+    processed, lines = run_hook(work, "ProcessDataHook", "rep_len", process_recipe(dataset, longer))
+    assert lines["character_repetition_filter"][1] > 0 and lines["character_repetition_filter"][0] == 0
+    assert all(lines[name][1] == 0 for name in lines if name != "character_repetition_filter")
+    off = run_hook(tmp_path / "off", "ProcessDataHook", "rep_len", process_recipe(dataset, longer), False)[0]
+    assert processed == off
+
+    again, again_lines = run_hook(work, "ProbeViaAnalyzerHook", "probe-again", probe_recipe)
+    assert again == probe_stats and again_lines == {name: (rows, 0, 0) for op in ops for name in op}
+
+
+# --- the demo end to end: the same bytes with the cache on and off --------------------------------------------
+
+
+def job_manifests(work: Path) -> dict[str, dict]:
+    """Every job's manifest, less Data-Juicer's event log (named and filled with the time of the run)."""
+    return {
+        str(path.parent.relative_to(work)): {
+            name: digest
+            for name, digest in json.loads(path.read_text()).items()
+            if not name.startswith("dj_work/events_")
+        }
+        for path in work.glob("jobs/*/*/manifest.json")
+    }
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_demo_outputs_are_the_same_bytes_with_the_cache_on_and_off(tmp_path):
+    runs = {}
+    for name, env in (("on", {}), ("off", {OFF_VARIABLE: "off"})):
+        directory = tmp_path / name
+        (directory / "configs").mkdir(parents=True)
+        for part in ("demo", "data/demo"):
+            shutil.copytree(REPO / "configs" / part, directory / "configs" / part)
+        with environ(env, unset=(OFF_VARIABLE,) if not env else ()):
+            snakemake(directory, "configs/demo/sandbox.yaml")
+        runs[name] = directory
+    work_on, work_off = (runs[name] / "outputs/demo-sandbox" for name in ("on", "off"))
+    manifests = job_manifests(work_on)
+    assert len(manifests) == 4 and manifests == job_manifests(work_off)
+    for published in (
+        "outputs/demo-process/iter_1/demo-processed.jsonl",
+        "outputs/demo-process/k_sigma_new_recipe.yaml",
+    ):
+        assert sha(runs["on"] / published) == sha(runs["off"] / published)
+
+    # the process job and the analysis of the processed rows computed nothing: the probe had
+    def computed(hook: str) -> list[int]:
+        logs = sorted(work_on.glob(f"logs/{hook}/*.log"))
+        return sorted(sum(int(m[3]) for m in HIT_LINE.finditer(log.read_text())) for log in logs)
+
+    assert computed("ProcessDataHook") == [0] and computed("ProbeViaAnalyzerHook") == [0, 5 * len(DEMO_ROWS)]
+    assert cache_size(stats_cache_dir(str(work_on))).ops == 5
+    assert not (work_off / "stats-cache").exists()
