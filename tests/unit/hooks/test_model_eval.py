@@ -126,7 +126,7 @@ def test_perplexity_is_token_weighted_mean_nll(models: dict[str, Path]) -> None:
             r"extra_configs\.ckpt_paths: no such local model directory /nonexistent/ckpt",
         ),
         ({"dataset_path": None}, r"extra_configs\.dataset_path must be a jsonl path"),
-        ({"text_key": "text"}, r"held_out\.jsonl:1 has no string field 'text' \(extra_configs\.text_key\)"),
+        ({"text_key": "text"}, r"held_out\.jsonl:1: has no string field 'text' \(extra_configs\.text_key\)"),
         ({"per_device_eval_batch_size": 0}, r"extra_configs\.per_device_eval_batch_size must be an integer >= 1"),
         ({"seq_len": 1000}, r"extra_configs\.seq_len=1000 exceeds the model's 64 positions"),
         ({"batch_size": 4}, r"extra_configs\.batch_size is not a known setting"),
