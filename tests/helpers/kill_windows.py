@@ -141,7 +141,8 @@ def kill(process: subprocess.Popen) -> None:
 
 def final_artifacts(run_dir: Path, work: str) -> dict[str, str]:
     """sha256 of everything a run leaves under its work_dir but its bookkeeping (logs/, .sandflow/ with the
-    lock and the file-hash cache), link targets for links. A job record's start time and duration are left
+    lock and the file-hash cache, benchmarks/ with each job's timings, stats-cache/ whose segments a killed job
+    may have added), link targets for links. A job record's start time and duration are left
     out, and the work_dir's own name (in paths inside the records) is replaced, so runs on different
     work_dirs compare."""
 
@@ -152,7 +153,7 @@ def final_artifacts(run_dir: Path, work: str) -> dict[str, str]:
             data = json.dumps(record, sort_keys=True).encode()
         return data.replace(f"{work}/".encode(), b"<work_dir>/")
 
-    return file_digests(run_dir / work, skip=("logs", ".sandflow"), normalise=comparable)
+    return file_digests(run_dir / work, skip=("logs", ".sandflow", "benchmarks", "stats-cache"), normalise=comparable)
 
 
 def job_server_of(run_dir: Path) -> int | None:
