@@ -25,7 +25,7 @@ demo: install
 # The flagship: the paper's bottom-up recipe search with a tiny model, then its report (outputs/paper/report/).
 paper: install
 	$(OFFLINE) $(BIN)/snakemake --cores 2 --configfile configs/paper/recipe_search.yaml
-	$(OFFLINE) $(BIN)/python -m sandflow.report.search_report outputs/paper
+	$(OFFLINE) $(BIN)/python -m sandflow.report.recipe_search outputs/paper
 
 # Fast, before the tests: ruff (lint rules in pyproject.toml) and snakefmt on the Snakefile and rules.
 lint: install

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sandflow.core.jsonl import read_objects
-from sandflow.report.search_report import as_list, rows_for
+from sandflow.report.recipe_search import as_list, rows_for
 
 from helpers.paths import REPO
 from helpers.snakemake import job_counts, snakemake
@@ -158,7 +158,7 @@ def test_the_final_recipe_holds_the_best_pools_stat_ranges(run_dir: Path, cold: 
 
 def test_the_report_has_tables_plots_and_the_recipe(run_dir: Path, cold: dict):
     result = subprocess.run(
-        [sys.executable, "-m", "sandflow.report.search_report", str(WORK)],
+        [sys.executable, "-m", "sandflow.report.recipe_search", str(WORK)],
         cwd=run_dir,
         capture_output=True,
         text=True,

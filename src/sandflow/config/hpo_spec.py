@@ -16,7 +16,7 @@ tools/hpo configs hold::
 
 A precise parameter name addresses a job's config the way ``iter_updater`` targets do; an
 ``<op>.<arg>`` name (Data-Juicer's own HPO files) sets that argument of the op in every recipe
-the config's jobs name (plan/search.py), ``<op>[i].<arg>`` only the op's i-th occurrence in each
+the config's jobs name (plan/hpo_trials.py), ``<op>[i].<arg>`` only the op's i-th occurrence in each
 recipe (0-based; -1 is the last, which is the one upstream's merge_config sets). A metric name
 without a dot is the one job output of that name. ``trials: [{<parameter>: value, ...}, ...]``
 (ours) lists trials explicitly; ``python -m sandflow.hpo_search`` writes it for bayes batches.

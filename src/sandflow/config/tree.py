@@ -8,10 +8,10 @@ from typing import Any
 from sandflow.config.errors import ConfigError
 from sandflow.config.model import SECTIONS
 
-Path_ = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]  # a place in a config: its keys and list positions, outermost first
 
 
-def parse_target(text: str, where: str) -> Path_:
+def parse_target(text: str, where: str) -> KeyPath:
     """'dj_configs.a.b' -> ('dj_configs', 'a', 'b'); the first part must name a section."""
     parts = tuple(text.split("."))
     if parts[0] not in SECTIONS or any(not p for p in parts):
@@ -21,7 +21,7 @@ def parse_target(text: str, where: str) -> Path_:
     return parts
 
 
-def get_path(tree: Any, path: Path_) -> Any:
+def get_path(tree: Any, path: KeyPath) -> Any:
     for part in path:
         if isinstance(tree, dict) and part in tree:
             tree = tree[part]
@@ -32,7 +32,7 @@ def get_path(tree: Any, path: Path_) -> Any:
     return tree
 
 
-def set_path(tree: dict[str, Any], path: Path_, value: Any, where: str) -> None:
+def set_path(tree: dict[str, Any], path: KeyPath, value: Any, where: str) -> None:
     """Set tree[path] = value, creating mappings on the way (upstream patches nested keys the same way)."""
     node: Any = tree
     for depth, part in enumerate(path[:-1]):
@@ -59,7 +59,7 @@ def is_placeholder(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith("$")
 
 
-def leaves(tree: Any, prefix: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
+def leaves(tree: Any, prefix: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
     """(path, value) of every leaf; planner placeholders count as leaves."""
     if isinstance(tree, dict) and not is_placeholder(tree):
         for key, value in tree.items():

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sandflow.config.tree import Path_, get_path, is_placeholder, leaves
+from sandflow.config.tree import KeyPath, get_path, is_placeholder, leaves
 from sandflow.core import layout
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.keys import canonical_json, digest_of
@@ -58,7 +58,7 @@ def last_finished(plan: Plan, job: Job) -> dict[str, Any] | None:
     return None
 
 
-def place(path: Path_) -> str:
+def place(path: KeyPath) -> str:
     """sections.dj_configs.process.0.x -> dj_configs.process[0].x"""
     text = ""
     for part in path[1:] if path[:1] == ("sections",) else path:
@@ -87,7 +87,7 @@ class Explainer:
         done = os.path.exists(self.plan.by_key[key].context_path)
         return f"{self.names[key]}, {'cached' if done else 'will run'})"
 
-    def change(self, job: Job, path: Path_, old: Any, new: Any) -> str:
+    def change(self, job: Job, path: KeyPath, old: Any, new: Any) -> str:
         where = place(path)
         if old is None:
             return f"{where} added: {short(new)}"

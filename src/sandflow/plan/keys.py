@@ -17,7 +17,7 @@ from typing import Any
 
 from sandflow.config.errors import ConfigError, child_path
 from sandflow.config.model import SECTIONS
-from sandflow.config.tree import Path_, get_path, is_placeholder, leaves, set_path
+from sandflow.config.tree import KeyPath, get_path, is_placeholder, leaves, set_path
 from sandflow.core.filehash import FileHashCache
 from sandflow.core.keys import digest_of, library_version
 from sandflow.core.paths import encloses, names_a_path
@@ -77,12 +77,12 @@ def key_view(job: Job, hashes: FileHashCache) -> dict[str, Any]:
     return view
 
 
-def key_name(path: Path_) -> str:
+def key_name(path: KeyPath) -> str:
     """The name of the key a leaf sits under (a list item's is its list's)."""
     return next((part for part in reversed(path) if isinstance(part, str)), "")
 
 
-def read_path_digest(job: Job, path: Path_, value: str, hashes: FileHashCache) -> str:
+def read_path_digest(job: Job, path: KeyPath, value: str, hashes: FileHashCache) -> str:
     """sha256 of a file or directory a job reads; one that holds the working directory or work_dir (`.`, `..`,
     `/`) would hash the job store itself, so the key would change with every job that finishes."""
     where = job.where

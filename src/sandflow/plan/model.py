@@ -10,7 +10,7 @@ from typing import Any
 from sandflow.config.errors import ConfigError, did_you_mean
 from sandflow.config.hpo_spec import HpoConfig
 from sandflow.config.model import JobConfig, SandboxConfig
-from sandflow.config.tree import Path_
+from sandflow.config.tree import KeyPath
 from sandflow.core import layout
 from sandflow.core.filehash import FileHashCache
 from sandflow.core.paths import iterize
@@ -21,7 +21,7 @@ from sandflow.hooks.base import Hook
 class Write:
     """A path a job writes; at run time it is redirected to <job_dir>/<slot>/."""
 
-    target: Path_
+    target: KeyPath
     value: str
     kind: str  # "file" | "dir"
     iterized: bool
@@ -56,7 +56,7 @@ class Candidate:
 class Ref:
     """An ``input`` ref (or an iter_updater): the value at ``target`` is output ``index`` of ``job``."""
 
-    target: Path_
+    target: KeyPath
     job: Job
     index: int
     text: str
@@ -70,7 +70,7 @@ class Ref:
 class PathRead:
     """A value at ``target`` naming a path earlier jobs write: the newest candidate that exists is read."""
 
-    target: Path_
+    target: KeyPath
     candidates: list[Candidate]
     text: str
 

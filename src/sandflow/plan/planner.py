@@ -4,7 +4,7 @@ Edges come from ``input`` refs, from a value naming a path an earlier job
 writes (the latest such writer in DJ-Sandbox's sequential order), and from
 RefineRecipeViaKSigmaHook reading the analysis stored under its meta_name.
 Iterations are the config's jobs again with ``iter_updater`` refs to the
-previous iteration; hpo_config trials are planned in plan/search.py.
+previous iteration; hpo_config trials are planned in plan/hpo_trials.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sandflow.config.hpo_spec import trials
 from sandflow.config.iterate_block import as_written
 from sandflow.config.load import check_recipe, check_string_keys
 from sandflow.config.model import RECIPE_SUFFIXES, SECTIONS, JobConfig, SandboxConfig
-from sandflow.config.tree import Path_, get_path, leaves, parse_target, set_path
+from sandflow.config.tree import KeyPath, get_path, leaves, parse_target, set_path
 from sandflow.config.variables import Substitution
 from sandflow.core import layout
 from sandflow.core.filehash import FileHashCache
@@ -30,12 +30,12 @@ from sandflow.core.layout import decision_path
 from sandflow.core.paths import guess_kind, normalize
 from sandflow.hooks.registry import HOOKS, component_of, missing_requirements
 from sandflow.hooks.user_hooks import is_user_hook, planned_user_hook
+from sandflow.plan.hpo_trials import check_search, load_search, resolve_metric, trial_patches
 from sandflow.plan.iterations import read_decision
 from sandflow.plan.keys import OUTPUT_LOCATION_KEYS, key_of
 from sandflow.plan.model import Candidate, Job, PathRead, Plan, Ref, Search, Trial, Write
 from sandflow.plan.refs import resolve_ref
 from sandflow.plan.schedule import IterationSchedule
-from sandflow.plan.search import check_search, load_search, resolve_metric, trial_patches
 
 
 class Planner:
@@ -92,20 +92,20 @@ class Planner:
         cfg: JobConfig,
         iteration: int,
         current: list[Job],
-        updates: dict[Path_, tuple[Job, int, str]] | None = None,
+        updates: dict[KeyPath, tuple[Job, int, str]] | None = None,
         patches: dict[str, Any] | None = None,
         recipe_patch: Callable[[Job], None] | None = None,
     ) -> Job:
         """One job; ``updates`` are iter_updater refs to the previous iteration (they override input and
         local), ``patches`` an hpo trial's values (`local` patches that override the config's),
-        ``recipe_patch`` sets an hpo trial's recipe op arguments (plan/search.py)."""
+        ``recipe_patch`` sets an hpo trial's recipe op arguments (plan/hpo_trials.py)."""
         hook = planned_user_hook(cfg.hook, f"{cfg.where}.hook") if is_user_hook(cfg.hook) else HOOKS.get(cfg.hook)
         if hook is None:
             raise ConfigError(f"{cfg.where}.hook", f"unknown hook {cfg.hook!r}{did_you_mean(cfg.hook, HOOKS)}")
         job = Job(cfg=cfg, hook=hook, iteration=iteration, order=len(current), work_dir=self.work_dir)
 
         # `input`: parse targets and resolve refs first, so whole-section targets are known.
-        ref_targets: dict[Path_, tuple[Job, int, str]] = {}
+        ref_targets: dict[KeyPath, tuple[Job, int, str]] = {}
         for target_text, ref_text in cfg.inputs.items():
             where = f"{cfg.where}.input[{target_text!r}]"
             target = parse_target(target_text, where)
@@ -354,7 +354,7 @@ class Planner:
             self.plan_iteration(last + 1)
 
     def plan_search(self) -> Plan:
-        """hpo_config's grid or random trials, each the config's jobs with its values patched in (plan/search.py)."""
+        """hpo_config's grid or random trials, each the config's jobs with its values patched in (plan/hpo_trials.py)."""
         hpo = load_search(self.config)
         search = Search(hpo)
         for number, assignment in enumerate(trials(hpo), 1):

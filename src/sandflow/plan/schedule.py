@@ -11,7 +11,7 @@ from typing import Any
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.model import SECTIONS, SandboxConfig
-from sandflow.config.tree import Path_, parse_target
+from sandflow.config.tree import KeyPath, parse_target
 from sandflow.core.keys import digest_of
 from sandflow.plan.model import Job
 from sandflow.plan.refs import resolve_ref
@@ -30,9 +30,9 @@ class IterationSchedule:
         config = self.config
         return config.max_iter_num if config.max_iter_num > 0 else config.max_iter_cap
 
-    def updates(self, previous: list[Job]) -> dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]]:
+    def updates(self, previous: list[Job]) -> dict[tuple[str, str], dict[KeyPath, tuple[Job, int, str]]]:
         """iter_updater as input refs of the next iteration's jobs to the previous iteration's outputs."""
-        updates: dict[tuple[str, str], dict[Path_, tuple[Job, int, str]]] = {}
+        updates: dict[tuple[str, str], dict[KeyPath, tuple[Job, int, str]]] = {}
         for source, target in self.config.iter_updater.items():
             where = f"iter_updater[{source!r}]"
             producer, index = resolve_ref(self.config, source, previous[-1], previous, where)

@@ -1,6 +1,6 @@
 """The flagship recipe search's results, as people want to read them: tables, two plots and the final recipe.
 
-    python -m sandflow.report.search_report outputs/paper      # after the run of configs/paper/recipe_search.yaml
+    python -m sandflow.report.recipe_search outputs/paper      # after the run of configs/paper/recipe_search.yaml
 
 Reads ``<work_dir>/context_infos.json`` (the pipelines single_op, multi_op,
 duplicate and baseline of that config, by their meta_names) and writes
@@ -165,12 +165,12 @@ def summarize(work_dir: Path, root: Path = Path(".")) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sandflow.report.search_report", description=__doc__.splitlines()[0]
+        prog="python -m sandflow.report.recipe_search", description=__doc__.splitlines()[0]
     )
     parser.add_argument("work_dir", type=Path, help="the work_dir of configs/paper/recipe_search.yaml")
     args = parser.parse_args(argv)
     if not (args.work_dir / "context_infos.json").is_file():
-        print(f"search_report: error: no context_infos.json in {args.work_dir}: run the search first", file=sys.stderr)
+        print(f"recipe_search: error: no context_infos.json in {args.work_dir}: run the search first", file=sys.stderr)
         return 2
     print(summarize(args.work_dir))
     return 0
