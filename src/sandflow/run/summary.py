@@ -1,7 +1,7 @@
 """The lines a run ends with: how many jobs ran and were cached, where context_infos.json is, what to try next.
 
-Logged through Snakemake's logger (Snakefile onsuccess / onerror), so they come after its last job line with
-any logger, ``--logger sandflow`` or Snakemake's default.
+Logged through Snakemake's logger (Snakefile onsuccess), so they come after its last job line with any logger,
+``--logger sandflow`` or Snakemake's default. A failed run ends with the job's one-line error instead.
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ class SandflowRun:
         finally:
             if self._lock is not None:
                 self._lock.release()  # clears this host's record: a run on another node may start at once
-        log_run_summary(self.plan, self.state.object_store)
+        if not failed:  # a failed run ends with its one line (the job's error), not a summary to read past
+            log_run_summary(self.plan, self.state.object_store)
 
     def refuse_altered_artifacts(self) -> None:
         """At parse time in the main process (also when there is nothing to run): finished jobs must be intact."""
