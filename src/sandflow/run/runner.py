@@ -133,6 +133,9 @@ def relocate(value: Any, partial: Path, final_dir: Path) -> Any:
 def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
     final_dir = Path(spec["job_dir"])
     with key_lock(final_dir) as waited_for:
+        # Under the key's lock every partial's owner is gone: a run killed after its rename left the directory
+        # it replaced (<partial>-replaced), whether this job then recomputes or accepts the commit.
+        sweep_partials(final_dir)
         if not spec.get("recompute") and accept_commit(final_dir):
             with job_logging(log_path, mode="a") as log:  # after the log of the run that did the work
                 if waited_for:
@@ -145,7 +148,6 @@ def run_job(spec: RunJobSpec, log_path: str, threads: int = 1) -> None:
                         spec["key"],
                     )
             return
-        sweep_partials(final_dir)
         with new_partial(final_dir) as partial:
             compute(spec, partial, log_path, threads, waited_for)
 
