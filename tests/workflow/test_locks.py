@@ -121,10 +121,17 @@ def test_another_users_lock_says_whose_it_is(tmp_path: Path):
         Path(lock_path(str(work))).parent.mkdir(mode=0o755)
         Path(lock_path(str(work))).write_text("")
         os.chmod(lock_path(str(work)), 0o644)
-        # Only the standard library is needed, from an interpreter that user may run (ours is under /root).
+        # Only the standard library is needed, from an interpreter that user may run (ours is under /root), and
+        # a copy of the package that user may read (a checkout may sit in a directory only its owner can enter).
         interpreter = shutil.which("python3", path="/usr/bin:/bin") or pytest.skip("no system python3 for uid 65534")
+        source = work / "src"
+        shutil.copytree(REPO / "src" / "sandflow", source / "sandflow", ignore=shutil.ignore_patterns("__pycache__"))
+        for directory, _, files in os.walk(source):
+            os.chmod(directory, 0o755)
+            for name in files:
+                os.chmod(os.path.join(directory, name), 0o644)
         code = (
-            f"import sys; sys.path.insert(0, {str(REPO / 'src')!r})\n"
+            f"import sys; sys.path.insert(0, {str(source)!r})\n"
             "from sandflow.run.lock import LockRefused, hold_lock\n"
             "try:\n    hold_lock(sys.argv[1])\nexcept LockRefused as exc:\n    sys.exit(str(exc))\n"
         )
