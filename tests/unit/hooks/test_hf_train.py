@@ -156,7 +156,7 @@ def test_training_lowers_loss_and_writes_logs(two_runs: list[Path]) -> None:
     assert metrics["global_step"] == 20 and metrics["seq_len"] == 32 and metrics["num_texts"] == 200
     assert metrics["trainable_parameters"] == metrics["total_parameters"] > 0
     assert not any("runtime" in key for key in metrics)
-    assert not (checkpoint.parent / hf_train.TRAINER_SCRATCH).exists()
+    assert not list(checkpoint.parent.glob(hf_train.TRAINER_SCRATCH + "*"))
 
 
 @pytest.mark.slow
@@ -250,6 +250,9 @@ def test_a_list_of_pools_trains_one_model_per_pool(tmp_path: Path, corpus: dict[
     # Each is exactly the model trained on that pool alone, in the job's own process.
     alone = Path(train_huggingface(make_job(tmp_path, "alone", {**config, "dataset_path": str(pools[1])})))
     assert tree_sha256(Path(checkpoints[1])) == tree_sha256(alone) != tree_sha256(Path(checkpoints[0]))
+    # Each model had its own Trainer scratch (one removing a shared one under the other failed CI), all gone.
+    scratches = {hf_train.trainer_scratch(Path(job.job_dir), Path(c)) for c in checkpoints}
+    assert len(scratches) == 2 and not any(path.exists() for path in scratches)
     same_name = make_job(tmp_path, "clash", {**config, "dataset_path": [str(pools[0]), str(pools[0])]})
     with pytest.raises(ValueError, match=r"extra_configs\.dataset_path: two pools are named 'pool_low'"):
         train_huggingface(same_name)

@@ -58,6 +58,7 @@ import contextlib
 import csv
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import os
@@ -103,7 +104,7 @@ TRAIN_LOG_JSON = "train_log.json"
 TRAIN_LOG_CSV = "train_log.csv"
 METRICS_JSON = "metrics.json"
 LOG_COLUMNS = ("step", "epoch", "loss", "grad_norm", "learning_rate")
-TRAINER_SCRATCH = "trainer_scratch"  # the Trainer's output_dir; removed after training
+TRAINER_SCRATCH = "trainer_scratch"  # prefix of a Trainer's output_dir; removed after training
 
 HF_KEYS = frozenset(
     {
@@ -308,7 +309,7 @@ def train_one_model(job: JobRun, texts: list[str], export: Path, placement: Plac
     )
 
     pad_id = pad_id_of(tokenizer)
-    scratch = Path(job.job_dir) / TRAINER_SCRATCH
+    scratch = trainer_scratch(Path(job.job_dir), export)
     args = TrainingArguments(
         output_dir=str(scratch),
         use_cpu=placement.device == "cpu",
@@ -370,6 +371,13 @@ def train_one_model(job: JobRun, texts: list[str], export: Path, placement: Plac
         "total_parameters": total,
     }
     write_text_atomic(export / METRICS_JSON, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def trainer_scratch(job_dir: Path, export: Path) -> Path:
+    """The Trainer's output_dir for the model saved in export: one per model, as pool models train at once
+    in one job and a Trainer lists (and its owner removes) its own output_dir."""
+    digest = hashlib.sha256(str(export).encode()).hexdigest()[:12]
+    return job_dir / f"{TRAINER_SCRATCH}-{digest}"
 
 
 def point_adapter_at_saved_base(export: Path) -> None:
