@@ -15,8 +15,8 @@ after the batch in which a trial reached ``metric.target``; the last run's ``hpo
 ``snakemake --configfile <work_dir>/hpo/search.yaml`` afterwards does nothing.
 
 The study lives in Optuna's file journal ``<work_dir>/hpo/optuna-journal.log`` (safe for several
-processes on one file system), or in the database ``--storage`` names, for searches spread over
-machines. A study interrupted and started again goes on where it stopped.
+processes on one file system), or in the database ``--storage`` (or, for a URL with a password, the
+environment variable SANDFLOW_HPO_STORAGE) names, for searches spread over machines. A study interrupted and started again goes on where it stopped.
 
 Several workers (this command started more than once on the same config and study) take turns on
 the work_dir: a worker holds the work_dir's lock from asking for a batch to telling its results,
@@ -52,6 +52,7 @@ from sandflow.config.load import load_config
 from sandflow.config.sweep_distributions import value_at
 from sandflow.core import layout
 from sandflow.core.atomic import write_text_atomic
+from sandflow.hpo_storage import STORAGE_ENV, open_storage, storage_url
 from sandflow.run.launch import snakemake_argv
 from sandflow.run.lock import (
     INHERITED_LOCK,
@@ -168,14 +169,7 @@ def suggest(trial: Any, parameter: Parameter) -> Any:
 def open_study(hpo: HpoConfig, name: str, work_dir: str, storage_url: str | None) -> Any:
     import optuna
 
-    if storage_url:
-        storage = optuna.storages.RDBStorage(storage_url)
-    else:
-        from optuna.storages.journal import JournalFileBackend
-
-        journal = os.path.join(layout.hpo_dir(work_dir), "optuna-journal.log")
-        os.makedirs(os.path.dirname(journal), exist_ok=True)
-        storage = optuna.storages.JournalStorage(JournalFileBackend(journal))
+    storage = open_storage(work_dir, storage_url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=name,
@@ -308,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hpo-config", help="an hpo_config file to search with instead of the config's own")
     parser.add_argument("--batch", type=int, default=2, help="trials asked for and run per snakemake run (default 2)")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
-    parser.add_argument("--storage", help="an Optuna RDB URL for the study (default: a journal file in work_dir/hpo)")
+    parser.add_argument(
+        "--storage",
+        help=f"an Optuna RDB URL for the study, without a password (one with a password goes in ${STORAGE_ENV}); "
+        "default: a journal file in work_dir/hpo",
+    )
     parser.add_argument(
         "--wait",
         type=float,
@@ -331,9 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait < 0:
         parser.error("--wait must be 0 or more seconds")
     try:
-        best = search(
-            args.configfile, args.hpo_config, args.batch, args.cores, args.storage, args.snakemake_args, args.wait
-        )
+        storage = storage_url(args.storage)
+    except ConfigError as error:
+        return print_error("hpo_search", error)
+    try:
+        best = search(args.configfile, args.hpo_config, args.batch, args.cores, storage, args.snakemake_args, args.wait)
     except ConfigError as error:
         return print_error(args.configfile, error)
     except (WorkDirBusy, LockRefused) as error:
