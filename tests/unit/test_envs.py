@@ -103,3 +103,13 @@ def test_the_vllm_env_is_requirements_gpu_txts_set_and_internvl_keeps_its_own_to
     internvl = env_pins(ENVS / "internvl.yaml")
     assert internvl["torch"] != requirement_pins("requirements.txt")["torch"]
     assert differing_pins(ENVS / "internvl.yaml") == {}
+
+
+def test_the_data_juicer_env_has_what_the_quality_classifier_of_its_family_needs():
+    # dj_text_quality_classifier runs in this env under --sdm conda: pyspark, fire and a Java for pyspark.
+    pins = env_pins(ENVS / "data-juicer.yaml")
+    assert {name: pins.get(name) for name in ("pyspark", "fire")} == {
+        name: requirement_pins("requirements.txt")[name] for name in ("pyspark", "fire")
+    }
+    conda = yaml.safe_load((ENVS / "data-juicer.yaml").read_text())["dependencies"]
+    assert "openjdk=17" in conda
