@@ -30,7 +30,7 @@ from sandflow.job_records import (
     load_record,
     recorded_writers,
 )
-from sandflow.plan.keys import key_view
+from sandflow.plan.keys import hook_digest, key_view
 from sandflow.plan.model import Job, Plan, Ref
 
 
@@ -126,7 +126,10 @@ def artifact_name(slot: str, rel: str) -> str:
 
 
 def external_files(plan: Plan, job: Job) -> Iterator[str]:
-    """The recipe files of the job's sections, and every file it reads that no job writes, with sha256."""
+    """The recipe files of the job's sections, a user hook's module, and every file it reads that no job writes,
+    with sha256."""
+    if job.hook.source_file is not None:
+        yield f"hook code: {os.path.relpath(job.hook.source_file)}  sha256 {hook_digest(job, plan.hashes)[:16]}"
     for section in SECTIONS:
         source = getattr(job.cfg, section)
         if isinstance(source, str) and section not in job.section_sources:

@@ -4,6 +4,7 @@ into its job directory, and a broken one fails in one line."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -93,6 +94,12 @@ def test_the_key_hashes_the_hook_module_and_a_missing_class_is_a_config_error(ru
     (run_dir / "double_hook.py").write_text(DOUBLE.replace("* 2", "* 3"))
     second = {job.cfg.meta_name: job.key for job in plan_config(load_config_file("sandbox.yaml")).jobs}
     assert first["count"] == second["count"] and first["double"] != second["double"]
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "sandflow.cli", "show", "sandbox.yaml", "double"], capture_output=True, text=True
+    )
+    digest = hashlib.sha256((run_dir / "double_hook.py").read_bytes()).hexdigest()
+    assert shown.returncode == 0 and f"    hook code: double_hook.py  sha256 {digest[:16]}\n" in shown.stdout
 
     (run_dir / "double_hook.py").write_text("from sandflow import BaseHook\n")
     result = subprocess.run(
