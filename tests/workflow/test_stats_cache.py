@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import re
 import shutil
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks.dj_stats_cache import COVERED, OFF_VARIABLE
 from sandflow.hooks.dj_stats_store import OpStats, cache_size
 
+from helpers.dj_jobs import HIT_LINE, process_recipe, run_hook
 from helpers.env import OFFLINE_ENV, environ
-from helpers.job_runs import file_logger, job_run
 from helpers.paths import REPO
 from helpers.snakemake import snakemake
 
@@ -36,7 +35,6 @@ EDGE_TEXTS = [
     "la la la la la la la la la la la la la la la la la la la la",
     "### $$$ @@@ !!! %%% ^^^",
 ]
-HIT_LINE = re.compile(r"stats cache: (\w+) (\d+) from cache, (\d+) computed and stored, (\d+) not cacheable")
 
 
 @pytest.fixture(scope="module")
@@ -50,37 +48,6 @@ def dataset(tmp_path: Path) -> Path:
     path = tmp_path / "data.jsonl"
     path.write_text("".join(DEMO_ROWS[:40]) + "".join(json.dumps({"text": t, "meta": {}}) + "\n" for t in EDGE_TEXTS))
     return path
-
-
-def run_hook(work_dir: Path, hook: str, key: str, recipe: dict, cache: bool = True) -> tuple[bytes, dict[str, tuple]]:
-    """Run a Data-Juicer hook as a job of work_dir; the bytes it exported and its stats cache lines by op."""
-    from sandflow.hooks.data_juicer import probe_via_analyzer, process_data
-
-    job_dir = work_dir / "jobs" / hook / f"{key}.partial-1"
-    job_dir.mkdir(parents=True)
-    log_path = work_dir / f"{hook}-{key}.log"
-    job = job_run(
-        hook,
-        job_dir,
-        dj_configs={**recipe, "export_path": str(job_dir / "export" / "data.jsonl")},
-        key=key,
-        log=file_logger(f"test_stats_cache.{work_dir.name}.{hook}.{key}", log_path),
-    )
-    with environ({} if cache else {OFF_VARIABLE: "off"}, unset=() if not cache else (OFF_VARIABLE,)):
-        result = (probe_via_analyzer if hook == "ProbeViaAnalyzerHook" else process_data)(job)
-    lines = {m[1]: tuple(int(n) for n in m.groups()[1:]) for m in HIT_LINE.finditer(log_path.read_text())}
-    return Path(result).read_bytes(), lines
-
-
-def process_recipe(data: Path, ops: list[dict]) -> dict:
-    # keep_stats_in_res_ds: the processed rows carry their stats, so both are compared
-    return {
-        "dataset_path": str(data),
-        "np": 1,
-        "auto_op_parallelism": False,
-        "keep_stats_in_res_ds": True,
-        "process": ops,
-    }
 
 
 # --- the store: content-addressed segments, many writers -----------------------------------------------------

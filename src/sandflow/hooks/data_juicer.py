@@ -25,7 +25,8 @@ Every Data-Juicer run here is made safe and self-contained the same way
 * Data-Juicer's loguru output goes to ``job.log`` (the job's log file), not
   also to the console, for the duration of the run;
 * with the default executor, covered filters read the stats earlier jobs of the work_dir computed
-  (``sandflow.hooks.dj_stats_cache``, docs/stats-cache.md); the Ray executor computes every stat itself.
+  (``sandflow.hooks.dj_stats_cache``, docs/stats-cache.md), and the Analyzer's figures of stats an earlier
+  job drew are copied (``sandflow.hooks.dj_analysis_cache``); the Ray executor computes every stat itself.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import Any
 from sandflow.config.dj_settings import RUN_DEFAULTS, refused_setting, setting_notes
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_analysis_cache import analysis_cache, fresh_figures
 from sandflow.hooks.dj_ray import (
     RAY_EXECUTOR,
     analyse_on_ray,
@@ -275,7 +277,7 @@ def probe_via_analyzer(job: JobRun) -> str:
 
             analyzer = Analyzer(cfg)
             job.log.info("analysing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-            with stats_cache(job, cfg):
+            with stats_cache(job, cfg), fresh_figures(), analysis_cache(job):
                 analyzer.run(skip_return=True)
             export_path = analyzer.exporter.export_path
             stats_file = stats_file_of(export_path, analyzer.exporter.suffix)

@@ -35,7 +35,7 @@ from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_stats_store import OpStats, size_line
 
-__all__ = ["COVERED", "stats_cache", "op_fingerprint", "sample_digest"]
+__all__ = ["COVERED", "stats_cache", "op_fingerprint", "sample_digest", "cache_off_reason"]
 
 STATS_FIELD = "__dj__stats__"  # data_juicer.utils.constant.Fields.stats
 CONTEXT_FIELD = "__dj__context__"  # Fields.context: intermediate values fused ops share
@@ -87,7 +87,8 @@ READS_MODEL_WHEN = {
 
 @cache
 def op_source_digest(module_name: str) -> str:
-    """sha256 over the source of an op's module and of the Data-Juicer modules whose names it holds."""
+    """sha256 over the source of a Data-Juicer module (an op's, an analysis's) and of the Data-Juicer modules whose
+    names it holds."""
     module = sys.modules[module_name]
     used = {module_name}
     for value in vars(module).values():
@@ -121,7 +122,7 @@ def op_fingerprint(name: str, args: dict[str, Any], op_module: str) -> tuple[str
 
 
 # One encoder for every sample (json.dumps with options builds a new one per call).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
 
 
 def sample_digest(row: dict[str, Any]) -> str | None:
@@ -129,21 +130,21 @@ def sample_digest(row: dict[str, Any]) -> str | None:
     of the stats already there. None when a field is not plain JSON (such a sample is never cached)."""
     content = {key: value for key, value in row.items() if key not in (STATS_FIELD, CONTEXT_FIELD)}
     try:
-        text = _CANONICAL.encode([sorted(row.get(STATS_FIELD) or {}), content])
+        text = CANONICAL_ENCODER.encode([sorted(row.get(STATS_FIELD) or {}), content])
     except (TypeError, ValueError):
         return None
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _plain(value: Any) -> bool:
+def plain_value(value: Any) -> bool:
     """Whether a stat reads back from JSON as the same Python value and type (numpy scalars do not)."""
     kind = type(value)
     if kind in (bool, int, float, str, type(None)):
         return True
     if kind is list:
-        return all(_plain(item) for item in value)
+        return all(plain_value(item) for item in value)
     if kind is dict:
-        return all(type(key) is str and _plain(item) for key, item in value.items())
+        return all(type(key) is str and plain_value(item) for key, item in value.items())
     return False
 
 
@@ -199,7 +200,7 @@ class CachedComputeStats:
             computed = result[STATS_FIELD]
         for position, index in enumerate(missing):
             added = {key: value for key, value in computed[position].items() if key not in present[position]}
-            if digests[index] is not None and _plain(added):
+            if digests[index] is not None and plain_value(added):
                 self.stats.add(digests[index], added)
                 self.counts.computed += 1
             else:
@@ -259,11 +260,19 @@ class StatsCacheRun:
         log.info("%s", size_line(self.cache_dir))
 
 
-def _why_off(job: JobRun, cfg: Any) -> str | None:
+def cache_off_reason(job: JobRun) -> str | None:
+    """Why neither the stats cache nor the analysis cache (hooks/dj_analysis_cache.py) is used by this job."""
     if os.environ.get(OFF_VARIABLE, "").lower() in ("off", "0", "false", "no"):
         return f"{OFF_VARIABLE}={os.environ[OFF_VARIABLE]}"
     if work_dir_of_job_dir(str(job.job_dir)) is None:
         return "the job directory is not in a work_dir's jobs/"
+    return None
+
+
+def _why_off(job: JobRun, cfg: Any) -> str | None:
+    reason = cache_off_reason(job)
+    if reason is not None:
+        return reason
     if getattr(cfg, "op_fusion", False):
         return "op_fusion is on (fused ops are computed as before)"
     return None

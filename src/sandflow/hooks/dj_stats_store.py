@@ -23,6 +23,7 @@ from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.private_fs import ensure_within
+from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR
 
 OP_RECORD = "op.json"
 SEGMENT_SUFFIX = ".json"
@@ -45,13 +46,13 @@ class CacheSize:
 
 
 def cache_size(cache_dir: str | Path) -> CacheSize:
-    """How much the stats cache under cache_dir holds (all zeros when there is none)."""
+    """How much the stats cache under cache_dir holds, less its analysis figures (all zeros when there is none)."""
     ops = segments = size = 0
     root = Path(cache_dir)
     if not root.is_dir() or root.is_symlink():
         return CacheSize(0, 0, 0)
     for op_dir in root.iterdir():
-        if not op_dir.is_dir() or op_dir.is_symlink():
+        if not op_dir.is_dir() or op_dir.is_symlink() or op_dir.name == ANALYSIS_SUBDIR:
             continue
         ops += 1
         for path in op_dir.iterdir():

@@ -6,8 +6,8 @@ and gc refuses while a run holds it. Only real directories named like a key unde
 removed (shutil.rmtree never follows a symlink inside), their ``logs/<hook>/<key>.log``, and readable links
 under ``pipelines/`` and ``hpo/trial_<N>/pipelines/`` that point at them. Everything else is left and named:
 symlinks (never followed, never removed), ``<key>.partial-<pid>`` directories (a run's job being written or
-one killed; the next run of that key removes its stale ones) and the stats cache, which goes wholly and only
-with ``--stats-cache``.
+one killed; the next run of that key removes its stale ones) and the stats cache (filter stats, and the analysis
+figures in its ``analysis/``), which goes wholly and only with ``--stats-cache``.
 """
 
 from __future__ import annotations
