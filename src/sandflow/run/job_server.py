@@ -60,7 +60,8 @@ from sandflow.core.private_fs import UnsafePath, open_no_follow, private_dir, un
 ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
 # What a warm start imports (or calls, for module:function), by the distributions a hook declares (Hook.libraries).
 WARM_IMPORTS = {
-    "py-data-juicer": ("data_juicer.core",),
+    # pyplot too: the analysis draws (or copies cached) figures, and importing it is 1.5-2 s of a rerun's job.
+    "py-data-juicer": ("data_juicer.core", "matplotlib.pyplot"),
     "torch": ("torch",),
     "transformers": ("transformers", "transformers.trainer", "sandflow.hooks.hf.tiny_lm:warm_up"),
     "peft": ("peft",),

@@ -176,7 +176,7 @@ def test_a_kept_servers_address_follows_the_import_time_environment(monkeypatch:
 
 
 def test_warm_imports_follow_the_hooks_libraries():
-    assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core"]
+    assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core", "matplotlib.pyplot"]
     assert job_server.warm_imports(("torch", "transformers", "peft", "tokenizers")) == [
         "torch",
         "transformers",
