@@ -1,6 +1,7 @@
 """Every DJ-Sandbox hook and component type, and what sandflow knows about each before it runs.
 
-Each entry names the function that runs the job (imported only then), what the hook writes and
+Each entry names the function that runs the job by module (imported only then: the registry imports no hook
+module, so planning imports only the requirement checks its jobs call, and no job's libraries), what the hook writes and
 reads, the libraries that enter its key, and its family: what it runs (CPU data work, GPU training,
 CPU evaluation, a third-party tool...), which run/resources.py turns into default resources, a conda
 env and a container image. A component has its own family where it runs something else than its
