@@ -19,6 +19,7 @@ from sandflow.run.lock import hold_lock
 from sandflow.run.noop import qualifies
 
 from helpers.env import snakemake_env
+from helpers.imports import assert_planning_only, imported_after
 from helpers.paths import REPO, copy_from_repo
 from helpers.snakemake import snakemake
 
@@ -89,6 +90,14 @@ def hpo_dir(tmp_path: Path, iterative: bool) -> Path:
 
 
 CONFIG = "configs/hpo/sandbox.yaml"
+SANDFLOW_RUN = "import sys\nfrom sandflow.cli import main\nassert main(['run', sys.argv[1]]) == 0"
+
+
+def assert_decided_light(run_dir: Path) -> None:
+    """The fast path decides without Snakemake, any hook's own module or the libraries jobs use."""
+    result, modules = imported_after(run_dir, SANDFLOW_RUN, CONFIG)
+    assert FAST in result.stderr, result.stderr[-3000:]
+    assert_planning_only(modules)
 
 
 @pytest.mark.slow
@@ -100,6 +109,7 @@ def test_a_noop_rerun_skips_snakemake_and_any_change_goes_to_it(tmp_path: Path, 
     assert took_fast_path(rerun)
     line = rerun.stderr.strip()
     assert line.startswith(FAST) and line.endswith("context_infos.json: outputs/hpo/context_infos.json"), line
+    assert_decided_light(run_dir)
     assert SNAKEMAKE_NOOP in snakemake(run_dir, CONFIG, "-n").stdout  # Snakemake agrees
     # Options other than the number of cores go to Snakemake.
     assert not took_fast_path(sandflow_run(run_dir, CONFIG, "-n"))

@@ -1,6 +1,7 @@
 """Every DJ-Sandbox hook and component type, and what sandflow knows about each before it runs.
 
-Each entry names the function that runs the job (imported only then), what the hook writes and
+Each entry names the function that runs the job by module (imported only then: the registry imports no hook
+module, so planning imports only the requirement checks its jobs call, and no job's libraries), what the hook writes and
 reads, the libraries that enter its key, and its family: what it runs (CPU data work, GPU training,
 CPU evaluation, a third-party tool...), which run/resources.py turns into default resources, a conda
 env and a container image. A component has its own family where it runs something else than its
@@ -13,30 +14,24 @@ stops before any job, one line per problem.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
-from sandflow.hooks import (  # light: heavy imports happen inside their functions
-    data_evaluators,
-    dj_requirements,
-    modelscope,
-)
 from sandflow.hooks.base import Component, Hook, HookStage, JobRun, RequirementCheck
-from sandflow.hooks.hf import train as hf_train
-from sandflow.hooks.llm import infer as llm_infer
-from sandflow.hooks.third_party import easyanimate, inception, internvl, trinity, vbench
 from sandflow.hooks.user_hooks import user_hook
 
 DATA_JUICER = ("py-data-juicer",)
 HF_TRAINING = ("torch", "transformers", "peft", "tokenizers")
+EASYANIMATE = "sandflow.hooks.third_party.easyanimate"
+INTERNVL = "sandflow.hooks.third_party.internvl"
 
 
 def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
-    """Import the hook's module only when the job runs (keeps Snakefile parsing fast)."""
+    """Import the hook's module only when the job runs: planning (Snakefile parsing, a no-op `sandflow run`)
+    imports no hook module and none of their libraries."""
 
     def run(job: JobRun) -> Any:
-        import importlib
-
         return getattr(importlib.import_module(module), function)(job)
 
     # As if defined there: the job key hashes the source of run.__module__ (hooks/source_digest.py).
@@ -44,11 +39,25 @@ def _lazy(module: str, function: str) -> Callable[[JobRun], Any]:
     return run
 
 
+def _lazy_check(module: str, function: str, *factory_args: str) -> RequirementCheck:
+    """A requirement check in a hook's module, imported on its first call (by a job that selects it). With
+    ``factory_args`` the function makes the check (one per script or hook name)."""
+    found: list[RequirementCheck] = []
+
+    def requires(dj_configs: Any, extra_configs: Any) -> list[str]:
+        if not found:
+            named = getattr(importlib.import_module(module), function)
+            found.append(named(*factory_args) if factory_args else named)
+        return found[0](dj_configs, extra_configs)
+
+    return requires
+
+
 def _modelscope(function: str, hook: str, family: str) -> Component:
     """ModelScope's trainer or pipeline (src/sandflow/hooks/modelscope.py); paths in its configs are its own."""
     return Component(
         _lazy("sandflow.hooks.modelscope", function),
-        requires=modelscope.requirements_for(hook),
+        requires=_lazy_check("sandflow.hooks.modelscope", "requirements_for", hook),
         follows_previous=True,
         family=family,
     )
@@ -61,6 +70,8 @@ def _third_party(tool: str, function: str, requires: RequirementCheck, follows_p
 
 
 def _dj_requirements(dj_configs: Any, extra_configs: Any) -> list[str]:
+    from sandflow.hooks import dj_requirements  # light: it locates Data-Juicer's ops without importing them
+
     return dj_requirements.missing_requirements(dj_configs if isinstance(dj_configs, dict) else None)
 
 
@@ -85,8 +96,8 @@ def _model_hook(name: str, function: str, tool: dict[str, Component], **settings
     components = {
         **tool,
         "huggingface": Component(run, family="inference"),
-        "vllm": Component(run, requires=llm_infer.vllm_requirements, family="vllm"),
-        "api": Component(run, requires=llm_infer.api_requirements, family="api"),
+        "vllm": Component(run, requires=_lazy_check("sandflow.hooks.llm.infer", "vllm_requirements"), family="vllm"),
+        "api": Component(run, requires=_lazy_check("sandflow.hooks.llm.infer", "api_requirements"), family="api"),
     }
     return Hook(name, None, n_outputs=None, family="inference", components=components, **settings)
 
@@ -173,15 +184,21 @@ HOOKS: dict[str, Hook] = {
             components={
                 "huggingface": Component(
                     _lazy("sandflow.hooks.hf.train", "train_huggingface"),
-                    requires=hf_train.huggingface_train_requirements,
+                    requires=_lazy_check("sandflow.hooks.hf.train", "huggingface_train_requirements"),
                 ),
                 "modelscope": _modelscope("train_modelscope", "TrainModelHook", "training"),
                 "easyanimate": _third_party(
-                    "easyanimate", "easyanimate_train", easyanimate.easyanimate_requirements("train_lora.sh")
+                    "easyanimate",
+                    "easyanimate_train",
+                    _lazy_check(EASYANIMATE, "easyanimate_requirements", "train_lora.sh"),
                 ),
-                "trinity-rft": _third_party("trinity", "trinity_rft_train", trinity.trinity_requirements),
+                "trinity-rft": _third_party(
+                    "trinity",
+                    "trinity_rft_train",
+                    _lazy_check("sandflow.hooks.third_party.trinity", "trinity_requirements"),
+                ),
                 "internvl_coco_caption": _third_party(
-                    "internvl", "internvl_coco_caption_train", internvl.internvl_train_requirements
+                    "internvl", "internvl_coco_caption_train", _lazy_check(INTERNVL, "internvl_train_requirements")
                 ),
             },
             rule="train_model",
@@ -192,7 +209,9 @@ HOOKS: dict[str, Hook] = {
             "infer_model",
             {
                 "easyanimate": _third_party(
-                    "easyanimate", "easyanimate_infer", easyanimate.easyanimate_requirements("infer_lora.sh")
+                    "easyanimate",
+                    "easyanimate_infer",
+                    _lazy_check(EASYANIMATE, "easyanimate_requirements", "infer_lora.sh"),
                 )
             },
             rule="infer_model",
@@ -210,11 +229,18 @@ HOOKS: dict[str, Hook] = {
                 ),
                 "dj_text_quality_classifier": Component(
                     _lazy("sandflow.hooks.data_evaluators", "text_quality_evaluator"),
-                    requires=data_evaluators.quality_classifier_requirements,
+                    requires=_lazy_check("sandflow.hooks.data_evaluators", "quality_classifier_requirements"),
                 ),
-                "vbench_video_evaluator": _third_party("vbench", "vbench_video_evaluator", vbench.vbench_requirements),
+                "vbench_video_evaluator": _third_party(
+                    "vbench",
+                    "vbench_video_evaluator",
+                    _lazy_check("sandflow.hooks.third_party.vbench", "vbench_requirements"),
+                ),
                 "video_inception_evaluator": _third_party(
-                    "inception", "video_inception_evaluator", inception.inception_requirements, follows_previous=False
+                    "inception",
+                    "video_inception_evaluator",
+                    _lazy_check("sandflow.hooks.third_party.inception", "inception_requirements"),
+                    follows_previous=False,
                 ),
             },
             rule="evaluate_data",
@@ -229,7 +255,7 @@ HOOKS: dict[str, Hook] = {
             components={
                 "perplexity": Component(_lazy("sandflow.hooks.hf.perplexity", "evaluate_perplexity")),
                 "internvl_coco_caption": _third_party(
-                    "internvl", "internvl_coco_caption_eval", internvl.internvl_requirements
+                    "internvl", "internvl_coco_caption_eval", _lazy_check(INTERNVL, "internvl_requirements")
                 ),
             },
             rule="evaluate_model",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ PACKAGE_ROOT = Path(sandflow.__file__).resolve().parent
 # Module prefixes whose imports are followed, and modules that are never counted (see the docstring).
 COUNTED_PREFIXES = ("sandflow.hooks.", "sandflow.report.")
 NOT_COUNTED = frozenset({"sandflow.hooks.base", "sandflow.hooks.registry"})
+# The fields of a statement (or except/case clause) that hold statements: where nested imports can be.
+STATEMENT_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
 def _counted(module: str) -> bool:
@@ -50,12 +52,23 @@ def _module_file(module: str) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin and spec.has_location else None
 
 
+def _statements(tree: ast.Module) -> Iterator[ast.AST]:
+    """Every statement of a module, however deeply nested (with the except and case clauses holding some). An
+    import is a statement, so expressions, most of the tree, are not visited: a third of ``ast.walk``'s time."""
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        yield node
+        for block in STATEMENT_BLOCKS:
+            pending.extend(getattr(node, block, ()))
+
+
 def _imported_names(source: bytes, module: str, is_package: bool) -> set[str]:
     """Every module name an ``import`` statement of the source may load (absolute; ``from x import y``
     gives both ``x`` and ``x.y``, since y may be a module), wherever the statement is."""
     package = module if is_package else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in _statements(ast.parse(source)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
