@@ -146,6 +146,8 @@ HOOKS: dict[str, Hook] = {
             "RefineRecipeViaModelFeedbackHook",
             _lazy("sandflow.hooks.model_feedback", "refine_recipe_via_model_feedback"),
             writes=("extra_configs.path_model_feedback_recipe",),
+            # where the refined recipe goes, and the best pools it reads (usually a ref to the ranking)
+            required_paths=("extra_configs.path_model_feedback_recipe", "extra_configs.dataset_path"),
             rule="refine_recipe_via_model_feedback",
             stage="refine",
         ),

@@ -81,3 +81,41 @@ def test_the_recipe_file_suffix_decides_the_format(tmp_path: Path):
     assert json.loads(Path(path).read_text())["process"][0] == {"text_length_filter": {"min_len": 12, "max_len": 12}}
     with pytest.raises(ValueError, match=r"path_model_feedback_recipe must end with \.yaml, \.yml or \.json"):
         refine_recipe_via_model_feedback(job_for(tmp_path / "x", pool, target="recipe.txt"))
+
+
+@pytest.mark.parametrize(
+    ("extra_configs", "message"),
+    [
+        (
+            {"dataset_path": "pools/best.jsonl"},
+            "execution_job_configs[0].extra_configs.path_model_feedback_recipe: "
+            "RefineRecipeViaModelFeedbackHook needs path_model_feedback_recipe",
+        ),
+        (
+            {"path_model_feedback_recipe": "out/recipe.yaml"},
+            "execution_job_configs[0].extra_configs.dataset_path: RefineRecipeViaModelFeedbackHook needs dataset_path",
+        ),
+        (
+            {"dataset_path": "pools/missing.jsonl", "path_model_feedback_recipe": "out/recipe.yaml"},
+            "execution_job_configs[0].extra_configs.dataset_path: file not found: pools/missing.jsonl",
+        ),
+    ],
+)
+def test_what_the_hook_needs_is_checked_when_planning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_configs: dict, message: str
+):
+    # Found by `sandflow check` before any job runs, not by the job after everything upstream of it ran.
+    from sandflow.config.errors import ConfigError
+    from sandflow.config.load import load_config
+    from sandflow.plan.planner import plan_config
+
+    monkeypatch.chdir(tmp_path)
+    config = {
+        "work_dir": "work",
+        "execution_job_configs": [
+            {"hook": "RefineRecipeViaModelFeedbackHook", "dj_configs": RECIPE, "extra_configs": extra_configs}
+        ],
+    }
+    with pytest.raises(ConfigError) as caught:
+        plan_config(load_config(config))
+    assert str(caught.value).startswith(message)

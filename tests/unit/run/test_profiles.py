@@ -88,7 +88,7 @@ EVERY_HOOK = {
         {
             "hook": "RefineRecipeViaModelFeedbackHook",
             "meta_name": "feedback",
-            "extra_configs": {"path_model_feedback_recipe": "./outputs/feedback.yaml"},
+            "extra_configs": {"path_model_feedback_recipe": "./outputs/feedback.yaml", "dataset_path": "./data.jsonl"},
         },
     ],
     "execution_job_configs": [
