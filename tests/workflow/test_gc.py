@@ -62,28 +62,61 @@ def test_gc_lists_the_old_job_with_sizes_deletes_it_with_yes_and_a_rerun_does_no
     snakemake(tmp_path, config)
     new = planned_key(config)
     old_dir, old_log = Path(f"out/jobs/{HOOK}/{old}"), Path(f"out/logs/{HOOK}/{old}.log")
-    expected = [f"{old_dir}  {human(du(old_dir))}", f"{old_log}  {human(old_log.stat().st_blocks * 512)}"]
+    old_benchmark = Path(f"out/benchmarks/{HOOK}/{old}.tsv")
+    files = [old_log, old_benchmark]
+    expected = [
+        f"{old_dir}  {human(du(old_dir))}",
+        *(f"{path}  {human(path.stat().st_blocks * 512)}" for path in files),
+    ]
+    freed = du(old_dir) + sum(path.stat().st_blocks * 512 for path in files)
 
     listed = sandflow_gc(tmp_path, "config.yaml")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0] == "work_dir out: 1 job(s) planned by the given configs are kept"
     assert [line.removeprefix("  would remove ") for line in lines if "would remove" in line] == expected
-    assert (
-        lines[-1] == f"would free {human(du(old_dir) + old_log.stat().st_blocks * 512)}; run again with --yes to delete"
-    )
-    assert old_dir.is_dir() and old_log.is_file()  # a dry run by default
+    assert lines[-1] == f"would free {human(freed)}; run again with --yes to delete"
+    assert old_dir.is_dir() and old_log.is_file() and old_benchmark.is_file()  # a dry run by default
 
     deleted = sandflow_gc(tmp_path, "config.yaml", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert [line.removeprefix("  removed ") for line in deleted.stdout.splitlines() if "removed" in line] == expected
-    assert not old_dir.exists() and not old_log.exists()
+    assert not old_dir.exists() and not old_log.exists() and not old_benchmark.exists()
     assert sorted(p.name for p in Path(f"out/jobs/{HOOK}").iterdir()) == [new]
     assert Path(f"out/logs/{HOOK}/{new}.log").is_file()
 
     rerun = snakemake(tmp_path, config)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
     assert sandflow_gc(tmp_path, "config.yaml").stdout.splitlines()[-1] == "nothing to remove"
+
+
+def test_gc_takes_the_logs_and_benchmarks_of_unplanned_keys_of_user_hooks_too_and_leaves_the_rules_own(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # where the config's paths resolve, for its planned key
+    write_pool_config(tmp_path, samples=4)
+    out = tmp_path / "out"
+    stale = [
+        f"logs/my_hooks.CountRows/{UNPLANNED}.log",
+        f"benchmarks/{HOOK}/{UNPLANNED}.tsv",
+        f"benchmarks/my_hooks.CountRows/{UNPLANNED}.tsv",
+    ]
+    kept = [
+        "logs/context_infos.log",  # a bookkeeping rule's own log
+        f"logs/report_figures/{UNPLANNED}.log",  # a rule with wildcards: not a hook's directory
+        f"benchmarks/{HOOK}/{UNPLANNED}.txt",
+        f"benchmarks/{HOOK}/{planned_key(Path('config.yaml'))}.tsv",  # the planned job's own
+    ]
+    for name in stale + kept:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("x\n")
+    listed = sandflow_gc(tmp_path, "config.yaml", "--yes")
+    assert listed.returncode == 0, listed.stderr
+    removed = [
+        line.removeprefix("  removed ").split("  ")[0] for line in listed.stdout.splitlines() if "removed" in line
+    ]
+    assert removed == [f"out/{name}" for name in stale]  # logs, then benchmarks, each by hook
+    assert [name for name in stale + kept if (out / name).exists()] == kept
 
 
 def test_gc_refuses_in_one_line_while_a_run_holds_the_work_dir(tmp_path):

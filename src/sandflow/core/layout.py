@@ -32,7 +32,11 @@ def job_log(work_dir: str, hook: str, key: str) -> str:
 
 
 def job_benchmark(work_dir: str, hook: str, key: str) -> str:
-    return os.path.join(work_dir, "benchmarks", hook, f"{key}.tsv")
+    return os.path.join(benchmarks_root(work_dir), hook, f"{key}.tsv")
+
+
+def benchmarks_root(work_dir: str) -> str:
+    return os.path.join(work_dir, "benchmarks")
 
 
 def rule_log(work_dir: str, rule: str, name: str | None = None) -> str:

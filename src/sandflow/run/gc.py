@@ -1,9 +1,11 @@
-"""sandflow gc: remove the job directories of a work_dir that none of the given configs plans, with their logs.
+"""sandflow gc: remove the job directories of a work_dir that none of the given configs plans, with their logs
+and benchmark records.
 
 A dry run lists what would go and how much; ``--yes`` deletes. Per work_dir, the configs that use it are
 planned while gc holds the work_dir lock (run/lock.py), so no run can add jobs between planning and deleting,
 and gc refuses while a run holds it. Only real directories named like a key under ``jobs/<hook>/`` are
-removed (shutil.rmtree never follows a symlink inside), their ``logs/<hook>/<key>.log``, and readable links
+removed (shutil.rmtree never follows a symlink inside), their ``logs/<hook>/<key>.log`` and
+``benchmarks/<hook>/<key>.tsv`` (user hooks' too), and readable links
 under ``pipelines/`` and ``hpo/trial_<N>/pipelines/`` that point at them. Everything else is left and named:
 symlinks (never followed, never removed), ``<key>.partial-<pid>`` directories (a run's job being written or
 one killed; the next run of that key removes its stale ones) and the stats cache (filter stats, and the analysis
@@ -25,6 +27,7 @@ from sandflow.config.load import load_config_file
 from sandflow.config.model import SandboxConfig
 from sandflow.core import layout
 from sandflow.hooks.registry import HOOKS
+from sandflow.hooks.user_hooks import is_user_hook_name
 from sandflow.plan.planner import plan_config
 from sandflow.run.lock import LockRefused, hold_lock
 
@@ -126,7 +129,7 @@ def find_garbage(work_dir: str, configs: list[SandboxConfig], with_stats_cache: 
                 removed_dirs.add(os.path.normpath(entry.path))
             elif not KEY_RE.fullmatch(entry.name):
                 garbage.left.append(f"{entry.path} (not a job directory sandflow made)")
-    garbage.removable.extend(stale_logs(work_dir, referenced))
+    garbage.removable.extend(stale_job_files(work_dir, referenced))
     garbage.links = links_into(work_dir, removed_dirs)
     cache = os.path.join(work_dir, STATS_CACHE)
     if real_dir(cache):
@@ -137,19 +140,20 @@ def find_garbage(work_dir: str, configs: list[SandboxConfig], with_stats_cache: 
     return garbage
 
 
-def stale_logs(work_dir: str, referenced: set[tuple[str, str]]) -> list[tuple[str, int]]:
-    """logs/<hook>/<key>.log of keys no config plans (failed jobs' too); other logs are the rules' own."""
-    logs = layout.logs_root(work_dir)
+def stale_job_files(work_dir: str, referenced: set[tuple[str, str]]) -> list[tuple[str, int]]:
+    """logs/<hook>/<key>.log and benchmarks/<hook>/<key>.tsv of keys no config plans (failed jobs' too), of
+    built-in and user hooks alike; other logs are the bookkeeping rules' own."""
     stale = []
-    for hook in HOOKS:
-        directory = os.path.join(logs, hook)
-        if not real_dir(logs) or not real_dir(directory):
-            continue
-        for entry in entries(directory):
-            key, suffix = os.path.splitext(entry.name)
-            if suffix == ".log" and KEY_RE.fullmatch(key) and (hook, key) not in referenced:
-                if entry.is_file(follow_symlinks=False):
-                    stale.append((entry.path, entry.stat(follow_symlinks=False).st_blocks * 512))
+    for root, suffix in ((layout.logs_root(work_dir), ".log"), (layout.benchmarks_root(work_dir), ".tsv")):
+        for hook_entry in entries(root) if real_dir(root) else ():
+            hook = hook_entry.name
+            if not (hook in HOOKS or is_user_hook_name(hook)) or not hook_entry.is_dir(follow_symlinks=False):
+                continue
+            for entry in entries(hook_entry.path):
+                key, extension = os.path.splitext(entry.name)
+                if extension == suffix and KEY_RE.fullmatch(key) and (hook, key) not in referenced:
+                    if entry.is_file(follow_symlinks=False):
+                        stale.append((entry.path, entry.stat(follow_symlinks=False).st_blocks * 512))
     return stale
 
 
