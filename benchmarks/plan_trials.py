@@ -5,7 +5,8 @@
 
 Each trial is merge -> downsample (the searched parameter) -> mse evaluation on cheap pool hooks; the
 merge is the same job in every trial, so N trials plan 3N jobs of which 2N+1 are distinct. Prints
-seconds and milliseconds per planned job, and the peak memory of `snakemake -n`.
+wall and CPU seconds of each, their ratio in CPU time (on a shared machine wall times move with the other
+processes' load much more than CPU times do), and the peak memory of `snakemake -n`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from run_overheads import fresh, snakemake_measured
@@ -77,7 +80,21 @@ def grid_config(trials: int) -> dict:
     }
 
 
-def measure(root: Path, trials: int) -> tuple[float, float, float]:
+class Measured(NamedTuple):
+    own: float  # sandflow's planning in this process, wall seconds
+    own_cpu: float
+    snakemake: float  # `snakemake -n`, wall seconds
+    snakemake_cpu: float  # user + system of the snakemake process
+    peak_mb: float
+
+
+def children_cpu() -> float:
+    """CPU seconds of every child this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(root: Path, trials: int) -> Measured:
     from sandflow.config.load import load_config_file
     from sandflow.plan.planner import plan_config
 
@@ -91,13 +108,14 @@ def measure(root: Path, trials: int) -> tuple[float, float, float]:
     cwd = os.getcwd()
     os.chdir(directory)  # the config's paths are relative to where it runs
     try:
-        started = time.monotonic()
+        started, started_cpu = time.monotonic(), time.process_time()
         plan_config(load_config_file("config.yaml"))
-        own = time.monotonic() - started
+        own, own_cpu = time.monotonic() - started, time.process_time() - started_cpu
     finally:
         os.chdir(cwd)
+    before = children_cpu()
     seconds, peak_mb = snakemake_measured(directory, config, "-n")
-    return own, seconds, peak_mb
+    return Measured(own, own_cpu, seconds, children_cpu() - before, peak_mb)
 
 
 def main() -> None:
@@ -109,13 +127,16 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; scratch {root}"
     )
-    print("\n| trials (jobs planned) | sandflow planning | `snakemake -n` | peak memory |\n|---|---:|---:|---:|")
+    print(
+        "\n| trials (jobs planned) | sandflow planning, wall (CPU) | `snakemake -n`, wall (CPU) "
+        "| `snakemake -n` / planning, CPU | peak memory |\n|---|---:|---:|---:|---:|"
+    )
     for trials in (int(t) for t in args.trials.split(",")):
-        own, seconds, peak_mb = measure(root, trials)
-        jobs = 3 * trials
+        got = measure(root, trials)
         print(
-            f"| {trials:,} ({jobs:,}) | {own:.2f} s ({own / jobs * 1000:.2f} ms/job) | "
-            f"{seconds:.1f} s ({seconds / jobs * 1000:.1f} ms/job) | {peak_mb:.0f} MB |",
+            f"| {trials:,} ({3 * trials:,}) | {got.own:.2f} s ({got.own_cpu:.2f} s) | "
+            f"{got.snakemake:.1f} s ({got.snakemake_cpu:.1f} s) | {got.snakemake_cpu / got.own_cpu:.1f}x | "
+            f"{got.peak_mb:.0f} MB |",
             flush=True,
         )
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from sandflow.core import layout
 from sandflow.run import storage
+from sandflow.run.per_job import per_job_function
 from sandflow.run.run_state import RunState
 from sandflow.run.specs import RunJobSpec, job_spec
 
@@ -15,6 +16,9 @@ from sandflow.run.specs import RunJobSpec, job_spec
 class JobRules:
     def __init__(self, state: RunState):
         self.state = state
+        # What the rules give Snakemake as input and params: it calls them once per job (run/per_job.py).
+        self.inputs = per_job_function(self.inputs_of)
+        self.spec = per_job_function(self.spec_of)
 
     @property
     def by_key(self) -> dict[str, Any]:
@@ -34,11 +38,11 @@ class JobRules:
         """Where Snakemake records a job's wall time, max RSS, I/O and CPU time (benchmarks/<hook>/<key>.tsv)."""
         return layout.job_benchmark(self.state.work_dir, hook, "{key}")
 
-    def inputs(self, wildcards: Any) -> list[str]:
+    def inputs_of(self, wildcards: Any) -> list[str]:
         self.state.refuse_skipped_hooks()  # also when a job's own output is the target
         return sorted({self.state.declared(dep) for dep in self.by_key[wildcards.key].deps})
 
-    def spec(self, wildcards: Any) -> RunJobSpec:
+    def spec_of(self, wildcards: Any) -> RunJobSpec:
         job = self.by_key[wildcards.key]
         return {**job_spec(job), "recompute": self.state.forced_reruns(), **self.state.staged()}
 

@@ -25,6 +25,7 @@ from typing import Any
 from sandflow.hooks.registry import hook_named
 from sandflow.hooks.user_hooks import USER_HOOK_RULE, is_user_hook_name
 from sandflow.plan.model import Job
+from sandflow.run.per_job import per_job_function
 
 # Env files as a rule's conda: directive names them (relative to rules/, like its script:).
 ENVS_FROM_RULES = "../envs"
@@ -128,9 +129,14 @@ class RuleResources:
         self._jobs = jobs  # shared with the workflow: later iterations are added to it
         self._final = final
         self._uniform_by_hook: dict[str, dict[str, Any]] = {}
+        self._requests: dict[str, dict[str, Any]] = {}  # by key, for Snakemake's calls: one per job and directive
 
     def _requested(self, key: str) -> dict[str, Any]:
-        job = self._jobs[key]
+        if key not in self._requests:
+            self._requests[key] = self._request_of(self._jobs[key])
+        return self._requests[key]
+
+    def _request_of(self, job: Job) -> dict[str, Any]:
         request = job_resources(job.hook.name, job.component, job.cfg.resources)
         # On a CPU job (gpu 0) the GPU details are left out: the SLURM executor would otherwise
         # request --gpus=<model>:1 for a bare gpu_model.
@@ -149,7 +155,7 @@ class RuleResources:
         """What every job of the hook asks alike (nothing while the plan may still grow); one pass over its jobs."""
         if hook not in self._uniform_by_hook:
             keys = [key for key, job in self._jobs.items() if _runs(hook, job)] if self._final else []
-            requests = [self._requested(key) for key in keys]
+            requests = [self._request_of(self._jobs[key]) for key in keys]
             first = requests[0] if requests else {}
             self._uniform_by_hook[hook] = {
                 name: value for name, value in first.items() if all(request[name] == value for request in requests)
@@ -161,7 +167,7 @@ class RuleResources:
         uniform = self._uniform(hook)
         if name in uniform:
             return uniform[name]
-        return lambda wildcards: self._requested(wildcards.key)[name]
+        return per_job_function(lambda wildcards: self._requested(wildcards.key)[name])
 
     def threads_of(self, hook: str) -> Any:
         return self._for_rule(hook, "threads")

@@ -34,6 +34,7 @@ from sandflow.run.integrity import first_altered
 from sandflow.run.iterations import IterationRules
 from sandflow.run.jobs import JobRules
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
+from sandflow.run.per_job import check_scripts_once_per_rule, collect_garbage_less_often, freeze_plan
 from sandflow.run.run_state import RunState, exit_with_error
 from sandflow.run.specs import assembly_spec
 from sandflow.run.summary import log_run_summary
@@ -147,6 +148,7 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     In the main process (not again in every cluster job) it also refuses altered artifacts and prints
     the plan's note (iterations still to be decided).
     """
+    collect_garbage_less_often()  # before planning: the plan is most of what a pass would scan (run/per_job.py)
     configfiles = snakemake_workflow.configfiles
     # Name config files as the user gave them (Snakemake hands them over absolute).
     source = (
@@ -178,4 +180,7 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
         run.refuse_altered_artifacts()
         if run.plan.pending_note:
             print(f"sandflow: note: {run.plan.pending_note}", file=sys.stderr)
+    # Snakemake's work per job (run/per_job.py): its script check once per rule, no rescans of the plan.
+    check_scripts_once_per_rule()
+    freeze_plan()
     return run

@@ -7,6 +7,7 @@ tests/workflow/test_resources_table.py.
 from __future__ import annotations
 
 import contextlib
+import gc
 import re
 import shutil
 import sys
@@ -52,11 +53,17 @@ def outside_the_checkout(directory: Path) -> Iterator[None]:
 
     Importing Snakemake collects plugins by listing every directory on sys.path and its subdirectories;
     `python -m pytest` puts the checkout there, so its outputs/ would be listed. Loading a workflow also
-    puts the Snakefile's directory on sys.path."""
+    puts the Snakefile's directory on sys.path, and tunes the garbage collector for Snakemake's process
+    (run/per_job.py): as it was after, for the tests that run next in this one."""
+    threshold = gc.get_threshold()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(directory)
         patch.setattr(sys, "path", [entry for entry in sys.path if Path(entry or ".").resolve() != REPO])
-        yield
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
 
 
 @pytest.fixture(scope="module")

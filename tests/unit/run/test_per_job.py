@@ -1,0 +1,147 @@
+"""What Snakemake does per job stays small (run/per_job.py): no timings here, benchmarks/plan_trials.py has them.
+
+* the functions a rule gives Snakemake per job carry their signature, which Snakemake reads three times per call;
+* a real `snakemake -n` of a small hpo grid looks up each rule's script once, not once per job, and leaves the
+  planned objects out of the garbage collector's passes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.common import get_function_params
+from snakemake.iocontainers import Wildcards
+
+from sandflow.config.load import load_config_file
+from sandflow.plan.planner import Planner
+from sandflow.run.per_job import YOUNG_GENERATION_THRESHOLD
+from sandflow.run.resources import RuleResources
+from sandflow.run.workflow import SandflowRun
+
+from helpers.env import snakemake_env
+from helpers.paths import SNAKEFILE
+from helpers.snakemake import job_counts
+
+TRIALS = 4
+
+
+def grid(directory: Path) -> str:
+    """A grid of TRIALS trials of merge -> downsample (the searched value) -> mse in ``directory``: its config file."""
+    for name in ("a", "b"):
+        (directory / f"{name}.jsonl").write_text('{"grade": 1, "truth": 1}\n{"grade": 0, "truth": 1}\n')
+    pool = {"type": "data_pool_downsampling", "dataset_path": "<merged>", "target_num_samples": 1}
+    merge = {
+        "type": "data_pool_merging",
+        "dataset_path": ["a.jsonl", "b.jsonl"],
+        "export_path": "./out/merged/all.jsonl",
+    }
+    mse = {"type": "mse", "predicted_dataset_path": "<sample>", "predicted_value_key": "grade"}
+    config = {
+        "work_dir": "./out",
+        "hpo_config": {
+            "method": "grid",
+            "metric": {"name": "search.evaluate.min_mse", "goal": "minimize"},
+            "parameters": {"search.sample.extra_configs.target_num_samples": {"values": list(range(1, TRIALS + 1))}},
+        },
+        "pipelines": [
+            {
+                "search": {
+                    "execution_job_configs": [
+                        {
+                            "hook": "DataPoolManipulationHook",
+                            "meta_name": "merge",
+                            "output": "merged",
+                            "extra_configs": merge,
+                        },
+                        {
+                            "hook": "DataPoolManipulationHook",
+                            "meta_name": "sample",
+                            "output": "sample",
+                            "input": {"extra_configs.dataset_path": "-1.merged"},
+                            "extra_configs": {**pool, "export_path": "./out/s/"},
+                        },
+                    ],
+                    "evaluation_job_configs": [
+                        {
+                            "hook": "EvaluateDataHook",
+                            "meta_name": "evaluate",
+                            "output": ["results", "min_mse"],
+                            "input": {"extra_configs.predicted_dataset_path": "-1.sample"},
+                            "extra_configs": {**mse, "ground_truth_value_key": "truth"},
+                        }
+                    ],
+                }
+            }
+        ],
+    }
+    (directory / "grid.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return "grid.yaml"
+
+
+def test_the_functions_snakemake_calls_per_job_carry_their_signature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    run = SandflowRun(Planner(load_config_file(grid(tmp_path))))
+    by_hook = RuleResources(run.jobs.by_key, final=False)  # as for a plan that grows: a function per directive
+    functions = {
+        "input": run.jobs.inputs,
+        "params": run.jobs.spec,
+        "threads": by_hook.threads_of("EvaluateDataHook"),
+        "mem_mb": by_hook.resources_of("EvaluateDataHook")["mem_mb"],
+    }
+    for directive, function in functions.items():
+        assert list(get_function_params(function)) == ["wildcards"], directive
+        # The same object on every call: read from the function, not built again from its code.
+        assert get_function_params(function) is get_function_params(function), directive
+    (evaluate,) = [job for job in run.plan.unique_jobs() if job.hook.name == "EvaluateDataHook"][:1]
+    wildcards = Wildcards(fromdict={"key": evaluate.key})
+    assert run.jobs.inputs(wildcards) == [dep.context_path for dep in evaluate.deps]
+    assert run.jobs.spec(wildcards)["key"] == evaluate.key and run.jobs.spec(wildcards)["recompute"] is False
+    assert functions["threads"](wildcards) == 1 and functions["mem_mb"](wildcards) == 4096
+
+
+# Runs `snakemake -n` in a child with Snakemake's script lookup counted, and reports what the garbage collector
+# was left with after it; the counting calls the real lookup.
+COUNTING_DRY_RUN = """
+import gc, json, sys
+import snakemake.cli, snakemake.script
+
+looked_up = []
+real_lookup = snakemake.script.get_source
+
+def counted(path, *args, **kwargs):
+    looked_up.append(str(path))
+    return real_lookup(path, *args, **kwargs)
+
+snakemake.script.get_source = counted
+try:
+    snakemake.cli.main(sys.argv[2:])
+except SystemExit as exit_:
+    code = exit_.code
+with open(sys.argv[1], "w") as report:
+    json.dump({"code": code, "looked_up": looked_up, "young_threshold": gc.get_threshold()[0],
+               "frozen": gc.get_freeze_count()}, report)
+"""
+
+
+@pytest.mark.slow  # imports Snakemake in a child: several seconds
+def test_a_dry_run_looks_up_each_rules_script_once_and_keeps_the_plan_out_of_garbage_collection(tmp_path: Path):
+    config = grid(tmp_path)
+    command = [sys.executable, "-c", COUNTING_DRY_RUN, str(tmp_path / "report.json")]
+    command += ["--snakefile", str(SNAKEFILE), "--configfile", config, "-n"]
+    result = subprocess.run(command, cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=600)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["code"] == 0, result.stderr[-3000:]
+    counts = job_counts(result)
+    # merge once, then a downsample and an evaluation per trial; each rule below runs a script.
+    assert counts["data_pool_manipulation"] == TRIALS + 1 and counts["evaluate_data"] == TRIALS, counts
+    script_rules = ["data_pool_manipulation", "evaluate_data", "hpo_spec_record", "hpo_summary", "publication_record"]
+    script_rules.append("context_infos")
+    assert len(report["looked_up"]) == len(script_rules) < sum(counts[rule] for rule in script_rules), report
+    assert report["looked_up"].count("../scripts/run_job.py") == 2, report  # one per hook rule, not per job
+    assert report["young_threshold"] == YOUNG_GENERATION_THRESHOLD
+    assert report["frozen"] > 0
