@@ -34,8 +34,11 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile rules
 	$(OFFLINE) $(BIN)/snakemake --lint --configfile configs/demo/sandbox.yaml
 
+# Parallel workers (pytest-xdist), each taking whole test files: a module's tests share its module-scoped runs.
+# PYTEST_WORKERS=0 runs the suite serially. CONTRIBUTING.md (Tests) says why this many workers.
+PYTEST_WORKERS ?= 4
 test: lint
-	$(OFFLINE) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(OFFLINE) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf outputs .snakemake

@@ -27,12 +27,12 @@ def upstream_dir(tmp_path: Path) -> Path:
 _slurm_notes: list[str] = []
 
 
-@pytest.fixture(scope="session", autouse=True)
-def slurm_controller_up() -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
     """snakemake-executor-plugin-slurm runs `scontrol show config` (up to 10 s) whenever Snakemake starts and SLURM is
     installed: with the controller down, every snakemake call in the suite stalls ~9 s (CI took 1475 s instead of
-    ~700). Start the one-machine cluster test_slurm would start anyway; without root, say why the suite is slow."""
-    if not slurm_controller_down():
+    ~700). Start the one-machine cluster test_slurm would start anyway; without root, say why the suite is slow.
+    Once, in the process that reports: under pytest-xdist that is the controller, before its workers start."""
+    if hasattr(session.config, "workerinput") or not slurm_controller_down():
         return
     if os.geteuid() != 0:
         _slurm_notes.append("SLURM is installed but its controller is down: each snakemake call waited ~9 s for it")

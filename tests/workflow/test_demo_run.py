@@ -1,7 +1,7 @@
 """The demo end to end with real snakemake and real py-data-juicer: results, resume and partial reruns.
 
-The tests share one run directory and run in order: cold run, no-op rerun,
-last-job change, first-job change across two kills, revert.
+The tests share one run directory and run in order: cold run (the stats cache on, its default; against a run
+with it off), no-op rerun, last-job change, first-job change across two kills, revert.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ import pytest
 import yaml
 
 from sandflow.core.jsonl import read_objects
+from sandflow.core.layout import stats_cache_dir
+from sandflow.hooks.dj_stats_cache import OFF_VARIABLE
+from sandflow.hooks.dj_stats_store import cache_size
 
+from helpers.dj_jobs import HIT_LINE
+from helpers.env import environ
 from helpers.kill_windows import start
 from helpers.paths import REPO
 from helpers.snakemake import edited_config, job_counts, snakemake
@@ -61,7 +66,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cold(run_dir: Path) -> dict:
     started = time.time()
-    result = snakemake(run_dir, CONFIG)
+    with environ({}, unset=(OFF_VARIABLE,)):
+        result = snakemake(run_dir, CONFIG)
     return {
         "counts": job_counts(result),
         "seconds": time.time() - started,
@@ -116,6 +122,43 @@ def test_context_infos_has_dj_sandbox_format_with_published_paths(run_dir: Path,
         "process_data_with_refined_recipe",
     ]
     assert not list((run_dir / WORK / "jobs").glob("*/*.partial-*"))
+
+
+def job_manifests(work: Path) -> dict[str, dict]:
+    """Every job's manifest, less Data-Juicer's event log (named and filled with the time of the run)."""
+    return {
+        str(path.parent.relative_to(work)): {
+            name: digest
+            for name, digest in json.loads(path.read_text()).items()
+            if not name.startswith("dj_work/events_")
+        }
+        for path in work.glob("jobs/*/*/manifest.json")
+    }
+
+
+def test_demo_outputs_are_the_same_bytes_with_the_cache_on_and_off(run_dir: Path, cold: dict, tmp_path: Path):
+    """The stats cache (hooks/dj_stats_cache.py): the cold run had it on; a run with it off leaves the same bytes."""
+    off = tmp_path / "off"
+    (off / "configs").mkdir(parents=True)
+    for part in ("demo", "data/demo"):
+        shutil.copytree(REPO / "configs" / part, off / "configs" / part)
+    with environ({OFF_VARIABLE: "off"}):
+        snakemake(off, CONFIG)
+    work_on, work_off = run_dir / WORK, off / WORK
+    manifests = job_manifests(work_on)
+    assert len(manifests) == 4 and manifests == job_manifests(work_off)
+    for published in PUBLISHED:
+        assert digest(run_dir / published) == digest(off / published)
+
+    # the process job and the analysis of the processed rows computed nothing: the probe had
+    def computed(hook: str) -> list[int]:
+        logs = sorted(work_on.glob(f"logs/{hook}/*.log"))
+        return sorted(sum(int(m[3]) for m in HIT_LINE.finditer(log.read_text())) for log in logs)
+
+    rows = len(read_objects(run_dir / "configs/data/demo/demo-dataset.jsonl"))
+    assert computed("ProcessDataHook") == [0] and computed("ProbeViaAnalyzerHook") == [0, 5 * rows]
+    assert cache_size(stats_cache_dir(str(work_on))).ops == 5
+    assert not (work_off / "stats-cache").exists()
 
 
 def test_finished_run_reruns_nothing(run_dir: Path, cold: dict):

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_benchmarks import tiny_model_demo
 from test_report_figures import training_job
 
 from sandflow.cli import main as cli_main
@@ -38,6 +37,7 @@ from sandflow.report import figures as report_figures
 
 from helpers.env import snakemake_env
 from helpers.paths import REPO, copy_from_repo
+from helpers.snakemake import edited_config
 
 WORK = "outputs/hpo"
 METRIC = ("sample_search", "evaluate_sample", "min_mse")
@@ -53,6 +53,22 @@ def run(repo: Path, *command: str) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=repo, env=dvc_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
+
+
+def tiny_model_demo(directory: Path) -> str:
+    """The model demo in ``directory`` with 20 training steps (a loss logged every 5), its work_dir there."""
+    shutil.copytree(
+        REPO / "configs" / "model_demo",
+        directory / "configs" / "model_demo",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copytree(REPO / "configs" / "data" / "model_demo", directory / "configs" / "data" / "model_demo")
+
+    def shorten(data: dict) -> None:
+        (train,) = [job for job in data["execution_job_configs"] if job["hook"] == "TrainModelHook"]
+        train["extra_configs"].update(max_steps=20, warmup_steps=2, logging_steps=5)
+
+    return edited_config(directory, "configs/model_demo/sandbox.yaml", "configs/model_demo/tiny.yaml", shorten)
 
 
 def job_dirs(repo: Path) -> set[str]:

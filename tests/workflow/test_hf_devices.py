@@ -179,13 +179,17 @@ def test_two_gloo_processes_train_as_one_process_with_the_same_global_batch(
     assert not list(two.job_dir.rglob("rank_request.json"))
 
 
-def rank_pids(rank: int) -> list[int]:
-    """Processes running sandflow's training rank ``rank`` (torchrun puts RANK in their environment)."""
+def rank_pids(rank: int, run_dir: Path) -> list[int]:
+    """Processes running sandflow's training rank ``rank`` (torchrun puts RANK in their environment) for a job under
+    run_dir (their command line names its request file): not the ranks of another test running at the same time."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if b"sandflow.hooks.hf.launch" in (entry / "cmdline").read_bytes() and f"RANK={rank}".encode() in (
-                (entry / "environ").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes()
+            if (
+                b"sandflow.hooks.hf.launch" in command
+                and f"\0{run_dir.resolve()}/".encode() in command
+                and f"RANK={rank}".encode() in (entry / "environ").read_bytes().split(b"\0")
             ):
                 found.append(int(entry.name))
         except (OSError, ValueError):
@@ -213,7 +217,7 @@ def test_killing_one_rank_fails_the_job_in_one_line_and_a_rerun_trains_it(corpus
         while not any("rank 0: step" in log.read_text() for log in (tmp_path / "work").rglob("*.log")):
             assert run.poll() is None and time.monotonic() < deadline, "training did not start"
             time.sleep(0.2)
-        (victim,) = rank_pids(1)
+        (victim,) = rank_pids(1, tmp_path)
         os.kill(victim, signal.SIGKILL)
         _, stderr = run.communicate(timeout=300)
     finally:
@@ -225,7 +229,7 @@ def test_killing_one_rank_fails_the_job_in_one_line_and_a_rerun_trains_it(corpus
         "sandflow: job failed: data-parallel training on 2 processes failed: rank 1 ended with signal SIGKILL "
         "(torchrun exit code 1; the ranks' output is in the job log)"
     ], stderr[-3000:]
-    assert not rank_pids(0) and not rank_pids(1)  # torchrun stopped rank 0 too
+    assert not rank_pids(0, tmp_path) and not rank_pids(1, tmp_path)  # torchrun stopped rank 0 too
     assert not list((tmp_path / "work").rglob("context.json")) and not list((tmp_path / "work").rglob("*.partial-*"))
 
     assert job_counts(snakemake(tmp_path, "train.yaml"))["train_model"] == 1

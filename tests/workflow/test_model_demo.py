@@ -2,11 +2,13 @@
 
 configs/model_demo/sandbox.yaml on configs/data/model_demo/ (made by
 configs/data/make_model_demo_dataset.py). The tests share one run directory and
-run in order: cold run, a sampling-parameter change, a no-op rerun.
+run in order: cold run (its results, and the benchmark file each job's run wrote), a sampling-parameter change,
+a no-op rerun.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sandflow.core import layout
 from sandflow.core.jsonl import read_objects
 
 from helpers.paths import REPO
@@ -76,6 +79,39 @@ def test_cold_run_runs_each_job_once(run_dir: Path, cold: dict):
     # The report's figures include the training curve of the one model trained.
     curves = [p.name for p in (run_dir / WORK / "report" / "figures").glob("*train_log.png")]
     assert len(curves) == 1 and curves[0].startswith("anonymous.")
+
+
+# The columns Snakemake 9 writes (snakemake/benchmark.py), in its order.
+BENCHMARK_COLUMNS = [
+    "s",
+    "h:m:s",
+    "max_rss",
+    "max_vms",
+    "max_uss",
+    "max_pss",
+    "io_in",
+    "io_out",
+    "mean_load",
+    "cpu_time",
+]
+JOB_HOOKS = ["ProcessDataHook", "TrainModelHook", "InferModelHook", "EvaluateModelHook", "EvaluateDataHook"]
+
+
+def test_each_job_of_a_run_writes_its_benchmark_with_snakemakes_columns(run_dir: Path, cold: dict):
+    """Snakemake's benchmark files: every hook job's run writes <work_dir>/benchmarks/<hook>/<key>.tsv. Before the
+    sampling-parameter change below: one job per hook."""
+    work_dir = run_dir / WORK
+    keys = {hook: [p.name for p in (work_dir / "jobs" / hook).iterdir()] for hook in JOB_HOOKS}
+    assert all(len(found) == 1 for found in keys.values()), keys
+    for hook, (key,) in keys.items():
+        with open(layout.job_benchmark(str(work_dir), hook, key)) as handle:
+            (row,) = list(csv.DictReader(handle, delimiter="\t"))
+        assert list(row) == BENCHMARK_COLUMNS, hook
+        assert float(row["s"]) > 0 and row["h:m:s"].count(":") == 2, (hook, row)
+        # MB, MB/s, %: of the job's own process (with the warm job server, a client that waits for a fork of it).
+        assert all(row[column] == "NA" or float(row[column]) >= 0 for column in BENCHMARK_COLUMNS[2:]), (hook, row)
+    # Only the jobs of the hooks' rules are measured, not the bookkeeping rules.
+    assert sorted(p.name for p in (work_dir / "benchmarks").iterdir()) == sorted(JOB_HOOKS)
 
 
 def test_data_juicer_drops_exactly_the_junk_rows(run_dir: Path, cold: dict):

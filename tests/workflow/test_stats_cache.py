@@ -2,15 +2,14 @@
 per work_dir, and every output is the same bytes as Data-Juicer's own result with the cache off.
 
 Hooks run in-process on real py-data-juicer (offline) in job directories laid out as a run lays them out
-(<work_dir>/jobs/<hook>/<key>.partial-<pid>); the demo runs end to end with real snakemake.
+(<work_dir>/jobs/<hook>/<key>.partial-<pid>). The demo end to end with real snakemake, with the cache on and off, is
+in test_demo_run (its cold run is the run with the cache on).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,12 @@ import yaml
 
 from sandflow.core.layout import stats_cache_dir
 from sandflow.core.private_fs import UnsafePath
-from sandflow.hooks.dj_stats_cache import COVERED, OFF_VARIABLE
+from sandflow.hooks.dj_stats_cache import COVERED
 from sandflow.hooks.dj_stats_store import OpStats, cache_size
 
-from helpers.dj_jobs import HIT_LINE, process_recipe, run_hook
+from helpers.dj_jobs import process_recipe, run_hook
 from helpers.env import OFFLINE_ENV, environ
 from helpers.paths import REPO
-from helpers.snakemake import snakemake
 
 DEMO_ROWS = (REPO / "configs/data/demo/demo-dataset.jsonl").read_text().splitlines(keepends=True)
 # Edge cases next to demo rows: short, multi-line, non-ASCII, repetitive, symbols only.
@@ -197,52 +195,3 @@ def test_process_after_probe_reads_every_stat_and_thresholds_apply_to_cached_sta
 
     again, again_lines = run_hook(work, "ProbeViaAnalyzerHook", "probe-again", probe_recipe)
     assert again == probe_stats and again_lines == {name: (rows, 0, 0) for op in ops for name in op}
-
-
-# --- the demo end to end: the same bytes with the cache on and off --------------------------------------------
-
-
-def job_manifests(work: Path) -> dict[str, dict]:
-    """Every job's manifest, less Data-Juicer's event log (named and filled with the time of the run)."""
-    return {
-        str(path.parent.relative_to(work)): {
-            name: digest
-            for name, digest in json.loads(path.read_text()).items()
-            if not name.startswith("dj_work/events_")
-        }
-        for path in work.glob("jobs/*/*/manifest.json")
-    }
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.mark.slow
-def test_demo_outputs_are_the_same_bytes_with_the_cache_on_and_off(tmp_path):
-    runs = {}
-    for name, env in (("on", {}), ("off", {OFF_VARIABLE: "off"})):
-        directory = tmp_path / name
-        (directory / "configs").mkdir(parents=True)
-        for part in ("demo", "data/demo"):
-            shutil.copytree(REPO / "configs" / part, directory / "configs" / part)
-        with environ(env, unset=(OFF_VARIABLE,) if not env else ()):
-            snakemake(directory, "configs/demo/sandbox.yaml")
-        runs[name] = directory
-    work_on, work_off = (runs[name] / "outputs/demo-sandbox" for name in ("on", "off"))
-    manifests = job_manifests(work_on)
-    assert len(manifests) == 4 and manifests == job_manifests(work_off)
-    for published in (
-        "outputs/demo-process/iter_1/demo-processed.jsonl",
-        "outputs/demo-process/k_sigma_new_recipe.yaml",
-    ):
-        assert sha(runs["on"] / published) == sha(runs["off"] / published)
-
-    # the process job and the analysis of the processed rows computed nothing: the probe had
-    def computed(hook: str) -> list[int]:
-        logs = sorted(work_on.glob(f"logs/{hook}/*.log"))
-        return sorted(sum(int(m[3]) for m in HIT_LINE.finditer(log.read_text())) for log in logs)
-
-    assert computed("ProcessDataHook") == [0] and computed("ProbeViaAnalyzerHook") == [0, 5 * len(DEMO_ROWS)]
-    assert cache_size(stats_cache_dir(str(work_on))).ops == 5
-    assert not (work_off / "stats-cache").exists()
