@@ -15,69 +15,18 @@ import argparse
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 import yaml
+from _common import REPO
 from run_overheads import fresh, snakemake_measured
 
-
-def grid_config(trials: int) -> dict:
-    pools = {"type": "data_pool_downsampling", "shuffle_seed": 1}
-    return {
-        "work_dir": "./out",
-        "hpo_config": {
-            "method": "grid",
-            "metric": {"name": "search.evaluate.min_mse", "goal": "minimize"},
-            "parameters": {"search.sample.extra_configs.target_num_samples": {"values": list(range(1, trials + 1))}},
-        },
-        "pipelines": [
-            {
-                "search": {
-                    "execution_job_configs": [
-                        {
-                            "hook": "DataPoolManipulationHook",
-                            "meta_name": "merge",
-                            "output": "merged",
-                            "extra_configs": {
-                                "type": "data_pool_merging",
-                                "dataset_path": ["a.jsonl", "b.jsonl"],
-                                "export_path": "./out/merged/all.jsonl",
-                            },
-                        },
-                        {
-                            "hook": "DataPoolManipulationHook",
-                            "meta_name": "sample",
-                            "output": "sample",
-                            "input": {"extra_configs.dataset_path": "-1.merged"},
-                            "extra_configs": {
-                                **pools,
-                                "dataset_path": "<merged>",
-                                "target_num_samples": 1,
-                                "export_path": "./out/s/",
-                            },
-                        },
-                    ],
-                    "evaluation_job_configs": [
-                        {
-                            "hook": "EvaluateDataHook",
-                            "meta_name": "evaluate",
-                            "output": ["results", "min_mse"],
-                            "input": {"extra_configs.predicted_dataset_path": "-1.sample"},
-                            "extra_configs": {
-                                "type": "mse",
-                                "predicted_dataset_path": "<sample>",
-                                "predicted_value_key": "grade",
-                                "ground_truth_value_key": "truth",
-                            },
-                        },
-                    ],
-                }
-            }
-        ],
-    }
+sys.path.insert(0, str(REPO / "tests"))  # the grid tests/unit/run/test_per_job.py plans too
+from helpers.hpo_grid import grid_config  # noqa: E402
 
 
 class Measured(NamedTuple):

@@ -24,6 +24,7 @@ from sandflow.run.resources import RuleResources
 from sandflow.run.workflow import SandflowRun
 
 from helpers.env import snakemake_env
+from helpers.hpo_grid import grid_config
 from helpers.paths import SNAKEFILE
 from helpers.snakemake import job_counts
 
@@ -34,51 +35,7 @@ def grid(directory: Path) -> str:
     """A grid of TRIALS trials of merge -> downsample (the searched value) -> mse in ``directory``: its config file."""
     for name in ("a", "b"):
         (directory / f"{name}.jsonl").write_text('{"grade": 1, "truth": 1}\n{"grade": 0, "truth": 1}\n')
-    pool = {"type": "data_pool_downsampling", "dataset_path": "<merged>", "target_num_samples": 1}
-    merge = {
-        "type": "data_pool_merging",
-        "dataset_path": ["a.jsonl", "b.jsonl"],
-        "export_path": "./out/merged/all.jsonl",
-    }
-    mse = {"type": "mse", "predicted_dataset_path": "<sample>", "predicted_value_key": "grade"}
-    config = {
-        "work_dir": "./out",
-        "hpo_config": {
-            "method": "grid",
-            "metric": {"name": "search.evaluate.min_mse", "goal": "minimize"},
-            "parameters": {"search.sample.extra_configs.target_num_samples": {"values": list(range(1, TRIALS + 1))}},
-        },
-        "pipelines": [
-            {
-                "search": {
-                    "execution_job_configs": [
-                        {
-                            "hook": "DataPoolManipulationHook",
-                            "meta_name": "merge",
-                            "output": "merged",
-                            "extra_configs": merge,
-                        },
-                        {
-                            "hook": "DataPoolManipulationHook",
-                            "meta_name": "sample",
-                            "output": "sample",
-                            "input": {"extra_configs.dataset_path": "-1.merged"},
-                            "extra_configs": {**pool, "export_path": "./out/s/"},
-                        },
-                    ],
-                    "evaluation_job_configs": [
-                        {
-                            "hook": "EvaluateDataHook",
-                            "meta_name": "evaluate",
-                            "output": ["results", "min_mse"],
-                            "input": {"extra_configs.predicted_dataset_path": "-1.sample"},
-                            "extra_configs": {**mse, "ground_truth_value_key": "truth"},
-                        }
-                    ],
-                }
-            }
-        ],
-    }
+    config = grid_config(TRIALS)
     (directory / "grid.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return "grid.yaml"
 
