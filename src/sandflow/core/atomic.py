@@ -39,11 +39,15 @@ def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[tuple[int, str
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as (handle, _):
         os.fchmod(handle, 0o666 & ~current_umask())  # as open() would make it (mkstemp makes 600)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())

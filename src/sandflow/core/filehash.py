@@ -56,6 +56,10 @@ def sha256_file(path: str | Path) -> str:
         return sha256_stream(handle)
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_stream(handle: BinaryIO) -> str:
     """sha256 of what is left to read in an open binary file."""
     digest = hashlib.sha256()

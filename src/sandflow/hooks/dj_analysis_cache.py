@@ -34,6 +34,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sandflow.core.filehash import sha256_file
 from sandflow.core.keys import canonical_json, library_version
 from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
 from sandflow.hooks.base import JobRun
@@ -83,10 +84,7 @@ def frame_digest(frame: Any) -> str | None:
     return hashlib.sha256(canonical_json(columns).encode()).hexdigest()
 
 
-@cache
-def _file_digest(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+_font_digest = cache(sha256_file)
 
 
 def drawing_environment(module_name: str) -> dict[str, Any]:
@@ -99,7 +97,7 @@ def drawing_environment(module_name: str) -> dict[str, Any]:
         "libraries": {name: library_version(name) for name in LIBRARIES},
         "source": op_source_digest(module_name),
         "rc": hashlib.sha256(repr(sorted(matplotlib.rcParams.items())).encode()).hexdigest(),
-        "font": _file_digest(font_manager.findfont(font_manager.FontProperties())),
+        "font": _font_digest(font_manager.findfont(font_manager.FontProperties())),
     }
 
 

@@ -14,7 +14,6 @@ No Data-Juicer or matplotlib import here: ``figures_size`` is what a command can
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -22,15 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandflow.core.atomic import replacing, write_text_atomic
+from sandflow.core.atomic import write_bytes_atomic, write_text_atomic
+from sandflow.core.filehash import sha256_bytes
 from sandflow.core.private_fs import ensure_within
 
 ANALYSIS_SUBDIR = "analysis"  # under <work_dir>/stats-cache
 KEY_RECORD = "key.json"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _regular_file(path: Path) -> bool:
@@ -39,15 +35,6 @@ def _regular_file(path: Path) -> bool:
         return stat.S_ISREG(path.lstat().st_mode)
     except FileNotFoundError:
         return False
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with replacing(path) as (handle, temp):
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, 0o644)  # as readable as a figure Data-Juicer writes with open()
 
 
 @dataclass(frozen=True)
@@ -102,7 +89,7 @@ class FigureStore:
             if path.suffix != suffix or path.name.startswith("."):
                 continue
             data = path.read_bytes() if _regular_file(path) else b""
-            if _sha256(data) == path.stem:
+            if sha256_bytes(data) == path.stem:
                 intact[path.stem] = data
             else:
                 self.skipped.append(f"{key}/{path.name}")
@@ -122,7 +109,7 @@ class FigureStore:
             record = directory / KEY_RECORD
             if not record.exists():
                 write_text_atomic(record, json.dumps(description, indent=2, sort_keys=True) + "\n")
-            write_bytes_atomic(directory / f"{_sha256(data)}{suffix}", data)
+            write_bytes_atomic(directory / f"{sha256_bytes(data)}{suffix}", data)
         written = len(self.pending)
         self.pending = {}
         return written

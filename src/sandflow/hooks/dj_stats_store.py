@@ -14,7 +14,6 @@ No Data-Juicer import here: ``cache_size`` is what a command can call to report 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.atomic import write_text_atomic
+from sandflow.core.filehash import sha256_bytes
 from sandflow.core.private_fs import ensure_within
 from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR
 
@@ -29,10 +29,6 @@ OP_RECORD = "op.json"
 SEGMENT_SUFFIX = ".json"
 
 Entries = dict[str, dict[str, Any]]  # sample digest -> the stats the op added to that sample
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ class OpStats:
             if path.suffix != SEGMENT_SUFFIX or path.name == OP_RECORD or path.name.startswith("."):
                 continue
             data = path.read_bytes() if not path.is_symlink() else b""
-            if _sha256(data) != path.stem:
+            if sha256_bytes(data) != path.stem:
                 self.skipped_segments.append(path.name)
                 continue
             self.known.update(json.loads(data)["entries"])
@@ -105,7 +101,7 @@ class OpStats:
             write_text_atomic(record, json.dumps(self.description, indent=2, sort_keys=True) + "\n")
         # Not sort_keys: an entry's stats keep the order the op added them in (the order of the stats columns).
         text = json.dumps({"entries": self.added}, separators=(",", ":"), ensure_ascii=False)
-        write_text_atomic(self.directory / f"{_sha256(text.encode())}{SEGMENT_SUFFIX}", text)
+        write_text_atomic(self.directory / f"{sha256_bytes(text.encode())}{SEGMENT_SUFFIX}", text)
         written = len(self.added)
         self.known.update(self.added)
         self.added = {}
