@@ -4,7 +4,7 @@ nothing written. Values that merely look dangerous (spaces, quotes, shell metach
 The configs and what each must say are in tests/data/bad_configs (cases.yaml is the index). Every case goes
 through `sandflow check` in-process, and through snakemake's command line on a work_dir that already holds
 finished jobs: every file there (all but Snakemake's own .snakemake/) keeps its sha256, size and mtime. A few
-also go through a `python -m snakemake` of their own, which costs ~10-30 s each here.
+also go through a run of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,8 +27,7 @@ from sandflow.plan.model import Job, Plan
 from sandflow.plan.planner import plan_config
 from sandflow.run.specs import job_spec
 
-from helpers.env import snakemake_env
-from helpers.paths import REPO, SNAKEFILE, TEST_DATA
+from helpers.paths import REPO, TEST_DATA
 from helpers.snakemake import snakemake
 from helpers.tree_files import file_digests
 
@@ -172,32 +171,14 @@ def finished_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def snakemake_cli(finished_work_dir: Path) -> Iterator[Callable[[str], tuple[int, str]]]:
-    """Run `snakemake --configfile <name>` in finished_work_dir: its exit code and output. One Snakemake import
-    for all the cases; each runs in a fresh fork (tests/helpers/snakemake_forks.py)."""
-    # As a module: a script's own directory goes first on sys.path, where helpers/snakemake.py would be `snakemake`.
-    python_path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
-    forks = subprocess.Popen(
-        [sys.executable, "-m", "helpers.snakemake_forks"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=finished_work_dir,
-        env={**snakemake_env(), "PYTHONPATH": python_path},
-    )
-    assert forks.stdin and forks.stdout
+def snakemake_cli(finished_work_dir: Path) -> Callable[[str], tuple[int, str]]:
+    """Run `snakemake --configfile <name>` in finished_work_dir: its exit code and output (stdout, then stderr)."""
 
     def run(name: str) -> tuple[int, str]:
-        output = finished_work_dir.parent / f"{name}.out"
-        arguments = ["--snakefile", str(SNAKEFILE), "--configfile", name, "--cores", "1"]
-        forks.stdin.write(json.dumps({"cwd": str(finished_work_dir), "arguments": arguments, "output": str(output)}))
-        forks.stdin.write("\n")
-        forks.stdin.flush()
-        return int(forks.stdout.readline()), output.read_text()
+        result = snakemake(finished_work_dir, name, "--cores", "1", check=False)
+        return result.returncode, result.stdout + result.stderr
 
-    yield run
-    forks.stdin.close()
-    forks.wait(timeout=60)
+    return run
 
 
 @pytest.mark.slow
