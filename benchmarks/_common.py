@@ -8,9 +8,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # measure this checkout's sandflow, not whichever one is installed
+sys.path.insert(1, str(REPO / "tests"))  # the test helpers some benchmarks share (helpers.*)
 
 from sandflow.run.launch import snakemake_argv  # noqa: E402
 from sandflow.run.runner import OFFLINE_DEFAULTS  # noqa: E402
+
+from helpers.slurm import slurm_controller_down  # noqa: E402
 
 __all__ = ["REPO", "offline_env", "snakemake_argv"]
 
@@ -22,3 +25,15 @@ def offline_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment, offline, with this checkout's src first on the path of snakemake's jobs."""
     python_path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
     return {**os.environ, **OFFLINE_ENV, "PYTHONPATH": python_path, **(extra or {})}
+
+
+# snakemake-executor-plugin-slurm runs `scontrol show config` (10 s timeout) when Snakemake loads its plugins, on any
+# machine with SLURM's commands: with the controller down, every snakemake start here waits ~10 s that a user's
+# laptop (no SLURM) or a cluster (a controller that answers) does not.
+if slurm_controller_down():
+    print(
+        "benchmarks: SLURM's commands are installed but its controller does not answer: every snakemake start waits"
+        " ~10 s in snakemake-executor-plugin-slurm; start it (bash scripts/setup_single_node_slurm.sh, as root) or"
+        " read the wall times with that in them",
+        file=sys.stderr,
+    )
