@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_hf_train import TRAINING, make_job, template_texts, write_jsonl
 
 from sandflow.hooks.hf.devices import DEVICE_JSON
 from sandflow.hooks.hf.models import load_checkpoint
@@ -18,6 +17,8 @@ from sandflow.hooks.hf.perplexity import evaluate_perplexity
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 from sandflow.hooks.hf.train import train_huggingface
 from sandflow.hooks.llm.infer import infer_model
+
+from helpers.tiny_training import TRAINING, make_job, template_texts, write_jsonl
 
 
 def cuda_devices() -> int:

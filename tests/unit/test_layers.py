@@ -149,3 +149,17 @@ def test_the_check_sees_every_kind_of_import_of_a_higher_layer(tmp_path: Path):
         "hooks/relative.py:1 (hooks) imports sandflow.run (run)",
         "hooks/relative.py:1 (hooks) imports sandflow.run.runner (run)",
     ]
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/helpers: importing a test module runs its module-level code and, under
+    pytest-xdist, ties its fixtures to whichever worker imports it."""
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            offenders += [
+                f"{path.relative_to(REPO)}: {name}" for name in names if name.split(".")[-1].startswith("test_")
+            ]
+    assert offenders == []

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_report_figures import training_job
 
 from sandflow.cli import main as cli_main
 from sandflow.core.private_fs import UnsafePath
@@ -38,6 +37,7 @@ from sandflow.report import figures as report_figures
 from helpers.env import snakemake_env
 from helpers.paths import REPO, copy_from_repo
 from helpers.snakemake import edited_config
+from helpers.training_record import training_job
 
 WORK = "outputs/hpo"
 METRIC = ("sample_search", "evaluate_sample", "min_mse")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_job_server import write_pool_config
 
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
@@ -18,6 +17,7 @@ from sandflow.run.gc import human
 from sandflow.run.lock import hold_lock
 
 from helpers.env import snakemake_env
+from helpers.pool_config import write_pool_config
 from helpers.snakemake import snakemake
 
 HOOK = "DataPoolManipulationHook"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 from sandflow.core.jobio import JobFailed
 from sandflow.hooks.hf.devices import DEVICE_JSON, granted_gpus
@@ -24,6 +23,7 @@ from sandflow.hooks.llm.infer import infer_model
 
 from helpers.env import snakemake_env
 from helpers.snakemake import job_counts, snakemake, snakemake_command
+from helpers.tiny_training import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 # 1 vs 2 processes: each logged loss (the mean over 2 steps) within this of the other run's. Same global batch,
 # seed and initial weights, and no dropout: what is left is float summation order (DDP's all-reduce sums the two

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-from test_job_server import write_pool_config
 
 from sandflow.config.load import load_config_file
 from sandflow.hpo_search import WorkDirBusy, WorkDirTurns
@@ -28,6 +27,7 @@ from sandflow.run.lock import STALE_AFTER_S, LockRefused, hold_lock, lock_path
 
 from helpers.env import snakemake_env
 from helpers.paths import REPO, copy_from_repo
+from helpers.pool_config import write_pool_config
 from helpers.snakemake import hpo_search_command, snakemake
 
 as_root = pytest.mark.skipif(os.getuid() != 0, reason="another user's lock needs root (chown, setuid)")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_config_guide import examples
 
 from sandflow.cli import main
 from sandflow.core.jsonl import read_objects
 
+from helpers.config_guide import examples
 from helpers.paths import REPO
 from helpers.snakemake import edited_config, job_counts, snakemake
 

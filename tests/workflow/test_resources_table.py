@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_profiles import EVERY_HOOK
 
 from sandflow.config.load import load_config_file
 from sandflow.devtools import resources_table
 from sandflow.plan.planner import plan_config
 
 from helpers.env import snakemake_env
+from helpers.every_hook import EVERY_HOOK
 from helpers.paths import REPO
 from helpers.snakemake import snakemake_command
 

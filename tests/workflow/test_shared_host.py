@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_job_server import request_for, write_pool_config
 
 from sandflow.cli import main
 from sandflow.config.load import load_config
@@ -41,6 +40,7 @@ from sandflow.run.context import assemble
 from helpers.chat import chat_server
 from helpers.env import snakemake_env
 from helpers.paths import SNAKEFILE
+from helpers.pool_config import request_for, write_pool_config
 from helpers.snakemake import snakemake
 
 OTHER_UID = 65534  # nobody

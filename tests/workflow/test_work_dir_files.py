@@ -14,13 +14,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_job_server import write_pool_config
 
 from sandflow.core.jobio import job_logging
 from sandflow.core.private_fs import UnsafePath
 from sandflow.report import figures as report_figures
 from sandflow.run.context import assemble
 
+from helpers.pool_config import write_pool_config
 from helpers.snakemake import snakemake
 
 PNG = b"\x89PNG\r\n\x1a\n fake"

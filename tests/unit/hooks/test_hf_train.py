@@ -11,40 +11,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import logging
-import random
 import shutil
 from pathlib import Path
 
 import pytest
 
-from sandflow.hooks.base import JobRun
 from sandflow.hooks.hf import models as hf_models
 from sandflow.hooks.hf import train as hf_train
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 from sandflow.hooks.hf.train import huggingface_train_requirements, train_huggingface
 
-from helpers.job_runs import job_run
-
-COLOURS = "red green blue brown black white".split()
-ANIMALS = "cat dog fox bird cow horse".split()
-VERBS = "sees chases likes follows watches".split()
-TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 64}
-TRAINING = {"max_steps": 20, "per_device_train_batch_size": 8, "learning_rate": 5e-3, "seq_len": 32, "logging_steps": 5}
-
-
-def template_texts(count: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return [
-        f"the {rng.choice(COLOURS)} {rng.choice(ANIMALS)} {rng.choice(VERBS)} the "
-        f"{rng.choice(COLOURS)} {rng.choice(ANIMALS)}."
-        for _ in range(count)
-    ]
-
-
-def write_jsonl(path: Path, texts: list[str], key: str = "text") -> Path:
-    path.write_text("".join(json.dumps({key: text, "meta": index}) + "\n" for index, text in enumerate(texts)))
-    return path
+from helpers.tiny_training import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 
 def tree_sha256(root: Path) -> str:
@@ -62,21 +39,6 @@ def new_model_config(corpus: dict[str, Path], max_steps: int) -> dict:
         **TRAINING,
         "max_steps": max_steps,
     }
-
-
-def make_job(
-    root: Path,
-    name: str,
-    extra_configs: dict,
-    hook: str = "TrainModelHook",
-    kind: str = "huggingface",
-    threads: int = 1,
-) -> JobRun:
-    job_dir = root / name
-    (job_dir / "extra_configs.export_path").mkdir(parents=True)
-    extra = {"type": kind, **extra_configs, "export_path": str(job_dir / "extra_configs.export_path")}
-    log = logging.getLogger(f"test.{name}")
-    return job_run(hook, job_dir, extra_configs=extra, key=name, meta_name=name, log=log, threads=threads)
 
 
 @pytest.fixture(scope="module")

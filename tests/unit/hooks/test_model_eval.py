@@ -14,12 +14,13 @@ import math
 from pathlib import Path
 
 import pytest
-from test_hf_train import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.hf.perplexity import EVAL_JSON, evaluate_perplexity, perplexity_of
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
 from sandflow.hooks.hf.train import train_huggingface
+
+from helpers.tiny_training import TINY, TRAINING, make_job, template_texts, write_jsonl
 
 # Every test here reads the models the module fixture trains.
 pytestmark = pytest.mark.slow
