@@ -33,6 +33,7 @@ from sandflow.run.hpo import HpoRules
 from sandflow.run.integrity import first_altered
 from sandflow.run.iterations import IterationRules
 from sandflow.run.jobs import JobRules
+from sandflow.run.dag_shortcuts import take_dag_shortcuts
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
 from sandflow.run.per_job import check_scripts_once_per_rule, collect_garbage_less_often, freeze_plan
 from sandflow.run.run_state import RunState, exit_with_error
@@ -182,5 +183,6 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
             print(f"sandflow: note: {run.plan.pending_note}", file=sys.stderr)
     # Snakemake's work per job (run/per_job.py): its script check once per rule, no rescans of the plan.
     check_scripts_once_per_rule()
+    take_dag_shortcuts()
     freeze_plan()
     return run
