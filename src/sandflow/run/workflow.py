@@ -28,12 +28,12 @@ from sandflow.plan.planner import Planner
 from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
 from sandflow.run.assembly import AssemblyRules
+from sandflow.run.dag_shortcuts import take_dag_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.hpo import HpoRules
 from sandflow.run.integrity import first_altered
 from sandflow.run.iterations import IterationRules
 from sandflow.run.jobs import JobRules
-from sandflow.run.dag_shortcuts import take_dag_shortcuts
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
 from sandflow.run.per_job import check_scripts_once_per_rule, collect_garbage_less_often, freeze_plan
 from sandflow.run.run_state import RunState, exit_with_error
