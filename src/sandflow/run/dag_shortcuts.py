@@ -11,6 +11,8 @@ as this module knows it, and is a no-op otherwise (a Snakemake without it keeps 
   ``resource_values_as_they_are`` hands those back directly;
 * evaluates the default resource ``tmpdir``, the expression ``system_tmpdir``, by ``eval`` in a namespace of
   Snakemake's helper functions built for each job: ``default_tmpdir_without_eval`` gives its value directly;
+* then expands each job's resources, the same for every job of a rule whose resources are plain values and
+  the default tmpdir: ``plain_resources_once_per_rule`` expands them once per rule;
 * expands each job's log and benchmark paths twice (once to check them, once to keep them):
   ``check_logs_once`` keeps what the check expanded;
 * expands each job's params only to hand them to the conda directive, which is a plain path in these rules
@@ -30,6 +32,9 @@ _MISSING = object()
 # Where read_signatures_once keeps a function's parameters, on the function.
 PARAMS = "_sandflow_params"
 BOUND_PARAMS = "_sandflow_bound_params"
+
+# Where plain_resources_once_per_rule keeps a rule's expanded resources, on the rule.
+EXPANDED_RESOURCES = "_sandflow_expanded_resources"
 
 # Marks what this module installed, so that a second Snakefile parse in one process does not wrap it again.
 INSTALLED = "_sandflow_shortcut"
@@ -117,6 +122,51 @@ def resource_values_as_they_are() -> None:
     Rule.apply_input_function = apply_input_function
 
 
+def plain_resources_once_per_rule() -> None:
+    """``Rule.expand_resources`` once per rule (and attempt, constraints, resources left unevaluated) when every
+    resource of the rule is a plain value or the default ``tmpdir``, whose value ``default_tmpdir_without_eval``
+    makes the same for every job: each job then gets its own copy of the rule's, as Snakemake's job may update
+    it in place."""
+    from snakemake.iocontainers import ResourceList
+    from snakemake.resources import Resource
+    from snakemake.rules import Rule
+
+    original = inspect.getattr_static(Rule, "expand_resources", None)
+    tmpdir_evaluator = inspect.getattr_static(Resource, "cli_evaluator", None)
+    if not isinstance(original, types.FunctionType) or getattr(original, INSTALLED, False):
+        return
+    if not isinstance(tmpdir_evaluator, staticmethod) or not getattr(tmpdir_evaluator.__func__, INSTALLED, False):
+        return  # the default tmpdir is evaluated per job
+
+    def same_for_every_job(rule: Any) -> bool:
+        return rule.resources is not None and all(
+            not resource.is_evaluable() or (resource.name == "tmpdir" and resource.raw == "system_tmpdir")
+            for resource in rule.resources.values()
+        )
+
+    @_installed
+    def expand_resources(self: Any, wildcards: Any, input: Any, attempt: Any, skip_evaluation: Any = None) -> Any:
+        if not same_for_every_job(self):
+            return original(self, wildcards, input, attempt, skip_evaluation=skip_evaluation)
+        workflow = self.workflow
+        key = (
+            attempt,
+            frozenset(skip_evaluation or ()),
+            workflow.resource_settings.max_threads,
+            tuple(  # the constraints (--resources), as the expansion reads them
+                (name, limit.value if isinstance(limit, Resource) else limit)
+                for name, limit in workflow.global_resources.items()
+            ),
+        )
+        expanded = self.__dict__.setdefault(EXPANDED_RESOURCES, {})
+        if key not in expanded:
+            resources = original(self, wildcards, input, attempt, skip_evaluation=skip_evaluation)
+            expanded[key] = dict(resources.items())
+        return ResourceList(fromdict=expanded[key])
+
+    Rule.expand_resources = expand_resources
+
+
 def check_logs_once() -> None:
     """``Job.is_valid`` (Snakemake's check that a job's benchmark and log paths expand, also in a dry run)
     through the job's own cached paths: expanded once, raising the same errors as before."""
@@ -164,5 +214,6 @@ def take_dag_shortcuts() -> None:
     read_signatures_once()
     resource_values_as_they_are()
     default_tmpdir_without_eval()
+    plain_resources_once_per_rule()
     check_logs_once()
     conda_env_without_params()

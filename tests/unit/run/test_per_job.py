@@ -176,6 +176,10 @@ with open(sys.argv[1], "w") as report:
 @pytest.mark.slow  # imports Snakemake in a child: several seconds
 def test_a_dry_run_lists_the_same_jobs_and_resources_with_less_done_per_job(tmp_path: Path):
     config = grid(tmp_path)
+    searched = yaml.safe_load((tmp_path / config).read_text())
+    # The downsampling asks for more memory than the merge, a job of its rule: that rule gets a function per job.
+    searched["pipelines"][0]["search"]["execution_job_configs"][1]["resources"] = {"mem_mb": 8192}
+    (tmp_path / config).write_text(yaml.safe_dump(searched, sort_keys=False))
     (tmp_path / "tmp").mkdir()
     command = [sys.executable, "-c", COUNTING_SHORTCUTS_DRY_RUN, str(tmp_path / "report.json")]
     command += ["--snakefile", str(SNAKEFILE), "--configfile", config, "-n"]
@@ -190,14 +194,18 @@ def test_a_dry_run_lists_the_same_jobs_and_resources_with_less_done_per_job(tmp_
     # What the listing says of each job is what Snakemake's own evaluation gives.
     listed = [line.strip() for line in (result.stdout + result.stderr).splitlines() if "resources:" in line]
     tmpdir = f"tmpdir={tmp_path / 'tmp'}"
-    job_rule = f"resources: {tmpdir}, runtime=60, gpu=0, mem_mb=4096, mem=4.1 GB, mem_mib=3907"
-    assert listed.count(job_rule) == counts["data_pool_manipulation"] + counts["evaluate_data"], listed
+    asked = f"resources: {tmpdir}, runtime=60, gpu=0, mem_mb=4096, mem=4.1 GB, mem_mib=3907"
+    assert listed.count(asked) == 1 + counts["evaluate_data"], listed  # the merge and the evaluations
+    asked_more = f"resources: {tmpdir}, runtime=60, gpu=0, mem_mb=8192, mem=8.19 GB, mem_mib=7813"
+    assert listed.count(asked_more) == TRIALS, listed
     assert all(line.startswith(f"resources: {tmpdir}") for line in listed) and len(listed) == jobs, listed
 
     calls = report["calls"]
     assert calls["register_in_globals"] == 1, calls  # for the Snakefile; not for tmpdir=system_tmpdir
     assert calls.get("expand_params", 0) == 0, calls  # no job's params (its spec) is needed to list it
     assert calls["expand_log"] == jobs, calls  # once per job, not again for the check
-    assert calls["evaluate"] == jobs, calls  # tmpdir per job; the plain values (threads, mem_mb...) as they are
+    # Resources that are functions (tmpdir and mem_mb of data_pool_manipulation) per job, tmpdir once for each
+    # other rule; the plain values (threads, runtime...) as they are.
+    assert calls["evaluate"] == 2 * counts["data_pool_manipulation"] + len(counts) - 1, calls
     read = {name: count for name, count in calls.items() if name.startswith("signature of ")}
     assert read and max(read.values()) == 1, read  # once per function, not two or three times per job
