@@ -5,13 +5,16 @@ Snakemake builds every job of the DAG in its main process, and for each one:
 * reads the signature of each function a rule gives (input, params) with ``inspect.signature``, two or three
   times per call: ``per_job_function`` hands it a plain function whose signature is computed once;
 * checks that the rule's ``script:`` exists, through its source cache (the path parsed as a URI, the cached
-  copy stat'ed and read): ``check_scripts_once_per_rule`` makes that once per rule when the script's path has no
-  wildcards, so that it is the same file for every job of the rule;
+  copy stat'ed and read, the job's params expanded to format the path): ``check_scripts_once_per_rule`` makes
+  that once per rule, without params, when the script's path has no wildcards, so that it is the same file for
+  every job of the rule;
 * allocates thousands of objects, and every 700 of them Python's cyclic garbage collector scans the young ones,
   every 7,000 the older ones, and now and then everything, the plan included: ``collect_garbage_less_often``
   makes those passes rarer in Snakemake's process, and ``freeze_plan`` takes what exists after planning out
   of them (together, the collector's time at 30,000 planned jobs went from an eighth of ``snakemake -n`` to
   under a thirtieth).
+
+Shortcuts through more of Snakemake's per-job internals are in run/dag_shortcuts.py.
 """
 
 from __future__ import annotations
