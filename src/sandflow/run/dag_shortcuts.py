@@ -13,6 +13,8 @@ as this module knows it, and is a no-op otherwise (a Snakemake without it keeps 
   Snakemake's helper functions built for each job: ``default_tmpdir_without_eval`` gives its value directly;
 * then expands each job's resources, the same for every job of a rule whose resources are plain values and
   the default tmpdir: ``plain_resources_once_per_rule`` expands them once per rule;
+* finds the rules that make each input file by matching it against every output pattern, again for a file
+  whose job it has made already: ``match_producers_once_per_file`` remembers the match per file;
 * expands each job's log and benchmark paths twice (once to check them, once to keep them):
   ``check_logs_once`` keeps what the check expanded;
 * expands each job's params only to hand them to the conda directive, which is a plain path in these rules
@@ -35,6 +37,9 @@ BOUND_PARAMS = "_sandflow_bound_params"
 
 # Where plain_resources_once_per_rule keeps a rule's expanded resources, on the rule.
 EXPANDED_RESOURCES = "_sandflow_expanded_resources"
+
+# Where match_producers_once_per_file keeps the rules matching each file, on Snakemake's output index.
+MATCHED_PRODUCERS = "_sandflow_matched_producers"
 
 # Marks what this module installed, so that a second Snakefile parse in one process does not wrap it again.
 INSTALLED = "_sandflow_shortcut"
@@ -167,6 +172,26 @@ def plain_resources_once_per_rule() -> None:
     Rule.expand_resources = expand_resources
 
 
+def match_producers_once_per_file() -> None:
+    """``OutputIndex.match_producers(file)`` (the rules whose output patterns match a file) once per file and
+    index: the rules are fixed once the Snakefile is read, and the DAG asks again for every input that names a
+    job made already (the hpo summary's and the assembly's, a third of the lookups and more)."""
+    from snakemake.output_index import OutputIndex
+
+    original = inspect.getattr_static(OutputIndex, "match_producers", None)
+    if not isinstance(original, types.FunctionType) or getattr(original, INSTALLED, False):
+        return
+
+    @_installed
+    def match_producers(self: Any, targetfile: str) -> set[Any]:
+        matched = self.__dict__.setdefault(MATCHED_PRODUCERS, {})  # by the file's path (Snakemake's files hash so)
+        if targetfile not in matched:
+            matched[targetfile] = frozenset(original(self, targetfile))
+        return set(matched[targetfile])
+
+    OutputIndex.match_producers = match_producers
+
+
 def check_logs_once() -> None:
     """``Job.is_valid`` (Snakemake's check that a job's benchmark and log paths expand, also in a dry run)
     through the job's own cached paths: expanded once, raising the same errors as before."""
@@ -215,5 +240,6 @@ def take_dag_shortcuts() -> None:
     resource_values_as_they_are()
     default_tmpdir_without_eval()
     plain_resources_once_per_rule()
+    match_producers_once_per_file()
     check_logs_once()
     conda_env_without_params()

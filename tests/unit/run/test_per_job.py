@@ -141,7 +141,7 @@ def test_remembered_parameters_are_those_of_the_signature():
 # Runs `snakemake -n` in a child, counting calls of what Snakemake repeats per job; the counters call the real thing.
 COUNTING_SHORTCUTS_DRY_RUN = """
 import collections, inspect, json, sys
-import snakemake.cli, snakemake.ioutils, snakemake.resources, snakemake.rules
+import snakemake.cli, snakemake.ioutils, snakemake.output_index, snakemake.resources, snakemake.rules
 
 calls = collections.Counter()
 
@@ -160,6 +160,13 @@ def signature(func, *args, **kwargs):  # counted per function when Snakemake rea
     return real_signature(func, *args, **kwargs)
 
 inspect.signature = signature
+real_match = snakemake.output_index.OutputIndex.match_producers
+
+def match_producers(index, targetfile):  # counted per file: which rules make it
+    calls["producers of " + str(targetfile)] += 1
+    return real_match(index, targetfile)
+
+snakemake.output_index.OutputIndex.match_producers = match_producers
 counted(snakemake.ioutils, "register_in_globals")  # once per evaluation of a resource expression
 counted(snakemake.rules.Rule, "expand_params")
 counted(snakemake.rules.Rule, "expand_log")
@@ -209,3 +216,5 @@ def test_a_dry_run_lists_the_same_jobs_and_resources_with_less_done_per_job(tmp_
     assert calls["evaluate"] == 2 * counts["data_pool_manipulation"] + len(counts) - 1, calls
     read = {name: count for name, count in calls.items() if name.startswith("signature of ")}
     assert read and max(read.values()) == 1, read  # once per function, not two or three times per job
+    matched = {name: count for name, count in calls.items() if name.startswith("producers of ")}
+    assert len(matched) == jobs - 1 and max(matched.values()) == 1, matched  # every output but rule all's, once
