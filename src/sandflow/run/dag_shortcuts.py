@@ -1,8 +1,9 @@
 """Shortcuts through what Snakemake repeats for every job of its DAG, each the same result with less work.
 
-Snakemake is pinned (requirements.txt); each shortcut replaces one of its internals only where that internal is
-as this module knows it, and is a no-op otherwise (a Snakemake without it keeps its own way). Per job, in a
-``snakemake -n`` of 20,000 distinct jobs (benchmarks/RESULTS.md, "Snakemake's work per job"), Snakemake:
+Snakemake is pinned (requirements.txt, CHECKED_WITH); each shortcut replaces one of its internals only with that
+version and where the internal is as this module knows it, and is a no-op otherwise (Snakemake keeps its own
+way). Per job, in a ``snakemake -n`` of 20,000 distinct jobs (benchmarks/RESULTS.md, "Snakemake's work per
+job"), Snakemake:
 
 * reads the parameters of each function it applies (input and params functions, its own ``Resource.evaluate``
   and default-resource evaluators) with ``inspect.signature``, two or three times per call:
@@ -30,6 +31,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 _MISSING = object()
+
+# The Snakemake these shortcuts were checked against (requirements.txt pins it); any other keeps its own way.
+CHECKED_WITH = "9.27.1"
 
 # Where read_signatures_once keeps a function's parameters, on the function.
 PARAMS = "_sandflow_params"
@@ -236,6 +240,10 @@ def conda_env_without_params() -> None:
 
 def take_dag_shortcuts() -> None:
     """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
+    import snakemake
+
+    if getattr(snakemake, "__version__", None) != CHECKED_WITH:
+        return
     read_signatures_once()
     resource_values_as_they_are()
     default_tmpdir_without_eval()
