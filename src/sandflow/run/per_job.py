@@ -5,13 +5,16 @@ Snakemake builds every job of the DAG in its main process, and for each one:
 * reads the signature of each function a rule gives (input, params) with ``inspect.signature``, two or three
   times per call: ``per_job_function`` hands it a plain function whose signature is computed once;
 * checks that the rule's ``script:`` exists, through its source cache (the path parsed as a URI, the cached
-  copy stat'ed and read): ``check_scripts_once_per_rule`` makes that once per rule when the script's path has no
-  wildcards, so that it is the same file for every job of the rule;
+  copy stat'ed and read, the job's params expanded to format the path): ``check_scripts_once_per_rule`` makes
+  that once per rule, without params, when the script's path has no wildcards, so that it is the same file for
+  every job of the rule;
 * allocates thousands of objects, and every 700 of them Python's cyclic garbage collector scans the young ones,
   every 7,000 the older ones, and now and then everything, the plan included: ``collect_garbage_less_often``
   makes those passes rarer in Snakemake's process, and ``freeze_plan`` takes what exists after planning out
   of them (together, the collector's time at 30,000 planned jobs went from an eighth of ``snakemake -n`` to
   under a thirtieth).
+
+Shortcuts through more of Snakemake's per-job internals are in run/dag_shortcuts.py.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def freeze_plan() -> None:
 
 
 def check_scripts_once_per_rule() -> None:
-    """Make Snakemake check a rule's ``script:`` once, not once per job, when its path has no wildcards.
+    """Make Snakemake check a rule's ``script:`` once, not once per job, when its path has no wildcards, and
+    without the job's params (Snakemake expands them to format the path, which then has nothing to format).
 
     Snakemake's DAG builds its script check from ``snakemake.dag.ScriptProcessor`` (looked up when a DAG is
     made, after the Snakefile is read); a Snakemake without it keeps its own check for every job.
@@ -63,7 +67,8 @@ def check_scripts_once_per_rule() -> None:
     from snakemake import dag  # here, where Snakemake runs: importing it takes seconds
 
     processor = getattr(dag, "ScriptProcessor", None)
-    if processor is None or getattr(processor, "once_per_rule", False):
+    get_source = getattr(getattr(dag, "script", None), "get_source", None)
+    if processor is None or get_source is None or getattr(processor, "once_per_rule", False):
         return
 
     class ScriptCheckedOncePerRule(processor):  # type: ignore[misc, valid-type]
@@ -74,11 +79,14 @@ def check_scripts_once_per_rule() -> None:
             self.checked_rules: set[Any] = set()
 
         def process_job(self, job: Any) -> None:
-            script = job.rule.script if job.is_script else None
-            if not isinstance(script, str) or "{" in script:  # none, or a path that may differ per job
+            path = job.rule.script if job.is_script else None
+            if not isinstance(path, str) or "{" in path or "}" in path:  # none, or a path formatted per job
                 super().process_job(job)
             elif job.rule not in self.checked_rules:
-                super().process_job(job)  # raises when the script is not there
+                # Snakemake's check: reading the script through its source cache raises when it is not there.
+                source_file = dag.script.get_source(path, self.dag.workflow.sourcecache, job.rule.basedir)[0]
+                if not self.dag.workflow.sourcecache.exists(source_file):
+                    raise dag.WorkflowError(f"Script {path} not accessible. Please check the path to the script.")
                 self.checked_rules.add(job.rule)
 
     dag.ScriptProcessor = ScriptCheckedOncePerRule

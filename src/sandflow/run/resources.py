@@ -130,6 +130,8 @@ class RuleResources:
         self._final = final
         self._uniform_by_hook: dict[str, dict[str, Any]] = {}
         self._requests: dict[str, dict[str, Any]] = {}  # by key, for Snakemake's calls: one per job and directive
+        # Jobs of one hook and component with the same resources: mapping ask alike (a search's trials do).
+        self._requests_alike: dict[tuple[str, str | None, tuple[tuple[str, Any], ...]], dict[str, Any]] = {}
 
     def _requested(self, key: str) -> dict[str, Any]:
         if key not in self._requests:
@@ -137,6 +139,12 @@ class RuleResources:
         return self._requests[key]
 
     def _request_of(self, job: Job) -> dict[str, Any]:
+        alike = (job.hook.name, job.component, tuple(sorted(job.cfg.resources.items())))  # scalars (the schema's)
+        if alike not in self._requests_alike:
+            self._requests_alike[alike] = self._computed_request(job)
+        return self._requests_alike[alike]
+
+    def _computed_request(self, job: Job) -> dict[str, Any]:
         request = job_resources(job.hook.name, job.component, job.cfg.resources)
         # On a CPU job (gpu 0) the GPU details are left out: the SLURM executor would otherwise
         # request --gpus=<model>:1 for a bare gpu_model.
@@ -154,8 +162,8 @@ class RuleResources:
     def _uniform(self, hook: str) -> dict[str, Any]:
         """What every job of the hook asks alike (nothing while the plan may still grow); one pass over its jobs."""
         if hook not in self._uniform_by_hook:
-            keys = [key for key, job in self._jobs.items() if _runs(hook, job)] if self._final else []
-            requests = [self._request_of(self._jobs[key]) for key in keys]
+            jobs = [job for job in self._jobs.values() if _runs(hook, job)] if self._final else []
+            requests = list({id(request): request for request in map(self._request_of, jobs)}.values())
             first = requests[0] if requests else {}
             self._uniform_by_hook[hook] = {
                 name: value for name, value in first.items() if all(request[name] == value for request in requests)

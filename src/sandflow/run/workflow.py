@@ -28,6 +28,7 @@ from sandflow.plan.planner import Planner
 from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
 from sandflow.run.assembly import AssemblyRules
+from sandflow.run.dag_shortcuts import take_dag_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.hpo import HpoRules
 from sandflow.run.integrity import first_altered
@@ -182,5 +183,6 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
             print(f"sandflow: note: {run.plan.pending_note}", file=sys.stderr)
     # Snakemake's work per job (run/per_job.py): its script check once per rule, no rescans of the plan.
     check_scripts_once_per_rule()
+    take_dag_shortcuts()
     freeze_plan()
     return run
