@@ -4,7 +4,8 @@ Measured on a 2-core machine, ``import data_juicer.core`` costs 40-110 s and tor
 15-40 s, paid again by every job, since Snakemake starts each job as a new process. For a local run
 (``workflow.local_exec``, no ``--sdm conda``) the Snakefile starts this server once; a job whose hook
 uses those libraries sends its spec here instead of running itself. The server imports what the job
-needs (once per run), then forks a child that takes over the job's stdout and stderr (passed as file
+needs (once per run: from the run's start, for the hooks of the jobs Snakemake's DAG will run, while Snakemake
+starts them; run/warm_imports.py), then forks a child that takes over the job's stdout and stderr (passed as file
 descriptors), working directory and environment, runs it with ``sandflow.run.runner.execute`` and reports
 the exit code back. The Snakemake job process waits for that code, so Snakemake's scheduling, threads
 and logs are unchanged.
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -55,17 +55,11 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.private_fs import UnsafePath, open_no_follow, private_dir, unsafe_reason
+from sandflow.run.warm_imports import run_preload, warm
+from sandflow.run.warm_imports import warm_imports as warm_imports  # the job side asks the server for these
 
 # The job process finds the server through this variable (inherited from the Snakemake process).
 ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
-# What a warm start imports (or calls, for module:function), by the distributions a hook declares (Hook.libraries).
-WARM_IMPORTS = {
-    # pyplot too: the analysis draws (or copies cached) figures, and importing it is 1.5-2 s of a rerun's job.
-    "py-data-juicer": ("data_juicer.core", "matplotlib.pyplot"),
-    "torch": ("torch",),
-    "transformers": ("transformers", "transformers.trainer", "sandflow.hooks.hf.tiny_lm:warm_up"),
-    "peft": ("peft",),
-}
 LENGTH = struct.Struct("!Q")
 MAX_REQUEST_BYTES = 16 * 2**20  # a request is a job spec and its environment: kilobytes
 REQUEST_FIELDS = {"spec": dict, "log_path": str, "threads": int, "preload": list, "cwd": str, "env": dict}
@@ -79,11 +73,6 @@ DEFAULT_RECEIVE_TIMEOUT_S = 10.0
 PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 # Prefixes of the variables that the warm libraries read at import time, which a kept server keeps.
 IMPORT_TIME_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "CUDA", "OMP_", "MKL_", "DATA_JUICER", "PYTHON")
-
-
-def warm_imports(libraries: Sequence[str]) -> list[str]:
-    """The modules to import before forking a job of a hook with these libraries ([]: run it in its own process)."""
-    return [module for library in libraries for module in WARM_IMPORTS.get(library, ())]
 
 
 def socket_dir() -> Path:
@@ -142,16 +131,17 @@ def answers(path: str) -> bool:
 # --- the Snakemake side ------------------------------------------------------------------------------------
 
 
-def start(work_dir: str, keep: bool = False) -> subprocess.Popen | None:
+def start(work_dir: str, keep: bool = False, preload: Sequence[str] = ()) -> subprocess.Popen | None:
     """Start the server for a run on work_dir and publish its address to the jobs (through os.environ).
 
     keep: a server that stays for later runs; one already kept for this work_dir and code is reused
-    (None is returned then)."""
+    (None is returned then). preload: warm imports (run/warm_imports.py) the server makes as soon as it
+    listens, while Snakemake starts the run's first jobs, rather than when a job asks for them."""
     path = socket_path(work_dir, code_fingerprint() if keep else "")
     if keep and answers(path):
         os.environ[ADDRESS_ENV] = path
         return None
-    argv = [sys.executable, "-m", "sandflow.run.job_server", path, "0" if keep else str(os.getpid())]
+    argv = [sys.executable, "-m", "sandflow.run.job_server", path, "0" if keep else str(os.getpid()), *preload]
     if keep:  # its own session and log: it must not hold the run's terminal or pipes open
         with open(open_no_follow(f"{path}.log"), "a") as log:
             server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -183,7 +173,7 @@ def start_for_local_run(workflow: Any, work_dir: str) -> None:
     isolated = bool(workflow.deployment_settings.deployment_method)  # --sdm conda / apptainer / env-modules
     setting = os.environ.get(ADDRESS_ENV)
     if workflow.local_exec and not isolated and setting != "0":
-        server = start(work_dir, keep=setting == KEEP)
+        server = start(work_dir, keep=setting == KEEP, preload=run_preload(workflow))
         _running = None if setting == KEEP else server  # a kept server is not stopped with the run
 
 
@@ -241,9 +231,10 @@ def receive_exactly(connection: socket.socket, size: int, deadline: float | None
 # --- the server ----------------------------------------------------------------------------------------------
 
 
-def serve(path: str, parent_pid: int, idle_s: float) -> None:
+def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()) -> None:
     """Serve jobs until the Snakemake process parent_pid is gone, or, for a kept server (parent_pid 0),
-    until idle_s seconds pass without a job."""
+    until idle_s seconds pass without a job. Between connections, one module at a time, import what
+    preload names: a job that arrives meanwhile waits for the import under way and its own, not for the rest."""
     # A handler on the root logger makes libraries' logging.basicConfig() at import a no-op, as it is in a job
     # process (whose log file handler comes first): otherwise every job's log would be echoed to stderr.
     logging.getLogger().addHandler(logging.NullHandler())
@@ -257,14 +248,17 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
     listener.bind(path + ".tmp")
     os.rename(path + ".tmp", path)  # appears only once it can be connected to
     listener.listen(64)
-    listener.settimeout(1.0)
     warmed: set[str] = set()
+    pending = list(preload)
     last_job = time.monotonic()
     try:
         while os.getppid() == parent_pid if parent_pid else time.monotonic() - last_job < idle_s:
+            listener.settimeout(0.0 if pending else 1.0)  # 0.0: only a connection that is already waiting
             try:
                 connection, _ = listener.accept()
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
+                if pending:
+                    preload_one(pending.pop(0), warmed)
                 continue
             request, fds = read_request(connection)
             if request is None:
@@ -287,6 +281,19 @@ def serve(path: str, parent_pid: int, idle_s: float) -> None:
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def preload_one(name: str, warmed: set[str]) -> None:
+    """Import one module of the run's preload list; one that fails is left for a job's request to import (and
+    to report then, in that job's log)."""
+    if name in warmed:
+        return
+    try:
+        warm(name)
+    except Exception:
+        return
+    warmed.add(name)
+    gc.freeze()
 
 
 def peer_uid(connection: socket.socket) -> int | None:
@@ -344,14 +351,6 @@ def close_all(connection: socket.socket, fds: list[int]) -> None:
         os.close(fd)
 
 
-def warm(name: str) -> None:
-    """Import a module, or import and call 'module:function'."""
-    module, _, function = name.partition(":")
-    loaded = importlib.import_module(module)
-    if function:
-        getattr(loaded, function)()
-
-
 def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
     os.setsid()  # its own group: the watchdog below can end the job with everything it started
     sys.stdout.flush()
@@ -395,4 +394,4 @@ def end_when_job_process_goes(connection: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S))
+    serve(sys.argv[1], int(sys.argv[2]), float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S), sys.argv[3:])

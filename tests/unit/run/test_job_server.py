@@ -18,10 +18,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from sandflow.run import job_server
+from sandflow.run.warm_imports import run_preload
 
 from helpers.pool_config import request_for, write_pool_config
 
@@ -150,6 +152,51 @@ def test_warm_imports_follow_the_hooks_libraries():
         "peft",
     ]
     assert job_server.warm_imports(()) == []
+
+
+# Imported by a server's preload: says which process imported it, and when.
+PRELOAD_MARKER = """
+import os, time
+with open(os.environ["SANDFLOW_TEST_MARKER"], "w") as handle:
+    handle.write(f"{os.getpid()} {time.time()}")
+"""
+
+
+def test_a_server_imports_the_runs_preload_before_any_job_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "preload_marker.py").write_text(PRELOAD_MARKER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")]))
+    marker = tmp_path / "imported"
+    monkeypatch.setenv("SANDFLOW_TEST_MARKER", str(marker))
+    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)  # restored after the test
+    # a module that does not import is skipped: the server goes on with the next and serves jobs
+    process = job_server.start(str(tmp_path / "w"), preload=["sandflow_no_such_module", "preload_marker"])
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.read_text().split()[0] == str(process.pid)  # the server itself imported it, unasked
+        address = os.environ[job_server.ADDRESS_ENV]
+        assert job_server.submit(address, request_for(write_pool_config(tmp_path, samples=10))) == 0
+    finally:
+        job_server.stop(process)
+
+
+class Snakemake:
+    """What run_preload reads of Snakemake's workflow at onstart: the rules of the DAG's jobs that need to run."""
+
+    def __init__(self, *rules: str) -> None:
+        jobs = [SimpleNamespace(rule=SimpleNamespace(name=rule)) for rule in rules]
+        self.dag = SimpleNamespace(needrun_jobs=lambda: iter(jobs))
+
+
+def test_a_runs_preload_is_the_warm_imports_of_its_jobs_hooks():
+    demo = Snakemake("probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "probe_via_analyzer")
+    assert run_preload(demo) == ["data_juicer.core", "matplotlib.pyplot"]
+    assert run_preload(Snakemake("train_model", "process_data"))[:2] == ["data_juicer.core", "matplotlib.pyplot"]
+    assert "torch" in run_preload(Snakemake("train_model"))
+    assert run_preload(Snakemake("data_pool_manipulation", "context_infos")) == []  # light jobs: nothing
 
 
 def process_exists(pid: int) -> bool:
