@@ -19,47 +19,12 @@ import yaml
 import sandflow
 
 from helpers.env import snakemake_env
+from helpers.hpo_grid import merge_sample_evaluate
 from helpers.snakemake import job_counts, snakemake_command
 
 PACKAGE = Path(sandflow.__file__).resolve().parent
-# merge (data_pools.py) -> sample (data_pools.py) -> evaluate (data_evaluators.py); count (data_pools.py) alone.
-CONFIG = {
-    "work_dir": "./out",
-    "execution_job_configs": [
-        {
-            "hook": "DataPoolManipulationHook",
-            "meta_name": "merge",
-            "output": "merged",
-            "extra_configs": {"type": "data_pool_merging", "dataset_path": ["a.jsonl", "b.jsonl"], "export_path": "m/"},
-        },
-        {
-            "hook": "DataPoolManipulationHook",
-            "meta_name": "sample",
-            "output": "sample",
-            "input": {"extra_configs.dataset_path": "-1.merged"},
-            "extra_configs": {
-                "type": "data_pool_downsampling",
-                "dataset_path": "<merged>",
-                "target_num_samples": 3,
-                "export_path": "s/",
-            },
-        },
-    ],
-    "evaluation_job_configs": [
-        {
-            "hook": "EvaluateDataHook",
-            "meta_name": "evaluate",
-            "output": ["results", "min_mse"],
-            "input": {"extra_configs.predicted_dataset_path": "-1.sample"},
-            "extra_configs": {
-                "type": "mse",
-                "predicted_dataset_path": "<sample>",
-                "predicted_value_key": "grade",
-                "ground_truth_value_key": "truth",
-            },
-        },
-    ],
-}
+# merge (data_pools.py) -> sample (data_pools.py) -> evaluate (data_evaluators.py).
+CONFIG = {"work_dir": "./out", **merge_sample_evaluate("m/", "s/", 3)}
 PRINT_KEYS = (
     "import json; from sandflow.config.load import load_config_file; from sandflow.plan.planner import plan_config;"
     "print(json.dumps({job.cfg.meta_name: job.key for job in plan_config(load_config_file('sandbox.yaml')).jobs}))"
