@@ -37,6 +37,7 @@ from typing import Any
 from sandflow.core.filehash import sha256_file
 from sandflow.core.keys import canonical_json, library_version
 from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
+from sandflow.core.replaced import replaced
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR, FigureStore, size_line
 from sandflow.hooks.dj_stats_cache import CANONICAL_ENCODER, cache_off_reason, op_source_digest, plain_value
@@ -264,13 +265,6 @@ def analysis_cache(job: JobRun) -> Iterator[None]:
     work_dir = work_dir_of_job_dir(str(job.job_dir))
     assert work_dir is not None
     run = AnalysisCacheRun(FigureStore(Path(stats_cache_dir(work_dir)) / ANALYSIS_SUBDIR, Path(work_dir)))
-    classes = cached_analysis_classes(run)
-    originals = {name: getattr(analyzer_module, name) for name in classes}
-    for name, cached_class in classes.items():
-        setattr(analyzer_module, name, cached_class)
-    try:
+    with replaced(analyzer_module, **cached_analysis_classes(run)):
         yield
-    finally:
-        for name, original in originals.items():
-            setattr(analyzer_module, name, original)
     run.finish(job.log)

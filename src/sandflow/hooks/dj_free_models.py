@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from sandflow.core.replaced import replaced
+
 __all__ = ["free_models_lazily"]
 
 
@@ -29,8 +31,5 @@ def free_models_lazily() -> Iterator[None]:
         if model_utils.MODEL_ZOO or "torch" in sys.modules:
             original(*args, **kwargs)
 
-    base_op.free_models = free_models
-    try:
+    with replaced(base_op, free_models=free_models):
         yield
-    finally:
-        base_op.free_models = original

@@ -32,6 +32,7 @@ from typing import Any
 
 from sandflow.core.keys import canonical_json, library_version
 from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
+from sandflow.core.replaced import replaced
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_stats_store import OpStats, size_line
 
@@ -295,7 +296,7 @@ def stats_cache(job: JobRun, cfg: Any) -> Iterator[None]:
     work_dir = work_dir_of_job_dir(str(job.job_dir))
     assert work_dir is not None
     run = StatsCacheRun(work_dir, stats_cache_dir(work_dir))
-    original, original_for_executor = analyzer_module.load_ops, executor_module.load_ops
+    original = analyzer_module.load_ops
 
     def load_cached_ops(*args: Any, **kwargs: Any) -> list[Any]:
         ops = original(*args, **kwargs)
@@ -303,9 +304,6 @@ def stats_cache(job: JobRun, cfg: Any) -> Iterator[None]:
             run.wrap(op, job.log)
         return ops
 
-    analyzer_module.load_ops = executor_module.load_ops = load_cached_ops
-    try:
+    with replaced(analyzer_module, load_ops=load_cached_ops), replaced(executor_module, load_ops=load_cached_ops):
         yield
-    finally:
-        analyzer_module.load_ops, executor_module.load_ops = original, original_for_executor
     run.finish(job.log)
