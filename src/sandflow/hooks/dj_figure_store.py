@@ -24,6 +24,7 @@ from typing import Any
 from sandflow.core.atomic import write_bytes_atomic, write_text_atomic
 from sandflow.core.filehash import sha256_bytes
 from sandflow.core.private_fs import ensure_within
+from sandflow.core.store_size import two_level_size
 
 ANALYSIS_SUBDIR = "analysis"  # under <work_dir>/stats-cache
 KEY_RECORD = "key.json"
@@ -49,19 +50,7 @@ class FiguresSize:
 
 def figures_size(directory: str | Path) -> FiguresSize:
     """How much the analysis cache under directory holds (all zeros when there is none)."""
-    keys = figures = size = 0
-    root = Path(directory)
-    if not root.is_dir() or root.is_symlink():
-        return FiguresSize(0, 0, 0)
-    for key_dir in root.iterdir():
-        if not key_dir.is_dir() or key_dir.is_symlink():
-            continue
-        keys += 1
-        for path in key_dir.iterdir():
-            if not path.name.startswith(".") and _regular_file(path):
-                size += path.lstat().st_size
-                figures += path.name != KEY_RECORD
-    return FiguresSize(keys, figures, size)
+    return FiguresSize(*two_level_size(directory, _regular_file, KEY_RECORD))
 
 
 @dataclass

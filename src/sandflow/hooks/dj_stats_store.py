@@ -23,6 +23,7 @@ from typing import Any
 from sandflow.core.atomic import write_text_atomic
 from sandflow.core.filehash import sha256_bytes
 from sandflow.core.private_fs import ensure_within
+from sandflow.core.store_size import two_level_size
 from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR
 
 OP_RECORD = "op.json"
@@ -43,20 +44,7 @@ class CacheSize:
 
 def cache_size(cache_dir: str | Path) -> CacheSize:
     """How much the stats cache under cache_dir holds, less its analysis figures (all zeros when there is none)."""
-    ops = segments = size = 0
-    root = Path(cache_dir)
-    if not root.is_dir() or root.is_symlink():
-        return CacheSize(0, 0, 0)
-    for op_dir in root.iterdir():
-        if not op_dir.is_dir() or op_dir.is_symlink() or op_dir.name == ANALYSIS_SUBDIR:
-            continue
-        ops += 1
-        for path in op_dir.iterdir():
-            if path.suffix == SEGMENT_SUFFIX and not path.name.startswith("."):
-                size += path.lstat().st_size
-                if path.name != OP_RECORD:
-                    segments += 1
-    return CacheSize(ops, segments, size)
+    return CacheSize(*two_level_size(cache_dir, lambda path: path.suffix == SEGMENT_SUFFIX, OP_RECORD, ANALYSIS_SUBDIR))
 
 
 class OpStats:
