@@ -265,9 +265,7 @@ def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()
                 continue
             try:
                 for name in request["preload"]:
-                    if name not in warmed:
-                        warm(name)
-                        warmed.add(name)
+                    warm_once(name, warmed)
                 gc.freeze()  # what is loaded stays out of every later collection, in the server and in its children
             except Exception:
                 traceback.print_exc()
@@ -286,14 +284,18 @@ def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()
 def preload_one(name: str, warmed: set[str]) -> None:
     """Import one module of the run's preload list; one that fails is left for a job's request to import (and
     to report then, in that job's log)."""
-    if name in warmed:
-        return
     try:
-        warm(name)
+        warm_once(name, warmed)
     except Exception:
         return
-    warmed.add(name)
     gc.freeze()
+
+
+def warm_once(name: str, warmed: set[str]) -> None:
+    """Import (run/warm_imports.warm) what this server has not imported yet."""
+    if name not in warmed:
+        warm(name)
+        warmed.add(name)
 
 
 def peer_uid(connection: socket.socket) -> int | None:
