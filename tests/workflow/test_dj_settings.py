@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from sandflow.config.dj_settings import CACHE_COMPRESS, USE_CACHE
 
 from helpers.env import OFFLINE_ENV, environ
 from helpers.job_runs import file_logger, job_run
+from helpers.processes import left_behind
 from helpers.snakemake import snakemake
 
 # 40 texts, every fourth one shorter than 40 characters: text_length_filter drops 10, in both halves.
@@ -116,12 +118,21 @@ def trace_lines(path: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_tracer_writes_into_the_job_and_its_files_are_in_the_manifest(tmp_path: Path):
+def test_the_tracer_writes_into_the_job_and_its_files_are_in_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """open_tracer: true is honoured: Data-Juicer's trace of the samples text_length_filter dropped is in the job
     directory and its manifest; with np: 2 each worker traces up to trace_num samples of its half, and the
-    lines are sorted, so a second run of the same recipe writes the same bytes."""
+    lines are sorted, so a second run of the same recipe writes the same bytes. Nothing outlives the job forked
+    from the job server: not the tracer's multiprocessing Manager (a process), nor a temporary file."""
     config = process_config(tmp_path, **TRACED_RECIPE)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     snakemake(tmp_path, config)
+    assert left_behind(tmp_path) == []
+    socket_dir = temp / f"sandflow-{os.getuid()}"  # the job server's, left empty when it stops
+    assert list(temp.iterdir()) == [socket_dir] and list(socket_dir.iterdir()) == []
     (job_dir,) = (tmp_path / "work" / "jobs" / "ProcessDataHook").iterdir()
     trace = job_dir / TRACE_FILE
     lines = trace_lines(trace)

@@ -1,7 +1,7 @@
 """Attributes of a module (or any object) replaced for a block and restored after it, whatever the block raised.
 
 The caches and Data-Juicer's ops are wired in this way: Data-Juicer names what they replace through its modules'
-globals (``load_ops``, the analysis classes). Jobs run one per process, or one at a time in tests.
+globals (``load_ops``, the analysis classes, ``free_models``). Jobs run one per process, or one at a time in tests.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from sandflow.config.dj_settings import RUN_DEFAULTS, refused_setting, setting_n
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_analysis_cache import analysis_cache, fresh_figures
+from sandflow.hooks.dj_free_models import free_models_lazily
 from sandflow.hooks.dj_ray import (
     RAY_EXECUTOR,
     analyse_on_ray,
@@ -277,7 +278,7 @@ def probe_via_analyzer(job: JobRun) -> str:
 
             analyzer = Analyzer(cfg)
             job.log.info("analysing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-            with stats_cache(job, cfg), fresh_figures(), analysis_cache(job):
+            with stats_cache(job, cfg), fresh_figures(), analysis_cache(job), free_models_lazily():
                 analyzer.run(skip_return=True)
             export_path = analyzer.exporter.export_path
             stats_file = stats_file_of(export_path, analyzer.exporter.suffix)
@@ -312,7 +313,7 @@ def process_data(job: JobRun) -> str:
 
         executor = DefaultExecutor(cfg)
         job.log.info("processing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-        with stats_cache(job, cfg):
+        with stats_cache(job, cfg), free_models_lazily():
             dataset = executor.run()
         if cfg.open_tracer:
             trace_dir = Path(job.job_dir) / WORK_SUBDIR / TRACE_SUBDIR

@@ -11,8 +11,9 @@ the exit code back. The Snakemake job process waits for that code, so Snakemake'
 and logs are unchanged.
 
 Safety: the server does nothing but import before forking (no threads, no tensors), so the children
-inherit no lock. A child runs in its own process group and kills it when the job process goes away
-(Snakemake cancelled the job, or the run was killed), so nothing outlives its job. The server exits
+inherit no lock. A child (run/job_child.py) runs in its own process group and kills it when the job process goes away
+(Snakemake cancelled the job, or the run was killed), so nothing outlives its job; when the job ends it does
+what a normal exit would do for what the job made (its temporary directories, multiprocessing's processes). The server exits
 when the Snakemake process that started it exits. On a cluster, in a conda env, or with
 SANDFLOW_JOB_SERVER=0 in the environment, every job runs in its own process as before.
 
@@ -47,7 +48,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core.private_fs import UnsafePath, open_no_follow, private_dir, unsafe_reason
+from sandflow.run.job_child import EXIT_CODE, run_child
 from sandflow.run.warm_imports import run_preload, warm
 from sandflow.run.warm_imports import warm_imports as warm_imports  # the job side asks the server for these
 
@@ -63,7 +64,6 @@ ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
 LENGTH = struct.Struct("!Q")
 MAX_REQUEST_BYTES = 16 * 2**20  # a request is a job spec and its environment: kilobytes
 REQUEST_FIELDS = {"spec": dict, "log_path": str, "threads": int, "preload": list, "cwd": str, "env": dict}
-EXIT_CODE = struct.Struct("!i")
 READY_TIMEOUT_S = 30
 KEEP = "keep"  # SANDFLOW_JOB_SERVER=keep: the server stays for the next run
 IDLE_ENV = "SANDFLOW_JOB_SERVER_IDLE"
@@ -351,48 +351,6 @@ def close_all(connection: socket.socket, fds: list[int]) -> None:
     connection.close()
     for fd in fds:
         os.close(fd)
-
-
-def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
-    os.setsid()  # its own group: the watchdog below can end the job with everything it started
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fds[0], 1)
-    os.dup2(fds[1], 2)
-    for fd in fds:
-        os.close(fd)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the job may wait for its own subprocesses
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    connection.settimeout(None)  # the watchdog below waits for the job process for as long as the job runs
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    threading.Thread(target=end_when_job_process_goes, args=(connection,), daemon=True).start()
-    code = 1
-    try:
-        from sandflow.run.runner import execute
-
-        code = execute(request["spec"], request["log_path"], request["threads"])
-    except BaseException:
-        traceback.print_exc()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        connection.sendall(EXIT_CODE.pack(code))
-    except OSError:
-        pass
-    return code
-
-
-def end_when_job_process_goes(connection: socket.socket) -> None:
-    """The job process never sends after its request: end of stream means it is gone."""
-    try:
-        while connection.recv(1):
-            pass
-    except OSError:
-        pass
-    os.killpg(0, signal.SIGKILL)
 
 
 if __name__ == "__main__":

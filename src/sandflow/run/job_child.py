@@ -1,0 +1,89 @@
+"""A job in a child forked by the job server (run/job_server.py): it takes over the job process's stdout, stderr,
+working directory and environment, runs the job, and reports its exit code.
+
+The child ends with os._exit (a fork must not run the exit handlers of the server it inherited), so what a normal
+exit would do for what the job made is done here: multiprocessing's exit handler stops the processes it started (a
+Manager's server: Data-Juicer's tracer makes one) and removes its temporary directory, and the job's weakref
+finalizers marked to run at exit remove temporary directories (Hugging Face datasets keeps its temporary cache files
+in one until exit). Without them, every Data-Juicer job left a directory in $TMPDIR, and a traced one a process,
+behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import traceback
+import weakref
+from typing import Any
+
+EXIT_CODE = struct.Struct("!i")  # the child's reply to the job process
+
+
+def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
+    os.setsid()  # its own group: the watchdog below can end the job with everything it started
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    for fd in fds:
+        os.close(fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the job may wait for its own subprocesses
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    connection.settimeout(None)  # the watchdog below waits for the job process for as long as the job runs
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    threading.Thread(target=end_when_job_process_goes, args=(connection,), daemon=True).start()
+    first_finalizer = next(weakref.finalize._index_iter)  # the job's are those numbered from here on
+    code = 1
+    try:
+        from sandflow.run.runner import execute
+
+        code = execute(request["spec"], request["log_path"], request["threads"])
+    except BaseException:
+        traceback.print_exc()
+    end_as_an_exit_would(first_finalizer)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        connection.sendall(EXIT_CODE.pack(code))
+    except OSError:
+        pass
+    return code
+
+
+def end_as_an_exit_would(first_finalizer: int) -> None:
+    """Run multiprocessing's exit handler and that of its dill-based fork (Hugging Face datasets' pools), whose
+    finalizers each run only in the process that made them, then the weakref finalizers marked to run at exit that
+    the job made (numbered from first_finalizer), newest first as at exit: none of the server's."""
+    for name in ("multiprocessing.util", "multiprocess.util"):
+        module = sys.modules.get(name)
+        if module is not None:
+            try:
+                module._exit_function()
+            except Exception:
+                traceback.print_exc()
+    registry = weakref.finalize._registry
+    made = [(info.index, finalizer) for finalizer, info in list(registry.items()) if info.atexit]
+    for index, finalizer in sorted(made, key=lambda pair: pair[0], reverse=True):
+        if index >= first_finalizer:
+            try:
+                finalizer()
+            except Exception:
+                traceback.print_exc()
+
+
+def end_when_job_process_goes(connection: socket.socket) -> None:
+    """The job process never sends after its request: end of stream means it is gone."""
+    try:
+        while connection.recv(1):
+            pass
+    except OSError:
+        pass
+    os.killpg(0, signal.SIGKILL)
