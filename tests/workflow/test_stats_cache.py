@@ -25,7 +25,9 @@ from helpers.env import OFFLINE_ENV, environ
 from helpers.paths import REPO
 
 DEMO_ROWS = (REPO / "configs/data/demo/demo-dataset.jsonl").read_text().splitlines(keepends=True)
-STATS_COLUMN_MAP = "Adding new column for stats"  # the progress bar of Data-Juicer's map that adds the stats column
+# The progress bars of Data-Juicer's maps that add the stats column and prepare the stats file.
+STATS_COLUMN_MAP = "Adding new column for stats"
+STATS_EXPORT_MAP = "Preparing meta/stats for UTF-8 export"
 # Edge cases next to demo rows: short, multi-line, non-ASCII, repetitive, symbols only.
 EDGE_TEXTS = [
     "ok",
@@ -155,14 +157,16 @@ def test_every_covered_op_has_a_test_case():
 @pytest.mark.parametrize("op", sorted(COVERED_ARGS))
 def test_covered_op_reads_its_stats_and_matches_data_juicer(op, tmp_path, dataset, offline_env, capfd):
     """The same bytes as Data-Juicer's own run (the cache off), cold and warm; with the cache on, the stats column
-    is added without Data-Juicer's row-by-row map (its progress bar is not shown)."""
+    is added, and the stats file written, without Data-Juicer's row-by-row maps (their progress bars not shown)."""
     recipe = process_recipe(dataset, [{op: COVERED_ARGS[op]}])
     work = tmp_path / "work"
     own, off_lines = run_hook(tmp_path / "off", "ProcessDataHook", "off", recipe, cache=False)
-    assert STATS_COLUMN_MAP in capfd.readouterr().err
+    shown = capfd.readouterr().err
+    assert STATS_COLUMN_MAP in shown and STATS_EXPORT_MAP in shown
     cold, cold_lines = run_hook(work, "ProcessDataHook", "cold", recipe)
     warm, warm_lines = run_hook(work, "ProcessDataHook", "warm", recipe)
-    assert STATS_COLUMN_MAP not in capfd.readouterr().err
+    shown = capfd.readouterr().err
+    assert STATS_COLUMN_MAP not in shown and STATS_EXPORT_MAP not in shown
     rows = len(DEMO_ROWS[:40]) + len(EDGE_TEXTS)
     assert off_lines == {} and cold_lines == {op: (0, rows, 0)} and warm_lines == {op: (rows, 0, 0)}
     kept = [json.loads(line) for line in own.splitlines()]

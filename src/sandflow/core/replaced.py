@@ -7,14 +7,16 @@ globals (``load_ops``, the analysis classes, ``free_models``). Jobs run one per 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
 
 @contextlib.contextmanager
 def replaced(owner: Any, **values: Any) -> Iterator[None]:
-    """``owner.<name> = value`` for each value inside the block; the originals again after it."""
-    originals = {name: getattr(owner, name) for name in values}
+    """``owner.<name> = value`` for each value inside the block; the originals again after it, as they were stored
+    (a class's staticmethod stays one)."""
+    originals = {name: inspect.getattr_static(owner, name) for name in values}
     for name, value in values.items():
         setattr(owner, name, value)
     try:

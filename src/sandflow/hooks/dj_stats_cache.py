@@ -36,6 +36,7 @@ from sandflow.core.keys import canonical_json, library_version
 from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
 from sandflow.core.replaced import replaced
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_stats_export import stats_export_without_identity_map
 from sandflow.hooks.dj_stats_store import OpStats, size_line
 
 __all__ = ["COVERED", "stats_cache", "op_fingerprint", "sample_digest", "cache_off_reason"]
@@ -362,6 +363,10 @@ def stats_cache(job: JobRun, cfg: Any) -> Iterator[None]:
             run.wrap(op, job.log)
         return ops
 
-    with replaced(analyzer_module, load_ops=load_cached_ops), replaced(executor_module, load_ops=load_cached_ops):
+    with (
+        replaced(analyzer_module, load_ops=load_cached_ops),
+        replaced(executor_module, load_ops=load_cached_ops),
+        stats_export_without_identity_map(),
+    ):
         yield
     run.finish(job.log)
