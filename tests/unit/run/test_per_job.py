@@ -23,7 +23,9 @@ from snakemake.common import get_function_params
 from snakemake.iocontainers import Wildcards
 
 from sandflow.config.load import load_config_file
+from sandflow.core.keys import digest_of
 from sandflow.plan.planner import Planner
+from sandflow.run import assembly
 from sandflow.run.per_job import YOUNG_GENERATION_THRESHOLD
 from sandflow.run.resources import RuleResources
 from sandflow.run.workflow import SandflowRun
@@ -64,6 +66,24 @@ def test_the_functions_snakemake_calls_per_job_carry_their_signature(tmp_path: P
     assert run.jobs.inputs(wildcards) == [dep.context_path for dep in evaluate.deps]
     assert run.jobs.spec(wildcards)["key"] == evaluate.key and run.jobs.spec(wildcards)["recompute"] is False
     assert functions["threads"](wildcards) == 1 and functions["mem_mb"](wildcards) == 4096
+
+
+def test_the_publication_record_is_hashed_once_per_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Rule all and the final rule's inputs both name the publication record, a hash of every job: hashed once,
+    and again only for a plan that grew (a later iteration's jobs)."""
+    monkeypatch.chdir(tmp_path)
+    run = SandflowRun(Planner(load_config_file(grid(tmp_path))))
+    hashed: list[int] = []
+    real_spec = assembly.assembly_spec
+    monkeypatch.setattr(assembly, "assembly_spec", lambda plan: hashed.append(len(plan.jobs)) or real_spec(plan))
+    targets = run.final_targets()
+    record = run.assembly.context_infos_inputs(lambda n, digest: f"decision_{n}_{digest}.json")["publication"]
+    assert record in targets and hashed == [len(run.plan.jobs)]
+    assert record == run.assembly.publication_output().format(digest=digest_of(real_spec(run.plan)))
+    run.plan.jobs.append(run.plan.jobs[0])  # as a later iteration's jobs are appended
+    grown = run.assembly.publication_record()
+    assert grown != record and grown == run.assembly.publication_output().format(digest=digest_of(real_spec(run.plan)))
+    assert hashed == [len(run.plan.jobs) - 1, len(run.plan.jobs)]
 
 
 # Runs `snakemake -n` in a child with Snakemake's script lookup counted, and reports what the garbage collector
