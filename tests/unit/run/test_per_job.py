@@ -5,7 +5,7 @@
   planned objects out of the garbage collector's passes;
 * through run/dag_shortcuts.py, the same dry run lists the same jobs and resources (tmpdir from the environment)
   with no params expanded, one log expansion and one resource evaluation per job, each function's parameters
-  read once.
+  read once, the resources of a rule of plain values built once (each job gets a copy).
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ def test_remembered_parameters_are_those_of_the_signature():
 # Runs `snakemake -n` in a child, counting calls of what Snakemake repeats per job; the counters call the real thing.
 COUNTING_SHORTCUTS_DRY_RUN = """
 import collections, inspect, json, sys
-import snakemake.cli, snakemake.ioutils, snakemake.output_index, snakemake.resources, snakemake.rules
+import snakemake.cli, snakemake.iocontainers, snakemake.ioutils, snakemake.output_index, snakemake.resources
+import snakemake.rules
 
 calls = collections.Counter()
 
@@ -191,6 +192,7 @@ counted(snakemake.ioutils, "register_in_globals")  # once per evaluation of a re
 counted(snakemake.rules.Rule, "expand_params")
 counted(snakemake.rules.Rule, "expand_log")
 counted(snakemake.resources.Resource, "evaluate")
+counted(snakemake.iocontainers.ResourceList, "__init__", "ResourceList")  # each one built name by name
 try:
     snakemake.cli.main(sys.argv[2:])
 except SystemExit as exit_:
@@ -234,6 +236,8 @@ def test_a_dry_run_lists_the_same_jobs_and_resources_with_less_done_per_job(tmp_
     # Resources that are functions (tmpdir and mem_mb of data_pool_manipulation) per job, tmpdir once for each
     # other rule; the plain values (threads, runtime...) as they are.
     assert calls["evaluate"] == 2 * counts["data_pool_manipulation"] + len(counts) - 1, calls
+    # Built per job for the rule with a function, else once per rule: the other jobs get copies.
+    assert calls["ResourceList"] <= counts["data_pool_manipulation"] + len(counts) < jobs + len(counts) - 1, calls
     read = {name: count for name, count in calls.items() if name.startswith("signature of ")}
     assert read and max(read.values()) == 1, read  # once per function, not two or three times per job
     matched = {name: count for name, count in calls.items() if name.startswith("producers of ")}
