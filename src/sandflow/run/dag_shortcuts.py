@@ -19,7 +19,9 @@ job"), Snakemake:
 * expands each job's log and benchmark paths twice (once to check them, once to keep them):
   ``check_logs_once`` keeps what the check expanded;
 * expands each job's params only to hand them to the conda directive, which is a plain path in these rules
-  and so takes none: ``conda_env_without_params`` leaves params to whoever needs them (the job's script).
+  and so takes none: ``conda_env_without_params`` leaves params to whoever needs them (the job's script);
+* expands the group of a job whose rule has none on each of three calls: ``group_less_rules_without_expansion``;
+* asks whether each output is write-protected in an asyncio task of its own: ``protected_outputs_checked_in_turn``.
 
 Those through its file objects (flags, formatting, the output path check) are in run/file_shortcuts.py.
 """
@@ -252,6 +254,52 @@ def conda_env_without_params() -> None:
     Job.conda_env_spec = property(conda_env_spec)
 
 
+def group_less_rules_without_expansion() -> None:
+    """``Job.group``, asked about three times per job, expands the rule's group (``Rule.expand_group``) until it has
+    one: for a rule without a group it gets None, keeps nothing and expands again on the next call. None directly
+    when the rule's group is None, which is what that expansion gives for any wildcards."""
+    from snakemake.jobs import Job
+    from snakemake.rules import Rule
+
+    original = inspect.getattr_static(Job, "group", None)
+    if not isinstance(original, property) or original.fget is None or getattr(original.fget, INSTALLED, False):
+        return
+    if not isinstance(inspect.getattr_static(Rule, "group", None), property):
+        return
+    with_expansion = original.fget
+
+    @installed
+    def group(self: Any) -> Any:
+        if self._group is None and self.rule.group is None:
+            return None
+        return with_expansion(self)
+
+    Job.group = property(group, original.fset)
+
+
+def protected_outputs_checked_in_turn() -> None:
+    """``Job.check_protected_output`` asks whether each output is write-protected (a look at the local file) in an
+    asyncio task of its own, a task group per job: the same questions in turn, and Snakemake's own check where one
+    of them raises (it raises its errors in an exception group)."""
+    from snakemake import jobs
+
+    original = inspect.getattr_static(jobs.Job, "check_protected_output", None)
+    protected_error = getattr(jobs, "ProtectedOutputException", None)
+    if not inspect.iscoroutinefunction(original) or getattr(original, INSTALLED, False) or protected_error is None:
+        return
+
+    @installed
+    async def check_protected_output(self: Any) -> None:
+        try:
+            protected = [f for f in self.output if await f.protected()]
+        except Exception:
+            return await original(self)
+        if protected:
+            raise protected_error(self, protected)
+
+    jobs.Job.check_protected_output = check_protected_output
+
+
 def take_dag_shortcuts() -> None:
     """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
     import snakemake
@@ -265,3 +313,5 @@ def take_dag_shortcuts() -> None:
     match_producers_once_per_file()
     check_logs_once()
     conda_env_without_params()
+    group_less_rules_without_expansion()
+    protected_outputs_checked_in_turn()

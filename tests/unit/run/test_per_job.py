@@ -5,7 +5,8 @@
   planned objects out of the garbage collector's passes;
 * through run/dag_shortcuts.py, the same dry run lists the same jobs and resources (tmpdir from the environment)
   with no params expanded, one log expansion and one resource evaluation per job, each function's parameters
-  read once, the resources of a rule of plain values built once (each job gets a copy).
+  read once, the resources of a rule of plain values built once (each job gets a copy), no group expanded for
+  rules without one, no asyncio task per output to check it is not write-protected.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def test_remembered_parameters_are_those_of_the_signature():
 
 # Runs `snakemake -n` in a child, counting calls of what Snakemake repeats per job; the counters call the real thing.
 COUNTING_SHORTCUTS_DRY_RUN = """
-import collections, inspect, json, sys
+import asyncio, collections, inspect, json, sys
 import snakemake.cli, snakemake.iocontainers, snakemake.ioutils, snakemake.output_index, snakemake.resources
 import snakemake.rules
 
@@ -193,6 +194,8 @@ counted(snakemake.rules.Rule, "expand_params")
 counted(snakemake.rules.Rule, "expand_log")
 counted(snakemake.resources.Resource, "evaluate")
 counted(snakemake.iocontainers.ResourceList, "__init__", "ResourceList")  # each one built name by name
+counted(snakemake.rules.Rule, "expand_group")
+counted(asyncio.TaskGroup, "__aenter__", "task groups")
 try:
     snakemake.cli.main(sys.argv[2:])
 except SystemExit as exit_:
@@ -236,6 +239,9 @@ def test_a_dry_run_lists_the_same_jobs_and_resources_with_less_done_per_job(tmp_
     # Resources that are functions (tmpdir and mem_mb of data_pool_manipulation) per job, tmpdir once for each
     # other rule; the plain values (threads, runtime...) as they are.
     assert calls["evaluate"] == 2 * counts["data_pool_manipulation"] + len(counts) - 1, calls
+    assert calls.get("expand_group", 0) == 0, calls  # no rule has a group: nothing to expand, three times a job
+    # One asyncio task group per job (Snakemake's needrun check), none for asking if an output is write-protected.
+    assert calls["task groups"] <= jobs + 1, calls
     # Built per job for the rule with a function, else once per rule: the other jobs get copies.
     assert calls["ResourceList"] <= counts["data_pool_manipulation"] + len(counts) < jobs + len(counts) - 1, calls
     read = {name: count for name, count in calls.items() if name.startswith("signature of ")}
