@@ -29,6 +29,7 @@ class AssemblyRules:
         self.state = state
         self.jobs = jobs
         self.iterations = iterations
+        self._publication: tuple[int, str] | None = None  # (jobs planned, record) of the last publication_record
 
     def context_infos_inputs(self, decision_file: Callable[[int, str], str]) -> dict[str, list[str] | str]:
         """The final rule's inputs: every job, the publication record, the iteration decisions."""
@@ -79,8 +80,15 @@ class AssemblyRules:
 
         Job keys leave publishing out, so a moved export_path changes no job; this
         file's name changes instead, and the assembly (which lists it as input) reruns.
+
+        Asked twice per run (rule all, the final rule's inputs) and hashing every job: computed again only when
+        the plan grew (later iterations are appended; a planned job does not change).
         """
-        return self.publication_output().format(digest=digest_of(assembly_spec(self.state.plan)))
+        plan = self.state.plan
+        if self._publication is None or self._publication[0] != len(plan.jobs):
+            digest = digest_of(assembly_spec(plan))
+            self._publication = (len(plan.jobs), self.publication_output().format(digest=digest))
+        return self._publication[1]
 
 
 def record_spec(spec: dict[str, Any], output: str) -> None:

@@ -19,7 +19,11 @@ job"), Snakemake:
 * expands each job's log and benchmark paths twice (once to check them, once to keep them):
   ``check_logs_once`` keeps what the check expanded;
 * expands each job's params only to hand them to the conda directive, which is a plain path in these rules
-  and so takes none: ``conda_env_without_params`` leaves params to whoever needs them (the job's script).
+  and so takes none: ``conda_env_without_params`` leaves params to whoever needs them (the job's script);
+* expands the group of a job whose rule has none on each of three calls: ``group_less_rules_without_expansion``;
+* asks whether each output is write-protected in an asyncio task of its own: ``protected_outputs_checked_in_turn``.
+
+Those through its file objects (flags, formatting, the output path check) are in run/file_shortcuts.py.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ MATCHED_PRODUCERS = "_sandflow_matched_producers"
 INSTALLED = "_sandflow_shortcut"
 
 
-def _installed(function: Callable[..., Any]) -> Callable[..., Any]:
+def installed(function: Callable[..., Any]) -> Callable[..., Any]:
     setattr(function, INSTALLED, True)
     return function
 
@@ -68,7 +72,7 @@ def read_signatures_once() -> None:
     if original is None or overwritten is None or getattr(original, INSTALLED, False):
         return
 
-    @_installed
+    @installed
     def get_function_params(func: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
         if type(func) is types.FunctionType:
             attributes, remembered_as = func.__dict__, PARAMS
@@ -100,7 +104,7 @@ def default_tmpdir_without_eval() -> None:
     if getattr(evaluate, INSTALLED, False):
         return
 
-    @_installed
+    @installed
     def cli_evaluator(name: str, val: str, **context: Any) -> Any:
         # Snakemake evaluates the expression in a namespace where system_tmpdir is tempfile.gettempdir().
         return tempfile.gettempdir() if val == expression else evaluate(name, val, **context)
@@ -122,7 +126,7 @@ def resource_values_as_they_are() -> None:
     if not isinstance(evaluate, types.FunctionType) or not callable(getattr(Resource, "is_evaluable", None)):
         return
 
-    @_installed
+    @installed
     def apply_input_function(self: Any, func: Any, wildcards: Any, *args: Any, **kwargs: Any) -> Any:
         if type(func) is types.MethodType and func.__func__ is evaluate and not func.__self__.is_evaluable():
             return func.__self__, False  # (value, incomplete), as Snakemake returns it
@@ -146,6 +150,19 @@ def plain_resources_once_per_rule() -> None:
         return
     if not isinstance(tmpdir_evaluator, staticmethod) or not getattr(tmpdir_evaluator.__func__, INSTALLED, False):
         return  # the default tmpdir is evaluated per job
+    probe = ResourceList(fromdict={"mem_mb": 1}).__dict__  # what copy_of copies: the names, as attributes too
+    if set(probe) - {"_names", "_allowed_overrides", "index", "sort", "mem_mb"}:
+        return
+
+    def copy_of(resources: Any) -> Any:
+        # A ResourceList with its own names, as one built from the same mapping has, without building the names
+        # one by one again (the values, numbers and strings, are shared: Snakemake replaces a value, never alters it).
+        copy = ResourceList.__new__(ResourceList)
+        copy.extend(resources)
+        copy.__dict__.update(resources.__dict__)
+        copy._names = dict(resources._names)
+        copy._allowed_overrides = list(resources._allowed_overrides)
+        return copy
 
     def same_for_every_job(rule: Any) -> bool:
         return rule.resources is not None and all(
@@ -153,7 +170,7 @@ def plain_resources_once_per_rule() -> None:
             for resource in rule.resources.values()
         )
 
-    @_installed
+    @installed
     def expand_resources(self: Any, wildcards: Any, input: Any, attempt: Any, skip_evaluation: Any = None) -> Any:
         if not same_for_every_job(self):
             return original(self, wildcards, input, attempt, skip_evaluation=skip_evaluation)
@@ -169,9 +186,8 @@ def plain_resources_once_per_rule() -> None:
         )
         expanded = self.__dict__.setdefault(EXPANDED_RESOURCES, {})
         if key not in expanded:
-            resources = original(self, wildcards, input, attempt, skip_evaluation=skip_evaluation)
-            expanded[key] = dict(resources.items())
-        return ResourceList(fromdict=expanded[key])
+            expanded[key] = original(self, wildcards, input, attempt, skip_evaluation=skip_evaluation)
+        return copy_of(expanded[key])
 
     Rule.expand_resources = expand_resources
 
@@ -186,7 +202,7 @@ def match_producers_once_per_file() -> None:
     if not isinstance(original, types.FunctionType) or getattr(original, INSTALLED, False):
         return
 
-    @_installed
+    @installed
     def match_producers(self: Any, targetfile: str) -> set[Any]:
         matched = self.__dict__.setdefault(MATCHED_PRODUCERS, {})  # by the file's path (Snakemake's files hash so)
         if targetfile not in matched:
@@ -208,7 +224,7 @@ def check_logs_once() -> None:
     if not all(isinstance(path, property) for path in cached):
         return
 
-    @_installed
+    @installed
     def is_valid(self: Any) -> None:
         self.benchmark  # noqa: B018 (the properties expand, check and keep the paths)
         self.log  # noqa: B018
@@ -226,7 +242,7 @@ def conda_env_without_params() -> None:
         return
     with_params = original.fget
 
-    @_installed
+    @installed
     def conda_env_spec(self: Any) -> Any:
         directive = getattr(self.rule, "conda_env", _MISSING)
         if directive is _MISSING or callable(directive):
@@ -236,6 +252,52 @@ def conda_env_without_params() -> None:
         return self._conda_env_spec
 
     Job.conda_env_spec = property(conda_env_spec)
+
+
+def group_less_rules_without_expansion() -> None:
+    """``Job.group``, asked about three times per job, expands the rule's group (``Rule.expand_group``) until it has
+    one: for a rule without a group it gets None, keeps nothing and expands again on the next call. None directly
+    when the rule's group is None, which is what that expansion gives for any wildcards."""
+    from snakemake.jobs import Job
+    from snakemake.rules import Rule
+
+    original = inspect.getattr_static(Job, "group", None)
+    if not isinstance(original, property) or original.fget is None or getattr(original.fget, INSTALLED, False):
+        return
+    if not isinstance(inspect.getattr_static(Rule, "group", None), property):
+        return
+    with_expansion = original.fget
+
+    @installed
+    def group(self: Any) -> Any:
+        if self._group is None and self.rule.group is None:
+            return None
+        return with_expansion(self)
+
+    Job.group = property(group, original.fset)
+
+
+def protected_outputs_checked_in_turn() -> None:
+    """``Job.check_protected_output`` asks whether each output is write-protected (a look at the local file) in an
+    asyncio task of its own, a task group per job: the same questions in turn, and Snakemake's own check where one
+    of them raises (it raises its errors in an exception group)."""
+    from snakemake import jobs
+
+    original = inspect.getattr_static(jobs.Job, "check_protected_output", None)
+    protected_error = getattr(jobs, "ProtectedOutputException", None)
+    if not inspect.iscoroutinefunction(original) or getattr(original, INSTALLED, False) or protected_error is None:
+        return
+
+    @installed
+    async def check_protected_output(self: Any) -> None:
+        try:
+            protected = [f for f in self.output if await f.protected()]
+        except Exception:
+            return await original(self)
+        if protected:
+            raise protected_error(self, protected)
+
+    jobs.Job.check_protected_output = check_protected_output
 
 
 def take_dag_shortcuts() -> None:
@@ -251,3 +313,5 @@ def take_dag_shortcuts() -> None:
     match_producers_once_per_file()
     check_logs_once()
     conda_env_without_params()
+    group_less_rules_without_expansion()
+    protected_outputs_checked_in_turn()

@@ -183,7 +183,19 @@ def first_altered(
 ) -> str | None:
     """The first problem, with what to delete: the job directory, and the final record so that Snakemake
     (which does not rebuild a missing intermediate output under an up-to-date one) runs the job again."""
+    listed: dict[str, set[str] | None] = {}  # the names in each hook's directory: one listing, not a stat per job
     for job_dir in job_dirs:
+        parent, name = os.path.split(os.fspath(job_dir))
+        if parent not in listed:
+            try:
+                listed[parent] = set(os.listdir(parent or "."))
+            except FileNotFoundError:
+                listed[parent] = set()
+            except OSError:
+                listed[parent] = None  # not a readable directory: each job directory is checked as it is
+        names = listed[parent]
+        if names is not None and name and name not in names:
+            continue  # never started: nothing of it to check
         problem = altered_artifact(job_dir, hashes=hashes)
         if problem:
             return f"{problem}; delete {job_dir} and {context_infos} to rebuild it"

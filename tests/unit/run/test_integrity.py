@@ -116,3 +116,22 @@ def test_the_hash_cache_trusts_only_a_file_untouched_since_well_before_its_hash(
     cache.file(str(data))  # hashed once more, now well after its last write...
     cache.file(str(data))  # ...so trusted from then on
     assert len(hashed) == 3
+
+
+def test_job_directories_never_started_are_not_looked_into(job_dir: Path, monkeypatch):
+    """Before a run most planned job directories do not exist: one listing of their hook's directory, not a stat of
+    each; an altered one among them is still found."""
+    absent = [job_dir.parent / f"{n:016x}" for n in range(50)]
+    absent += [job_dir.parent.parent / "NoSuchHook" / f"{n:016x}" for n in range(50)]
+    looked_into: list[str] = []
+    real_lstat = os.lstat
+
+    def counted_lstat(path, *args, **kwargs):
+        looked_into.append(str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counted_lstat)
+    assert first_altered([*absent, job_dir], "out/context_infos.json") is None
+    assert looked_into and all(path.startswith(str(job_dir)) for path in looked_into), looked_into[:3]
+    an_artifact(job_dir).unlink()
+    assert "was deleted after its job finished" in first_altered([*absent, job_dir], "out/context_infos.json")

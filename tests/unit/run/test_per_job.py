@@ -5,7 +5,8 @@
   planned objects out of the garbage collector's passes;
 * through run/dag_shortcuts.py, the same dry run lists the same jobs and resources (tmpdir from the environment)
   with no params expanded, one log expansion and one resource evaluation per job, each function's parameters
-  read once.
+  read once, the resources of a rule of plain values built once (each job gets a copy), no group expanded for
+  rules without one, no asyncio task per output to check it is not write-protected.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from snakemake.common import get_function_params
 from snakemake.iocontainers import Wildcards
 
 from sandflow.config.load import load_config_file
+from sandflow.core.keys import digest_of
 from sandflow.plan.planner import Planner
+from sandflow.run import assembly
 from sandflow.run.per_job import YOUNG_GENERATION_THRESHOLD
 from sandflow.run.resources import RuleResources
 from sandflow.run.workflow import SandflowRun
@@ -64,6 +67,24 @@ def test_the_functions_snakemake_calls_per_job_carry_their_signature(tmp_path: P
     assert run.jobs.inputs(wildcards) == [dep.context_path for dep in evaluate.deps]
     assert run.jobs.spec(wildcards)["key"] == evaluate.key and run.jobs.spec(wildcards)["recompute"] is False
     assert functions["threads"](wildcards) == 1 and functions["mem_mb"](wildcards) == 4096
+
+
+def test_the_publication_record_is_hashed_once_per_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Rule all and the final rule's inputs both name the publication record, a hash of every job: hashed once,
+    and again only for a plan that grew (a later iteration's jobs)."""
+    monkeypatch.chdir(tmp_path)
+    run = SandflowRun(Planner(load_config_file(grid(tmp_path))))
+    hashed: list[int] = []
+    real_spec = assembly.assembly_spec
+    monkeypatch.setattr(assembly, "assembly_spec", lambda plan: hashed.append(len(plan.jobs)) or real_spec(plan))
+    targets = run.final_targets()
+    record = run.assembly.context_infos_inputs(lambda n, digest: f"decision_{n}_{digest}.json")["publication"]
+    assert record in targets and hashed == [len(run.plan.jobs)]
+    assert record == run.assembly.publication_output().format(digest=digest_of(real_spec(run.plan)))
+    run.plan.jobs.append(run.plan.jobs[0])  # as a later iteration's jobs are appended
+    grown = run.assembly.publication_record()
+    assert grown != record and grown == run.assembly.publication_output().format(digest=digest_of(real_spec(run.plan)))
+    assert hashed == [len(run.plan.jobs) - 1, len(run.plan.jobs)]
 
 
 # Runs `snakemake -n` in a child with Snakemake's script lookup counted, and reports what the garbage collector
@@ -140,8 +161,9 @@ def test_remembered_parameters_are_those_of_the_signature():
 
 # Runs `snakemake -n` in a child, counting calls of what Snakemake repeats per job; the counters call the real thing.
 COUNTING_SHORTCUTS_DRY_RUN = """
-import collections, inspect, json, sys
-import snakemake.cli, snakemake.ioutils, snakemake.output_index, snakemake.resources, snakemake.rules
+import asyncio, collections, inspect, json, sys
+import snakemake.cli, snakemake.iocontainers, snakemake.ioutils, snakemake.output_index, snakemake.resources
+import snakemake.rules
 
 calls = collections.Counter()
 
@@ -171,6 +193,9 @@ counted(snakemake.ioutils, "register_in_globals")  # once per evaluation of a re
 counted(snakemake.rules.Rule, "expand_params")
 counted(snakemake.rules.Rule, "expand_log")
 counted(snakemake.resources.Resource, "evaluate")
+counted(snakemake.iocontainers.ResourceList, "__init__", "ResourceList")  # each one built name by name
+counted(snakemake.rules.Rule, "expand_group")
+counted(asyncio.TaskGroup, "__aenter__", "task groups")
 try:
     snakemake.cli.main(sys.argv[2:])
 except SystemExit as exit_:
@@ -214,6 +239,11 @@ def test_a_dry_run_lists_the_same_jobs_and_resources_with_less_done_per_job(tmp_
     # Resources that are functions (tmpdir and mem_mb of data_pool_manipulation) per job, tmpdir once for each
     # other rule; the plain values (threads, runtime...) as they are.
     assert calls["evaluate"] == 2 * counts["data_pool_manipulation"] + len(counts) - 1, calls
+    assert calls.get("expand_group", 0) == 0, calls  # no rule has a group: nothing to expand, three times a job
+    # One asyncio task group per job (Snakemake's needrun check), none for asking if an output is write-protected.
+    assert calls["task groups"] <= jobs + 1, calls
+    # Built per job for the rule with a function, else once per rule: the other jobs get copies.
+    assert calls["ResourceList"] <= counts["data_pool_manipulation"] + len(counts) < jobs + len(counts) - 1, calls
     read = {name: count for name, count in calls.items() if name.startswith("signature of ")}
     assert read and max(read.values()) == 1, read  # once per function, not two or three times per job
     matched = {name: count for name, count in calls.items() if name.startswith("producers of ")}
