@@ -103,11 +103,12 @@ def drawing_environment(module_name: str) -> dict[str, Any]:
 
 
 class ColumnsReadOnce:
-    """The analysed dataset as the analyses read it (``dataset[<column>]``), each column read once.
+    """The analysed dataset as the analyses read it (``dataset[<column>]``), each column read once, in one batch.
 
     Each of Data-Juicer's three analyses reads the stats column, which Hugging Face datasets hands over as a lazy
-    column formatted row by row (0.2-0.6 s per read of 3,000 rows on our loaded 2-core machine): the rows read the first time are kept
-    for the others, the same dicts in the same order."""
+    column formatted row by row (0.2-0.6 s per read of 3,000 rows on our loaded 2-core machine; 1.9 s per 25,000
+    rows of stats quiet): the column is formatted once as one batch of the dataset less its other columns (0.4 s
+    for those 25,000 rows), the same values in the same order, and kept for the other analyses."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
@@ -117,8 +118,16 @@ class ColumnsReadOnce:
         if name not in self.columns:
             value = self.dataset[name]
             lazy = isinstance(value, Sequence) and not isinstance(value, (list, str))
-            self.columns[name] = list(value) if lazy else value
+            self.columns[name] = whole_column(self.dataset, name) if lazy else value
         return self.columns[name]
+
+
+def whole_column(dataset: Any, name: str) -> list[Any]:
+    """A column's values as a row-by-row read gives them, formatted as one batch (Hugging Face's own formatting,
+    not Data-Juicer's: its batches wrap dicts in its NestedQueryDict)."""
+    from datasets import Dataset
+
+    return Dataset.__getitem__(dataset.select_columns([name]), slice(None))[name]
 
 
 @dataclass
