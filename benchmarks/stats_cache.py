@@ -164,10 +164,15 @@ def baseline(directory: Path, refined_recipe: Path) -> dict:
     return seconds
 
 
-def stop_kept_server(directory: Path) -> None:
-    """End the kept server this script's runs started (its pid from the socket's peer credentials)."""
+def kept_server_address(directory: Path) -> str:
+    """Where this script's kept server listens: named by the code it started with (read before the runs, so that
+    an edit of the checkout meanwhile does not hide it from stop_kept_server)."""
     with environ(offline_env(KEPT_SERVER)):
-        address = job_server.socket_path(str(directory / WORK_DIR), job_server.code_fingerprint())
+        return job_server.socket_path(str(directory / WORK_DIR), job_server.code_fingerprint())
+
+
+def stop_kept_server(address: str) -> None:
+    """End the kept server this script's runs started (its pid from the socket's peer credentials)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         try:
             connection.connect(address)
@@ -192,6 +197,7 @@ def main() -> int:
     directory = scratch / "run"
     if directory.exists():
         shutil.rmtree(directory)
+    kept_address = kept_server_address(directory)
     try:
         prepare(directory, args.rows)
         runs = {"sandflow cold": sandflow_run(directory)}
@@ -236,7 +242,7 @@ def main() -> int:
         probe, process = cold["analysis_ori_data-0"], cold["process_data_with_refined_recipe"]
         print(f"process job / probe job (cold run): {process:.1f} / {probe:.1f} s = {process / probe:.0%}")
     finally:
-        stop_kept_server(directory)
+        stop_kept_server(kept_address)
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
