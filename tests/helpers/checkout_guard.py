@@ -30,10 +30,13 @@ class CheckoutGuard:
         return any(path == root or path.startswith(root + os.sep) for root in self.roots)
 
     @staticmethod
-    def on_import_path(path: str) -> bool:
+    def on_import_path(path: str, event: str) -> bool:
         """The import system lists the directories on sys.path at every import; `import snakemake` puts the relative
-        .snakemake/pip-deployments there, so any in-process import from the checkout looks in the checkout's."""
-        return any(isinstance(entry, str) and entry and os.path.abspath(entry) == path for entry in sys.path)
+        .snakemake/pip-deployments there, so any in-process import from the checkout looks in the checkout's. And
+        package discovery (pkgutil.iter_modules, which Snakemake's plugin registries run when snakemake.api is
+        imported) lists each directory right under a sys.path entry, the checkout's outputs/ among them."""
+        entries = {os.path.abspath(entry) for entry in sys.path if isinstance(entry, str) and entry}
+        return path in entries or (event == "os.listdir" and os.path.dirname(path) in entries)
 
     def audit(self, event: str, args: tuple[Any, ...]) -> None:
         if event not in self.WATCHED_EVENTS or not self.active or self.walking or not args:
@@ -44,7 +47,7 @@ class CheckoutGuard:
             path = os.path.abspath(os.fsdecode(args[0]))
         except (TypeError, ValueError, OSError):  # an odd argument or a deleted working directory
             return
-        if self.under_roots(path) and not self.on_import_path(path):
+        if self.under_roots(path) and not self.on_import_path(path, event):
             test = os.environ.get("PYTEST_CURRENT_TEST", "outside a test").rsplit(" (", 1)[0]
             self.reads.append(f"{test} read {path} ({event})")
 

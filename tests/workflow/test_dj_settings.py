@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -126,13 +127,13 @@ def test_the_tracer_writes_into_the_job_and_its_files_are_in_the_manifest(
     lines are sorted, so a second run of the same recipe writes the same bytes. Nothing outlives the job forked
     from the job server: not the tracer's multiprocessing Manager (a process), nor a temporary file."""
     config = process_config(tmp_path, **TRACED_RECIPE)
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temp))
-    snakemake(tmp_path, config)
-    assert left_behind(tmp_path) == []
-    socket_dir = temp / f"sandflow-{os.getuid()}"  # the job server's, left empty when it stops
-    assert list(temp.iterdir()) == [socket_dir] and list(socket_dir.iterdir()) == []
+    with tempfile.TemporaryDirectory() as temp_name:  # short: the job server's socket goes in it
+        temp = Path(temp_name)
+        monkeypatch.setenv("TMPDIR", temp_name)
+        snakemake(tmp_path, config)
+        assert left_behind(tmp_path) == []
+        socket_dir = temp / f"sandflow-{os.getuid()}"  # the job server's (it ran the job), left empty when it stops
+        assert list(temp.iterdir()) == [socket_dir] and list(socket_dir.iterdir()) == []
     (job_dir,) = (tmp_path / "work" / "jobs" / "ProcessDataHook").iterdir()
     trace = job_dir / TRACE_FILE
     lines = trace_lines(trace)

@@ -71,25 +71,41 @@ DEFAULT_IDLE_S = 900.0
 RECEIVE_TIMEOUT_ENV = "SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT"
 DEFAULT_RECEIVE_TIMEOUT_S = 10.0
 PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+SOCKET_ADDRESS_BYTES = 104  # sun_path with its terminating NUL: 108 bytes on Linux, 104 on macOS and the BSDs
 # Prefixes of the variables that the warm libraries read at import time, which a kept server keeps.
 IMPORT_TIME_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "CUDA", "OMP_", "MKL_", "DATA_JUICER", "PYTHON")
 
 
+class SocketDirTooLong(RuntimeError):
+    """No private directory short enough for the server's socket: the run goes on without a server."""
+
+
+def fits_a_socket(directory: Path) -> bool:
+    """Whether the server's socket (and its temporary name) in directory fits a Unix socket address."""
+    return len(os.fsencode(directory)) + len(f"/{'0' * 16}.sock.tmp") < SOCKET_ADDRESS_BYTES
+
+
 def socket_dir() -> Path:
     """$TMPDIR/sandflow-<uid> when it is (or can be made) a directory only this user can enter; else
-    $XDG_RUNTIME_DIR/sandflow when that is private; else UnsafePath (another user may have planted it)."""
+    $XDG_RUNTIME_DIR/sandflow when that is private; else UnsafePath (another user may have planted it), or
+    SocketDirTooLong when the only private one is too long a path for a socket."""
     primary = Path(tempfile.gettempdir()) / f"sandflow-{os.getuid()}"
-    reason = private_dir(primary)
+    reason = private_dir(primary) if fits_a_socket(primary) else "too long a path for a Unix socket"
     if reason is None:
         return primary
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isabs(runtime) and unsafe_reason(runtime) is None:
         fallback = Path(runtime) / "sandflow"
-        if private_dir(fallback) is None:
+        if fits_a_socket(fallback) and private_dir(fallback) is None:
             print(
                 f"sandflow: note: not using {primary} for the job server ({reason}); using {fallback}", file=sys.stderr
             )
             return fallback
+    if not fits_a_socket(primary):
+        raise SocketDirTooLong(
+            f"{primary} is {reason} and XDG_RUNTIME_DIR names no short private directory: each job imports its "
+            "libraries itself (a shorter TMPDIR brings the job server back)"
+        )
     raise UnsafePath(
         f"the job server's directory {primary} is not safe to use: {reason}; remove it, set XDG_RUNTIME_DIR to "
         "a directory only you can enter, or run with SANDFLOW_JOB_SERVER=0"
@@ -173,7 +189,11 @@ def start_for_local_run(workflow: Any, work_dir: str) -> None:
     isolated = bool(workflow.deployment_settings.deployment_method)  # --sdm conda / apptainer / env-modules
     setting = os.environ.get(ADDRESS_ENV)
     if workflow.local_exec and not isolated and setting != "0":
-        server = start(work_dir, keep=setting == KEEP, preload=run_preload(workflow))
+        try:
+            server = start(work_dir, keep=setting == KEEP, preload=run_preload(workflow))
+        except SocketDirTooLong as exc:
+            print(f"sandflow: note: no job server: {exc}", file=sys.stderr)
+            return
         _running = None if setting == KEEP else server  # a kept server is not stopped with the run
 
 
