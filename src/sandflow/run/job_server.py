@@ -27,7 +27,8 @@ settings, the next run starts a fresh server instead of forking from stale modul
 to ``<socket>.log``, never to the terminal of the run that started it.
 
 On a shared host (docs: README, "On a shared login node"): the socket's directory must be private to this
-user (``$TMPDIR/sandflow-<uid>``, else ``$XDG_RUNTIME_DIR/sandflow``, else the run is refused), because a job
+user (``$TMPDIR/sandflow-<uid>``, else ``$XDG_RUNTIME_DIR/sandflow``, else the run is refused; when both are too long
+a path for a socket the run goes on without a server), because a job
 request carries the job's whole environment (API keys) and its preload list names code the server runs. The
 server also drops connections from other uids (SO_PEERCRED, Linux), gives up on a client that does not send
 its request within SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT seconds (default 10) or sends a request longer than
