@@ -32,6 +32,7 @@ from sandflow.run.dag_shortcuts import take_dag_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.file_shortcuts import take_file_shortcuts
 from sandflow.run.hpo import HpoRules
+from sandflow.run.input_shortcuts import take_input_shortcuts
 from sandflow.run.integrity import first_altered
 from sandflow.run.iterations import IterationRules
 from sandflow.run.jobs import JobRules
@@ -186,5 +187,6 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     check_scripts_once_per_rule()
     take_dag_shortcuts()
     take_file_shortcuts()
+    take_input_shortcuts()
     freeze_plan()
     return run
