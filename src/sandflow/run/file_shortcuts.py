@@ -10,7 +10,10 @@ internals"), Snakemake:
 * formats each file of each job it lists by asking it for eight flags in turn: ``unflagged_files_as_they_are``
   formats a file without flags (nearly all of them) as the path it is;
 * checks that no output is inside another job's by building a ``pathlib.Path`` of every output and sorting those:
-  ``output_paths_as_strings`` sorts the same path components as plain tuples of strings.
+  ``output_paths_as_strings`` sorts the same path components as plain tuples of strings;
+* asks whether a file exists several times per job (the inventory, the needrun check, the outputs' mtimes), each
+  answer after the first from its IO cache through two coroutines and a directory lookup for a storage inventory:
+  ``known_existence_first`` answers from the cache's dictionary when it holds the answer.
 """
 
 from __future__ import annotations
@@ -146,6 +149,39 @@ def output_paths_as_strings() -> None:
     DAG.check_directory_outputs = check_directory_outputs
 
 
+def known_existence_first() -> None:
+    """``_IOFile.exists()`` of a local file whose answer Snakemake's IO cache holds: that answer. Snakemake's own
+    asks the cache (``ExistsDict``: the answer it holds; else False for a file in a directory a storage inventory
+    listed; else it looks) through ``exists_local``'s cache wrapper; a file it holds no answer for, a storage file,
+    and every file while the cache is off go through Snakemake's own."""
+    from snakemake import io
+
+    original = inspect.getattr_static(io._IOFile, "exists", None)
+    exists_dict = getattr(io, "ExistsDict", None)
+    if not inspect.iscoroutinefunction(original) or getattr(original, INSTALLED, False) or exists_dict is None:
+        return
+    if not issubclass(exists_dict, dict) or not isinstance(getattr(io.IOCache, "exists_local", None), property):
+        return
+    probe = io.IOCache(0)
+    if type(vars(probe).get("_exists_local")) is not exists_dict or probe.exists_local is not probe._exists_local:
+        return
+    unknown = object()
+
+    @installed
+    async def exists(self: Any) -> bool:
+        rule = self.rule
+        if rule is not None and not self.is_storage:
+            cache = rule.workflow.iocache
+            if cache.active:
+                known = dict.get(cache._exists_local, self, unknown)
+                if known is not unknown:
+                    return known
+        return await original(self)
+
+    exists.__wrapped__ = original  # type: ignore[attr-defined]
+    io._IOFile.exists = exists
+
+
 def take_file_shortcuts() -> None:
     """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
     import snakemake
@@ -155,3 +191,4 @@ def take_file_shortcuts() -> None:
     flags_without_abc_checks()
     unflagged_files_as_they_are()
     output_paths_as_strings()
+    known_existence_first()

@@ -32,10 +32,12 @@ from sandflow.run.dag_shortcuts import take_dag_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.file_shortcuts import take_file_shortcuts
 from sandflow.run.hpo import HpoRules
+from sandflow.run.input_shortcuts import take_input_shortcuts
 from sandflow.run.integrity import first_altered
 from sandflow.run.iterations import IterationRules
 from sandflow.run.jobs import JobRules
 from sandflow.run.lock import HeldLock, LockRefused, hold_lock
+from sandflow.run.log_shortcuts import take_log_shortcuts
 from sandflow.run.per_job import check_scripts_once_per_rule, collect_garbage_less_often, freeze_plan
 from sandflow.run.run_state import RunState, exit_with_error
 from sandflow.run.specs import assembly_spec
@@ -186,5 +188,7 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     check_scripts_once_per_rule()
     take_dag_shortcuts()
     take_file_shortcuts()
+    take_input_shortcuts()
+    take_log_shortcuts()
     freeze_plan()
     return run
