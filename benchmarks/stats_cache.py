@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,8 +44,6 @@ import yaml
 from _common import REPO, offline_env, snakemake_argv
 
 from sandflow.run import job_server
-
-from helpers.env import environ
 
 sys.path.insert(0, str(REPO / "configs/data"))
 import make_demo_dataset  # noqa: E402
@@ -164,24 +161,17 @@ def baseline(directory: Path, refined_recipe: Path) -> dict:
     return seconds
 
 
-def kept_server_address(directory: Path) -> str:
-    """Where this script's kept server listens: named by the code it started with (read before the runs, so that
-    an edit of the checkout meanwhile does not hide it from stop_kept_server)."""
-    with environ(offline_env(KEPT_SERVER)):
-        return job_server.socket_path(str(directory / WORK_DIR), job_server.code_fingerprint())
-
-
-def stop_kept_server(address: str) -> None:
-    """End the kept server this script's runs started (its pid from the socket's peer credentials)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+def stop_kept_server(directory: Path) -> None:
+    """End the kept server this script's runs started: the job server process working in the run's directory (its
+    socket's name is a fingerprint of the environment the Snakemake process saw, which this script cannot rebuild
+    exactly: a stop by address left servers behind)."""
+    for proc in Path("/proc").iterdir():
         try:
-            connection.connect(address)
-        except OSError:
-            return  # gone already
-        credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, job_server.PEER_CREDENTIALS.size)
-    pid, uid, _ = job_server.PEER_CREDENTIALS.unpack(credentials)
-    if uid == os.getuid():
-        os.kill(pid, signal.SIGTERM)
+            mine = proc.stat().st_uid == os.getuid() and (proc / "cwd").resolve() == directory.resolve()
+            if mine and b"sandflow.run.job_server" in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGTERM)
+        except (OSError, ValueError):  # gone meanwhile, not a process, or not ours
+            continue
 
 
 def published_rows(directory: Path) -> bytes:
@@ -197,7 +187,6 @@ def main() -> int:
     directory = scratch / "run"
     if directory.exists():
         shutil.rmtree(directory)
-    kept_address = kept_server_address(directory)
     try:
         prepare(directory, args.rows)
         runs = {"sandflow cold": sandflow_run(directory)}
@@ -242,7 +231,7 @@ def main() -> int:
         probe, process = cold["analysis_ori_data-0"], cold["process_data_with_refined_recipe"]
         print(f"process job / probe job (cold run): {process:.1f} / {probe:.1f} s = {process / probe:.0%}")
     finally:
-        stop_kept_server(kept_address)
+        stop_kept_server(directory)
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
