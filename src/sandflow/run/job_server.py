@@ -27,8 +27,8 @@ settings, the next run starts a fresh server instead of forking from stale modul
 to ``<socket>.log``, never to the terminal of the run that started it.
 
 On a shared host (docs: README, "On a shared login node"): the socket's directory must be private to this
-user (``$TMPDIR/sandflow-<uid>``, else ``$XDG_RUNTIME_DIR/sandflow``, else the run is refused; when both are too long
-a path for a socket the run goes on without a server), because a job
+user (``$TMPDIR/sandflow-<uid>``, else ``$XDG_RUNTIME_DIR/sandflow``, else the run is refused; when the socket's path
+is too long for a Unix socket the run goes on without a server), because a job
 request carries the job's whole environment (API keys) and its preload list names code the server runs. The
 server also drops connections from other uids (SO_PEERCRED, Linux), gives up on a client that does not send
 its request within SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT seconds (default 10) or sends a request longer than
@@ -72,41 +72,30 @@ DEFAULT_IDLE_S = 900.0
 RECEIVE_TIMEOUT_ENV = "SANDFLOW_JOB_SERVER_RECEIVE_TIMEOUT"
 DEFAULT_RECEIVE_TIMEOUT_S = 10.0
 PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
-SOCKET_ADDRESS_BYTES = 104  # sun_path with its terminating NUL: 108 bytes on Linux, 104 on macOS and the BSDs
+SOCKET_ADDRESS_BYTES = 108 if sys.platform.startswith("linux") else 104  # sun_path, with its NUL (macOS, BSDs: 104)
 # Prefixes of the variables that the warm libraries read at import time, which a kept server keeps.
 IMPORT_TIME_ENV = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "CUDA", "OMP_", "MKL_", "DATA_JUICER", "PYTHON")
 
 
 class SocketDirTooLong(RuntimeError):
-    """No private directory short enough for the server's socket: the run goes on without a server."""
-
-
-def fits_a_socket(directory: Path) -> bool:
-    """Whether the server's socket (and its temporary name) in directory fits a Unix socket address."""
-    return len(os.fsencode(directory)) + len(f"/{'0' * 16}.sock.tmp") < SOCKET_ADDRESS_BYTES
+    """The server's socket path is too long for a Unix socket: the run goes on without a server."""
 
 
 def socket_dir() -> Path:
     """$TMPDIR/sandflow-<uid> when it is (or can be made) a directory only this user can enter; else
-    $XDG_RUNTIME_DIR/sandflow when that is private; else UnsafePath (another user may have planted it), or
-    SocketDirTooLong when the only private one is too long a path for a socket."""
+    $XDG_RUNTIME_DIR/sandflow when that is private; else UnsafePath (another user may have planted it)."""
     primary = Path(tempfile.gettempdir()) / f"sandflow-{os.getuid()}"
-    reason = private_dir(primary) if fits_a_socket(primary) else "too long a path for a Unix socket"
+    reason = private_dir(primary)
     if reason is None:
         return primary
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isabs(runtime) and unsafe_reason(runtime) is None:
         fallback = Path(runtime) / "sandflow"
-        if fits_a_socket(fallback) and private_dir(fallback) is None:
+        if private_dir(fallback) is None:
             print(
                 f"sandflow: note: not using {primary} for the job server ({reason}); using {fallback}", file=sys.stderr
             )
             return fallback
-    if not fits_a_socket(primary):
-        raise SocketDirTooLong(
-            f"{primary} is {reason} and XDG_RUNTIME_DIR names no short private directory: each job imports its "
-            "libraries itself (a shorter TMPDIR brings the job server back)"
-        )
     raise UnsafePath(
         f"the job server's directory {primary} is not safe to use: {reason}; remove it, set XDG_RUNTIME_DIR to "
         "a directory only you can enter, or run with SANDFLOW_JOB_SERVER=0"
@@ -148,6 +137,15 @@ def answers(path: str) -> bool:
 # --- the Snakemake side ------------------------------------------------------------------------------------
 
 
+def refuse_too_long(path: str) -> None:
+    """SocketDirTooLong when the server could not bind path (nor its temporary name)."""
+    if len(os.fsencode(f"{path}.tmp")) >= SOCKET_ADDRESS_BYTES:
+        raise SocketDirTooLong(
+            f"{path} is too long a path for a Unix socket: each job imports its libraries itself (a shorter TMPDIR "
+            "brings the job server back)"
+        )
+
+
 def start(work_dir: str, keep: bool = False, preload: Sequence[str] = ()) -> subprocess.Popen | None:
     """Start the server for a run on work_dir and publish its address to the jobs (through os.environ).
 
@@ -161,8 +159,10 @@ def start(work_dir: str, keep: bool = False, preload: Sequence[str] = ()) -> sub
     argv = [sys.executable, "-m", "sandflow.run.job_server", path, "0" if keep else str(os.getpid()), *preload]
     if keep:  # its own session and log: it must not hold the run's terminal or pipes open
         with open(open_no_follow(f"{path}.log"), "a") as log:
+            refuse_too_long(path)
             server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     else:
+        refuse_too_long(path)
         server = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not os.path.exists(path):
