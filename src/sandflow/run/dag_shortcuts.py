@@ -300,11 +300,16 @@ def protected_outputs_checked_in_turn() -> None:
     jobs.Job.check_protected_output = check_protected_output
 
 
-def take_dag_shortcuts() -> None:
-    """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
+def checked_snakemake() -> bool:
+    """Whether the running Snakemake is the one these shortcuts were checked against (each module's installer asks)."""
     import snakemake
 
-    if getattr(snakemake, "__version__", None) != CHECKED_WITH:
+    return getattr(snakemake, "__version__", None) == CHECKED_WITH
+
+
+def take_dag_shortcuts() -> None:
+    """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
+    if not checked_snakemake():
         return
     read_signatures_once()
     resource_values_as_they_are()

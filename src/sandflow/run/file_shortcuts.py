@@ -24,7 +24,7 @@ import sys
 import types
 from typing import Any
 
-from sandflow.run.dag_shortcuts import CHECKED_WITH, INSTALLED, installed
+from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake, installed
 
 
 def _replace_where_imported(original: Any, replacement: Any, name: str) -> None:
@@ -184,9 +184,7 @@ def known_existence_first() -> None:
 
 def take_file_shortcuts() -> None:
     """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
-    import snakemake
-
-    if getattr(snakemake, "__version__", None) != CHECKED_WITH:
+    if not checked_snakemake():
         return
     flags_without_abc_checks()
     unflagged_files_as_they_are()

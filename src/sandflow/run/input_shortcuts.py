@@ -19,7 +19,7 @@ import inspect
 import types
 from typing import Any
 
-from sandflow.run.dag_shortcuts import CHECKED_WITH, INSTALLED, installed
+from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake, installed
 
 
 def _known_file_internals() -> tuple[type, type, Any] | None:
@@ -157,9 +157,7 @@ def plain_inputs_built_directly() -> None:
 
 def take_input_shortcuts() -> None:
     """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
-    import snakemake
-
-    if getattr(snakemake, "__version__", None) != CHECKED_WITH:
+    if not checked_snakemake():
         return
     wildcards_applied_directly()
     plain_inputs_built_directly()

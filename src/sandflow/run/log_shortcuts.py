@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sandflow.run.dag_shortcuts import CHECKED_WITH, INSTALLED
+from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake
 
 
 def shell_commands_dropped_unmade() -> None:
@@ -59,8 +59,6 @@ def shell_commands_dropped_unmade() -> None:
 
 def take_log_shortcuts() -> None:
     """The above, in the process that builds Snakemake's DAG (after its modules are imported)."""
-    import snakemake
-
-    if getattr(snakemake, "__version__", None) != CHECKED_WITH:
+    if not checked_snakemake():
         return
     shell_commands_dropped_unmade()
