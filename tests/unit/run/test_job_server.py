@@ -154,11 +154,14 @@ def test_warm_imports_follow_the_hooks_libraries():
     assert job_server.warm_imports(()) == []
 
 
-# Imported by a server's preload: says which process imported it, and when.
+# Imported by a server's preload: says which process imported it, and when. Written whole by a rename, so
+# the test never reads the marker between its creation and its content.
 PRELOAD_MARKER = """
 import os, time
-with open(os.environ["SANDFLOW_TEST_MARKER"], "w") as handle:
+marker = os.environ["SANDFLOW_TEST_MARKER"]
+with open(marker + ".part", "w") as handle:
     handle.write(f"{os.getpid()} {time.time()}")
+os.replace(marker + ".part", marker)
 """
 
 
