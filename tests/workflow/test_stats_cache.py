@@ -20,7 +20,7 @@ from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks.dj_stats_cache import COVERED
 from sandflow.hooks.dj_stats_store import OpStats, cache_size
 
-from helpers.dj_jobs import process_recipe, run_hook
+from helpers.dj_jobs import process_recipe, run_dj_job, run_hook
 from helpers.env import OFFLINE_ENV, environ
 from helpers.paths import REPO
 
@@ -204,3 +204,49 @@ def test_process_after_probe_reads_every_stat_and_thresholds_apply_to_cached_sta
 
     again, again_lines = run_hook(work, "ProbeViaAnalyzerHook", "probe-again", probe_recipe)
     assert again == probe_stats and again_lines == {name: (rows, 0, 0) for op in ops for name in op}
+
+
+@pytest.mark.slow
+def test_a_traced_op_and_its_own_stats_file_are_the_same_with_the_cache(tmp_path, dataset, offline_env):
+    """open_tracer and an op's stats_export_path, which Data-Juicer's filter run serves itself: the trace of the
+    dropped rows, the op's stats file and the processed rows are the same bytes with the cache off, cold and warm."""
+    work = tmp_path / "work"
+    outputs = {}
+    for name, directory, cache in (("off", tmp_path / "off", False), ("cold", work, True), ("warm", work, True)):
+        op = {**COVERED_ARGS["text_length_filter"], "stats_export_path": str(tmp_path / f"{name}-op-stats.jsonl")}
+        recipe = {**process_recipe(dataset, [{"text_length_filter": op}]), "open_tracer": True, "trace_num": 4}
+        job = run_dj_job(directory, "ProcessDataHook", name, recipe, cache)
+        trace = job.job_dir / "dj_work/trace/sample_trace-text_length_filter.jsonl"
+        outputs[name] = (
+            job.result.read_bytes(),
+            trace.read_bytes(),
+            (tmp_path / f"{name}-op-stats.jsonl").read_bytes(),
+        )
+        assert job.stats_lines() == (
+            {} if not cache else {"text_length_filter": (45, 0, 0) if name == "warm" else (0, 45, 0)}
+        )
+    assert len(outputs["off"][1].splitlines()) == 4  # the trace holds dropped rows
+    assert outputs["cold"] == outputs["off"] and outputs["warm"] == outputs["off"]
+
+
+@pytest.mark.slow
+def test_a_mapper_between_covered_filters_changes_what_the_next_one_reads(tmp_path, dataset, offline_env):
+    """The second filter gets the mapper's rows (with the first one's stats), not the rows the first filter
+    returned, and keys them by their content after the mapper: the same bytes as the cache off, cold and warm, and
+    warm reads every stat of both filters."""
+    ops = [
+        {"text_length_filter": COVERED_ARGS["text_length_filter"]},
+        {"punctuation_normalization_mapper": {}},
+        {"words_num_filter": COVERED_ARGS["words_num_filter"]},
+    ]
+    recipe = process_recipe(dataset, ops)
+    own, _ = run_hook(tmp_path / "off", "ProcessDataHook", "off", recipe, cache=False)
+    cold, cold_lines = run_hook(tmp_path / "work", "ProcessDataHook", "cold", recipe)
+    warm, warm_lines = run_hook(tmp_path / "work", "ProcessDataHook", "warm", recipe)
+    assert cold == own and warm == own
+    kept = cold_lines["words_num_filter"][1]
+    assert 0 < kept < len(DEMO_ROWS[:40]) + len(EDGE_TEXTS)
+    assert warm_lines == {
+        "text_length_filter": (cold_lines["text_length_filter"][1], 0, 0),
+        "words_num_filter": (kept, 0, 0),
+    }

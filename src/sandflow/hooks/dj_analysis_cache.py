@@ -39,8 +39,10 @@ from sandflow.core.keys import canonical_json, library_version
 from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
 from sandflow.core.replaced import replaced
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_covered_run import CANONICAL_ENCODER, plain_value
 from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR, FigureStore, size_line
-from sandflow.hooks.dj_stats_cache import CANONICAL_ENCODER, cache_off_reason, op_source_digest, plain_value
+from sandflow.hooks.dj_stats_cache import cache_off_reason, op_source_digest
+from sandflow.hooks.hf_columns import whole_column
 
 __all__ = ["analysis_cache", "fresh_figures", "series_digest"]
 
@@ -120,14 +122,6 @@ class ColumnsReadOnce:
             lazy = isinstance(value, Sequence) and not isinstance(value, (list, str))
             self.columns[name] = whole_column(self.dataset, name) if lazy else value
         return self.columns[name]
-
-
-def whole_column(dataset: Any, name: str) -> list[Any]:
-    """A column's values as a row-by-row read gives them, formatted as one batch (Hugging Face's own formatting,
-    not Data-Juicer's: its batches wrap dicts in its NestedQueryDict)."""
-    from datasets import Dataset
-
-    return Dataset.__getitem__(dataset.select_columns([name]), slice(None))[name]
 
 
 @dataclass

@@ -1,14 +1,11 @@
 """Compute each Data-Juicer filter stat once per work_dir: covered filters read the stats of samples an earlier
 job (or an earlier op of this job) already computed, from <work_dir>/stats-cache/ (hooks/dj_stats_store.py).
 
-How: while Data-Juicer's Analyzer or DefaultExecutor loads its ops, each covered filter's ``compute_stats`` is
-wrapped. For every sample of a batch the wrapper takes a digest of everything the op can read (the whole
-sample except the stats and context fields, plus the names of the stats already present, since a covered
-filter skips a stat that is there); samples whose digest the cache knows get their stats from it, the others
-go to the op as a smaller batch, and the stats the op added are stored. The op's ``process`` (the thresholds)
-then runs on every sample as before; when a covered filter is the job's first, it also adds the empty stats
-column itself, without Data-Juicer's row-by-row map. Outputs are byte-identical with the cache empty, full or off
-(docs/stats-cache.md; tests/workflow/test_stats_cache.py).
+How: while Data-Juicer's Analyzer or DefaultExecutor loads its ops, each covered filter's ``run`` is replaced by
+a run that reads the stats of the rows the cache knows, has the op compute the others and stores them, and then
+applies the op's own ``process`` (the thresholds) to every row, without Hugging Face maps
+(hooks/dj_covered_run.py). Outputs are byte-identical with the cache empty, full or off (docs/stats-cache.md;
+tests/workflow/test_stats_cache.py).
 
 An op's stats are keyed by its fingerprint: its name, its arguments except thresholds and execution settings,
 Data-Juicer's version and the source of the op's module and of the Data-Juicer modules it uses. Covered are
@@ -23,11 +20,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
-import json
 import os
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -36,15 +31,16 @@ from sandflow.core.keys import canonical_json, library_version
 from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
 from sandflow.core.replaced import replaced
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_covered_run import CoveredFilterRun, JobRows, OpCounts
 from sandflow.hooks.dj_stats_export import stats_export_without_identity_map
 from sandflow.hooks.dj_stats_store import OpStats, size_line
 
-__all__ = ["COVERED", "stats_cache", "op_fingerprint", "sample_digest", "cache_off_reason"]
+__all__ = ["COVERED", "stats_cache", "op_fingerprint", "cache_off_reason"]
 
-STATS_FIELD = "__dj__stats__"  # data_juicer.utils.constant.Fields.stats
-CONTEXT_FIELD = "__dj__context__"  # Fields.context: intermediate values fused ops share
 OFF_VARIABLE = "SANDFLOW_STATS_CACHE"
-STATS_COLUMN_BATCH_ROWS = 10_000  # rows taken, extended and written at a time when adding the stats column
+# Bumped when the sample keys change (2: content digested once per job, hooks/dj_covered_run.py): an op's
+# entries under the old keys are in another fingerprint's directory, never read.
+SAMPLE_KEY_SCHEME = 2
 
 # Covered filters and their thresholds: arguments read only by process() (keep or drop), never by compute_stats.
 COVERED: dict[str, frozenset[str]] = {
@@ -122,154 +118,9 @@ def op_fingerprint(name: str, args: dict[str, Any], op_module: str) -> tuple[str
         "args": stat_arguments(name, args),
         "data_juicer": library_version("py-data-juicer"),
         "source": op_source_digest(op_module),
+        "sample_key": SAMPLE_KEY_SCHEME,
     }
     return hashlib.sha256(canonical_json(description).encode()).hexdigest()[:32], description
-
-
-# One encoder for every sample (json.dumps with options builds a new one per call).
-CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
-
-
-def sample_digest(row: dict[str, Any]) -> str | None:
-    """A digest of what a covered op can read in a sample: every field but the stats and context, and the names
-    of the stats already there. None when a field is not plain JSON (such a sample is never cached)."""
-    content = {key: value for key, value in row.items() if key not in (STATS_FIELD, CONTEXT_FIELD)}
-    try:
-        text = CANONICAL_ENCODER.encode([sorted(row.get(STATS_FIELD) or {}), content])
-    except (TypeError, ValueError):
-        return None
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def plain_value(value: Any) -> bool:
-    """Whether a stat reads back from JSON as the same Python value and type (numpy scalars do not)."""
-    kind = type(value)
-    if kind in (bool, int, float, str, type(None)):
-        return True
-    if kind is list:
-        return all(plain_value(item) for item in value)
-    if kind is dict:
-        return all(type(key) is str and plain_value(item) for key, item in value.items())
-    return False
-
-
-@dataclass
-class OpCounts:
-    name: str
-    fingerprint: str
-    hits: int = 0
-    computed: int = 0
-    not_cacheable: int = 0
-
-
-class CachedComputeStats:
-    """A covered filter's compute_stats: stats of known samples from the cache, the op's own for the rest.
-
-    ``__wrapped__`` keeps Data-Juicer's view of the op: it unwraps it to decide batching and fingerprints."""
-
-    def __init__(self, compute: Callable[..., Any], stats: OpStats, counts: OpCounts) -> None:
-        self.__wrapped__ = compute
-        self.stats = stats
-        self.counts = counts
-        self.pid = os.getpid()
-
-    def __call__(self, samples: Any, *args: Any, **kwargs: Any) -> Any:
-        if os.getpid() != self.pid:  # a worker process: computed as before
-            return self.__wrapped__(samples, *args, **kwargs)
-        keys = list(samples.keys())
-        columns = [samples[key] for key in keys]  # a lazy batch formats a column on each access
-        stats = samples[STATS_FIELD]
-        digests = [sample_digest(dict(zip(keys, row))) for row in zip(*columns)]
-        missing = []
-        for index, digest in enumerate(digests):
-            found = None if digest is None else self.stats.get(digest)
-            if found is None:
-                missing.append(index)
-            else:
-                stats[index].update(found)
-        self.counts.hits += len(digests) - len(missing)
-        if not missing:
-            return samples
-        present = [set(stats[index]) for index in missing]
-        if len(missing) == len(digests):
-            samples = self.__wrapped__(samples, *args, **kwargs)
-            computed = samples[STATS_FIELD]
-        else:
-            batch = {key: [samples[key][index] for index in missing] for key in keys}
-            result = self.__wrapped__(batch, *args, **kwargs)
-            for key in result.keys():
-                if key not in samples or len(result[key]) != len(missing):
-                    raise RuntimeError(f"{self.counts.name} changed the batch's column {key!r}: not cacheable")
-                for position, index in enumerate(missing):
-                    samples[key][index] = result[key][position]
-            computed = result[STATS_FIELD]
-        for position, index in enumerate(missing):
-            added = {key: value for key, value in computed[position].items() if key not in present[position]}
-            if digests[index] is not None and plain_value(added):
-                self.stats.add(digests[index], added)
-                self.counts.computed += 1
-            else:
-                self.counts.not_cacheable += 1
-        return samples
-
-
-class RunWithStatsColumn:
-    """A covered filter's run, given a dataset that has the stats column: Data-Juicer's first Filter of a job adds
-    it with a row-by-row map that decodes and re-encodes every column (17-20 s at 200,000 rows), where Arrow takes
-    and extends the same rows in a fraction of that (with_empty_stats). The rows, their order and their features
-    are the same; only Hugging Face's fingerprint differs, which no output holds."""
-
-    def __init__(self, run: Callable[..., Any], log: Any) -> None:
-        self.run = run
-        self.log = log
-
-    def __call__(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
-        from data_juicer.core.data import NestedDataset
-
-        if isinstance(dataset, NestedDataset) and STATS_FIELD not in dataset.features:
-            dataset = with_empty_stats(dataset)
-            self.log.info("stats cache: added the empty stats column to %d rows without a map", len(dataset))
-        return self.run(dataset, *args, **kwargs)
-
-
-def with_empty_stats(dataset: Any) -> Any:
-    """The dataset's rows with a stats column of empty stats, encoded as Data-Juicer's map encodes them, written
-    batch by batch with Arrow's own take and append (no row passes through Python) to a file in Hugging Face's
-    temporary cache directory, as the map would have written its result, and memory-mapped from there."""
-    import pyarrow as pa
-    from data_juicer.core.data import NestedDataset
-    from datasets import Dataset, Features, Json
-    from datasets.fingerprint import get_temporary_cache_files_directory
-
-    features = Features({**dataset.features, STATS_FIELD: Json()})
-    (encoded,) = Features({STATS_FIELD: Json()}).encode_example({STATS_FIELD: {}}).values()
-    column_type = features.arrow_schema.field(STATS_FIELD).type
-    table = dataset.data.table
-    indices = None if dataset._indices is None else dataset._indices.column(0)
-    path = os.path.join(get_temporary_cache_files_directory(), f"sandflow-stats-column-{uuid.uuid4().hex}.arrow")
-    writer = None
-    with pa.OSFile(path, "wb") as sink:
-        for start in range(0, len(dataset), STATS_COLUMN_BATCH_ROWS):
-            end = min(start + STATS_COLUMN_BATCH_ROWS, len(dataset))
-            rows = table.slice(start, end - start) if indices is None else table.take(indices.slice(start, end - start))
-            empty = pa.array([encoded] * rows.num_rows, column_type.storage_type)
-            rows = rows.append_column(STATS_FIELD, pa.ExtensionArray.from_storage(column_type, empty))
-            rows = rows.replace_schema_metadata(features.arrow_schema.metadata)
-            if writer is None:
-                writer = pa.ipc.new_stream(sink, rows.schema)
-            writer.write_table(rows)
-        if writer is not None:
-            writer.close()
-    if writer is None:  # no rows: nothing to write, and Data-Juicer's map costs nothing
-        return dataset
-    info = dataset.info.copy()
-    info.features = features
-    return NestedDataset(Dataset.from_file(path, info=info, split=dataset.split))
-
-
-def _in_this_process() -> None:
-    """num_proc for a covered op's maps: None runs them in the calling process."""
-    return None
 
 
 @dataclass
@@ -279,6 +130,7 @@ class StatsCacheRun:
     work_dir: str
     cache_dir: str
     ops: list[tuple[OpStats, OpCounts]] = field(default_factory=list)
+    rows: JobRows = field(default_factory=JobRows)
 
     def wrap(self, op: Any, log: Any) -> None:
         name = getattr(op, "_name", None)
@@ -299,11 +151,7 @@ class StatsCacheRun:
         for segment in stats.skipped_segments:
             log.warning("stats cache: skipped %s/%s (its name is not the sha256 of its bytes)", fingerprint, segment)
         counts = OpCounts(name, fingerprint)
-        op.compute_stats = CachedComputeStats(op.compute_stats, stats, counts)
-        op.run = RunWithStatsColumn(op.run, log)
-        # Hugging Face datasets runs a map of num_proc=1 in a pool of one forked process, where the cache's
-        # reads and additions would be lost: the same map in this process computes the same rows.
-        op.runtime_np = _in_this_process
+        op.run = CoveredFilterRun(op, stats, counts, self.rows, log)
         self.ops.append((stats, counts))
 
     def finish(self, log: Any) -> None:

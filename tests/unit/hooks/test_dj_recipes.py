@@ -17,6 +17,7 @@ import yaml
 
 from sandflow.hooks.dj_requirements import PINNED_PACKAGES, lazy_packages, missing_requirements, op_requirements
 
+from helpers.dj_jobs import HIT_LINE
 from helpers.env import OFFLINE_ENV, environ
 from helpers.job_runs import file_logger, job_run
 from helpers.paths import REPO
@@ -182,8 +183,9 @@ def test_model_free_ops_give_dj_process_rows_byte_for_byte(name, tmp_path, no_mo
             env=dict(os.environ),
         )
         assert upstream.returncode == 0, upstream.stderr[-3000:]
-        job_dir = tmp_path / "job"
-        job_dir.mkdir()
+        # a job of a work_dir, as a run lays it out: the stats cache is on, and fills as the recipe runs
+        job_dir = tmp_path / "work" / "jobs" / "ProcessDataHook" / "recipe.partial-1"
+        job_dir.mkdir(parents=True)
         ours = {**reduced, **settings, "export_path": str(job_dir / "export" / "out.jsonl")}
         job = job_run(
             "ProcessDataHook", job_dir, dj_configs=ours, log=file_logger(f"recipes.{name}", tmp_path / "job.log")
@@ -192,6 +194,8 @@ def test_model_free_ops_give_dj_process_rows_byte_for_byte(name, tmp_path, no_mo
 
     expected = (tmp_path / "dj" / "out.jsonl").read_bytes()
     assert exported.read_bytes() == expected
+    computed = [int(match[3]) for match in HIT_LINE.finditer((tmp_path / "job.log").read_text())]
+    assert computed and all(computed)  # the covered filters computed through the stats cache
     rows = [json.loads(line) for line in expected.decode().splitlines()]
     text_key = reduced.get("text_keys", "text")
     assert 0 < len(rows) < total
