@@ -32,7 +32,7 @@ from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
 from sandflow.core.replaced import replaced
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_covered_run import CoveredFilterRun, JobRows, OpCounts
-from sandflow.hooks.dj_stats_export import stats_export_without_identity_map
+from sandflow.hooks.dj_stats_export import export_without_needless_work
 from sandflow.hooks.dj_stats_store import OpStats, size_line
 
 __all__ = ["COVERED", "stats_cache", "op_fingerprint", "cache_off_reason"]
@@ -214,7 +214,7 @@ def stats_cache(job: JobRun, cfg: Any) -> Iterator[None]:
     with (
         replaced(analyzer_module, load_ops=load_cached_ops),
         replaced(executor_module, load_ops=load_cached_ops),
-        stats_export_without_identity_map(),
+        export_without_needless_work(),
     ):
         yield
     run.finish(job.log)
