@@ -38,7 +38,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,7 @@ def dj_session(job: JobRun) -> Iterator[None]:
     from data_juicer.utils.constant import RAY_JOB_ENV_VAR
 
     saved_ray_job = os.environ.get(RAY_JOB_ENV_VAR)  # config init with executor_type ray sets it to "1"
+    environ = os.environ  # a Hugging Face map in worker processes replaces the object (os.environ = a copy)
 
     # Only to the job log: Data-Juicer's own console handler would repeat every line on the run's terminal,
     # interleaved between parallel jobs. Its progress bars (tqdm) still show there.
@@ -194,7 +195,23 @@ def dj_session(job: JobRun) -> Iterator[None]:
             os.environ.pop(RAY_JOB_ENV_VAR, None)
         else:
             os.environ[RAY_JOB_ENV_VAR] = saved_ray_job
+        keep_environ_object(environ)
         shutil.rmtree(Path(job.job_dir) / WORK_SUBDIR / SCRATCH_SUBDIR, ignore_errors=True)
+
+
+def keep_environ_object(environ: MutableMapping[str, str]) -> None:
+    """Make ``environ`` os.environ again, holding what os.environ holds now. Hugging Face datasets' map with
+    num_proc assigns a deep copy to os.environ, after which whoever holds the original (a test's monkeypatch,
+    restoring a variable afterwards) changes a mapping the process no longer reads."""
+    current = os.environ
+    if current is environ:
+        return
+    for name in set(environ) - set(current):
+        del environ[name]
+    for name, value in current.items():
+        if environ.get(name) != value:
+            environ[name] = value
+    os.environ = environ  # noqa: B003 (the object back; its contents are the environment, synced above)
 
 
 def sort_trace_files(trace_dir: Path) -> list[str]:

@@ -32,6 +32,7 @@ from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
 from sandflow.core.replaced import replaced
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_covered_run import CoveredFilterRun, JobRows, OpCounts
+from sandflow.hooks.dj_load_filter import load_without_identity_filter
 from sandflow.hooks.dj_stats_export import export_without_needless_work
 from sandflow.hooks.dj_stats_store import OpStats, size_line
 
@@ -215,6 +216,7 @@ def stats_cache(job: JobRun, cfg: Any) -> Iterator[None]:
         replaced(analyzer_module, load_ops=load_cached_ops),
         replaced(executor_module, load_ops=load_cached_ops),
         export_without_needless_work(),
+        load_without_identity_filter(),
     ):
         yield
     run.finish(job.log)

@@ -417,3 +417,20 @@ def test_requirements_do_not_import_data_juicer():
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert dj_requirements.op_defaults("token_num_filter")["hf_tokenizer"] == "EleutherAI/pythia-6.9b-deduped"
+
+
+def test_a_job_leaves_os_environ_the_object_a_block_around_it_restores(tmp_path):
+    """Data-Juicer's load runs a Hugging Face map in a pool of one process, which assigns a copy to os.environ:
+    after the job os.environ is the object it was, so a variable set around the job is gone after the block (it
+    was left set, and turned the stats cache off for every later test in the process)."""
+    from sandflow.hooks.dj_stats_cache import OFF_VARIABLE
+
+    from helpers.dj_jobs import process_recipe, run_dj_job
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": f"sample number {index}"}) + "\n" for index in range(10)))
+    before = os.environ
+    with environ(OFFLINE_ENV):
+        job = run_dj_job(tmp_path / "work", "ProcessDataHook", "off", process_recipe(data, RECIPE["process"]), False)
+    assert "stats cache off: SANDFLOW_STATS_CACHE=off" in job.log  # the job ran with the variable set
+    assert os.environ is before and OFF_VARIABLE not in os.environ
