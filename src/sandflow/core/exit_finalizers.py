@@ -1,6 +1,7 @@
 """What a normal interpreter exit removes, done for a process that ends with os._exit: the weakref finalizers marked
 to run at exit. tempfile.TemporaryDirectory removes its directory by one: every Snakemake Workflow makes one in
-$TMPDIR (``snakemake<random>``), removed by its teardown or at exit, and a run stopped by os._exit left it behind.
+$TMPDIR (``snakemake<random>``) and one in its runtime source cache (~/.cache/snakemake/.../snakemake-runtime-cache,
+a copy of the Snakefile and its rules), removed by its teardown or at exit; a run stopped by os._exit left both.
 """
 
 from __future__ import annotations
