@@ -28,6 +28,7 @@ one table; benchmarks/RESULTS.md holds the last results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -44,6 +45,8 @@ import yaml
 from _common import REPO, offline_env, snakemake_argv
 
 from sandflow.run import job_server
+
+from helpers.processes import job_servers_in
 
 sys.path.insert(0, str(REPO / "configs/data"))
 import make_demo_dataset  # noqa: E402
@@ -165,13 +168,9 @@ def stop_kept_server(directory: Path) -> None:
     """End the kept server this script's runs started: the job server process working in the run's directory (its
     socket's name is a fingerprint of the environment the Snakemake process saw, which this script cannot rebuild
     exactly: a stop by address left servers behind)."""
-    for proc in Path("/proc").iterdir():
-        try:
-            mine = proc.stat().st_uid == os.getuid() and (proc / "cwd").resolve() == directory.resolve()
-            if mine and b"sandflow.run.job_server" in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGTERM)
-        except (OSError, ValueError):  # gone meanwhile, not a process, or not ours
-            continue
+    for pid in job_servers_in(directory):
+        with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+            os.kill(pid, signal.SIGTERM)
 
 
 def published_rows(directory: Path) -> bytes:

@@ -22,6 +22,7 @@ from pathlib import Path
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE
 
 from helpers.env import snakemake_env
+from helpers.processes import job_servers_in
 from helpers.snakemake import snakemake_command
 from helpers.tree_files import file_digests
 
@@ -158,13 +159,7 @@ def final_artifacts(run_dir: Path, work: str) -> dict[str, str]:
 
 def job_server_of(run_dir: Path) -> int | None:
     """The pid of the job server a run in run_dir started (it runs in the run's directory), if any."""
-    for proc in Path("/proc").iterdir():
-        try:
-            if b"sandflow.run.job_server" in (proc / "cmdline").read_bytes() and (proc / "cwd").resolve() == run_dir:
-                return int(proc.name)
-        except OSError:  # not a process, gone, or not ours
-            continue
-    return None
+    return next(iter(job_servers_in(run_dir)), None)
 
 
 def children_of(pid: int) -> set[int]:

@@ -1,27 +1,53 @@
-"""Processes a run leaves behind: found by their working directory, which a run's jobs and what they start share."""
+"""Processes a run leaves behind: found by their working directory, which a run's jobs and what they start share.
+
+The one scan of /proc that the tests and the benchmarks (benchmarks/stats_cache.py) share."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
+
+JOB_SERVER_MODULE = "sandflow.run.job_server"  # in a job server's command line (`python -m sandflow.run.job_server`)
 
 
-def processes_in(directory: Path) -> list[str]:
-    """'<pid> <command line>' of each living process (not this one, nor a zombie) working in or under directory."""
-    found = []
+class Process(NamedTuple):
+    pid: int
+    cwd: Path  # resolved
+    command: str  # its command line, arguments separated by spaces
+
+
+def living_processes() -> Iterator[Process]:
+    """This user's living processes (not this one, nor a zombie)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
+            if proc.stat().st_uid != os.getuid():
+                continue
             cwd = (proc / "cwd").resolve()
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:  # gone meanwhile, or not ours
+        except OSError:  # gone meanwhile
             continue
-        if state != "Z" and cwd.is_relative_to(directory.resolve()):
-            found.append(f"{proc.name} {command}")
-    return found
+        if state != "Z":
+            yield Process(int(proc.name), cwd, command)
+
+
+def processes_in(directory: Path) -> list[str]:
+    """'<pid> <command line>' of each living process (not this one, nor a zombie) working in or under directory."""
+    root = directory.resolve()
+    return [f"{process.pid} {process.command}" for process in living_processes() if process.cwd.is_relative_to(root)]
+
+
+def job_servers_in(directory: Path) -> list[int]:
+    """The pids of the job servers working in directory: those a run there started (run/job_server.py)."""
+    root = directory.resolve()
+    return [
+        process.pid for process in living_processes() if process.cwd == root and JOB_SERVER_MODULE in process.command
+    ]
 
 
 def left_behind(directory: Path, grace_s: float = 10.0) -> list[str]:

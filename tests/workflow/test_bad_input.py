@@ -111,8 +111,16 @@ def test_the_sandflow_command_itself_exits_2_without_a_traceback(cases: Path):
         ("type_hook_not_string.yaml", True),
     ],
 )
-def test_snakemake_stops_with_the_same_line_and_exit_2(name: str, dry_run: bool, cases: Path):
+def test_snakemake_stops_with_the_same_line_and_exit_2(
+    name: str, dry_run: bool, cases: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     before = {k: v for k, v in snapshot(cases).items() if not k.startswith(".snakemake")}
+    # Snakemake's temporary directory and its copy of the Snakefile in its source cache, which exit 2 (os._exit)
+    # left behind in $TMPDIR and ~/.cache at every bad config.
+    temp, cache = tmp_path / "temp", tmp_path / "cache"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     result = snakemake(cases, name, *(["-n"] if dry_run else []), check=False)
     assert result.returncode == 2, result.stderr[-3000:]
     ours = [line for line in result.stderr.splitlines() if line.startswith("sandflow:")]
@@ -121,6 +129,8 @@ def test_snakemake_stops_with_the_same_line_and_exit_2(name: str, dry_run: bool,
     assert "Traceback" not in result.stderr
     # Snakemake keeps its own metadata in .snakemake/; nothing else may appear or change.
     assert {k: v for k, v in snapshot(cases).items() if not k.startswith(".snakemake")} == before
+    assert list(temp.iterdir()) == []
+    assert [path.name for path in cache.glob("snakemake/snakemake/source-cache/snakemake-runtime-cache/*")] == []
 
 
 # ---- every bad config through snakemake, on a work_dir that holds finished jobs --------------------------------

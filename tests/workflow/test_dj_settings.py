@@ -119,17 +119,16 @@ def trace_lines(path: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_tracer_writes_into_the_job_and_its_files_are_in_the_manifest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_the_tracer_writes_into_the_job_and_its_files_are_in_the_manifest(tmp_path: Path):
     """open_tracer: true is honoured: Data-Juicer's trace of the samples text_length_filter dropped is in the job
     directory and its manifest; with np: 2 each worker traces up to trace_num samples of its half, and the
     lines are sorted, so a second run of the same recipe writes the same bytes. Nothing outlives the job forked
     from the job server: not the tracer's multiprocessing Manager (a process), nor a temporary file."""
     config = process_config(tmp_path, **TRACED_RECIPE)
-    with tempfile.TemporaryDirectory() as temp_name:  # short: the job server's socket goes in it
+    # A short TMPDIR (the job server's socket goes in it), set only while it exists: Hugging Face datasets makes a
+    # missing TMPDIR again, which the in-process run below left behind.
+    with tempfile.TemporaryDirectory() as temp_name, environ({"TMPDIR": temp_name}):
         temp = Path(temp_name)
-        monkeypatch.setenv("TMPDIR", temp_name)
         snakemake(tmp_path, config)
         assert left_behind(tmp_path) == []
         socket_dir = temp / f"sandflow-{os.getuid()}"  # the job server's (it ran the job), left empty when it stops

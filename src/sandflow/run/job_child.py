@@ -18,8 +18,9 @@ import struct
 import sys
 import threading
 import traceback
-import weakref
 from typing import Any
+
+from sandflow.core.exit_finalizers import next_finalizer_number, run_exit_finalizers
 
 EXIT_CODE = struct.Struct("!i")  # the child's reply to the job process
 
@@ -40,7 +41,7 @@ def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]
     os.environ.clear()
     os.environ.update(request["env"])
     threading.Thread(target=end_when_job_process_goes, args=(connection,), daemon=True).start()
-    first_finalizer = next(weakref.finalize._index_iter)  # the job's are those numbered from here on
+    first_finalizer = next_finalizer_number()  # the job's are those numbered from here on
     code = 1
     try:
         from sandflow.run.runner import execute
@@ -69,14 +70,7 @@ def end_as_an_exit_would(first_finalizer: int) -> None:
                 module._exit_function()
             except Exception:
                 traceback.print_exc()
-    registry = weakref.finalize._registry
-    made = [(info.index, finalizer) for finalizer, info in list(registry.items()) if info.atexit]
-    for index, finalizer in sorted(made, key=lambda pair: pair[0], reverse=True):
-        if index >= first_finalizer:
-            try:
-                finalizer()
-            except Exception:
-                traceback.print_exc()
+    run_exit_finalizers(first_finalizer)
 
 
 def end_when_job_process_goes(connection: socket.socket) -> None:

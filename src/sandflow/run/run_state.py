@@ -8,14 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandflow.core import layout
+from sandflow.core.exit_finalizers import run_exit_finalizers
 from sandflow.plan.model import Job, Plan
 from sandflow.run import storage
 
 
 def exit_with_error(message: str) -> None:
-    """One line on stderr, exit code 2, before any job (SystemExit in a Snakefile would become exit 1)."""
+    """One line on stderr, exit code 2, before any job (SystemExit in a Snakefile would become exit 1). os._exit skips
+    the interpreter's exit: its finalizers run first, which remove Snakemake's temporary directory in $TMPDIR."""
     print(f"sandflow: error: {message}", file=sys.stderr)
     sys.stderr.flush()
+    run_exit_finalizers()
     os._exit(2)
 
 
