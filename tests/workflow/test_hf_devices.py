@@ -4,10 +4,13 @@ given but cannot be seen fails the job, and data-parallel training on two gloo p
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import yaml
 
 from sandflow.core.jobio import JobFailed
 from sandflow.hooks.hf.devices import DEVICE_JSON, granted_gpus
+from sandflow.hooks.hf.launch import TORCHRUN_LOGS
 from sandflow.hooks.hf.models import load_checkpoint
 from sandflow.hooks.hf.perplexity import evaluate_perplexity, perplexity_of
 from sandflow.hooks.hf.tiny_lm import build_tiny_causal_lm
@@ -47,6 +51,19 @@ def model_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     config.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     (directory / "config.json").write_text(json.dumps(config))
     return directory
+
+
+@pytest.fixture
+def private_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh $TMPDIR for the jobs and their torchrun; short, as the job server's socket goes in it."""
+    with tempfile.TemporaryDirectory() as temp:
+        monkeypatch.setenv("TMPDIR", temp)
+        yield Path(temp)
+
+
+def torchrun_logs_left(tmpdir: Path, job_dirs: Path) -> list[Path]:
+    """torchrun's log directories left behind: the one torch makes in $TMPDIR unless given one, and sandflow's."""
+    return [*tmpdir.glob("torchelastic_*"), *job_dirs.rglob(f"{TORCHRUN_LOGS}-*")]
 
 
 def few_steps(corpus: Path, **settings: object) -> dict:
@@ -155,13 +172,15 @@ def train_log_losses(job_dir: Path) -> list[float]:
 
 @pytest.mark.slow
 def test_two_gloo_processes_train_as_one_process_with_the_same_global_batch(
-    model_dir: Path, corpus: Path, tmp_path: Path
+    model_dir: Path, corpus: Path, tmp_path: Path, private_tmpdir: Path
 ) -> None:
     common = {"model_path": str(model_dir), "dataset_path": str(corpus), **TRAINING, "logging_steps": 2}
     one = make_job(tmp_path, "one", {**common, "per_device_train_batch_size": 8})
     two = make_job(tmp_path, "two", {**common, "per_device_train_batch_size": 4, "num_processes": 2})
     train_huggingface(one)
     train_huggingface(two)
+    assert torchrun_logs_left(private_tmpdir, tmp_path) == []
+    assert sorted(path.name for path in two.job_dir.iterdir()) == [DEVICE_JSON, "extra_configs.export_path"]
     assert json.loads((two.job_dir / DEVICE_JSON).read_text()) == {"device": "cpu", "precision": "fp32",
                                                                      "num_processes": 2}  # fmt: skip
     single, parallel = train_log_losses(one.job_dir), train_log_losses(two.job_dir)
@@ -197,8 +216,36 @@ def rank_pids(rank: int, run_dir: Path) -> list[int]:
     return found
 
 
+class InterruptAtFirstStep(logging.Handler):
+    """Stops the job as Ctrl-C does (SIGINT: a KeyboardInterrupt in the job) once rank 0 has logged a training step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.interrupted and record.getMessage().startswith("rank 0: step"):
+            self.interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 @pytest.mark.slow
-def test_killing_one_rank_fails_the_job_in_one_line_and_a_rerun_trains_it(corpus: Path, tmp_path: Path) -> None:
+def test_a_stopped_data_parallel_job_stops_its_ranks_and_leaves_no_log_dir(
+    corpus: Path, tmp_path: Path, private_tmpdir: Path
+) -> None:
+    job = make_job(tmp_path, "stopped", few_steps(corpus, max_steps=150, logging_steps=5, num_processes=2))
+    job.log.setLevel(logging.INFO)
+    job.log.addHandler(InterruptAtFirstStep())
+    with pytest.raises(KeyboardInterrupt):
+        train_huggingface(job)
+    assert not rank_pids(0, tmp_path) and not rank_pids(1, tmp_path)  # torchrun stopped them as it was stopped
+    assert torchrun_logs_left(private_tmpdir, tmp_path) == []
+
+
+@pytest.mark.slow
+def test_killing_one_rank_fails_the_job_in_one_line_and_a_rerun_trains_it(
+    corpus: Path, tmp_path: Path, private_tmpdir: Path
+) -> None:
     training = {"type": "huggingface", **few_steps(corpus), "max_steps": 150, "logging_steps": 5,
                 "num_processes": 2, "export_path": "./work/model/"}  # fmt: skip
     config = {"work_dir": "./work", "execution_job_configs": [
@@ -231,8 +278,10 @@ def test_killing_one_rank_fails_the_job_in_one_line_and_a_rerun_trains_it(corpus
     ], stderr[-3000:]
     assert not rank_pids(0, tmp_path) and not rank_pids(1, tmp_path)  # torchrun stopped rank 0 too
     assert not list((tmp_path / "work").rglob("context.json")) and not list((tmp_path / "work").rglob("*.partial-*"))
+    assert torchrun_logs_left(private_tmpdir, tmp_path) == []
 
     assert job_counts(snakemake(tmp_path, "train.yaml"))["train_model"] == 1
     (record,) = (tmp_path / "work").rglob("jobs/*/*/context.json")
     assert json.loads((record.parent / DEVICE_JSON).read_text())["num_processes"] == 2
     assert json.loads(next((tmp_path / "work").rglob("metrics.json")).read_text())["global_step"] == 150
+    assert torchrun_logs_left(private_tmpdir, tmp_path) == []

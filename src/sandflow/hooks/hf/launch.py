@@ -7,7 +7,8 @@ child (not through the job server: the ranks are fresh processes of their own), 
 job log and waits. Each rank runs the same training (train.train_one_model) under torch's DistributedDataParallel,
 with NCCL on GPUs and gloo on CPU; rank 0 writes the checkpoint. A rank that dies makes torchrun stop the others;
 the job then fails in one line naming the rank and its exit code, and, like any failed job, leaves no job
-directory, so the next run trains again.
+directory, so the next run trains again. torchrun's log directory is a fresh one in the job directory, removed
+once torchrun has ended.
 
 Each rank reads ``per_device_train_batch_size`` samples a step: the global batch is N times that.
 """
@@ -21,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from sandflow.hooks.hf.devices import Placement
 from sandflow.hooks.hf.models import int_setting
 
 REQUEST_JSON = "rank_request.json"  # in the job directory: what every rank trains
+TORCHRUN_LOGS = "torchrun_logs"  # prefix of torchrun's --log-dir in the job directory; removed when torchrun ends
 
 
 def process_count(cfg: Mapping[str, Any], where: str, device: str) -> int:
@@ -48,8 +51,10 @@ def process_count(cfg: Mapping[str, Any], where: str, device: str) -> int:
     return requested or visible
 
 
-def torchrun_argv(request: Path, num_processes: int) -> list[str]:
-    """One node; --standalone lets torch pick a free local rendezvous port (two jobs on a node do not clash)."""
+def torchrun_argv(request: Path, num_processes: int, log_dir: Path) -> list[str]:
+    """One node; --standalone lets torch pick a free local rendezvous port (two jobs on a node do not clash).
+    Without --log-dir torch makes a torchelastic_* directory in $TMPDIR and leaves it there. log_dir gets only empty
+    per-rank directories: the ranks' output is not redirected into it (--redirects and --tee stay 0) but comes here."""
     return [
         sys.executable,
         "-m",
@@ -57,6 +62,7 @@ def torchrun_argv(request: Path, num_processes: int) -> list[str]:
         "--standalone",
         "--nnodes=1",
         f"--nproc-per-node={num_processes}",
+        f"--log-dir={log_dir}",
         "-m",
         "sandflow.hooks.hf.launch",
         str(request),
@@ -106,22 +112,26 @@ def train_data_parallel(job: JobRun, paths: list[Path], text_key: str, export: P
             }
         ),
     )
-    argv = torchrun_argv(request, placement.num_processes)
-    job.log.info("data-parallel on %d %s processes: %s", placement.num_processes, placement.device, " ".join(argv))
     output: list[str] = []
-    with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=rank_environment()
-    ) as ranks:
-        try:
-            assert ranks.stdout is not None
-            for line in ranks.stdout:
-                output.append(line.rstrip("\n"))
-                job.log.info("%s", line.rstrip("\n"))
-            code = ranks.wait()
-        except BaseException:  # the job is being stopped: stop the ranks with it (torchrun stops its workers)
-            ranks.terminate()
-            ranks.wait()
-            raise
+    # Removed once the Popen block has waited for torchrun: after success, failure or the job being stopped.
+    with tempfile.TemporaryDirectory(
+        prefix=f"{TORCHRUN_LOGS}-", dir=request.parent, ignore_cleanup_errors=True
+    ) as logs:
+        argv = torchrun_argv(request, placement.num_processes, Path(logs))
+        job.log.info("data-parallel on %d %s processes: %s", placement.num_processes, placement.device, " ".join(argv))
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=rank_environment()
+        ) as ranks:
+            try:
+                assert ranks.stdout is not None
+                for line in ranks.stdout:
+                    output.append(line.rstrip("\n"))
+                    job.log.info("%s", line.rstrip("\n"))
+                code = ranks.wait()
+            except BaseException:  # the job is being stopped: stop the ranks with it (torchrun stops its workers)
+                ranks.terminate()
+                ranks.wait()
+                raise
     request.unlink()
     if code:
         raise JobFailed(failure_line(output, code, placement.num_processes))
