@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sandflow.core.replaced import replaced
+from sandflow.hooks.hf_columns import column_batches
 
 __all__ = ["export_without_needless_work", "map_changes_nothing", "plain_json_features"]
 
@@ -71,15 +72,12 @@ def plain_json_features(feature: Any) -> bool:
 
 def write_plain_jsonl(dataset: Any, export_path: str) -> None:
     """Data-Juicer's JSON lines writer for rows of plain JSON values: the same lines, by one encoder."""
-    from datasets import Dataset
-
     encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(row, ensure_ascii=False) per row
+    names = dataset.column_names
     os.makedirs(os.path.dirname(os.path.abspath(export_path)), exist_ok=True)
     with open(export_path, "w", encoding="utf-8") as handle:
-        for start in range(0, len(dataset), WRITE_BATCH_ROWS):
-            batch = Dataset.__getitem__(dataset, slice(start, start + WRITE_BATCH_ROWS))
-            names = list(batch)
-            handle.writelines(encode(dict(zip(names, row))) + "\n" for row in zip(*batch.values()))
+        for batch in column_batches(dataset, names, WRITE_BATCH_ROWS):
+            handle.writelines(encode(dict(zip(names, row))) + "\n" for row in zip(*(batch[name] for name in names)))
 
 
 @contextlib.contextmanager
