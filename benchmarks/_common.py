@@ -15,10 +15,15 @@ from sandflow.run.runner import OFFLINE_DEFAULTS  # noqa: E402
 
 from helpers.slurm import slurm_controller_down  # noqa: E402
 
-__all__ = ["REPO", "offline_env", "snakemake_argv"]
+__all__ = ["REPO", "offline_env", "sandflow_run_argv", "snakemake_argv"]
 
 # Nothing is installed or downloaded while measuring.
 OFFLINE_ENV = {"UV_OFFLINE": "1", "PIP_NO_INDEX": "1", **OFFLINE_DEFAULTS}
+
+
+def sandflow_run_argv(configfile: str, *options: str) -> list[str]:
+    """`sandflow run <config> <options>` (the README's command) from this checkout."""
+    return [sys.executable, "-m", "sandflow.cli", "run", configfile, *options]
 
 
 def offline_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, offline_env, snakemake_argv
+from _common import REPO, offline_env, sandflow_run_argv, snakemake_argv
 
 BASELINE_COLD_S = 117.7
 
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     sides = {
         "sandflow run (fast path)": (
-            [sys.executable, "-m", "sandflow.cli", "run", args.config],
+            sandflow_run_argv(args.config),
             "sandflow: nothing to do",
         ),
         "snakemake (DAG)": (snakemake_argv(args.config, "--cores", "all"), "Nothing to be done"),

@@ -12,9 +12,11 @@ from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config_file
 from sandflow.plan.history import Explainer
 from sandflow.plan.model import Job, Plan, Ref
-from sandflow.plan.planner import plan_config
+from sandflow.plan.planner import Planner, plan_config
+from sandflow.run import job_server, noop
 from sandflow.run.launch import SNAKEFILE, with_terminal_logger
-from sandflow.run.workflow import cannot_run_here
+from sandflow.run.warm_imports import plan_preload
+from sandflow.run.workflow import SandflowRun, cannot_run_here
 
 
 def describe_job(job: Job, number: dict[int, int], why: str) -> list[str]:
@@ -112,23 +114,15 @@ def passed_config_files(snakemake_args: list[str]) -> list[str]:
     return files
 
 
-def nothing_to_do(config_file: str, snakemake_args: list[str]) -> bool:
-    """The fast path of a plain rerun (run/noop.py): True when it printed that nothing is to be done. A config
-    that does not plan goes on to Snakemake, which reports it as always."""
-    from sandflow.plan.planner import Planner
-    from sandflow.run import noop
-    from sandflow.run.workflow import SandflowRun
-
+def plain_run_plan(config_file: str, snakemake_args: list[str]) -> SandflowRun | None:
+    """The run of a plain local rerun (run/noop.py qualifies), planned; None for any other run, or a config that
+    does not plan (Snakemake reports it as always)."""
     if not noop.qualifies(snakemake_args):
-        return False
+        return None
     try:
-        run = SandflowRun(Planner(load_config_file(config_file)))
+        return SandflowRun(Planner(load_config_file(config_file)))
     except ConfigError:
-        return False
-    if noop.why_snakemake(run) is not None:
-        return False
-    print(noop.nothing_to_do_line(run.plan), file=sys.stderr)
-    return True
+        return None
 
 
 def run(config_file: str, snakemake_args: list[str]) -> int:
@@ -141,8 +135,12 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
             read_config_file(path)
         except ConfigError as exc:
             return report(path, exc)
-    if nothing_to_do(config_file, snakemake_args):
+    plain = plain_run_plan(config_file, snakemake_args)
+    if plain is not None and noop.why_snakemake(plain) is None:  # the fast path of a no-op rerun
+        print(noop.nothing_to_do_line(plain.plan), file=sys.stderr)
         return 0
+    if plain is not None:  # its job server imports the jobs' libraries while Snakemake starts (run/job_server.py)
+        job_server.start_before_snakemake(plain.work_dir, plan_preload(plain.plan))
     from snakemake.cli import main as snakemake_main
 
     if not any(
@@ -155,6 +153,8 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
         snakemake_main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        job_server.stop_running()  # one that Snakemake ended before its onstart
     return 0
 
 

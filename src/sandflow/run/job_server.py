@@ -182,12 +182,43 @@ def stop(server: subprocess.Popen | None) -> None:
 
 
 _running: subprocess.Popen | None = None
+_started_before_snakemake = False
+_setting_before_start: str | None = None  # SANDFLOW_JOB_SERVER as the user set it, before start() set the address
+
+
+def start_before_snakemake(work_dir: str, preload: Sequence[str]) -> None:
+    """`sandflow run` of a plain local run (run/noop.py qualifies): start the server before Snakemake starts, so
+    that it imports the jobs' libraries while Snakemake imports itself, plans and builds its DAG (about 2 s on the
+    demo, the time a job would otherwise wait for them); onstart then keeps it (start_for_local_run). Anything that
+    stops this start leaves it to onstart, which says why in one line."""
+    global _running, _started_before_snakemake, _setting_before_start
+    setting = os.environ.get(ADDRESS_ENV)
+    if setting == "0":
+        return
+    keep = setting == KEEP
+    try:
+        if not keep and answers(socket_path(work_dir)):
+            return  # a run on this work_dir serves there now: its lock refuses this run at onstart
+        server = start(work_dir, keep=keep, preload=preload)
+    except (SocketDirTooLong, UnsafePath):
+        return
+    _started_before_snakemake, _setting_before_start = True, setting
+    _running = None if keep else server  # a kept server is not stopped with the run
 
 
 def start_for_local_run(workflow: Any, work_dir: str) -> None:
-    """Snakefile onstart: start the server when jobs run on this machine in this environment."""
-    global _running
+    """Snakefile onstart: start the server when jobs run on this machine in this environment (or keep the one
+    `sandflow run` started)."""
+    global _running, _started_before_snakemake
     isolated = bool(workflow.deployment_settings.deployment_method)  # --sdm conda / apptainer / env-modules
+    if _started_before_snakemake:
+        _started_before_snakemake = False
+        if workflow.local_exec and not isolated:
+            return
+        stop(_running)  # jobs that run elsewhere, or in their own environment, see the setting the user gave
+        _running = None
+        if _setting_before_start is not None:
+            os.environ[ADDRESS_ENV] = _setting_before_start
     setting = os.environ.get(ADDRESS_ENV)
     if workflow.local_exec and not isolated and setting != "0":
         try:
@@ -199,10 +230,10 @@ def start_for_local_run(workflow: Any, work_dir: str) -> None:
 
 
 def stop_running() -> None:
-    """Snakefile onsuccess / onerror."""
-    global _running
+    """Snakefile onsuccess / onerror, and the end of `sandflow run`."""
+    global _running, _started_before_snakemake
     stop(_running)
-    _running = None
+    _running, _started_before_snakemake = None, False
 
 
 # --- the job side ------------------------------------------------------------------------------------------

@@ -4,19 +4,28 @@ hook declares (Hook.libraries), and, when a run starts, those of every hook whos
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["WARM_IMPORTS", "warm_imports", "warm", "run_preload"]
+if TYPE_CHECKING:
+    from sandflow.hooks.base import Hook
+    from sandflow.plan.model import Plan
 
-# What a warm start imports (or calls, for module:function), by the distributions a hook declares (Hook.libraries).
+__all__ = ["WARM_IMPORTS", "BACKGROUND_IMPORTS", "warm_imports", "warm", "run_preload", "plan_preload"]
+
+# What a warm start imports (or calls, for module:function), by the distributions a hook declares (Hook.libraries):
+# a job is forked once these are imported.
 WARM_IMPORTS = {
-    # pyplot too: the analysis draws (or copies cached) figures, and importing it is 1.5-2 s of a rerun's job.
-    "py-data-juicer": ("data_juicer.core", "matplotlib.pyplot"),
+    # matplotlib's font manager: an analysis names each figure in its cache by the font it would be drawn with.
+    "py-data-juicer": ("data_juicer.core", "matplotlib.font_manager"),
     "torch": ("torch",),
     "transformers": ("transformers", "transformers.trainer", "sandflow.hooks.hf.tiny_lm:warm_up"),
     "peft": ("peft",),
 }
+# Imported by the server for later jobs after the above, never waited for by a job: an analysis needs pyplot only to
+# draw a figure its cache does not hold (0.3 s here), and then imports it itself when the server has not yet.
+BACKGROUND_IMPORTS = {"py-data-juicer": ("matplotlib.pyplot",)}
 
 
 def warm_imports(libraries: Sequence[str]) -> list[str]:
@@ -32,14 +41,29 @@ def warm(name: str) -> None:
         getattr(loaded, function)()
 
 
-def run_preload(workflow: Any) -> list[str]:
-    """The warm imports of the registry's hooks that have a job in this run's DAG that needs to run (Snakemake's
-    onstart, one rule per hook: hook.rule), in registry order (the probes' first), each once."""
+def preload_of(wanted: Callable[[Hook], bool]) -> list[str]:
+    """The warm imports, then the background ones, of the registry's wanted hooks, in registry order (the probes'
+    first), each once."""
     from sandflow.hooks.registry import HOOKS
 
-    rules = {job.rule.name for job in workflow.dag.needrun_jobs()}
     modules: list[str] = []
-    for hook in HOOKS.values():
-        if hook.rule in rules:
-            modules += [module for module in warm_imports(hook.libraries) if module not in modules]
+    for imports in (WARM_IMPORTS, BACKGROUND_IMPORTS):
+        for hook in HOOKS.values():
+            if wanted(hook):
+                found = (module for library in hook.libraries for module in imports.get(library, ()))
+                modules += [module for module in found if module not in modules]
     return modules
+
+
+def run_preload(workflow: Any) -> list[str]:
+    """What the server imports for the hooks that have a job in this run's DAG that needs to run (Snakemake's
+    onstart, one rule per hook: hook.rule)."""
+    rules = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    return preload_of(lambda hook: hook.rule in rules)
+
+
+def plan_preload(plan: Plan) -> list[str]:
+    """What the server imports for the hooks that have an unfinished job in the plan (before Snakemake's DAG says
+    which jobs run: `sandflow run`)."""
+    hooks = {job.hook.name for job in plan.unique_jobs() if not os.path.exists(job.context_path)}
+    return preload_of(lambda hook: hook.name in hooks)

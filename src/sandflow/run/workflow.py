@@ -29,6 +29,7 @@ from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
 from sandflow.run.assembly import AssemblyRules
 from sandflow.run.dag_shortcuts import take_dag_shortcuts
+from sandflow.run.exit_shortcuts import take_exit_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.file_shortcuts import take_file_shortcuts
 from sandflow.run.hpo import HpoRules
@@ -190,5 +191,6 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     take_file_shortcuts()
     take_input_shortcuts()
     take_log_shortcuts()
+    take_exit_shortcuts()
     freeze_plan()
     return run

@@ -22,8 +22,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from sandflow.config.load import load_config_file
+from sandflow.plan.planner import plan_config
 from sandflow.run import job_server
-from sandflow.run.warm_imports import run_preload
+from sandflow.run.warm_imports import plan_preload, run_preload
 
 from helpers.pool_config import request_for, write_pool_config
 
@@ -143,7 +145,7 @@ def test_a_kept_servers_address_follows_the_import_time_environment(monkeypatch:
 
 
 def test_warm_imports_follow_the_hooks_libraries():
-    assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core", "matplotlib.pyplot"]
+    assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core", "matplotlib.font_manager"]
     assert job_server.warm_imports(("torch", "transformers", "peft", "tokenizers")) == [
         "torch",
         "transformers",
@@ -194,12 +196,86 @@ class Snakemake:
         self.dag = SimpleNamespace(needrun_jobs=lambda: iter(jobs))
 
 
+DATA_JUICER_PRELOAD = ["data_juicer.core", "matplotlib.font_manager", "matplotlib.pyplot"]
+
+
 def test_a_runs_preload_is_the_warm_imports_of_its_jobs_hooks():
     demo = Snakemake("probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "probe_via_analyzer")
-    assert run_preload(demo) == ["data_juicer.core", "matplotlib.pyplot"]
-    assert run_preload(Snakemake("train_model", "process_data"))[:2] == ["data_juicer.core", "matplotlib.pyplot"]
+    assert run_preload(demo) == DATA_JUICER_PRELOAD
+    training = run_preload(Snakemake("train_model", "process_data"))
+    assert training[:2] == DATA_JUICER_PRELOAD[:2] and training[-1] == "matplotlib.pyplot"  # in the background
     assert "torch" in run_preload(Snakemake("train_model"))
     assert run_preload(Snakemake("data_pool_manipulation", "context_infos")) == []  # light jobs: nothing
+
+
+def test_a_plans_preload_is_that_of_its_unfinished_jobs_hooks(demo_dir: Path):
+    plan = plan_config(load_config_file("configs/demo/sandbox.yaml"))
+    assert plan_preload(plan) == DATA_JUICER_PRELOAD
+    for job in plan.unique_jobs():
+        Path(job.context_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(job.context_path).write_text("{}")
+    assert plan_preload(plan) == []
+
+
+def local_workflow(deployment_method: str | None = None) -> SimpleNamespace:
+    """What start_for_local_run reads of Snakemake's workflow at onstart."""
+    workflow = Snakemake("process_data")
+    workflow.local_exec = True
+    workflow.deployment_settings = SimpleNamespace(deployment_method=deployment_method)
+    return workflow
+
+
+def test_sandflow_runs_server_starts_before_snakemake_and_serves_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)
+    job_server.start_before_snakemake(str(tmp_path / "work"), preload=[])
+    try:
+        early = job_server._running
+        address = os.environ[job_server.ADDRESS_ENV]
+        assert early is not None and job_server.answers(address)
+        job_server.start_for_local_run(local_workflow(), str(tmp_path / "work"))  # onstart keeps it
+        assert job_server._running is early and os.environ[job_server.ADDRESS_ENV] == address
+        assert job_server.submit(address, request_for(write_pool_config(tmp_path, samples=10))) == 0
+    finally:
+        job_server.stop_running()
+    assert early.poll() is not None and not os.path.exists(address)
+    assert job_server.ADDRESS_ENV not in os.environ
+
+
+@pytest.mark.parametrize("setting", [None, job_server.KEEP])
+def test_an_early_server_is_stopped_for_jobs_in_their_own_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None
+):
+    """A profile of the project's (profiles/default) could still ask for conda environments: those jobs must not
+    reach the server, and see SANDFLOW_JOB_SERVER as the user set it."""
+    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)
+    monkeypatch.setenv(job_server.IDLE_ENV, "4")
+    if setting is not None:
+        monkeypatch.setenv(job_server.ADDRESS_ENV, setting)
+    job_server.start_before_snakemake(str(tmp_path / "work"), preload=[])
+    early = job_server._running
+    address = os.environ[job_server.ADDRESS_ENV]
+    assert job_server.answers(address)
+    job_server.start_for_local_run(local_workflow("conda"), str(tmp_path / "work"))
+    assert os.environ.get(job_server.ADDRESS_ENV) == setting and job_server._running is None
+    if setting is None:
+        assert early is not None and early.poll() is not None and not job_server.answers(address)
+
+
+def test_no_early_server_where_another_run_on_the_work_dir_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Its lock refuses this run at onstart: an early start must not take the socket from under its jobs."""
+    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)
+    work_dir = str(tmp_path / "work")
+    other = job_server.start(work_dir)
+    try:
+        monkeypatch.delenv(job_server.ADDRESS_ENV)
+        job_server.start_before_snakemake(work_dir, preload=[])
+        assert job_server._running is None and job_server.ADDRESS_ENV not in os.environ
+        assert job_server.answers(job_server.socket_path(work_dir))  # the other run's server, untouched
+    finally:
+        job_server.stop(other)
 
 
 def process_exists(pid: int) -> bool:
