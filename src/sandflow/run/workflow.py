@@ -29,7 +29,6 @@ from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
 from sandflow.run.assembly import AssemblyRules
 from sandflow.run.dag_shortcuts import take_dag_shortcuts
-from sandflow.run.exit_shortcuts import take_exit_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.file_shortcuts import take_file_shortcuts
 from sandflow.run.hpo import HpoRules
@@ -41,6 +40,7 @@ from sandflow.run.lock import HeldLock, LockRefused, hold_lock
 from sandflow.run.log_shortcuts import take_log_shortcuts
 from sandflow.run.per_job import check_scripts_once_per_rule, collect_garbage_less_often, freeze_plan
 from sandflow.run.run_state import RunState, exit_with_error
+from sandflow.run.scheduler_shortcuts import take_scheduler_shortcuts
 from sandflow.run.specs import assembly_spec
 from sandflow.run.summary import log_run_summary
 from sandflow.run.tracking import TrackingRules
@@ -191,6 +191,6 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     take_file_shortcuts()
     take_input_shortcuts()
     take_log_shortcuts()
-    take_exit_shortcuts()
+    take_scheduler_shortcuts()
     freeze_plan()
     return run

@@ -1,4 +1,4 @@
-"""A shortcut through how a Snakemake run ends (as in run/dag_shortcuts.py: only with the Snakemake it was checked
+"""A shortcut through Snakemake's scheduler that ends a run sooner (as in run/dag_shortcuts.py: only with the Snakemake it was checked
 against, a no-op wherever the internal is not as this module knows it).
 
 Snakemake's scheduler limits how many jobs start per timespan (``--max-jobs-per-timespan``, 100 per second by
@@ -37,7 +37,7 @@ def reevaluation_timers_as_daemons() -> None:
     JobScheduler._schedule_reevalutation = _schedule_reevalutation
 
 
-def take_exit_shortcuts() -> None:
+def take_scheduler_shortcuts() -> None:
     """The above, in the process that runs Snakemake's scheduler (after its modules are imported)."""
     if not checked_snakemake():
         return
