@@ -1,5 +1,5 @@
-"""A shortcut through Snakemake's scheduler that ends a run sooner (as in run/dag_shortcuts.py: only with the Snakemake it was checked
-against, a no-op wherever the internal is not as this module knows it).
+"""A shortcut through Snakemake's scheduler that ends a run sooner (as in run/dag_shortcuts.py: only with the
+Snakemake it was checked against, a no-op wherever the internal is not as this module knows it).
 
 Snakemake's scheduler limits how many jobs start per timespan (``--max-jobs-per-timespan``, 100 per second by
 default): after each scheduling round it starts a ``threading.Timer`` of that timespan whose only work is to wake
