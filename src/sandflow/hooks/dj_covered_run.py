@@ -26,6 +26,7 @@ from typing import Any
 from sandflow.hooks.dj_stats_column import stats_column
 from sandflow.hooks.dj_stats_store import OpStats
 from sandflow.hooks.hf_columns import column_batches, rows_at, whole_column, with_json_column
+from sandflow.hooks.json_rows import row_encoder
 
 __all__ = ["CANONICAL_ENCODER", "CoveredFilterRun", "JobRows", "OpCounts", "plain_value", "sample_keys"]
 
@@ -34,14 +35,14 @@ CONTEXT_FIELD = "__dj__context__"  # Fields.context: intermediate values fused o
 DIGEST_BATCH_ROWS = 10_000  # rows formatted at a time to digest their content
 DEFAULT_BATCH_ROWS = 1_000  # Data-Juicer's default batch size, for an op without one
 
-# One encoder for every sample (json.dumps with options builds a new one per call).
 CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+encode_canonical = row_encoder(CANONICAL_ENCODER)  # one encoder for every sample
 
 
 def content_digest(row: dict[str, Any]) -> bytes | None:
     """sha256 of the canonical JSON of a row's content; None when a field is not plain JSON (never cached)."""
     try:
-        text = CANONICAL_ENCODER.encode(row)
+        text = encode_canonical(row)
     except (TypeError, ValueError):
         return None
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
