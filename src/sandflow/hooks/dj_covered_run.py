@@ -51,19 +51,18 @@ def content_digest(row: dict[str, Any]) -> bytes | None:
 def sample_keys(digests: Sequence[bytes | None], stats: Sequence[dict[str, Any]]) -> list[str | None]:
     """The cache key of each row for an op: the names of the stats it already has (each ended by a NUL, which no
     stat name holds), then its content digest; None for a row whose content has none."""
-    names_hashes: dict[tuple[str, ...], Any] = {}  # the rows of a dataset share a few sets of names
-    keys: list[str | None] = []
-    for digest, row_stats in zip(digests, stats):
-        if digest is None:
-            keys.append(None)
-            continue
-        names = tuple(row_stats)
-        names_hash = names_hashes.get(names)
-        if names_hash is None:
-            names_hash = names_hashes[names] = hashlib.sha256("".join(f"{name}\0" for name in sorted(names)).encode())
-        key = names_hash.copy()
-        key.update(digest)
-        keys.append(key.hexdigest()[:32])
+    rows_by_names: dict[tuple[str, ...], list[int]] = {}  # the rows of a dataset share a few sets of names
+    for index, row_stats in enumerate(stats):
+        rows_by_names.setdefault(tuple(row_stats), []).append(index)
+    keys: list[str | None] = [None] * len(stats)
+    for names, rows in rows_by_names.items():
+        names_hash = hashlib.sha256("".join(f"{name}\0" for name in sorted(names)).encode())
+        for index in rows:
+            digest = digests[index]
+            if digest is not None:
+                key = names_hash.copy()
+                key.update(digest)
+                keys[index] = key.hexdigest()[:32]
     return keys
 
 
