@@ -250,3 +250,25 @@ def test_a_mapper_between_covered_filters_changes_what_the_next_one_reads(tmp_pa
         "text_length_filter": (cold_lines["text_length_filter"][1], 0, 0),
         "words_num_filter": (kept, 0, 0),
     }
+
+
+@pytest.mark.slow
+def test_thresholds_decide_on_the_stats_as_the_stats_column_holds_them(tmp_path, offline_env):
+    """The stats column keeps 10 decimals and Data-Juicer's filter pass reads it back: alnum_ratio 1/7 is
+    0.142857142857... computed and 0.1428571429 read back, above a max_ratio of 0.14285714286 between them, so
+    Data-Juicer drops that row. With the cache cold and warm (the ratio then comes from the cache, at full
+    precision), after another covered op, the same rows."""
+    texts = ["a!!!!!!", "a!!!!!!!", "ab!!!!!", "a!!!!!!!!"]  # alnum_ratio 1/7, 1/8, 2/7, 1/9
+    data = tmp_path / "ratios.jsonl"
+    data.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    ops = [
+        {"text_length_filter": {"min_len": 1, "max_len": 100}},
+        {"alphanumeric_filter": {"tokenization": False, "min_ratio": 0.0, "max_ratio": 0.14285714286}},
+    ]
+    recipe = process_recipe(data, ops)
+    own, _ = run_hook(tmp_path / "off", "ProcessDataHook", "off", recipe, cache=False)
+    assert [json.loads(line)["text"] for line in own.splitlines()] == ["a!!!!!!!", "a!!!!!!!!"]
+    cold, cold_lines = run_hook(tmp_path / "work", "ProcessDataHook", "cold", recipe)
+    warm, warm_lines = run_hook(tmp_path / "work", "ProcessDataHook", "warm", recipe)
+    assert cold_lines["alphanumeric_filter"] == (0, 4, 0) and warm_lines["alphanumeric_filter"] == (4, 0, 0)
+    assert cold == own and warm == own

@@ -4,53 +4,66 @@ maps: the result is the dataset Data-Juicer's run returns, the same rows, order,
 Data-Juicer's run maps ``compute_stats`` over every row (each row's every column decoded to Python and encoded
 back), then filters with ``process`` (every row decoded again). Here the stats column is read once, each row's
 stats are looked up by its sample key, the rows the cache does not know go to the op's own ``compute_stats`` in
-batches, and the new stats column is encoded by its ``Json`` feature and written with Arrow (hf_columns.py). The
-op's own ``process`` then decides on the stats as the map wrote them (the ``Json`` feature keeps 10 significant
-digits, so ``process`` sees them encoded and decoded, as Data-Juicer's filter pass does).
+batches, and the new stats column is encoded as its ``Json`` feature encodes it (dj_stats_column.py) and written
+with Arrow (hf_columns.py). The op's own ``process`` then decides on the stats as the map wrote them (the ``Json``
+feature keeps 10 decimals, so ``process`` sees them encoded and decoded, as Data-Juicer's filter pass does).
 
-A row's sample key is the sha256 of the digest of its content (every field but the stats and context) and of the
-names of the stats it has (a covered filter skips a stat already there). The content digests are computed once per
-job: a covered run remembers those of the dataset it returned, which the next covered op gets unchanged when no
-other op ran between them.
+A row's sample key is the sha256 of the names of the stats it has (a covered filter skips a stat already there)
+and of the digest of its content (every field but the stats and context). The content digests are computed once
+per job: a covered run remembers those of the dataset it returned, and its rows' stats decoded and encoded, which
+the next covered op gets unchanged when no other op ran between them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sandflow.hooks.dj_stats_column import stats_column
 from sandflow.hooks.dj_stats_store import OpStats
 from sandflow.hooks.hf_columns import column_batches, rows_at, whole_column, with_json_column
+from sandflow.hooks.json_rows import row_encoder
 
-__all__ = ["CANONICAL_ENCODER", "CoveredFilterRun", "JobRows", "OpCounts", "plain_value", "sample_key"]
+__all__ = ["CANONICAL_ENCODER", "CoveredFilterRun", "JobRows", "OpCounts", "plain_value", "sample_keys"]
 
 STATS_FIELD = "__dj__stats__"  # data_juicer.utils.constant.Fields.stats
 CONTEXT_FIELD = "__dj__context__"  # Fields.context: intermediate values fused ops share
 DIGEST_BATCH_ROWS = 10_000  # rows formatted at a time to digest their content
 DEFAULT_BATCH_ROWS = 1_000  # Data-Juicer's default batch size, for an op without one
 
-# One encoder for every sample (json.dumps with options builds a new one per call).
 CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+encode_canonical = row_encoder(CANONICAL_ENCODER)  # one encoder for every sample
 
 
 def content_digest(row: dict[str, Any]) -> bytes | None:
     """sha256 of the canonical JSON of a row's content; None when a field is not plain JSON (never cached)."""
     try:
-        text = CANONICAL_ENCODER.encode(row)
+        text = encode_canonical(row)
     except (TypeError, ValueError):
         return None
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
-def sample_key(content: bytes | None, stats: dict[str, Any]) -> str | None:
-    """The cache key of a row for an op: its content digest and the names of the stats it already has (stat
-    names hold no NUL)."""
-    if content is None:
-        return None
-    return hashlib.sha256(content + "\0".join(["", *sorted(stats)]).encode()).hexdigest()[:32]
+def sample_keys(digests: Sequence[bytes | None], stats: Sequence[dict[str, Any]]) -> list[str | None]:
+    """The cache key of each row for an op: the names of the stats it already has (each ended by a NUL, which no
+    stat name holds), then its content digest; None for a row whose content has none."""
+    rows_by_names: dict[tuple[str, ...], list[int]] = {}  # the rows of a dataset share a few sets of names
+    for index, row_stats in enumerate(stats):
+        rows_by_names.setdefault(tuple(row_stats), []).append(index)
+    keys: list[str | None] = [None] * len(stats)
+    for names, rows in rows_by_names.items():
+        names_hash = hashlib.sha256("".join(f"{name}\0" for name in sorted(names)).encode())
+        for index in rows:
+            digest = digests[index]
+            if digest is not None:
+                key = names_hash.copy()
+                key.update(digest)
+                keys[index] = key.hexdigest()[:32]
+    return keys
 
 
 def content_digests(dataset: Any) -> list[bytes | None]:
@@ -83,23 +96,27 @@ class OpCounts:
 
 
 class JobRows:
-    """What the last covered run of a job returned: the dataset, and each row's content digest and stats as its
-    stats column holds them. The next covered op, given that dataset, reads neither again."""
+    """What the last covered run of a job returned: the dataset, and each row's content digest, its stats as its
+    stats column holds them decoded and, when they are what encoding those gives, the column's texts. The next
+    covered op, given that dataset, reads none of them again."""
 
     def __init__(self) -> None:
-        self.dataset: Any = None
-        self.digests: list[bytes | None] = []
-        self.stats: list[dict[str, Any]] = []
+        self.remember(None, [], [], None)
 
-    def of(self, dataset: Any) -> tuple[list[bytes | None], list[dict[str, Any]]]:
+    def take(self, dataset: Any) -> tuple[list[bytes | None], list[dict[str, Any]], list[str] | None]:
+        """The rows of dataset, whose stats the caller may change: those remembered are forgotten."""
         if dataset is self.dataset:
-            return self.digests, self.stats
+            rows = self.digests, self.stats, self.texts
+            self.remember(None, [], [], None)
+            return rows
         if STATS_FIELD in dataset.features:
-            return content_digests(dataset), whole_column(dataset, STATS_FIELD)
-        return content_digests(dataset), [{} for _ in range(len(dataset))]
+            return content_digests(dataset), whole_column(dataset, STATS_FIELD), None
+        return content_digests(dataset), [{} for _ in range(len(dataset))], ["{}"] * len(dataset)
 
-    def remember(self, dataset: Any, digests: list[bytes | None], stats: list[dict[str, Any]]) -> None:
-        self.dataset, self.digests, self.stats = dataset, digests, stats
+    def remember(
+        self, dataset: Any, digests: list[bytes | None], stats: list[dict[str, Any]], texts: list[str] | None
+    ) -> None:
+        self.dataset, self.digests, self.stats, self.texts = dataset, digests, stats, texts
 
 
 class CoveredFilterRun:
@@ -126,12 +143,9 @@ class CoveredFilterRun:
             return self.own_run(dataset, exporter=exporter, tracer=tracer, reduce=reduce)
         if not len(dataset):
             return dataset
-        digests, stats = self.rows.of(dataset)
-        stats = [dict(row_stats) for row_stats in stats]  # the remembered ones stay as their dataset holds them
-        self.fill(dataset, digests, stats)
-        json_feature = Json()
-        encoded = [json_feature.encode_example(row_stats) for row_stats in stats]
-        stats = [json_feature.decode_example(value) for value in encoded]  # what the stats column holds
+        digests, stats, texts = self.rows.take(dataset)
+        column = stats_column(stats, self.fill(dataset, digests, stats), texts)
+        encoded, stats = column.encoded, column.stats
         with_stats = NestedDataset(with_json_column(dataset, STATS_FIELD, encoded))
         if exporter is not None and self.op.stats_export_path is not None:
             exporter.export_compute_stats(with_stats, self.op.stats_export_path)
@@ -139,33 +153,43 @@ class CoveredFilterRun:
         if reduce and self.op.process is not None:
             keep = self.kept_rows(with_stats, stats, tracer)
             if len(keep) < len(with_stats):
-                result = NestedDataset(with_stats.select(keep))
+                # its own fingerprint: Hugging Face's would pickle every position to hash them
+                kept = hashlib.sha256(f"{with_stats._fingerprint}\0{self.counts.name}\0".encode())
+                kept.update(array("q", keep).tobytes())
+                result = NestedDataset(with_stats.select(keep, new_fingerprint=kept.hexdigest()[:16]))
                 digests, stats = [digests[index] for index in keep], [stats[index] for index in keep]
-        self.rows.remember(result, digests, stats)
+                encoded = [encoded[index] for index in keep]
+        self.rows.remember(result, digests, stats, encoded if column.reusable else None)
         return result
 
-    def fill(self, dataset: Any, digests: list[bytes | None], stats: list[dict[str, Any]]) -> None:
-        """Add this op's stats to each row's: from the cache, or computed by the op (and stored)."""
-        keys = [sample_key(digest, row_stats) for digest, row_stats in zip(digests, stats)]
+    def fill(self, dataset: Any, digests: list[bytes | None], stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The stats this op adds to each row's: from the cache, or computed by the op (and stored)."""
+        keys = sample_keys(digests, stats)
+        added: list[dict[str, Any]] = [{}] * len(keys)
         missing = []
         for index, key in enumerate(keys):
             found = None if key is None else self.stats.get(key)
             if found is None:
                 missing.append(index)
             else:
-                stats[index].update(found)
+                added[index] = found
         self.counts.hits += len(keys) - len(missing)
         size = self.op.batch_size or DEFAULT_BATCH_ROWS
         for start in range(0, len(missing), size):
             positions = missing[start : start + size]
             for index, computed in zip(positions, self.computed(dataset, positions, stats)):
-                added = {name: value for name, value in computed.items() if name not in stats[index]}
-                stats[index] = computed
-                if keys[index] is not None and plain_value(added):
-                    self.stats.add(keys[index], added)
+                had = stats[index]
+                if list(computed)[: len(had)] != list(had) or any(
+                    computed[name] is not value and computed[name] != value for name, value in had.items()
+                ):
+                    raise RuntimeError(f"{self.counts.name} changed the stats a row had: not cacheable")
+                added[index] = {name: value for name, value in computed.items() if name not in had}
+                if keys[index] is not None and plain_value(added[index]):
+                    self.stats.add(keys[index], added[index])
                     self.counts.computed += 1
                 else:
                     self.counts.not_cacheable += 1
+        return added
 
     def computed(self, dataset: Any, positions: Sequence[int], stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The op's own compute_stats on these rows (each with a copy of its stats so far)."""

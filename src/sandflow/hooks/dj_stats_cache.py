@@ -39,9 +39,10 @@ from sandflow.hooks.dj_stats_store import OpStats, size_line
 __all__ = ["COVERED", "stats_cache", "op_fingerprint", "cache_off_reason"]
 
 OFF_VARIABLE = "SANDFLOW_STATS_CACHE"
-# Bumped when the sample keys change (2: content digested once per job, hooks/dj_covered_run.py): an op's
-# entries under the old keys are in another fingerprint's directory, never read.
-SAMPLE_KEY_SCHEME = 2
+# Bumped when the sample keys change (2: content digested once per job; 3: the stats' names hashed before the
+# content digest, hooks/dj_covered_run.py): an op's entries under the old keys are in another fingerprint's
+# directory, never read.
+SAMPLE_KEY_SCHEME = 3
 
 # Covered filters and their thresholds: arguments read only by process() (keep or drop), never by compute_stats.
 COVERED: dict[str, frozenset[str]] = {

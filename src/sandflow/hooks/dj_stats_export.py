@@ -25,6 +25,7 @@ from typing import Any
 
 from sandflow.core.replaced import replaced
 from sandflow.hooks.hf_columns import column_batches
+from sandflow.hooks.json_rows import row_encoder
 
 __all__ = ["export_without_needless_work", "map_changes_nothing", "plain_json_features"]
 
@@ -72,7 +73,7 @@ def plain_json_features(feature: Any) -> bool:
 
 def write_plain_jsonl(dataset: Any, export_path: str) -> None:
     """Data-Juicer's JSON lines writer for rows of plain JSON values: the same lines, by one encoder."""
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(row, ensure_ascii=False) per row
+    encode = row_encoder(json.JSONEncoder(ensure_ascii=False))  # json.dumps(row, ensure_ascii=False) per row
     names = dataset.column_names
     os.makedirs(os.path.dirname(os.path.abspath(export_path)), exist_ok=True)
     with open(export_path, "w", encoding="utf-8") as handle:
