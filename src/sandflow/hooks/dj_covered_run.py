@@ -182,7 +182,10 @@ class CoveredFilterRun:
                 if list(computed)[: len(had)] != list(had) or any(
                     computed[name] is not value and computed[name] != value for name, value in had.items()
                 ):
-                    raise RuntimeError(f"{self.counts.name} changed the stats a row had: not cacheable")
+                    raise RuntimeError(
+                        f"stats cache: {self.counts.name} changed a stat a sample already had, which the cache cannot "
+                        "give back on a rerun; run it with SANDFLOW_STATS_CACHE=off (docs/stats-cache.md)"
+                    )
                 added[index] = {name: value for name, value in computed.items() if name not in had}
                 if keys[index] is not None and plain_value(added[index]):
                     self.stats.add(keys[index], added[index])
