@@ -320,3 +320,6 @@ def take_dag_shortcuts() -> None:
     conda_env_without_params()
     group_less_rules_without_expansion()
     protected_outputs_checked_in_turn()
+    from sandflow.run.exit_shortcuts import dry_runs_exit_without_teardown  # it imports this module
+
+    dry_runs_exit_without_teardown()
