@@ -4,6 +4,7 @@
   rule), without Snakemake's three rounds of ``IOFile``;
 * an output, log or benchmark pattern filled with a job's wildcards: the same file object, flags copied, without
   ``IOFile``; anything else (a flagged input function, a path object) as Snakemake makes it;
+* a rule's unnamed log patterns filled one by one: the same log; named ones as Snakemake fills them;
 * a file's existence, once Snakemake's IO cache holds it, answered from the cache (run/file_shortcuts.py).
 
 Each replacement keeps Snakemake's own as ``__wrapped__``; a real workflow is parsed here by Snakemake's API.
@@ -34,6 +35,12 @@ def inputs(wildcards):
 rule plain:
     input: inputs
     output: "out/{k}.txt"
+    log: "logs/{k}.log"
+    shell: "touch {output}"
+
+rule named_logs:
+    output: "named/{k}.txt"
+    log: run="logs/{k}.run.log", tool=temp("logs/{k}.tool.log")
     shell: "touch {output}"
 
 rule flagged:
@@ -64,6 +71,7 @@ def workflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             )
             input_shortcuts.wildcards_applied_directly()
             input_shortcuts.plain_inputs_built_directly()
+            input_shortcuts.logs_filled_directly()
             yield parsed._workflow
     finally:
         os.chdir(cwd)
@@ -141,6 +149,21 @@ def test_filled_patterns_are_the_file_objects_snakemake_makes(workflow: Any, iof
     assert patterns[1].apply_wildcards({"k": "y"}).flags == {"temp": True}
     with pytest.raises(io.WildcardError):
         patterns[0].apply_wildcards({"other": "x"})
+
+
+@pytest.mark.parametrize("name", ["plain", "named_logs"])
+def test_logs_are_the_file_objects_snakemake_makes(workflow: Any, name: str):
+    from snakemake.rules import Rule
+
+    rule = workflow.get_rule(name)
+    log = rule.expand_log({"k": "x"})
+    own = Rule.expand_log.__wrapped__(rule, {"k": "x"})
+    assert type(log) is type(own) and [described(f) for f in log] == [described(f) for f in own]
+    assert log._names == own._names
+    expected = ["logs/x.log"] if name == "plain" else ["logs/x.run.log", "logs/x.tool.log"]
+    assert [str(f) for f in log] == expected
+    with pytest.raises(io.WildcardError, match="Wildcards in log files cannot be determined"):
+        rule.expand_log({"other": "x"})  # Snakemake's own words
 
 
 def test_a_files_existence_known_to_the_io_cache_is_answered_from_it(workflow: Any, monkeypatch: pytest.MonkeyPatch):
