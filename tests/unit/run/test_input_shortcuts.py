@@ -5,7 +5,8 @@
 * an output, log or benchmark pattern filled with a job's wildcards: the same file object, flags copied, without
   ``IOFile``; anything else (a flagged input function, a path object) as Snakemake makes it;
 * a rule's unnamed log patterns filled one by one: the same log; named ones as Snakemake fills them;
-* a file's existence, once Snakemake's IO cache holds it, answered from the cache (run/file_shortcuts.py).
+* a file's existence, once Snakemake's IO cache holds it, answered from the cache, and else looked up and kept
+  there as Snakemake's cache keeps it (run/file_shortcuts.py).
 
 Each replacement keeps Snakemake's own as ``__wrapped__``; a real workflow is parsed here by Snakemake's API.
 """
@@ -182,10 +183,15 @@ def test_a_files_existence_known_to_the_io_cache_is_answered_from_it(workflow: A
     Path("in/present.txt").write_text("")
     present, absent = IOFile("in/present.txt", rule=rule), IOFile("in/absent.txt", rule=rule)
     assert [asyncio.run(f.exists()) for f in (present, absent)] == [True, False]
-    assert looked_up == ["in/present.txt", "in/absent.txt"]  # not yet known: Snakemake's own
+    assert dict(workflow.iocache.exists_local) == {present: True, absent: False}  # looked, and kept as Snakemake keeps
     Path("in/absent.txt").write_text("")  # the cache keeps what it saw, as Snakemake's own does
     assert [asyncio.run(f.exists()) for f in (present, absent)] == [True, False]
     assert [asyncio.run(io._IOFile.exists.__wrapped__(f)) for f in (present, absent)] == [True, False]
-    assert looked_up == ["in/present.txt", "in/absent.txt"] * 2  # the shortcut's answers asked nothing
+    assert looked_up == ["in/present.txt", "in/absent.txt"]  # Snakemake's own asks; the shortcut's asked nothing
+    listed = IOFile("listed/x.txt", rule=rule)  # in a directory a storage inventory listed: Snakemake's own says
+    workflow.iocache.exists_local.has_inventory.add("listed")
+    os.makedirs("listed", exist_ok=True)
+    Path("listed/x.txt").write_text("")
+    assert asyncio.run(listed.exists()) is asyncio.run(io._IOFile.exists.__wrapped__(listed)) is False
     monkeypatch.setattr(workflow.iocache, "active", False)
     assert asyncio.run(absent.exists()) is True
