@@ -360,6 +360,6 @@ def take_dag_shortcuts() -> None:
     group_less_rules_without_expansion()
     protected_outputs_checked_in_turn()
     temp_files_sought_only_where_rules_have_them()
-    from sandflow.run.exit_shortcuts import dry_runs_exit_without_teardown  # it imports this module
+    from sandflow.run.dry_run_shortcuts import take_dry_run_shortcuts  # it imports this module
 
-    dry_runs_exit_without_teardown()
+    take_dry_run_shortcuts()

@@ -1,5 +1,8 @@
-"""``python -m snakemake -n`` through run/exit_shortcuts.py ends once its exit handlers have run and its output is
-flushed, with Snakemake's status, without Python's teardown of its objects; anything else ends as Python ends it.
+"""Dry runs through run/dry_run_shortcuts.py:
+
+* ``python -m snakemake -n`` ends once its exit handlers have run and its output is flushed, with Snakemake's status,
+  without Python's teardown of its objects; anything else ends as Python ends it;
+* Snakemake executes a dry run with the garbage collector off, a real run with it on, and leaves it on.
 
 Each process below loads a ``sitecustomize`` that marks, in a directory, an exit handler having run and an object
 of its module having been freed (which only Python's teardown does).
@@ -7,9 +10,12 @@ of its module having been freed (which only Python's teardown does).
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -70,7 +76,7 @@ def test_a_dry_run_ends_after_its_exit_handlers_and_output_without_teardown(tmp_
 
 def test_other_exits_are_pythons():
     from sandflow.run.dag_shortcuts import INSTALLED
-    from sandflow.run.exit_shortcuts import dry_runs_exit_without_teardown
+    from sandflow.run.dry_run_shortcuts import dry_runs_exit_without_teardown
 
     dry_runs_exit_without_teardown()
     assert getattr(sys.exit, INSTALLED, False)  # Snakemake's process has it too, and other exits go on as before
@@ -80,3 +86,46 @@ def test_other_exits_are_pythons():
     with pytest.raises(SystemExit) as exited:
         sys.exit("message")
     assert exited.value.code == "message"
+
+
+class Plugin:
+    """What Workflow.execute reads of its executor plugin to know a dry run (Snakemake's ExecutorPlugin has it)."""
+
+    def __init__(self, dry: bool) -> None:
+        self.common_settings = types.SimpleNamespace(dryrun_exec=dry)
+
+
+def test_a_dry_run_executes_with_the_garbage_collector_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from snakemake.api import SnakemakeApi
+    from snakemake.logging import logger
+    from snakemake.settings.types import OutputSettings, ResourceSettings, StorageSettings
+    from snakemake.workflow import Workflow
+
+    from sandflow.run.dry_run_shortcuts import no_collector_while_dry_running
+
+    no_collector_while_dry_running()
+    (tmp_path / "Snakefile").write_text('rule a:\n    output: "a.txt"\n    shell: "touch {output}"\n')
+    monkeypatch.chdir(tmp_path)
+    collecting: list[bool] = []  # whether the collector was on when Snakemake logged its start
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            collecting.append(gc.isenabled())
+
+    recorder = Recorder()
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(),
+            storage_settings=StorageSettings(),
+            snakefile=tmp_path / "Snakefile",
+            workdir=tmp_path,
+        )._workflow
+        logger.addHandler(recorder)  # after Snakemake has set up its handlers
+        try:
+            for dry in (True, False):
+                with pytest.raises(AssertionError):  # its settings for a run are not given here: it stops there
+                    Workflow.execute(workflow, Plugin(dry), None, None, None, None)
+                assert gc.isenabled()
+        finally:
+            logger.removeHandler(recorder)
+    assert collecting == [False, True]
