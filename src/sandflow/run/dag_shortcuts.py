@@ -21,7 +21,10 @@ job"), Snakemake:
 * expands each job's params only to hand them to the conda directive, which is a plain path in these rules
   and so takes none: ``conda_env_without_params`` leaves params to whoever needs them (the job's script);
 * expands the group of a job whose rule has none on each of three calls: ``group_less_rules_without_expansion``;
-* asks whether each output is write-protected in an asyncio task of its own: ``protected_outputs_checked_in_turn``.
+* asks whether each output is write-protected in an asyncio task of its own: ``protected_outputs_checked_in_turn``;
+* looks, when each job finishes (also in a dry run), for temp files among the outputs of the job and of each job it
+  depends on (the hpo summary's and the assembly's 30,000), also when no rule has a temp output:
+  ``temp_files_sought_only_where_rules_have_them``.
 
 Those through its file objects (flags, formatting, the output path check) are in run/file_shortcuts.py.
 """
@@ -48,6 +51,9 @@ EXPANDED_RESOURCES = "_sandflow_expanded_resources"
 
 # Where match_producers_once_per_file keeps the rules matching each file, on Snakemake's output index.
 MATCHED_PRODUCERS = "_sandflow_matched_producers"
+
+# Where temp_files_sought_only_where_rules_have_them keeps whether any rule has a temp output, on the DAG.
+TEMP_OUTPUTS = "_sandflow_temp_outputs"
 
 # Marks what this module installed, so that a second Snakefile parse in one process does not wrap it again.
 INSTALLED = "_sandflow_shortcut"
@@ -300,6 +306,39 @@ def protected_outputs_checked_in_turn() -> None:
     jobs.Job.check_protected_output = check_protected_output
 
 
+def temp_files_sought_only_where_rules_have_them() -> None:
+    """``DAG.handle_temp(job)`` (remove the temp files no job needs any more, or say it would in a dry run) logs its
+    debug message and returns when no rule of the workflow has a temp output: a job's outputs are its rule's patterns
+    filled, with their flags (``--all-temp`` flags the patterns too), so none of them is temp and Snakemake's own
+    would find nothing to remove."""
+    from snakemake import dag
+
+    original = inspect.getattr_static(dag.DAG, "handle_temp", None)
+    is_flagged = getattr(dag, "is_flagged", None)
+    if not inspect.iscoroutinefunction(original) or getattr(original, INSTALLED, False) or is_flagged is None:
+        return
+    logger = getattr(dag, "logger", None)
+    if logger is None:
+        return
+
+    def any_temp_output(workflow: Any) -> bool:
+        return any(is_flagged(pattern, "temp") for rule in workflow.rules for pattern in rule.output)
+
+    @installed
+    async def handle_temp(self: Any, job: Any) -> None:
+        if self.workflow.storage_settings.notemp or job.is_group():
+            return await original(self, job)
+        rules_with_temp = self.__dict__.get(TEMP_OUTPUTS)
+        if rules_with_temp is None:  # the rules are all read before a DAG is built
+            rules_with_temp = self.__dict__[TEMP_OUTPUTS] = any_temp_output(self.workflow)
+        if rules_with_temp:
+            return await original(self, job)
+        logger.debug(f"Handle temp files for job {job}")  # as Snakemake's own does first
+
+    handle_temp.__wrapped__ = original  # type: ignore[attr-defined]
+    dag.DAG.handle_temp = handle_temp
+
+
 def checked_snakemake() -> bool:
     """Whether the running Snakemake is the one these shortcuts were checked against (each module's installer asks)."""
     import snakemake
@@ -320,3 +359,7 @@ def take_dag_shortcuts() -> None:
     conda_env_without_params()
     group_less_rules_without_expansion()
     protected_outputs_checked_in_turn()
+    temp_files_sought_only_where_rules_have_them()
+    from sandflow.run.dry_run_shortcuts import take_dry_run_shortcuts  # it imports this module
+
+    take_dry_run_shortcuts()

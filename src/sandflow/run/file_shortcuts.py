@@ -12,8 +12,9 @@ internals"), Snakemake:
 * checks that no output is inside another job's by building a ``pathlib.Path`` of every output and sorting those:
   ``output_paths_as_strings`` sorts the same path components as plain tuples of strings;
 * asks whether a file exists several times per job (the inventory, the needrun check, the outputs' mtimes), each
-  answer after the first from its IO cache through two coroutines and a directory lookup for a storage inventory:
-  ``known_existence_first`` answers from the cache's dictionary when it holds the answer.
+  answer (the first one too) from its IO cache through two coroutines and a directory lookup for a storage inventory:
+  ``known_existence_first`` answers from the cache's dictionary when it holds the answer, and else looks and keeps
+  the answer there as Snakemake's cache does.
 """
 
 from __future__ import annotations
@@ -150,10 +151,11 @@ def output_paths_as_strings() -> None:
 
 
 def known_existence_first() -> None:
-    """``_IOFile.exists()`` of a local file whose answer Snakemake's IO cache holds: that answer. Snakemake's own
-    asks the cache (``ExistsDict``: the answer it holds; else False for a file in a directory a storage inventory
-    listed; else it looks) through ``exists_local``'s cache wrapper; a file it holds no answer for, a storage file,
-    and every file while the cache is off go through Snakemake's own."""
+    """``_IOFile.exists()`` of a local file whose answer Snakemake's IO cache holds: that answer; of one it holds
+    none for, while no storage inventory has listed a directory: ``os.path.exists`` of it, kept in the cache.
+    Snakemake's own asks the cache (``ExistsDict``: the answer it holds; else False for a file in a directory a
+    storage inventory listed; else it looks and keeps the answer) through ``exists_local``'s cache wrapper; with
+    such an inventory, for a storage file, and for every file while the cache is off, Snakemake's own answers."""
     from snakemake import io
 
     original = inspect.getattr_static(io._IOFile, "exists", None)
@@ -165,6 +167,11 @@ def known_existence_first() -> None:
     probe = io.IOCache(0)
     if type(vars(probe).get("_exists_local")) is not exists_dict or probe.exists_local is not probe._exists_local:
         return
+    if vars(probe._exists_local).keys() != {"cache", "has_inventory"} or "__setitem__" in vars(exists_dict):
+        return  # its answers are kept, and the inventory's directories listed, otherwise than this module knows
+    looks = inspect.getsource(inspect.unwrap(io._IOFile.exists_local)).strip().splitlines()[-1].strip()
+    if looks != "return os.path.exists(self.file)":
+        return
     unknown = object()
 
     @installed
@@ -173,9 +180,16 @@ def known_existence_first() -> None:
         if rule is not None and not self.is_storage:
             cache = rule.workflow.iocache
             if cache.active:
-                known = dict.get(cache._exists_local, self, unknown)
+                local = cache._exists_local
+                known = dict.get(local, self, unknown)
                 if known is not unknown:
                     return known
+                if not local.has_inventory and not self._is_callable:
+                    # What Snakemake's cache wrapper does for a file it holds no answer for (no storage inventory
+                    # to say it is absent): look (``exists_local``) and keep the answer.
+                    answer = os.path.exists(self._file)
+                    dict.__setitem__(local, self, answer)
+                    return answer
         return await original(self)
 
     exists.__wrapped__ = original  # type: ignore[attr-defined]

@@ -10,7 +10,9 @@ In a ``snakemake -n`` of 20,000 distinct jobs (benchmarks/RESULTS.md, "Third pas
   directly for a rule whose input is one plain function and whose modifier and default flags change nothing;
 * fills each job's output, log and benchmark pattern by making a file object of the filled path (checking it for
   functions, path variables and storage) and then copying the pattern's flags onto it:
-  ``wildcards_applied_directly`` builds the same object directly for a pattern without storage or functions.
+  ``wildcards_applied_directly`` builds the same object directly for a pattern without storage or functions;
+* fills each job's log patterns through the machinery that applies input functions, names and ``unpack`` to a
+  rule's input: ``logs_filled_directly`` fills a rule's plain patterns one by one.
 """
 
 from __future__ import annotations
@@ -155,9 +157,52 @@ def plain_inputs_built_directly() -> None:
     Rule.expand_input = expand_input
 
 
+def logs_filled_directly() -> None:
+    """``Rule.expand_log`` for a rule whose log patterns are all unnamed paths (no function, no ``unpack``): Snakemake
+    passes each through ``Rule._apply_wildcards``, which for such a pattern fills it (``_IOFile.apply_wildcards``)
+    and appends it; the same, pattern by pattern, then Snakemake's check of each file. Anything else, and a pattern
+    it cannot fill (Snakemake words that error), through Snakemake's own."""
+    from snakemake import io
+    from snakemake.iocontainers import Log
+    from snakemake.rules import Rule
+
+    original = inspect.getattr_static(Rule, "expand_log", None)
+    if not isinstance(original, types.FunctionType) or getattr(original, INSTALLED, False):
+        return
+    if list(inspect.signature(original).parameters) != ["self", "wildcards"]:
+        return
+    iofile, wildcard_error = getattr(io, "_IOFile", None), getattr(io, "WildcardError", None)
+    if iofile is None or wildcard_error is None:
+        return
+
+    def plain(patterns: Any) -> bool:
+        return not patterns._names and all(
+            type(pattern) is iofile and not pattern._is_callable and not pattern.flags.get("unpack")
+            for pattern in patterns
+        )
+
+    @installed
+    def expand_log(self: Any, wildcards: Any) -> Any:
+        patterns = self.log
+        if not plain(patterns):
+            return original(self, wildcards)
+        log = Log()
+        try:
+            log.extend(pattern.apply_wildcards(wildcards) for pattern in patterns)
+        except wildcard_error:
+            return original(self, wildcards)
+        for f in log:
+            f.check()
+        return log
+
+    expand_log.__wrapped__ = original  # type: ignore[attr-defined]
+    Rule.expand_log = expand_log
+
+
 def take_input_shortcuts() -> None:
     """All of the above, in the process that builds Snakemake's DAG (after its modules are imported)."""
     if not checked_snakemake():
         return
     wildcards_applied_directly()
     plain_inputs_built_directly()
+    logs_filled_directly()

@@ -4,7 +4,9 @@
   rule), without Snakemake's three rounds of ``IOFile``;
 * an output, log or benchmark pattern filled with a job's wildcards: the same file object, flags copied, without
   ``IOFile``; anything else (a flagged input function, a path object) as Snakemake makes it;
-* a file's existence, once Snakemake's IO cache holds it, answered from the cache (run/file_shortcuts.py).
+* a rule's unnamed log patterns filled one by one: the same log; named ones as Snakemake fills them;
+* a file's existence, once Snakemake's IO cache holds it, answered from the cache, and else looked up and kept
+  there as Snakemake's cache keeps it (run/file_shortcuts.py).
 
 Each replacement keeps Snakemake's own as ``__wrapped__``; a real workflow is parsed here by Snakemake's API.
 """
@@ -34,6 +36,12 @@ def inputs(wildcards):
 rule plain:
     input: inputs
     output: "out/{k}.txt"
+    log: "logs/{k}.log"
+    shell: "touch {output}"
+
+rule named_logs:
+    output: "named/{k}.txt"
+    log: run="logs/{k}.run.log", tool=temp("logs/{k}.tool.log")
     shell: "touch {output}"
 
 rule flagged:
@@ -64,6 +72,7 @@ def workflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             )
             input_shortcuts.wildcards_applied_directly()
             input_shortcuts.plain_inputs_built_directly()
+            input_shortcuts.logs_filled_directly()
             yield parsed._workflow
     finally:
         os.chdir(cwd)
@@ -143,6 +152,21 @@ def test_filled_patterns_are_the_file_objects_snakemake_makes(workflow: Any, iof
         patterns[0].apply_wildcards({"other": "x"})
 
 
+@pytest.mark.parametrize("name", ["plain", "named_logs"])
+def test_logs_are_the_file_objects_snakemake_makes(workflow: Any, name: str):
+    from snakemake.rules import Rule
+
+    rule = workflow.get_rule(name)
+    log = rule.expand_log({"k": "x"})
+    own = Rule.expand_log.__wrapped__(rule, {"k": "x"})
+    assert type(log) is type(own) and [described(f) for f in log] == [described(f) for f in own]
+    assert log._names == own._names
+    expected = ["logs/x.log"] if name == "plain" else ["logs/x.run.log", "logs/x.tool.log"]
+    assert [str(f) for f in log] == expected
+    with pytest.raises(io.WildcardError, match="Wildcards in log files cannot be determined"):
+        rule.expand_log({"other": "x"})  # Snakemake's own words
+
+
 def test_a_files_existence_known_to_the_io_cache_is_answered_from_it(workflow: Any, monkeypatch: pytest.MonkeyPatch):
     file_shortcuts.known_existence_first()
     rule = workflow.get_rule("plain")
@@ -159,10 +183,15 @@ def test_a_files_existence_known_to_the_io_cache_is_answered_from_it(workflow: A
     Path("in/present.txt").write_text("")
     present, absent = IOFile("in/present.txt", rule=rule), IOFile("in/absent.txt", rule=rule)
     assert [asyncio.run(f.exists()) for f in (present, absent)] == [True, False]
-    assert looked_up == ["in/present.txt", "in/absent.txt"]  # not yet known: Snakemake's own
+    assert dict(workflow.iocache.exists_local) == {present: True, absent: False}  # looked, and kept as Snakemake keeps
     Path("in/absent.txt").write_text("")  # the cache keeps what it saw, as Snakemake's own does
     assert [asyncio.run(f.exists()) for f in (present, absent)] == [True, False]
     assert [asyncio.run(io._IOFile.exists.__wrapped__(f)) for f in (present, absent)] == [True, False]
-    assert looked_up == ["in/present.txt", "in/absent.txt"] * 2  # the shortcut's answers asked nothing
+    assert looked_up == ["in/present.txt", "in/absent.txt"]  # Snakemake's own asks; the shortcut's asked nothing
+    listed = IOFile("listed/x.txt", rule=rule)  # in a directory a storage inventory listed: Snakemake's own says
+    workflow.iocache.exists_local.has_inventory.add("listed")
+    os.makedirs("listed", exist_ok=True)
+    Path("listed/x.txt").write_text("")
+    assert asyncio.run(listed.exists()) is asyncio.run(io._IOFile.exists.__wrapped__(listed)) is False
     monkeypatch.setattr(workflow.iocache, "active", False)
     assert asyncio.run(absent.exists()) is True
