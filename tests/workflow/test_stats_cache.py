@@ -272,3 +272,24 @@ def test_thresholds_decide_on_the_stats_as_the_stats_column_holds_them(tmp_path,
     warm, warm_lines = run_hook(tmp_path / "work", "ProcessDataHook", "warm", recipe)
     assert cold_lines["alphanumeric_filter"] == (0, 4, 0) and warm_lines["alphanumeric_filter"] == (4, 0, 0)
     assert cold == own and warm == own
+
+
+def test_a_covered_op_that_changes_a_stat_the_sample_had_fails_naming_the_op(
+    tmp_path, dataset, offline_env, monkeypatch
+):
+    """The cache stores what an op adds: an op that also rewrote a stat already there could not have that change
+    given back on a rerun, so its job fails in one line rather than give other bytes warm than cold."""
+    from data_juicer.ops.filter.text_length_filter import TextLengthFilter
+
+    own = TextLengthFilter.compute_stats_batched
+
+    def rewrites_words(self, samples, *args, **kwargs):
+        samples = own(self, samples, *args, **kwargs)
+        for stats in samples["__dj__stats__"]:
+            stats["num_words"] = -1
+        return samples
+
+    monkeypatch.setattr(TextLengthFilter, "compute_stats_batched", rewrites_words)
+    ops = [{"words_num_filter": {"min_num": 1}}, {"text_length_filter": {"min_len": 1}}]
+    with pytest.raises(RuntimeError, match=r"text_length_filter changed a stat a sample already had.*=off"):
+        run_hook(tmp_path / "work", "ProcessDataHook", "rewrites", process_recipe(dataset, ops))
