@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ import pytest
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
 
+from helpers.env import snakemake_env
+from helpers.processes import job_servers_in
 from helpers.snakemake import job_counts, snakemake
 
 # (pipeline, meta_name, hook[ type], [1-based numbers of the jobs it depends on]) in sequential order.
@@ -154,3 +158,17 @@ def test_a_real_run_that_needs_what_is_not_here_stops_before_any_job(upstream_di
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("sandflow: error: cannot run here: "), last
     assert not (upstream_dir / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_sandflow_run_refused_at_onstart_leaves_no_job_server(upstream_dir: Path, tmp_path: Path):
+    """`sandflow run` starts the job server before Snakemake; a run refused at onstart stops it before it exits.
+    (It went on importing the jobs' libraries, torch among them, and held the command's output open meanwhile:
+    the output goes to a file here, so that the command's end is its own.)"""
+    argv = [sys.executable, "-m", "sandflow.cli", "run", "configs/demo/sandbox.yaml", "--cores", "1"]
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        run = subprocess.Popen(argv, cwd=upstream_dir, env=snakemake_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+        assert run.wait(timeout=600) == 2
+    assert job_servers_in(upstream_dir) == []
+    last = (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1]
+    assert last.startswith("sandflow: error: cannot run here: "), last

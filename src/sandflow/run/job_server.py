@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 import traceback
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,10 @@ def start_before_snakemake(work_dir: str, preload: Sequence[str]) -> None:
         return
     _started_before_snakemake, _setting_before_start = True, setting
     _running = None if keep else server  # a kept server is not stopped with the run
+    if server is not None and not keep:
+        # Stopped at exit, also by exit_with_error's os._exit (it runs these): a run refused at parse time or at
+        # onstart would leave it importing, holding the command's output open.
+        weakref.finalize(server, stop, server)
 
 
 def start_for_local_run(workflow: Any, work_dir: str) -> None:
