@@ -24,6 +24,7 @@ import yaml
 from helpers.env import snakemake_env
 from helpers.hpo_grid import grid_config
 from helpers.paths import SNAKEFILE
+from helpers.snakemake_api import parsed_workflow
 
 MARKING = """
 import atexit
@@ -96,9 +97,7 @@ class Plugin:
 
 
 def test_a_dry_run_executes_with_the_garbage_collector_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from snakemake.api import SnakemakeApi
     from snakemake.logging import logger
-    from snakemake.settings.types import OutputSettings, ResourceSettings, StorageSettings
     from snakemake.workflow import Workflow
 
     from sandflow.run.dry_run_shortcuts import no_collector_while_dry_running
@@ -113,13 +112,7 @@ def test_a_dry_run_executes_with_the_garbage_collector_off(tmp_path: Path, monke
             collecting.append(gc.isenabled())
 
     recorder = Recorder()
-    with SnakemakeApi(OutputSettings()) as api:
-        workflow = api.workflow(
-            resource_settings=ResourceSettings(),
-            storage_settings=StorageSettings(),
-            snakefile=tmp_path / "Snakefile",
-            workdir=tmp_path,
-        )._workflow
+    with parsed_workflow(tmp_path) as workflow:
         logger.addHandler(recorder)  # after Snakemake has set up its handlers
         try:
             for dry in (True, False):

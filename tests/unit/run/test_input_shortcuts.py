@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 from snakemake import io
-from snakemake.api import SnakemakeApi
 from snakemake.io import AnnotatedString, IOFile, protected, temp
-from snakemake.settings.types import OutputSettings, ResourceSettings, StorageSettings
 
 from sandflow.run import file_shortcuts, input_shortcuts
+
+from helpers.snakemake_api import parsed_workflow
 
 SNAKEFILE = """
 from pathlib import Path
@@ -63,17 +63,11 @@ def workflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cwd = os.getcwd()
     os.chdir(directory)
     try:
-        with SnakemakeApi(OutputSettings()) as api:
-            parsed = api.workflow(
-                resource_settings=ResourceSettings(),
-                storage_settings=StorageSettings(),
-                snakefile=directory / "Snakefile",
-                workdir=directory,
-            )
+        with parsed_workflow(directory) as parsed:
             input_shortcuts.wildcards_applied_directly()
             input_shortcuts.plain_inputs_built_directly()
             input_shortcuts.logs_filled_directly()
-            yield parsed._workflow
+            yield parsed
     finally:
         os.chdir(cwd)
 
