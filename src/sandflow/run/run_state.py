@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from logging.handlers import QueueHandler
 
 from sandflow.core import layout
 from sandflow.core.exit_finalizers import run_exit_finalizers
@@ -16,10 +19,22 @@ from sandflow.run import storage
 def exit_with_error(message: str) -> None:
     """One line on stderr, exit code 2, before any job (SystemExit in a Snakefile would become exit 1). os._exit skips
     the interpreter's exit: its finalizers run first, which remove Snakemake's temporary directory in $TMPDIR."""
+    wait_for_logged_records()
     print(f"sandflow: error: {message}", file=sys.stderr)
     sys.stderr.flush()
     run_exit_finalizers()
     os._exit(2)
+
+
+def wait_for_logged_records(timeout_s: float = 2.0) -> None:
+    """Wait (at most timeout_s) until Snakemake's logger plugins have printed what was logged: they print from a
+    thread of their own (sandflow's terminal does, `--logger sandflow`), which would otherwise print the run's
+    "N job(s) to run" after the error line, or not at all."""
+    deadline = time.monotonic() + timeout_s
+    for handler in logging.getLogger("snakemake.logging").handlers:
+        queue = handler.queue if isinstance(handler, QueueHandler) else None
+        while getattr(queue, "unfinished_tasks", 0) and time.monotonic() < deadline:  # QueueListener's task_done
+            time.sleep(0.005)
 
 
 @dataclass
