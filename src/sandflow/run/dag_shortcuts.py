@@ -360,6 +360,3 @@ def take_dag_shortcuts() -> None:
     group_less_rules_without_expansion()
     protected_outputs_checked_in_turn()
     temp_files_sought_only_where_rules_have_them()
-    from sandflow.run.dry_run_shortcuts import take_dry_run_shortcuts  # it imports this module
-
-    take_dry_run_shortcuts()
