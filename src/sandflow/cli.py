@@ -14,6 +14,7 @@ from sandflow.plan.history import Explainer
 from sandflow.plan.model import Job, Plan, Ref
 from sandflow.plan.planner import Planner, plan_config
 from sandflow.run import job_server, noop
+from sandflow.run.import_shortcuts import slurm_efficiency_report_on_use
 from sandflow.run.launch import SNAKEFILE, with_terminal_logger
 from sandflow.run.warm_imports import plan_preload
 from sandflow.run.workflow import SandflowRun, cannot_run_here
@@ -141,6 +142,7 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
         return 0
     if plain is not None:  # its job server imports the jobs' libraries while Snakemake starts (run/job_server.py)
         job_server.start_before_snakemake(plain.work_dir, plan_preload(plain.plan))
+    slurm_efficiency_report_on_use()  # pandas, 0.5 s of Snakemake's start (run/import_shortcuts.py)
     from snakemake.cli import main as snakemake_main
 
     if not any(

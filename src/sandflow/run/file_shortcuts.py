@@ -30,9 +30,10 @@ from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake, installed
 
 def _replace_where_imported(original: Any, replacement: Any, name: str) -> None:
     """``replacement`` for ``name`` in each Snakemake module that holds ``original`` under it (its own, and those
-    that imported it by name); a module imported later keeps the original, the same result."""
+    that imported it by name); a module imported later keeps the original, the same result. Read from each
+    module's namespace: a module's ``__getattr__`` (a stand-in's, run/import_shortcuts.py) would import."""
     for module_name, module in list(sys.modules.items()):
-        if module_name.startswith("snakemake") and getattr(module, name, None) is original:
+        if module_name.startswith("snakemake") and getattr(module, "__dict__", {}).get(name) is original:
             setattr(module, name, replacement)
 
 

@@ -33,6 +33,7 @@ from sandflow.run.dry_run_shortcuts import take_dry_run_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.file_shortcuts import take_file_shortcuts
 from sandflow.run.hpo import HpoRules
+from sandflow.run.import_shortcuts import take_import_shortcuts
 from sandflow.run.input_shortcuts import take_input_shortcuts
 from sandflow.run.integrity import first_altered
 from sandflow.run.iterations import IterationRules
@@ -191,6 +192,7 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     take_dag_shortcuts()
     take_dry_run_shortcuts()
     take_file_shortcuts()
+    take_import_shortcuts()
     take_input_shortcuts()
     take_log_shortcuts()
     take_scheduler_shortcuts()
