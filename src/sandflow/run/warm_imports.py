@@ -28,9 +28,10 @@ WARM_IMPORTS = {
 BACKGROUND_IMPORTS = {"py-data-juicer": ("matplotlib.pyplot",)}
 
 
-def warm_imports(libraries: Sequence[str]) -> list[str]:
-    """The modules to import before forking a job of a hook with these libraries ([]: run it in its own process)."""
-    return [module for library in libraries for module in WARM_IMPORTS.get(library, ())]
+def warm_imports(libraries: Sequence[str], table: dict[str, tuple[str, ...]] = WARM_IMPORTS) -> list[str]:
+    """The modules to import before forking a job of a hook with these libraries ([]: run it in its own process),
+    or, with BACKGROUND_IMPORTS as table, those to import after it."""
+    return [module for library in libraries for module in table.get(library, ())]
 
 
 def warm(name: str) -> None:
@@ -50,8 +51,7 @@ def preload_of(wanted: Callable[[Hook], bool]) -> list[str]:
     for imports in (WARM_IMPORTS, BACKGROUND_IMPORTS):
         for hook in HOOKS.values():
             if wanted(hook):
-                found = (module for library in hook.libraries for module in imports.get(library, ()))
-                modules += [module for module in found if module not in modules]
+                modules += [module for module in warm_imports(hook.libraries, imports) if module not in modules]
     return modules
 
 
