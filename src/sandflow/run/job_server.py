@@ -38,6 +38,8 @@ A job process sends nothing to a server that runs as another uid.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import hashlib
 import json
@@ -297,7 +299,7 @@ def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()
     logging.getLogger().addHandler(logging.NullHandler())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: Snakemake decides, then stops us
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the socket file is removed
+    signal.signal(signal.SIGTERM, functools.partial(exit_at_once, path, os.getpid()))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     for leftover in (path, path + ".tmp"):  # of an earlier, killed run (the directory is this user's own)
         if os.path.lexists(leftover):
@@ -336,6 +338,18 @@ def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def exit_at_once(path: str, server_pid: int, *_: Any) -> None:
+    """SIGTERM (the run's end): remove the socket and exit without Python's teardown of what the server imported
+    (0.13 s with Data-Juicer's libraries, and every `sandflow run` waited for it). The server holds nothing an exit
+    handler would finish: it only imports and forks; each job ends in its child (run/job_child.py). A child forked
+    just now, before it set its own handler, exits as before."""
+    if os.getpid() != server_pid:
+        sys.exit(0)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os._exit(0)
 
 
 def preload_one(name: str, warmed: set[str]) -> None:

@@ -188,6 +188,36 @@ def test_a_server_imports_the_runs_preload_before_any_job_asks(tmp_path: Path, m
         job_server.stop(process)
 
 
+# Imported by a server's preload: an exit handler, as the libraries a server imports register theirs.
+EXIT_HANDLER = """
+import atexit, os, pathlib
+marker = pathlib.Path(os.environ["SANDFLOW_TEST_MARKER"])
+atexit.register(marker.write_text, "the exit handlers ran")
+marker.with_suffix(".imported").touch()
+"""
+
+
+def test_a_stopped_server_removes_its_socket_and_skips_python_teardown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "exit_handler.py").write_text(EXIT_HANDLER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")]))
+    marker = tmp_path / "exited"
+    monkeypatch.setenv("SANDFLOW_TEST_MARKER", str(marker))
+    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)  # restored after the test
+    process = job_server.start(str(tmp_path / "w"), preload=["exit_handler"])
+    address = os.environ[job_server.ADDRESS_ENV]
+    deadline = time.monotonic() + 30
+    while not marker.with_suffix(".imported").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.with_suffix(".imported").exists()
+    job_server.stop(process)
+    assert process.returncode == 0
+    assert not os.path.exists(address)
+    # The teardown is what `sandflow run` waited for at its end (0.13 s with Data-Juicer's libraries imported).
+    assert not marker.exists()
+
+
 class Snakemake:
     """What run_preload reads of Snakemake's workflow at onstart: the rules of the DAG's jobs that need to run."""
 
