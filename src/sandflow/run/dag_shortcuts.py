@@ -64,6 +64,15 @@ def installed(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def replaceable(owner: type, name: str, parameters: list[str]) -> types.FunctionType | None:
+    """owner's own function ``name`` as a shortcut knows it: a plain function, not installed here, with these
+    parameters; None otherwise (the shortcut then stays out)."""
+    original = inspect.getattr_static(owner, name, None)
+    if not isinstance(original, types.FunctionType) or getattr(original, INSTALLED, False):
+        return None
+    return original if list(inspect.signature(original).parameters) == parameters else None
+
+
 def read_signatures_once() -> None:
     """Snakemake's ``get_function_params(func)``, remembered on each plain function (for a bound method, on its
     function, apart: a bound method's lacks the first parameter).

@@ -27,7 +27,7 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake, installed
+from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake, installed, replaceable
 
 SLURM_EFFICIENCY_REPORT = "snakemake_executor_plugin_slurm.efficiency_report"
 # The libraries whose values Snakemake's script params store in a form of their own (iocontainers.Snakemake).
@@ -70,10 +70,8 @@ def script_params_without_imports() -> None:
     does for a value that is none of pandas', numpy's or polars'; params with such a value go to Snakemake's own."""
     from snakemake.iocontainers import Params, Snakemake
 
-    original = inspect.getattr_static(Snakemake, "_safely_store_params", None)
-    if not callable(original) or getattr(original, INSTALLED, False):
-        return
-    if list(inspect.signature(original).parameters) != ["self", "params"]:
+    original = replaceable(Snakemake, "_safely_store_params", ["self", "params"])
+    if original is None:
         return
 
     @installed

@@ -11,21 +11,17 @@ it has returned, nothing waits for them.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from typing import Any
 
-from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake, installed
+from sandflow.run.dag_shortcuts import checked_snakemake, installed, replaceable
 
 
 def reevaluation_timers_as_daemons() -> None:
     """``JobScheduler._schedule_reevalutation`` (sic) with a daemon timer that wakes the scheduler the same way."""
     from snakemake.scheduling.job_scheduler import JobScheduler
 
-    original = inspect.getattr_static(JobScheduler, "_schedule_reevalutation", None)
-    if not callable(original) or getattr(original, INSTALLED, False):
-        return
-    if list(inspect.signature(original).parameters) != ["self", "delay"]:
+    if replaceable(JobScheduler, "_schedule_reevalutation", ["self", "delay"]) is None:
         return
 
     @installed

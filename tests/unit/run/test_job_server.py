@@ -167,20 +167,31 @@ os.replace(marker + ".part", marker)
 """
 
 
-def test_a_server_imports_the_runs_preload_before_any_job_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def importable_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> Path:
+    """A module a server started from here can import, and the marker file it reports through (not there yet)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "modules").mkdir()
-    (tmp_path / "modules" / "preload_marker.py").write_text(PRELOAD_MARKER)
+    (tmp_path / "modules" / f"{name}.py").write_text(source)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")]))
-    marker = tmp_path / "imported"
+    marker = tmp_path / "marker"
     monkeypatch.setenv("SANDFLOW_TEST_MARKER", str(marker))
     monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)  # restored after the test
+    return marker
+
+
+def wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists()
+
+
+def test_a_server_imports_the_runs_preload_before_any_job_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    marker = importable_module(tmp_path, monkeypatch, "preload_marker", PRELOAD_MARKER)
     # a module that does not import is skipped: the server goes on with the next and serves jobs
     process = job_server.start(str(tmp_path / "w"), preload=["sandflow_no_such_module", "preload_marker"])
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(marker)
         assert marker.read_text().split()[0] == str(process.pid)  # the server itself imported it, unasked
         address = os.environ[job_server.ADDRESS_ENV]
         assert job_server.submit(address, request_for(write_pool_config(tmp_path, samples=10))) == 0
@@ -198,19 +209,10 @@ marker.with_suffix(".imported").touch()
 
 
 def test_a_stopped_server_removes_its_socket_and_skips_python_teardown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "modules").mkdir()
-    (tmp_path / "modules" / "exit_handler.py").write_text(EXIT_HANDLER)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")]))
-    marker = tmp_path / "exited"
-    monkeypatch.setenv("SANDFLOW_TEST_MARKER", str(marker))
-    monkeypatch.delenv(job_server.ADDRESS_ENV, raising=False)  # restored after the test
+    marker = importable_module(tmp_path, monkeypatch, "exit_handler", EXIT_HANDLER)
     process = job_server.start(str(tmp_path / "w"), preload=["exit_handler"])
     address = os.environ[job_server.ADDRESS_ENV]
-    deadline = time.monotonic() + 30
-    while not marker.with_suffix(".imported").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.with_suffix(".imported").exists()
+    wait_for(marker.with_suffix(".imported"))
     job_server.stop(process)
     assert process.returncode == 0
     assert not os.path.exists(address)
