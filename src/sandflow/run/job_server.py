@@ -363,10 +363,19 @@ def preload_one(name: str, warmed: set[str]) -> None:
 
 
 def warm_once(name: str, warmed: set[str]) -> None:
-    """Import (run/warm_imports.warm) what this server has not imported yet."""
-    if name not in warmed:
+    """Import (run/warm_imports.warm) what this server has not imported yet, with the garbage collector paused: an
+    import makes many objects and little garbage, and the collector's passes over them cost 10-15% of the CPU time
+    of Data-Juicer's import (the wait of a run's first job)."""
+    if name in warmed:
+        return
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
         warm(name)
-        warmed.add(name)
+    finally:
+        if collecting:
+            gc.enable()
+    warmed.add(name)
 
 
 def peer_uid(connection: socket.socket) -> int | None:

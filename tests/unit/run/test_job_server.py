@@ -8,6 +8,7 @@ and a server whose Snakemake process dies goes away too; a kept one stays until 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -197,6 +198,24 @@ def test_a_server_imports_the_runs_preload_before_any_job_asks(tmp_path: Path, m
         assert job_server.submit(address, request_for(write_pool_config(tmp_path, samples=10))) == 0
     finally:
         job_server.stop(process)
+
+
+def test_a_warm_import_runs_with_the_garbage_collector_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    module = "gc_state_at_import"
+    marker = importable_module(tmp_path, monkeypatch, module, GC_STATE_AT_IMPORT)
+    monkeypatch.syspath_prepend(str(tmp_path / "modules"))
+    warmed: set[str] = set()
+    assert gc.isenabled()
+    job_server.warm_once(module, warmed)
+    assert marker.read_text() == "False"  # paused while the module was imported
+    assert gc.isenabled() and warmed == {module}  # and on again for the server's children
+
+
+# Imported by a test: whether the garbage collector was on while it was imported.
+GC_STATE_AT_IMPORT = """
+import gc, os, pathlib
+pathlib.Path(os.environ["SANDFLOW_TEST_MARKER"]).write_text(str(gc.isenabled()))
+"""
 
 
 # Imported by a server's preload: an exit handler, as the libraries a server imports register theirs.
