@@ -10,6 +10,7 @@ import sys
 from sandflow.config.errors import ConfigError, print_error
 from sandflow.config.files import read_config_file
 from sandflow.config.load import load_config_file
+from sandflow.core.collector import collector_paused
 from sandflow.plan.history import Explainer
 from sandflow.plan.model import Job, Plan, Ref
 from sandflow.plan.planner import Planner, plan_config
@@ -143,7 +144,8 @@ def run(config_file: str, snakemake_args: list[str]) -> int:
     if plain is not None:  # its job server imports the jobs' libraries while Snakemake starts (run/job_server.py)
         job_server.start_before_snakemake(plain.work_dir, plan_preload(plain.plan))
     slurm_efficiency_report_on_use()  # pandas, 0.5 s of Snakemake's start (run/import_shortcuts.py)
-    from snakemake.cli import main as snakemake_main
+    with collector_paused():
+        from snakemake.cli import main as snakemake_main
 
     if not any(
         arg in ("--cores", "-c", "--jobs", "-j", "--profile") or arg.startswith(("--cores=", "-c", "--jobs=", "-j"))

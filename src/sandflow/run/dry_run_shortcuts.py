@@ -15,13 +15,13 @@ this module knows it). In a ``snakemake -n`` of 30,000 planned jobs (benchmarks/
 from __future__ import annotations
 
 import atexit
-import gc
 import inspect
 import os
 import sys
 import types
 from typing import Any
 
+from sandflow.core.collector import collector_paused
 from sandflow.run.dag_shortcuts import INSTALLED, checked_snakemake, installed
 
 
@@ -86,13 +86,10 @@ def no_collector_while_dry_running() -> None:
     @installed
     def execute(self: Any, executor_plugin: Any, *args: Any, **kwargs: Any) -> Any:
         dry = getattr(getattr(executor_plugin, "common_settings", None), "dryrun_exec", None) is True
-        if not dry or not gc.isenabled():
+        if not dry:
             return original(self, executor_plugin, *args, **kwargs)
-        gc.disable()
-        try:
+        with collector_paused():
             return original(self, executor_plugin, *args, **kwargs)
-        finally:
-            gc.enable()
 
     execute.__wrapped__ = original  # type: ignore[attr-defined]
     Workflow.execute = execute

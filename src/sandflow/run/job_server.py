@@ -58,6 +58,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sandflow.core.collector import collector_paused
 from sandflow.core.private_fs import UnsafePath, open_no_follow, private_dir, unsafe_reason
 from sandflow.run.job_child import EXIT_CODE, run_child
 from sandflow.run.warm_imports import run_preload, warm
@@ -368,13 +369,8 @@ def warm_once(name: str, warmed: set[str]) -> None:
     of Data-Juicer's import (the wait of a run's first job)."""
     if name in warmed:
         return
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         warm(name)
-    finally:
-        if collecting:
-            gc.enable()
     warmed.add(name)
 
 
