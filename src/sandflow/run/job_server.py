@@ -337,8 +337,12 @@ def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()
             last_job = time.monotonic()  # idle time counts from here: warming up for a job is not idling
             close_all(connection, fds)
     finally:
-        if os.path.exists(path):
-            os.unlink(path)
+        remove_socket(path)
+
+
+def remove_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def exit_at_once(path: str, server_pid: int, *_: Any) -> None:
@@ -348,8 +352,7 @@ def exit_at_once(path: str, server_pid: int, *_: Any) -> None:
     just now, before it set its own handler, exits as before."""
     if os.getpid() != server_pid:
         sys.exit(0)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    remove_socket(path)
     os._exit(0)
 
 
