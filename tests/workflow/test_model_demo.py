@@ -108,7 +108,7 @@ def test_each_job_of_a_run_writes_its_benchmark_with_snakemakes_columns(run_dir:
             (row,) = list(csv.DictReader(handle, delimiter="\t"))
         assert list(row) == BENCHMARK_COLUMNS, hook
         assert float(row["s"]) > 0 and row["h:m:s"].count(":") == 2, (hook, row)
-        # MB, MB/s, %: of the job's own process (with the warm job server, a client that waits for a fork of it).
+        # MB, MB/s, %: of the job's own process (with the warm job server, the server's child that runs it).
         assert all(row[column] == "NA" or float(row[column]) >= 0 for column in BENCHMARK_COLUMNS[2:]), (hook, row)
     # Only the jobs of the hooks' rules are measured, not the bookkeeping rules.
     assert sorted(p.name for p in (work_dir / "benchmarks").iterdir()) == sorted(JOB_HOOKS)

@@ -22,7 +22,10 @@ from typing import Any
 
 from sandflow.core.exit_finalizers import next_finalizer_number, run_exit_finalizers
 
-EXIT_CODE = struct.Struct("!i")  # the child's reply to the job process
+# The child's replies to the job process: its pid when it starts (what a benchmark of the job measures), its exit
+# code when the job ends.
+CHILD_PID = struct.Struct("!i")
+EXIT_CODE = struct.Struct("!i")
 
 
 def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
@@ -37,6 +40,10 @@ def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     connection.settimeout(None)  # the watchdog below waits for the job process for as long as the job runs
+    try:
+        connection.sendall(CHILD_PID.pack(os.getpid()))
+    except OSError:
+        return 1  # the job process is gone already: so is the job
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

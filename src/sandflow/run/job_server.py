@@ -7,8 +7,8 @@ uses those libraries sends its spec here instead of running itself. The server i
 needs (once per run: from the run's start, for the hooks of the jobs Snakemake's DAG will run, while Snakemake
 starts them; run/warm_imports.py), then forks a child that takes over the job's stdout and stderr (passed as file
 descriptors), working directory and environment, runs it with ``sandflow.run.runner.execute`` and reports
-the exit code back. The Snakemake job process waits for that code, so Snakemake's scheduling, threads
-and logs are unchanged.
+the exit code back. Snakemake's process (run/dispatch_shortcuts.py), or the job's script process, waits
+for that code, so Snakemake's scheduling, threads and logs are unchanged.
 
 Safety: the server does nothing but import before forking (no threads, no tensors), so the children
 inherit no lock. A child (run/job_child.py) runs in its own process group and kills it when the job process goes away
@@ -54,13 +54,13 @@ import tempfile
 import time
 import traceback
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sandflow.core.collector import collector_paused
 from sandflow.core.private_fs import UnsafePath, open_no_follow, private_dir, unsafe_reason
-from sandflow.run.job_child import EXIT_CODE, run_child
+from sandflow.run.job_child import CHILD_PID, EXIT_CODE, run_child
 from sandflow.run.warm_imports import run_preload, warm
 from sandflow.run.warm_imports import warm_imports as warm_imports  # the job side asks the server for these
 
@@ -247,8 +247,16 @@ def stop_running() -> None:
 # --- the job side ------------------------------------------------------------------------------------------
 
 
-def submit(address: str, request: dict[str, Any]) -> int | None:
-    """Run a job on the server; its exit code, or None when no server answers (the caller runs it itself)."""
+def submit(
+    address: str,
+    request: dict[str, Any],
+    env: Mapping[str, str] | None = None,
+    while_running: Callable[[int, socket.socket], contextlib.AbstractContextManager[Any]] | None = None,
+) -> int | None:
+    """Run a job on the server; its exit code, or None when no server answers (the caller runs it itself).
+
+    env: the job's environment (default: this process's). while_running(pid, connection): entered once the job's
+    child has started, left when it ends (a benchmark of that pid; closing the connection ends the job)."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.connect(address)
@@ -263,12 +271,16 @@ def submit(address: str, request: dict[str, Any]) -> int | None:
                 file=sys.stderr,
             )
             return None
-        payload = json.dumps({**request, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+        environment = dict(os.environ if env is None else env)
+        payload = json.dumps({**request, "cwd": os.getcwd(), "env": environment}).encode()
         sys.stdout.flush()
         sys.stderr.flush()
         socket.send_fds(connection, [LENGTH.pack(len(payload))], [sys.stdout.fileno(), sys.stderr.fileno()])
         connection.sendall(payload)
-        reply = receive_exactly(connection, EXIT_CODE.size)
+        reply = receive_exactly(connection, CHILD_PID.size)
+        if reply is not None:
+            with while_running(CHILD_PID.unpack(reply)[0], connection) if while_running else contextlib.nullcontext():
+                reply = receive_exactly(connection, EXIT_CODE.size)
     if reply is None:
         print("sandflow: the job's worker process ended without an exit code (killed?)", file=sys.stderr)
         return 1

@@ -258,16 +258,24 @@ def execute(spec: RunJobSpec, log_path: str, threads: int) -> int:
     return 0
 
 
-def main_from_snakemake(snakemake: Any) -> None:
-    spec, log_path, threads = snakemake.params.spec, snakemake.log[0], snakemake.threads
-    spec = stage_spec(spec, declared=spec["job_dir"], local=snakemake.output[0])  # with a storage plugin
-    address = os.environ.get(job_server.ADDRESS_ENV)
+def server_request(snakemake: Any) -> tuple[RunJobSpec, dict[str, Any] | None]:
+    """The job's spec (staged, with a storage plugin) from a script job's ``snakemake`` object (or anything with its
+    params, output, log and threads), and its request to the job server (None: its hook imports nothing worth
+    warming, a user hook: it runs in its own process)."""
+    spec = snakemake.params.spec
+    spec = stage_spec(spec, declared=spec["job_dir"], local=snakemake.output[0])
     hook = hook_named(spec["hook"])
-    preload = job_server.warm_imports(hook.libraries) if hook is not None else []  # a user hook: none
-    code = None
-    if address and preload:
-        code = job_server.submit(address, {"spec": spec, "log_path": log_path, "threads": threads, "preload": preload})
+    preload = job_server.warm_imports(hook.libraries) if hook is not None else []
+    if not preload:
+        return spec, None
+    return spec, {"spec": spec, "log_path": snakemake.log[0], "threads": snakemake.threads, "preload": preload}
+
+
+def main_from_snakemake(snakemake: Any) -> None:
+    spec, request = server_request(snakemake)
+    address = os.environ.get(job_server.ADDRESS_ENV)
+    code = job_server.submit(address, request) if address and request else None
     if code is None:
-        code = execute(spec, log_path, threads)
+        code = execute(spec, snakemake.log[0], snakemake.threads)
     if code:
         sys.exit(code)

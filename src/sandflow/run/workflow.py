@@ -29,6 +29,7 @@ from sandflow.report import figures as report_figures
 from sandflow.run import job_server, storage
 from sandflow.run.assembly import AssemblyRules
 from sandflow.run.dag_shortcuts import take_dag_shortcuts
+from sandflow.run.dispatch_shortcuts import take_dispatch_shortcuts
 from sandflow.run.dry_run_shortcuts import take_dry_run_shortcuts
 from sandflow.run.failed_run import record_failed_run
 from sandflow.run.file_shortcuts import take_file_shortcuts
@@ -190,6 +191,7 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     # Snakemake's work per job (run/per_job.py): its script check once per rule, no rescans of the plan.
     check_scripts_once_per_rule()
     take_dag_shortcuts()
+    take_dispatch_shortcuts()
     take_dry_run_shortcuts()
     take_file_shortcuts()
     take_import_shortcuts()
