@@ -73,7 +73,7 @@ def test_a_served_job_runs_without_a_script_process_and_its_benchmark_measures_i
     assert scripts.count("run_job.py") == (0 if job_server == "on" else 1), scripts
     # The job's own process, or the server's child that ran it: Data-Juicer's libraries are in its memory. A process
     # waiting for the child (a script process before this) held about 30 MB.
-    assert float(benchmark_of(tmp_path)["max_rss"]) > 150, benchmark_of(tmp_path)
+    assert float(benchmark_of(tmp_path)["max_rss"]) > 100, benchmark_of(tmp_path)
 
 
 def test_ctrl_c_during_a_served_job_stops_it_at_once(tmp_path: Path):

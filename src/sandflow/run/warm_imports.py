@@ -17,8 +17,14 @@ __all__ = ["WARM_IMPORTS", "BACKGROUND_IMPORTS", "warm_imports", "warm", "run_pr
 # What a warm start imports (or calls, for module:function), by the distributions a hook declares (Hook.libraries):
 # a job is forked once these are imported.
 WARM_IMPORTS = {
+    # data_juicer.core without Ray (run/lazy_packages.py), then the default executor's and the analyzer's modules;
     # matplotlib's font manager: an analysis names each figure in its cache by the font it would be drawn with.
-    "py-data-juicer": ("data_juicer.core", "matplotlib.font_manager"),
+    "py-data-juicer": (
+        "sandflow.run.lazy_packages:data_juicer_core_on_use",
+        "data_juicer.core.analyzer",
+        "data_juicer.core.executor.default_executor",
+        "matplotlib.font_manager",
+    ),
     "torch": ("torch",),
     "transformers": ("transformers", "transformers.trainer", "sandflow.hooks.hf.tiny_lm:warm_up"),
     "peft": ("peft",),

@@ -145,8 +145,17 @@ def test_a_kept_servers_address_follows_the_import_time_environment(monkeypatch:
     assert online != offline == job_server.code_fingerprint()
 
 
+DATA_JUICER_PRELOAD = [
+    "sandflow.run.lazy_packages:data_juicer_core_on_use",
+    "data_juicer.core.analyzer",
+    "data_juicer.core.executor.default_executor",
+    "matplotlib.font_manager",
+    "matplotlib.pyplot",
+]
+
+
 def test_warm_imports_follow_the_hooks_libraries():
-    assert job_server.warm_imports(("py-data-juicer",)) == ["data_juicer.core", "matplotlib.font_manager"]
+    assert job_server.warm_imports(("py-data-juicer",)) == DATA_JUICER_PRELOAD[:-1]
     assert job_server.warm_imports(("torch", "transformers", "peft", "tokenizers")) == [
         "torch",
         "transformers",
@@ -247,14 +256,11 @@ class Snakemake:
         self.dag = SimpleNamespace(needrun_jobs=lambda: iter(jobs))
 
 
-DATA_JUICER_PRELOAD = ["data_juicer.core", "matplotlib.font_manager", "matplotlib.pyplot"]
-
-
 def test_a_runs_preload_is_the_warm_imports_of_its_jobs_hooks():
     demo = Snakemake("probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "probe_via_analyzer")
     assert run_preload(demo) == DATA_JUICER_PRELOAD
     training = run_preload(Snakemake("train_model", "process_data"))
-    assert training[:2] == DATA_JUICER_PRELOAD[:2] and training[-1] == "matplotlib.pyplot"  # in the background
+    assert training[:4] == DATA_JUICER_PRELOAD[:4] and training[-1] == "matplotlib.pyplot"  # in the background
     assert "torch" in run_preload(Snakemake("train_model"))
     assert run_preload(Snakemake("data_pool_manipulation", "context_infos")) == []  # light jobs: nothing
 
