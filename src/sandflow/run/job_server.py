@@ -70,6 +70,9 @@ LENGTH = struct.Struct("!Q")
 MAX_REQUEST_BYTES = 16 * 2**20  # a request is a job spec and its environment: kilobytes
 REQUEST_FIELDS = {"spec": dict, "log_path": str, "threads": int, "preload": list, "cwd": str, "env": dict}
 READY_TIMEOUT_S = 30
+# What a child runs the job with (run/job_child.py): imported here once, before the first fork, not by every child
+# (0.04 s each).
+RUNNER = "sandflow.run.runner"
 KEEP = "keep"  # SANDFLOW_JOB_SERVER=keep: the server stays for the next run
 IDLE_ENV = "SANDFLOW_JOB_SERVER_IDLE"
 DEFAULT_IDLE_S = 900.0
@@ -336,7 +339,7 @@ def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()
             if request is None:
                 continue
             try:
-                for name in request["preload"]:
+                for name in [*request["preload"], RUNNER]:
                     warm_once(name, warmed)
                 gc.freeze()  # what is loaded stays out of every later collection, in the server and in its children
             except Exception:

@@ -150,6 +150,7 @@ DATA_JUICER_PRELOAD = [
     "data_juicer.core.analyzer",
     "data_juicer.core.executor.default_executor",
     "matplotlib.font_manager",
+    "sandflow.hooks.data_juicer",
     "matplotlib.pyplot",
 ]
 
@@ -260,7 +261,7 @@ def test_a_runs_preload_is_the_warm_imports_of_its_jobs_hooks():
     demo = Snakemake("probe_via_analyzer", "refine_recipe_via_k_sigma", "process_data", "probe_via_analyzer")
     assert run_preload(demo) == DATA_JUICER_PRELOAD
     training = run_preload(Snakemake("train_model", "process_data"))
-    assert training[:4] == DATA_JUICER_PRELOAD[:4] and training[-1] == "matplotlib.pyplot"  # in the background
+    assert training[:5] == DATA_JUICER_PRELOAD[:5] and training[-1] == "matplotlib.pyplot"  # in the background
     assert "torch" in run_preload(Snakemake("train_model"))
     assert run_preload(Snakemake("data_pool_manipulation", "context_infos")) == []  # light jobs: nothing
 
