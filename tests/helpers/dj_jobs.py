@@ -3,9 +3,12 @@ them out, so the stats and analysis caches are on), with the cache on or off."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from sandflow.hooks.dj_stats_cache import OFF_VARIABLE
 
@@ -71,3 +74,26 @@ def process_recipe(data: Path, ops: list[dict]) -> dict:
         "keep_stats_in_res_ds": True,
         "process": ops,
     }
+
+
+def write_process_config(root: Path, rows: int = 60) -> Path:
+    """A config of one Data-Juicer job (ProcessDataHook, which the job server serves) that cleans rows short texts
+    (data.jsonl, recipe.yaml and config.yaml in root); the config's path."""
+    lines = (json.dumps({"text": f"sample {n} " + "word " * (n % 7 + 1)}) + "\n" for n in range(rows))
+    (root / "data.jsonl").write_text("".join(lines))
+    recipe = {
+        "project_name": "clean",
+        "dataset_path": "./data.jsonl",
+        "export_path": "./out/processed.jsonl",
+        "np": 1,
+        "process": [{"text_length_filter": {"min_len": 12, "max_len": 500}}, {"words_num_filter": {"min_num": 2}}],
+    }
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    config = {
+        "work_dir": "./work",
+        "execution_job_configs": [
+            {"hook": "ProcessDataHook", "meta_name": "clean", "dj_configs": "recipe.yaml", "output": "processed"}
+        ],
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    return root / "config.yaml"

@@ -4,17 +4,16 @@ per job, the job's benchmark measures the child that runs it, and Ctrl-C stops t
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sandflow.core import layout
 
+from helpers.dj_jobs import write_process_config
 from helpers.kill_windows import partials, start
 from helpers.processes import left_behind
 from helpers.snakemake import snakemake
@@ -22,28 +21,6 @@ from helpers.snakemake import snakemake
 pytestmark = pytest.mark.slow
 
 HOOK = "ProcessDataHook"
-
-
-def write_config(root: Path, rows: int) -> str:
-    """One Data-Juicer job (served: its hook imports Data-Juicer) that cleans rows short texts."""
-    lines = (json.dumps({"text": f"sample {n} " + "word " * (n % 7 + 1)}) + "\n" for n in range(rows))
-    (root / "data.jsonl").write_text("".join(lines))
-    recipe = {
-        "project_name": "dispatch",
-        "dataset_path": "./data.jsonl",
-        "export_path": "./out/processed.jsonl",
-        "np": 1,
-        "process": [{"text_length_filter": {"min_len": 12, "max_len": 500}}, {"words_num_filter": {"min_num": 2}}],
-    }
-    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    config = {
-        "work_dir": "./work",
-        "execution_job_configs": [
-            {"hook": HOOK, "meta_name": "clean", "dj_configs": "recipe.yaml", "output": "processed"}
-        ],
-    }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    return "config.yaml"
 
 
 def kept_scripts(root: Path) -> list[str]:
@@ -66,7 +43,7 @@ def test_a_served_job_runs_without_a_script_process_and_its_benchmark_measures_i
         monkeypatch.setenv("SANDFLOW_JOB_SERVER", "0")
     else:
         monkeypatch.delenv("SANDFLOW_JOB_SERVER", raising=False)
-    config = write_config(tmp_path, 60)
+    config = write_process_config(tmp_path).name
     snakemake(tmp_path, config, "--skip-script-cleanup")
     scripts = kept_scripts(tmp_path)
     assert "assemble_context.py" in scripts  # the bookkeeping rules' scripts run in their own process either way
@@ -79,7 +56,7 @@ def test_a_served_job_runs_without_a_script_process_and_its_benchmark_measures_i
 def test_ctrl_c_during_a_served_job_stops_it_at_once(tmp_path: Path):
     """Snakemake waits for the jobs under way when it is cancelled; a served job's child ends when its connection
     closes, which the cancel does first. Without that the run waits for the rest of the job (15 s here)."""
-    config = write_config(tmp_path, 400_000)
+    config = write_process_config(tmp_path, 400_000).name
     env = {k: v for k, v in os.environ.items() if k != "SANDFLOW_JOB_SERVER"}
     run = start(tmp_path, config, **env)
     log_dir = tmp_path / "work" / "logs" / HOOK

@@ -4,7 +4,6 @@ line stays on the terminal, and the run ends with what ran, what was cached and 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,6 +16,7 @@ import yaml
 from sandflow.config.load import load_config_file
 from sandflow.plan.planner import plan_config
 
+from helpers.dj_jobs import write_process_config
 from helpers.env import snakemake_env
 from helpers.snakemake import snakemake
 
@@ -60,28 +60,6 @@ def test_a_jobs_output_goes_to_its_log_and_a_note_to_the_terminal(tmp_path: Path
     positions = [text.find(marker) for marker in order]
     assert -1 not in positions and positions == sorted(positions), text
     assert "for the user" not in text
-
-
-def write_process_config(root: Path) -> Path:
-    """One Data-Juicer job that cleans 60 short texts (its progress bars are what the terminal must not show)."""
-    rows = [{"text": f"sample {n} " + "word " * (n % 7 + 1)} for n in range(60)]
-    (root / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    recipe = {
-        "project_name": "terminal",
-        "dataset_path": "./data.jsonl",
-        "export_path": "./out/processed.jsonl",
-        "np": 1,
-        "process": [{"text_length_filter": {"min_len": 12, "max_len": 500}}, {"words_num_filter": {"min_num": 2}}],
-    }
-    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    config = {
-        "work_dir": "./work",
-        "execution_job_configs": [
-            {"hook": "ProcessDataHook", "meta_name": "clean", "dj_configs": "recipe.yaml", "output": "processed"}
-        ],
-    }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    return root / "config.yaml"
 
 
 def planned(root: Path, config: Path) -> list:
