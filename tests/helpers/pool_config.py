@@ -42,4 +42,12 @@ def request_for(config: Path) -> dict:
     (job,) = plan_config(load_config_file(str(config))).jobs
     log = Path(job.work_dir) / "logs" / f"{job.key}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    return {"spec": json.loads(json.dumps(job_spec(job))), "log_path": str(log), "threads": 1, "preload": []}
+    return {
+        "entry": "job",
+        "spec": json.loads(json.dumps(job_spec(job))),
+        "output": [job.context_path],
+        "output_names": {},
+        "log": [str(log)],
+        "threads": 1,
+        "preload": [],
+    }

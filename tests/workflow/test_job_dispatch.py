@@ -1,9 +1,11 @@
 """A job for the job server goes there from Snakemake's own process (run/dispatch_shortcuts.py): no script process
-per job, the job's benchmark measures the child that runs it, and Ctrl-C stops the jobs under way at once."""
+per job (nor for the assembly of context_infos.json), the job's benchmark measures the child that runs it, and Ctrl-C
+stops the jobs under way at once."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import time
@@ -46,8 +48,10 @@ def test_a_served_job_runs_without_a_script_process_and_its_benchmark_measures_i
     config = write_process_config(tmp_path).name
     snakemake(tmp_path, config, "--skip-script-cleanup")
     scripts = kept_scripts(tmp_path)
-    assert "assemble_context.py" in scripts  # the bookkeeping rules' scripts run in their own process either way
-    assert scripts.count("run_job.py") == (0 if job_server == "on" else 1), scripts
+    # The publication record is written in Snakemake's process; with the server, the job and the assembly of
+    # context_infos.json run in its children.
+    assert scripts == ([] if job_server == "on" else ["assemble_context.py", "run_job.py"]), scripts
+    assert json.loads((tmp_path / "work" / "context_infos.json").read_text())[0]["pipeline_infos"]
     # The job's own process, or the server's child that ran it: Data-Juicer's libraries are in its memory. A process
     # waiting for the child (a script process before this) held about 30 MB.
     assert float(benchmark_of(tmp_path)["max_rss"]) > 100, benchmark_of(tmp_path)

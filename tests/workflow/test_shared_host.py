@@ -194,7 +194,8 @@ def stop_server(server: subprocess.Popen, path: str) -> None:
 
 CLIENT = """
 import json, os, socket, struct, sys
-fields = {"spec": {}, "log_path": "/dev/null", "threads": 1, "cwd": "/", "env": {}}
+fields = {"entry": "job", "spec": {}, "output": [], "output_names": {}, "log": ["/dev/null"], "threads": 1,
+          "cwd": "/", "env": {}}
 request = json.dumps({**fields, "preload": ["no_such_module_canary"]}).encode()
 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
     c.connect(sys.argv[1])
@@ -272,8 +273,8 @@ def test_a_job_whose_log_is_a_planted_symlink_fails_in_one_line(tmp_path: Path, 
     request = request_for(write_pool_config(tmp_path, 10))
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
-    Path(request["log_path"]).symlink_to(victim)
-    assert execute(request["spec"], request["log_path"], 1) == 1
+    Path(request["log"][0]).symlink_to(victim)
+    assert execute(request["spec"], request["log"][0], 1) == 1
     assert "is a symlink" in one_line(capfd.readouterr().err)
     assert victim.read_text() == "precious\n"
 

@@ -1,23 +1,26 @@
-"""A job for the job server sent from Snakemake's own process, with no script process in between (as in
-run/dag_shortcuts.py: only with the Snakemake it was checked against, a no-op wherever the internal is not as this
-module knows it).
+"""Sandflow's script jobs without a script process where none is needed: sent to the job server from Snakemake's
+own process, or, for the publication record, done in it (as in run/dag_shortcuts.py: only with the Snakemake it was
+checked against, a no-op wherever the internal is not as this module knows it).
 
 Snakemake runs a ``script:`` job as a new Python process: it writes the script with a preamble that unpickles the
 job's ``snakemake`` object, then runs it. For a job whose hook runs in the job server (run/job_server.py), all that
 process does is import Snakemake's script support and sandflow's runner (0.2 s of the 0.25-0.33 s between one job's
-end and the next job's start, measured on the demo) and send the job's spec to the server. ``jobs_sent_from_snakemake``
+end and the next job's start, measured on the demo) and send the job's spec to the server. ``scripts_without_a_process``
 sends it from the thread Snakemake's local executor runs the job in, with what that process would have sent: the spec
 staged as the script stages it (run/runner.server_request), the environment Snakemake's shell gives a script job
 (``job_environment``), this process's working directory, stdout and stderr. The job's benchmark then measures the
-child that runs the job (and what it starts), not a process that waits for it.
+child that runs the job (and what it starts), not a process that waits for it. The assembly of context_infos.json
+(scripts/assemble_context.py, 0.18 s of process start and imports at the end of every run) goes to the server the same
+way, and the publication record (scripts/record_spec.py: one small file written) is written in the executor's thread.
 
-Everything else takes Snakemake's way: a job in a conda env, a container or a shadow directory, a job whose hook is
-not served (a user hook), a run without a server, a server that does not answer.
+Everything else takes Snakemake's way: a job in a conda env, a container or a shadow directory, a job in an object
+store (its script stages its inputs: run/storage.py), a job whose hook is not served (a user hook), a run without a
+server, a server that does not answer.
 
-Snakemake cancels a run (Ctrl-C, a failed job without --keep-going) by shutting its local executor's thread pool
-down, which waits for the jobs under way; a script process stops with the Ctrl-C its process group receives.
-``cancelled_jobs_stop`` closes the connections of the jobs under way first: each child ends the job when its
-connection closes (run/job_child.py).
+Snakemake cancels a run (Ctrl-C, an error of its own) by shutting its local executor's thread pool down, which waits
+for the jobs under way; a script process stops with the Ctrl-C its process group receives. ``cancelled_jobs_stop``
+closes the connections of the jobs under way first: each child ends its job when its connection closes
+(run/job_child.py).
 """
 
 from __future__ import annotations
@@ -32,10 +35,14 @@ from typing import Any
 
 from sandflow.run import job_server
 from sandflow.run.dag_shortcuts import checked_snakemake, installed, replaceable
+from sandflow.run.job_child import CONTEXT_INFOS
 from sandflow.run.launch import SNAKEFILE
 from sandflow.run.storage import STAGED
 
-RUN_JOB_SCRIPT = str(SNAKEFILE.parent / "scripts" / "run_job.py")
+SCRIPTS = SNAKEFILE.parent / "scripts"
+RUN_JOB = str(SCRIPTS / "run_job.py")
+ASSEMBLE_CONTEXT = str(SCRIPTS / "assemble_context.py")
+RECORD_SPEC = str(SCRIPTS / "record_spec.py")
 # What Snakemake's shell sets for a job from its threads and its tmpdir resource (snakemake/shell.py).
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -62,13 +69,22 @@ def job_environment(threads: int, resources: Mapping[str, Any]) -> dict[str, str
     return env
 
 
-def served_here(script: Any) -> bool:
-    """Whether a script job is sandflow's run_job.py in this process's environment, on local files (a job in an
-    object store stages its inputs in its script process: run/storage.py), and a server is running."""
-    address = os.environ.get(job_server.ADDRESS_ENV, "")
+def sandflow_script(script: Any) -> str | None:
+    """The path of the sandflow script a script job runs, when it runs in this process's environment on local files;
+    None otherwise."""
     plain = not (script.conda_env or script.container_img or script.env_modules or script.shadow_dir)
-    ours = script.is_local and os.path.realpath(script.local_path) == RUN_JOB_SCRIPT
-    return plain and ours and os.path.isabs(address) and not script.params.spec.get(STAGED)
+    if not (plain and script.is_local):
+        return None
+    path = os.path.realpath(script.local_path)
+    if path not in (RUN_JOB, ASSEMBLE_CONTEXT, RECORD_SPEC) or script.params.spec.get(STAGED):
+        return None
+    return path
+
+
+def server_address() -> str | None:
+    """The running job server's socket (start() publishes it); None without one."""
+    address = os.environ.get(job_server.ADDRESS_ENV, "")
+    return address if os.path.isabs(address) else None
 
 
 @contextlib.contextmanager
@@ -97,8 +113,28 @@ def stop_jobs_under_way() -> None:
             connection.shutdown(socket.SHUT_RDWR)
 
 
-def jobs_sent_from_snakemake() -> None:
-    """``PythonScript.evaluate`` sending a served job to the job server itself (the module's docstring)."""
+def sent_to_server(script: Any, path: str, address: str) -> int | None:
+    """The exit code of the script job's work done by the job server; None when it was not sent (a hook the server
+    does not serve) or no server answered."""
+    from sandflow.run.runner import script_request, server_request  # at the first job: a dry run needs none of it
+
+    if path == RUN_JOB:
+        _, request = server_request(script)
+    else:
+        request = script_request(CONTEXT_INFOS, script.params.spec, script, [job_server.ASSEMBLY])
+    if request is None:
+        return None
+    return job_server.submit(
+        address,
+        request,
+        env=job_environment(script.threads, script.resources),
+        while_running=lambda pid, connection: under_way(script.bench_record, pid, connection),
+    )
+
+
+def scripts_without_a_process() -> None:
+    """``PythonScript.evaluate`` sending sandflow's served scripts to the job server and writing the publication
+    record itself (the module's docstring)."""
     from snakemake.script import PythonScript
 
     original = replaceable(PythonScript, "evaluate", ["self", "edit"])
@@ -107,24 +143,18 @@ def jobs_sent_from_snakemake() -> None:
 
     @installed
     def evaluate(self: Any, edit: bool = False) -> None:
-        if edit or not served_here(self):
-            original(self, edit)
-            return
-        from sandflow.run.runner import server_request  # at the first job: a dry run needs none of it
+        path = None if edit else sandflow_script(self)
+        if path == RECORD_SPEC:
+            from sandflow.run.assembly import record_spec
 
-        spec, request = server_request(self)
-        code = None
-        if request is not None:
-            code = job_server.submit(
-                os.environ[job_server.ADDRESS_ENV],
-                request,
-                env=job_environment(self.threads, self.resources),
-                while_running=lambda pid, connection: under_way(self.bench_record, pid, connection),
-            )
+            record_spec(self.params.spec, self.output[0])
+            return
+        address = server_address()
+        code = sent_to_server(self, path, address) if path and address else None
         if code is None:
             original(self, edit)
         elif code:
-            raise subprocess.CalledProcessError(code, f"sandflow job {spec['key']} in the job server")
+            raise subprocess.CalledProcessError(code, f"{os.path.basename(path)} in the sandflow job server")
 
     PythonScript.evaluate = evaluate
 
@@ -148,5 +178,5 @@ def cancelled_jobs_stop() -> None:
 def take_dispatch_shortcuts() -> None:
     if not checked_snakemake():
         return
-    jobs_sent_from_snakemake()
+    scripts_without_a_process()
     cancelled_jobs_stop()

@@ -18,6 +18,7 @@ import struct
 import sys
 import threading
 import traceback
+from types import SimpleNamespace
 from typing import Any
 
 from sandflow.core.exit_finalizers import next_finalizer_number, run_exit_finalizers
@@ -26,6 +27,11 @@ from sandflow.core.exit_finalizers import next_finalizer_number, run_exit_finali
 # code when the job ends.
 CHILD_PID = struct.Struct("!i")
 EXIT_CODE = struct.Struct("!i")
+# What a request can ask a child to run: a job (run/runner.py), or the assembly of context_infos.json (the
+# context_infos rule's script, run/assembly.py).
+JOB = "job"
+CONTEXT_INFOS = "context_infos"
+ENTRIES = (JOB, CONTEXT_INFOS)
 
 
 def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
@@ -51,9 +57,7 @@ def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]
     first_finalizer = next_finalizer_number()  # the job's are those numbered from here on
     code = 1
     try:
-        from sandflow.run.runner import execute
-
-        code = execute(request["spec"], request["log_path"], request["threads"])
+        code = run_entry(request)
     except BaseException:
         traceback.print_exc()
     end_as_an_exit_would(first_finalizer)
@@ -64,6 +68,41 @@ def run_child(connection: socket.socket, fds: list[int], request: dict[str, Any]
     except OSError:
         pass
     return code
+
+
+def run_entry(request: dict[str, Any]) -> int:
+    """Run what the request names (ENTRIES); its exit code."""
+    if request["entry"] == JOB:
+        from sandflow.run.runner import execute
+
+        return execute(request["spec"], request["log"][0], request["threads"])
+    from sandflow.run.assembly import main_from_snakemake
+
+    try:
+        main_from_snakemake(ScriptArguments(request))
+    except SystemExit as exc:  # the script's one-line failure (printed) and its exit code
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+class NamedPaths(list):
+    """A rule's output or log files as Snakemake's script sees them: a list, with each named one as an attribute."""
+
+    def __init__(self, paths: list[str], names: dict[str, int]) -> None:
+        super().__init__(paths)
+        for name, index in names.items():
+            setattr(self, name, paths[index])
+
+
+class ScriptArguments:
+    """What sandflow's scripts read of the ``snakemake`` object Snakemake hands a script: params.spec, output, log and
+    threads (run/dispatch_shortcuts.py sends them)."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.params = SimpleNamespace(spec=request["spec"])
+        self.output = NamedPaths(request["output"], request["output_names"])
+        self.log = NamedPaths(request["log"], {})
+        self.threads = request["threads"]
 
 
 def end_as_an_exit_would(first_finalizer: int) -> None:

@@ -60,7 +60,7 @@ from typing import Any
 
 from sandflow.core.collector import collector_paused
 from sandflow.core.private_fs import UnsafePath, open_no_follow, private_dir, unsafe_reason
-from sandflow.run.job_child import CHILD_PID, EXIT_CODE, run_child
+from sandflow.run.job_child import CHILD_PID, ENTRIES, EXIT_CODE, run_child
 from sandflow.run.warm_imports import run_preload, warm
 from sandflow.run.warm_imports import warm_imports as warm_imports  # the job side asks the server for these
 
@@ -68,11 +68,23 @@ from sandflow.run.warm_imports import warm_imports as warm_imports  # the job si
 ADDRESS_ENV = "SANDFLOW_JOB_SERVER"
 LENGTH = struct.Struct("!Q")
 MAX_REQUEST_BYTES = 16 * 2**20  # a request is a job spec and its environment: kilobytes
-REQUEST_FIELDS = {"spec": dict, "log_path": str, "threads": int, "preload": list, "cwd": str, "env": dict}
+REQUEST_FIELDS = {
+    "entry": str,
+    "spec": dict,
+    "output": list,
+    "output_names": dict,
+    "log": list,
+    "threads": int,
+    "preload": list,
+    "cwd": str,
+    "env": dict,
+}
 READY_TIMEOUT_S = 30
 # What a child runs the job with (run/job_child.py): imported here once, before the first fork, not by every child
 # (0.04 s each).
 RUNNER = "sandflow.run.runner"
+# What the assembly of context_infos.json runs in a child (run/job_child.py: CONTEXT_INFOS).
+ASSEMBLY = "sandflow.run.assembly"
 KEEP = "keep"  # SANDFLOW_JOB_SERVER=keep: the server stays for the next run
 IDLE_ENV = "SANDFLOW_JOB_SERVER_IDLE"
 DEFAULT_IDLE_S = 900.0
@@ -324,7 +336,7 @@ def serve(path: str, parent_pid: int, idle_s: float, preload: Sequence[str] = ()
     os.rename(path + ".tmp", path)  # appears only once it can be connected to
     listener.listen(64)
     warmed: set[str] = set()
-    pending = list(preload)
+    pending = [*preload, ASSEMBLY]  # the assembly last: every run ends with it, after its jobs
     last_job = time.monotonic()
     try:
         while os.getppid() == parent_pid if parent_pid else time.monotonic() - last_job < idle_s:
@@ -438,7 +450,13 @@ def read_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list
 
 def well_formed(request: Any) -> bool:
     fields = isinstance(request, dict) and all(isinstance(request.get(k), t) for k, t in REQUEST_FIELDS.items())
-    return fields and all(isinstance(name, str) for name in request["preload"])
+    if not fields or request["entry"] not in ENTRIES or not request["log"]:
+        return False
+    paths = [*request["output"], *request["log"], *request["preload"]]
+    names = request["output_names"].values()
+    return all(isinstance(p, str) for p in paths) and all(
+        type(i) is int and 0 <= i < len(request["output"]) for i in names
+    )
 
 
 def close_all(connection: socket.socket, fds: list[int]) -> None:

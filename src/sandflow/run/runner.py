@@ -43,6 +43,7 @@ from sandflow.run.commit import (
     sweep_partials,
 )
 from sandflow.run.integrity import manifest_of
+from sandflow.run.job_child import JOB
 from sandflow.run.specs import JobSpec, PathReadSpec, RefSpec, RunJobSpec
 from sandflow.run.storage import Staging, stage_spec
 
@@ -268,7 +269,23 @@ def server_request(snakemake: Any) -> tuple[RunJobSpec, dict[str, Any] | None]:
     preload = job_server.warm_imports(hook.libraries) if hook is not None else []
     if not preload:
         return spec, None
-    return spec, {"spec": spec, "log_path": snakemake.log[0], "threads": snakemake.threads, "preload": preload}
+    return spec, script_request(JOB, spec, snakemake, preload)
+
+
+def script_request(entry: str, spec: dict[str, Any], snakemake: Any, preload: list[str]) -> dict[str, Any]:
+    """A request to the job server (run/job_child.py: ENTRIES) for a script job's work, from its ``snakemake``
+    object: what the child's ScriptArguments give the script back (named files; no sandflow script reads a named
+    list of files)."""
+    names = {name: start for name, (start, end) in snakemake.output._names.items() if end is None}
+    return {
+        "entry": entry,
+        "spec": spec,
+        "output": list(snakemake.output),
+        "output_names": names,
+        "log": list(snakemake.log),
+        "threads": snakemake.threads,
+        "preload": preload,
+    }
 
 
 def main_from_snakemake(snakemake: Any) -> None:

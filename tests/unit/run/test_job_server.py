@@ -45,7 +45,7 @@ def test_a_job_runs_in_a_child_in_the_callers_directory(server: str, tmp_path: P
     record = json.loads((Path(request["spec"]["job_dir"]) / "context.json").read_text())
     (pool,) = record["values"]
     assert len(Path(pool).read_text().splitlines()) == 3
-    log = Path(request["log_path"]).read_text()
+    log = Path(request["log"][0]).read_text()
     assert f"job {request['spec']['key']} done" in log
 
 
@@ -393,6 +393,23 @@ def test_a_bad_request_drops_its_connection_only(
     send_raw(kept_server, header, body)
     assert job_server.submit(kept_server, request_for(write_pool_config(tmp_path, 10))) == 0  # it still serves
     assert "sandflow: job server: dropped" in Path(f"{kept_server}.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"entry": "sandflow.run.gc"},  # only what the child knows how to run
+        {"log": []},
+        {"output_names": {"figures": 1}},  # names a file the request does not have
+        {"output_names": {"figures": True}},
+        {"output": [3]},
+    ],
+    ids=["unknown-entry", "no-log", "name-out-of-range", "name-not-an-index", "output-not-a-path"],
+)
+def test_a_request_names_an_entry_the_child_runs_and_only_files_it_carries(tmp_path: Path, change: dict):
+    request = {**request_for(write_pool_config(tmp_path, 10)), "cwd": str(tmp_path), "env": {}}
+    assert job_server.well_formed(request)
+    assert not job_server.well_formed({**request, **change})
 
 
 def test_a_leftover_temporary_socket_does_not_stop_a_start(tmp_path: Path):
