@@ -1,5 +1,6 @@
 """A job in a child forked by the job server (run/job_server.py): it takes over the job process's stdout, stderr,
-working directory and environment, runs the job, and reports its exit code.
+working directory and environment, runs the job (or the assembly of context_infos.json: ENTRIES), and reports its
+exit code.
 
 The child ends with os._exit (a fork must not run the exit handlers of the server it inherited), so what a normal
 exit would do for what the job made is done here: multiprocessing's exit handler stops the processes it started (a

@@ -8,7 +8,8 @@ needs (once per run: from the run's start, for the hooks of the jobs Snakemake's
 starts them; run/warm_imports.py), then forks a child that takes over the job's stdout and stderr (passed as file
 descriptors), working directory and environment, runs it with ``sandflow.run.runner.execute`` and reports
 the exit code back. Snakemake's process (run/dispatch_shortcuts.py), or the job's script process, waits
-for that code, so Snakemake's scheduling, threads and logs are unchanged.
+for that code, so Snakemake's scheduling, threads and logs are unchanged. The assembly of context_infos.json at
+the end of a run comes the same way (a child forks in a fraction of the time a script process starts in).
 
 Safety: the server does nothing but import before forking (no threads, no tensors), so the children
 inherit no lock. A child (run/job_child.py) runs in its own process group and kills it when the job process goes away
