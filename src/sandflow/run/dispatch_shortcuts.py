@@ -81,12 +81,6 @@ def sandflow_script(script: Any) -> str | None:
     return path
 
 
-def server_address() -> str | None:
-    """The running job server's socket (start() publishes it); None without one."""
-    address = os.environ.get(job_server.ADDRESS_ENV, "")
-    return address if os.path.isabs(address) else None
-
-
 @contextlib.contextmanager
 def under_way(bench_record: Any, pid: int, connection: socket.socket) -> Iterator[None]:
     """While the job's child runs: its connection where a cancel finds it, and the benchmark of its pid."""
@@ -149,7 +143,7 @@ def scripts_without_a_process() -> None:
 
             record_spec(self.params.spec, self.output[0])
             return
-        address = server_address()
+        address = job_server.published_address()
         code = sent_to_server(self, path, address) if path and address else None
         if code is None:
             original(self, edit)

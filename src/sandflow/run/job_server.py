@@ -263,6 +263,13 @@ def stop_running() -> None:
 # --- the job side ------------------------------------------------------------------------------------------
 
 
+def published_address() -> str | None:
+    """The socket of the server start() published for this run's jobs; None when none runs (the variable unset, or
+    the user's setting: 0, keep)."""
+    address = os.environ.get(ADDRESS_ENV, "")
+    return address if os.path.isabs(address) else None
+
+
 def submit(
     address: str,
     request: dict[str, Any],

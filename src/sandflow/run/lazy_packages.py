@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -25,12 +26,12 @@ from pathlib import Path
 DATA_JUICER_CORE = ("data_juicer.core", "data_juicer.core.executor")
 
 
-def names_from_submodules(package: str) -> dict[str, tuple[str, str]] | None:
-    """name -> (submodule, its name there) for each name the package's __init__ imports from its submodules;
-    None when that __init__ does anything else."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None or not spec.submodule_search_locations:
+def names_from_submodules(spec: importlib.machinery.ModuleSpec) -> dict[str, tuple[str, str]] | None:
+    """name -> (submodule, its name there) for each name a package's __init__ (found at spec) imports from its
+    submodules; None when that __init__ does anything else, or spec is not a package's."""
+    if spec.origin is None or not spec.submodule_search_locations:
         return None
+    package = spec.name
     names: dict[str, tuple[str, str]] = {}
     for node in ast.parse(Path(spec.origin).read_text()).body:
         if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
@@ -48,9 +49,11 @@ def lazy_package(package: str) -> bool:
     when it is imported already or its __init__ does more than import names (names_from_submodules)."""
     if package in sys.modules:
         return False
-    names = names_from_submodules(package)
     spec = importlib.util.find_spec(package)
-    if names is None or spec is None:
+    if spec is None:
+        return False
+    names = names_from_submodules(spec)
+    if names is None:
         return False
     module = importlib.util.module_from_spec(spec)
 

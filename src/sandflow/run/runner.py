@@ -290,7 +290,7 @@ def script_request(entry: str, spec: dict[str, Any], snakemake: Any, preload: li
 
 def main_from_snakemake(snakemake: Any) -> None:
     spec, request = server_request(snakemake)
-    address = os.environ.get(job_server.ADDRESS_ENV)
+    address = job_server.published_address()
     code = job_server.submit(address, request) if address and request else None
     if code is None:
         code = execute(spec, snakemake.log[0], snakemake.threads)
