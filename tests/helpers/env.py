@@ -1,10 +1,14 @@
-"""The environment tests run things in: offline, with variables set for a block."""
+"""The environment tests run things in: offline, with variables set for a block, or a fresh Python."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +37,17 @@ def environ(values: dict[str, str], unset: Iterable[str] = ()) -> Iterator[None]
         for name in unset:
             patch.delenv(name, raising=False)
         yield
+
+
+def fresh_python(code: str, cwd: Path | None = None, timeout: float = 120) -> str:
+    """stdout of code (dedented) in a fresh Python, offline (sys.modules as a process starts); it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=snakemake_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

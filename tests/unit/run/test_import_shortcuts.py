@@ -3,32 +3,19 @@ same results, without pandas in Snakemake's process."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 from snakemake.iocontainers import Params, Snakemake
 from snakemake.persistence import PersistenceBase
 
 from sandflow.run.import_shortcuts import take_import_shortcuts
 
-from helpers.env import snakemake_env
-
-
-def python(code: str) -> str:
-    """stdout of ``code`` in a fresh Python (sys.modules as Snakemake's process starts)."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=snakemake_env(), capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+from helpers.env import fresh_python
 
 
 def test_snakemake_imports_pandas_for_the_slurm_plugin_unless_its_report_module_waits():
-    plain = python("import sys, snakemake.cli; print('pandas' in sys.modules)")
+    plain = fresh_python("import sys, snakemake.cli; print('pandas' in sys.modules)")
     assert plain.split() == ["True"]  # what the shortcut spares: the plugin's efficiency report imports pandas
-    shortcut = python(
+    shortcut = fresh_python(
         """
         import sys
         from sandflow.run.import_shortcuts import SLURM_EFFICIENCY_REPORT, slurm_efficiency_report_on_use
@@ -66,7 +53,7 @@ def test_script_params_are_stored_as_snakemakes_own_code_stores_them():
 
 
 def test_no_pandas_is_imported_for_plain_params_and_pandas_objects_keep_pandas_treatment():
-    out = python(
+    out = fresh_python(
         """
         import sys
         from snakemake.iocontainers import Params, Snakemake

@@ -4,7 +4,6 @@ analyzer without Ray, and every name of data_juicer.core is the same object as i
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,23 +12,14 @@ import pytest
 
 from sandflow.run.lazy_packages import lazy_package
 
-from helpers.env import snakemake_env
+from helpers.env import fresh_python
 
 PACKAGES = ("data_juicer.core", "data_juicer.core.executor")
 
 
 def python(code: str, cwd: Path | None = None) -> str:
-    """stdout of code in a fresh Python (nothing imported yet)."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=snakemake_env(),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.splitlines()[-1]
+    """The last line code prints in a fresh Python (nothing imported yet)."""
+    return fresh_python(code, cwd=cwd, timeout=300).splitlines()[-1]
 
 
 NAMES = """
