@@ -19,7 +19,7 @@ from sandflow.core.layout import stats_cache_dir
 from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR, figures_size
 
 from helpers.dj_jobs import FIGURES_LINE, process_recipe, run_dj_job
-from helpers.env import OFFLINE_ENV, environ
+from helpers.env import OFFLINE_ENV, environ, fresh_python
 from helpers.paths import REPO
 from helpers.snakemake import snakemake
 
@@ -64,6 +64,24 @@ def test_a_threshold_change_redraws_no_figure_and_a_changed_stat_redraws_its_own
     off = run_dj_job(tmp_path / "off", PROBE, "threshold", process_recipe(data, threshold), cache=False)
     assert empty.figures_line() == (0, FIGURES, 0) and off.figures_line() is None
     assert again.analysis_files() == empty.analysis_files() == off.analysis_files() == first.analysis_files()
+
+    # in a process of its own (as a job runs), an analysis with every figure stored never imports pyplot
+    fresh = fresh_python(
+        f"""
+        import json, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from helpers.dj_jobs import run_dj_job
+        job = run_dj_job(Path({str(work)!r}), {PROBE!r}, "fresh", {process_recipe(data, threshold)!r})
+        print(json.dumps([job.figures_line(), "matplotlib.pyplot" in sys.modules, str(job.job_dir)]))
+        """,
+        timeout=300,
+    )
+    figures, imported_pyplot, job_dir = json.loads(fresh.splitlines()[-1])
+    assert (tuple(figures), imported_pyplot) == ((FIGURES, 0, 0), False)
+    assert {path.name: path.read_bytes() for path in sorted(Path(job_dir, "dj_work/analysis").iterdir())} == (
+        first.analysis_files()
+    )
 
     # rep_len changed: char_rep_ratio's figures and the correlation are drawn again, the others copied
     rep_len = with_args(threshold, "character_repetition_filter", rep_len=12)

@@ -32,8 +32,8 @@ WARM_IMPORTS = {
     "peft": ("peft",),
 }
 # Imported by the server for later jobs after the above, never waited for by a job: a process job never needs pyplot,
-# and an analysis (Data-Juicer's column-wise analysis sets pyplot's rcParams) that starts before the server has it
-# imports it itself, late in the job (0.25-0.3 s here; waiting for the server's import made the first job no sooner).
+# an analysis whose figures are all stored does not import it (hooks/dj_analysis_cache.py), and one that draws and
+# starts before the server has it imports it itself (waiting for the server's import made the first job no sooner).
 BACKGROUND_IMPORTS = {"py-data-juicer": ("matplotlib.pyplot",)}
 
 
