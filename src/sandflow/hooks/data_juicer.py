@@ -46,6 +46,7 @@ from sandflow.config.dj_settings import RUN_DEFAULTS, refused_setting, setting_n
 from sandflow.core.atomic import write_text_atomic
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_analysis_cache import analysis_cache, fresh_figures
+from sandflow.hooks.dj_config_lookup import lookups_once_per_parse
 from sandflow.hooks.dj_free_models import free_models_lazily
 from sandflow.hooks.dj_ray import (
     RAY_EXECUTOR,
@@ -125,7 +126,8 @@ def init_dj_config(recipe: dict[str, Any]) -> Any:
     """Data-Juicer's config namespace for a recipe dict (``get_init_configs``, no logger or config backup)."""
     from data_juicer.config import get_init_configs
 
-    cfg = get_init_configs(recipe, load_configs_only=True)
+    with lookups_once_per_parse():
+        cfg = get_init_configs(recipe, load_configs_only=True)
     # get_init_configs re-parses the recipe: make sure nothing switched error skipping back on.
     not_forced = [name for op in cfg.process for name, args in op.items() if (args or {}).get("skip_op_error")]
     if cfg.skip_op_error or not_forced:
