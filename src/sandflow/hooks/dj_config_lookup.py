@@ -32,24 +32,31 @@ LOOKUP_PARAMETERS = ["parser", "dest", "exclude"]
 
 
 class ParseLookups(threading.local):
-    """The answers of the parse under way in this thread (None outside a parse), by parser, key and excluded
-    types."""
+    """The answers of the parse under way in this thread (None outside a parse): by parser as its actions are
+    (None for a parser with subcommands), then by key and excluded types."""
 
-    def __init__(self, lookup: Callable[..., Any]) -> None:
+    def __init__(self, lookup: Callable[..., Any], subcommands: type) -> None:
         self.lookup = lookup
+        self.subcommands = subcommands
         self.depth = 0
-        self.answers: dict[tuple[Any, ...], tuple[Any, Any]] | None = None
+        self.answers: dict[tuple[int, int, int], tuple[Any, dict[tuple[Any, ...], Any] | None]] | None = None
 
     def find_action_and_subcommand(self, parser: Any, dest: str, exclude: Any = None) -> Any:
-        answers = self.answers
-        actions = parser._actions
-        if answers is None or any(type(action).__name__ == "ActionSubCommands" for action in actions):
+        if self.answers is None:
             return self.lookup(parser, dest, exclude)
-        key = (id(parser), id(actions), len(actions), dest, exclude)
-        kept = answers.get(key)
+        actions = parser._actions
+        state = (id(parser), id(actions), len(actions))
+        kept = self.answers.get(state)
         if kept is None:
-            kept = answers[key] = (parser, self.lookup(parser, dest, exclude))  # the parser kept: its id stays its own
-        return kept[1]
+            with_subcommands = any(isinstance(action, self.subcommands) for action in actions)
+            kept = self.answers[state] = (parser, None if with_subcommands else {})  # the parser kept: its id stays
+        answers = kept[1]
+        if answers is None:
+            return self.lookup(parser, dest, exclude)
+        key = (dest, exclude)
+        if key not in answers:
+            answers[key] = self.lookup(parser, dest, exclude)
+        return answers[key]
 
     def parsing(self, parse_args: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(parse_args)
@@ -92,7 +99,7 @@ def lookups_once_per_parse() -> Iterator[None]:
         return
     from jsonargparse import ArgumentParser, _core, _subcommands
 
-    lookups = ParseLookups(lookup)
+    lookups = ParseLookups(lookup, _subcommands.ActionSubCommands)
     parse_args = lookups.parsing(inspect.getattr_static(ArgumentParser, "parse_args"))
     with (
         replaced(_subcommands, find_action_and_subcommand=lookups.find_action_and_subcommand),
