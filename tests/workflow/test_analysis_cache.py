@@ -56,9 +56,10 @@ def test_a_threshold_change_redraws_no_figure_and_a_changed_stat_redraws_its_own
     assert first.figures_line() == (0, FIGURES, 0)
     assert sorted(first.analysis_files()) == ANALYSIS_FILES
 
-    # one threshold changed: the same stats, every figure copied from the cache
+    # one threshold changed: the same stats, every figure copied from the cache (another project name each time: not
+    # the key of a probe stored before, hooks/dj_probe_reuse.py, so the analysis runs)
     threshold = with_args(DEMO_OPS, "text_length_filter", max_len=90000)
-    again = run_dj_job(work, PROBE, "threshold", process_recipe(data, threshold))
+    again = run_dj_job(work, PROBE, "threshold", {**process_recipe(data, threshold), "project_name": "again"})
     assert again.figures_line() == (FIGURES, 0, 0)
     empty = run_dj_job(tmp_path / "empty", PROBE, "threshold", process_recipe(data, threshold))
     off = run_dj_job(tmp_path / "off", PROBE, "threshold", process_recipe(data, threshold), cache=False)
@@ -72,7 +73,7 @@ def test_a_threshold_change_redraws_no_figure_and_a_changed_stat_redraws_its_own
         from pathlib import Path
         sys.path.insert(0, {str(REPO / "tests")!r})
         from helpers.dj_jobs import run_dj_job
-        job = run_dj_job(Path({str(work)!r}), {PROBE!r}, "fresh", {process_recipe(data, threshold)!r})
+        job = run_dj_job(Path({str(work)!r}), {PROBE!r}, "fresh", {{**{process_recipe(data, threshold)!r}, "project_name": "fresh"}})
         print(json.dumps([job.figures_line(), "matplotlib.pyplot" in sys.modules, str(job.job_dir)]))
         """,
         timeout=300,

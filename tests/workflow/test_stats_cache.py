@@ -202,7 +202,9 @@ def test_process_after_probe_reads_every_stat_and_thresholds_apply_to_cached_sta
     off = run_hook(tmp_path / "off", "ProcessDataHook", "rep_len", process_recipe(dataset, longer), False)[0]
     assert processed == off
 
-    again, again_lines = run_hook(work, "ProbeViaAnalyzerHook", "probe-again", probe_recipe)
+    # another project name: the same stats, but not the stored probe's key (hooks/dj_probe_reuse.py), so it runs
+    again_recipe = {**probe_recipe, "project_name": "again"}
+    again, again_lines = run_hook(work, "ProbeViaAnalyzerHook", "probe-again", again_recipe)
     assert again == probe_stats and again_lines == {name: (rows, 0, 0) for op in ops for name in op}
 
 

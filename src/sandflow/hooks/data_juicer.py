@@ -44,6 +44,7 @@ from typing import Any
 
 from sandflow.config.dj_settings import RUN_DEFAULTS, refused_setting, setting_notes
 from sandflow.core.atomic import write_text_atomic
+from sandflow.hooks import dj_probe_reuse
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_analysis_cache import analysis_cache, fresh_figures
 from sandflow.hooks.dj_config_lookup import lookups_once_per_parse
@@ -286,6 +287,9 @@ def probe_via_analyzer(job: JobRun) -> str:
     refinement; Data-Juicer's own tables and plots are in ``<job_dir>/dj_work/analysis``.
     """
     recipe = dj_recipe(job)
+    reused = dj_probe_reuse.reuse(job, recipe)
+    if reused is not None:
+        return str(reused)
     with dj_session(job), ray_session(job, recipe):
         cfg = init_dj_config(recipe)
         if executor_type(recipe) == RAY_EXECUTOR:
@@ -308,11 +312,11 @@ def probe_via_analyzer(job: JobRun) -> str:
             )
         summary = summarise_stats(stats_file)
         write_text_atomic(Path(job.job_dir) / STATS_SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        if cfg.export_original_dataset:
-            if not os.path.isfile(export_path):
-                raise RuntimeError(f"Data-Juicer's Analyzer did not write {export_path}")
-            return export_path
-        return stats_file
+        result = export_path if cfg.export_original_dataset else stats_file
+        if cfg.export_original_dataset and not os.path.isfile(export_path):
+            raise RuntimeError(f"Data-Juicer's Analyzer did not write {export_path}")
+    dj_probe_reuse.store(job, recipe, result)  # after the session: its scratch directory is gone
+    return result
 
 
 def process_data(job: JobRun) -> str:

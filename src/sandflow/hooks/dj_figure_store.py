@@ -27,6 +27,7 @@ from sandflow.core.private_fs import ensure_within
 from sandflow.core.store_size import two_level_size
 
 ANALYSIS_SUBDIR = "analysis"  # under <work_dir>/stats-cache
+PROBES_SUBDIR = "probes"  # the same layout, for the files of whole probes (hooks/dj_probe_reuse.py)
 KEY_RECORD = "key.json"
 
 

@@ -24,7 +24,7 @@ from sandflow.core.atomic import write_text_atomic
 from sandflow.core.filehash import sha256_bytes
 from sandflow.core.private_fs import ensure_within
 from sandflow.core.store_size import two_level_size
-from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR
+from sandflow.hooks.dj_figure_store import ANALYSIS_SUBDIR, PROBES_SUBDIR
 
 OP_RECORD = "op.json"
 SEGMENT_SUFFIX = ".json"
@@ -43,8 +43,13 @@ class CacheSize:
 
 
 def cache_size(cache_dir: str | Path) -> CacheSize:
-    """How much the stats cache under cache_dir holds, less its analysis figures (all zeros when there is none)."""
-    return CacheSize(*two_level_size(cache_dir, lambda path: path.suffix == SEGMENT_SUFFIX, OP_RECORD, ANALYSIS_SUBDIR))
+    """How much the stats cache under cache_dir holds, less its analysis figures and stored probes (all zeros when
+    there is none)."""
+    return CacheSize(*two_level_size(cache_dir, _segment, OP_RECORD, (ANALYSIS_SUBDIR, PROBES_SUBDIR)))
+
+
+def _segment(path: Path) -> bool:
+    return path.suffix == SEGMENT_SUFFIX
 
 
 class OpStats:

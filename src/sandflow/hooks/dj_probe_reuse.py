@@ -1,0 +1,189 @@
+"""A probe whose files an earlier probe of the work_dir already wrote: they are copied, Data-Juicer does not run.
+
+Data-Juicer's Analyzer computes each filter's stats with the filter's ``process`` set aside: it never applies a
+threshold. Two probes whose recipes differ only in the thresholds of covered filters (hooks/dj_stats_cache.COVERED,
+and every filter's range settings) therefore write the same files: the stats, the analysis tables and figures, the
+summary k-sigma refinement reads. After a probe ran, its files are stored under a probe key; a later probe with the
+same key writes the stored bytes where it would have written its own (a threshold changed in the probe's recipe:
+0.6 s of Data-Juicer's config init and analysis on the demo, for a copy of 14 files).
+
+The probe key is the sha256 of: the recipe as the job runs it, less its thresholds and the paths into the job
+directory (the export path is kept relative to it); the sha256 of the dataset file; the versions of py-data-juicer,
+datasets, pandas, numpy, pyarrow, matplotlib and Pillow; the source digests of the recipe's ops, of Data-Juicer's
+analyzer and analysis modules and of sandflow's Data-Juicer hooks; the drawing environment of the analysis cache
+(matplotlib settings and font). Only probes of covered filters alone (tokenization off where it reads a model), on
+one local dataset file, with the default executor, no op fusion and no ``auto`` are stored or reused: any other op
+may read a model or file that no key pins.
+
+On disk, in the analysis cache's layout and with its discipline (hooks/dj_figure_store.py: written once under a
+temp name, named by the sha256 of the bytes; a torn, planted or ambiguous entry is never used, the probe runs):
+
+    <work_dir>/stats-cache/probes/<probe key>/<sha256>.listing      the listing: each file's path and sha256
+    <work_dir>/stats-cache/probes/<file key>/<sha256>               one file's bytes (file key: probe key + path)
+
+A probe whose files differ from one run to the next (a word cloud) stores two listings under one key and is never
+reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sandflow.core.filehash import sha256_bytes, sha256_file
+from sandflow.core.keys import canonical_json, library_version
+from sandflow.core.layout import stats_cache_dir, work_dir_of_job_dir
+from sandflow.hooks.base import JobRun
+from sandflow.hooks.dj_analysis_cache import COLUMN_WISE_MODULE, CORRELATION_MODULE, drawing_environment
+from sandflow.hooks.dj_figure_store import PROBES_SUBDIR, FigureStore, figures_size
+from sandflow.hooks.dj_ray import RAY_EXECUTOR, executor_type
+from sandflow.hooks.dj_stats_cache import COVERED, RANGE_ARGS, READS_MODEL_WHEN, cache_off_reason, op_source_digest
+
+__all__ = ["FORMAT", "PROBES_SUBDIR", "probe_key", "reuse", "store"]
+
+FORMAT = 1  # what a probe key covers; bump it when that changes
+LISTING_SUFFIX = ".listing"
+LIBRARIES = ("py-data-juicer", "datasets", "pandas", "numpy", "pyarrow", "matplotlib", "pillow")
+ANALYSIS_MODULES = (
+    "data_juicer.core.analyzer",
+    "data_juicer.analysis.overall_analysis",
+    COLUMN_WISE_MODULE,
+    CORRELATION_MODULE,
+)
+# Set by sandflow for each job (hooks/data_juicer.py): paths into the job directory.
+JOB_PATHS = ("work_dir", "job_id", "ds_cache_dir", "export_path", "dataset_path", "process")
+
+
+def without_thresholds(name: str, args: dict[str, Any]) -> dict[str, Any] | None:
+    """A covered filter's arguments less its thresholds; None for any other op, or one that reads a model."""
+    if name not in COVERED:
+        return None
+    reads_model = READS_MODEL_WHEN.get(name)
+    if reads_model is not None and args.get(reads_model, False) is not False:
+        return None
+    return {key: value for key, value in args.items() if key not in COVERED[name] | RANGE_ARGS}
+
+
+def probe_key(job: JobRun, recipe: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The probe key of this job's prepared recipe and what it stands for; None when the probe is not one that
+    is stored or reused (the module's docstring says which are)."""
+    if cache_off_reason(job) is not None or work_dir_of_job_dir(str(job.job_dir)) is None:
+        return None
+    if executor_type(recipe) == RAY_EXECUTOR or recipe.get("op_fusion") or recipe.get("auto"):
+        return None
+    dataset, export = recipe.get("dataset_path"), recipe.get("export_path")
+    if recipe.get("dataset") or not isinstance(dataset, str) or not os.path.isfile(dataset):
+        return None
+    export_in_job = os.path.relpath(os.path.abspath(str(export)), os.path.abspath(job.job_dir))
+    if export_in_job.startswith(os.pardir):
+        return None
+    ops = []
+    for entry in recipe["process"]:
+        ((name, args),) = entry.items()
+        kept = without_thresholds(name, args or {})
+        if kept is None:
+            return None
+        ops.append({name: kept})
+    from data_juicer.ops import OPERATORS
+
+    modules = sorted({OPERATORS.modules[name].__module__ for entry in ops for name in entry} | set(ANALYSIS_MODULES))
+    for module in modules:
+        importlib.import_module(module)
+    environments = [drawing_environment(module) for module in (COLUMN_WISE_MODULE, CORRELATION_MODULE)]
+    if any(environment is None for environment in environments):
+        return None
+    from sandflow.hooks.source_digest import module_digest
+
+    description = {
+        "format": FORMAT,
+        "recipe": {key: value for key, value in recipe.items() if key not in JOB_PATHS},
+        "export_path": export_in_job,
+        "process": ops,
+        "dataset": sha256_file(dataset),
+        "libraries": {name: library_version(name) for name in LIBRARIES},
+        "sources": {module: op_source_digest(module) for module in modules},
+        "sandflow": module_digest("sandflow.hooks.data_juicer"),
+        "drawing": environments,
+        "analyzer_font": os.environ.get("ANALYZER_FONT"),
+    }
+    return hashlib.sha256(canonical_json(description).encode()).hexdigest()[:32], description
+
+
+def _store(job: JobRun) -> FigureStore:
+    work_dir = work_dir_of_job_dir(str(job.job_dir))
+    assert work_dir is not None
+    return FigureStore(Path(stats_cache_dir(work_dir)) / PROBES_SUBDIR, Path(work_dir))
+
+
+def _file_key(key: str, path: str) -> str:
+    return hashlib.sha256(f"{key}\0{path}".encode()).hexdigest()[:32]
+
+
+def _safe_relative(path: Any) -> bool:
+    if not isinstance(path, str) or not path:
+        return False
+    parts = PurePosixPath(path).parts
+    return not PurePosixPath(path).is_absolute() and ".." not in parts and "." not in parts
+
+
+def reuse(job: JobRun, recipe: dict[str, Any]) -> Path | None:
+    """Write the stored files of this probe's key into its job directory; the path of its result (what the probe
+    returns). None when nothing usable is stored: the probe then runs."""
+    keyed = probe_key(job, recipe)
+    if keyed is None:
+        return None
+    key, _ = keyed
+    store = _store(job)
+    stored = store.get(key, LISTING_SUFFIX)
+    if stored is None:
+        return None
+    listing = json.loads(stored)
+    files, result = listing.get("files"), listing.get("result")
+    if not isinstance(files, dict) or not all(map(_safe_relative, [*files, result])) or result not in files:
+        return None
+    contents = {}
+    for path, digest in files.items():
+        data = store.get(_file_key(key, path), "")
+        if data is None or sha256_bytes(data) != digest:
+            return None
+        contents[path] = data
+    for path, data in contents.items():
+        target = Path(job.job_dir) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    job.log.info(
+        "probe reuse: %d file(s) of an earlier probe of the same data, ops and stat arguments (key %s); "
+        "Data-Juicer not run",
+        len(contents),
+        key,
+    )
+    return Path(job.job_dir) / result
+
+
+def store(job: JobRun, recipe: dict[str, Any], result: str | Path) -> None:
+    """Store the files this probe wrote in its job directory (all of them: nothing else is there yet), for a later
+    probe of the same key."""
+    keyed = probe_key(job, recipe)
+    if keyed is None:
+        return
+    key, description = keyed
+    job_dir = Path(job.job_dir)
+    files = {
+        path.relative_to(job_dir).as_posix(): path.read_bytes()
+        for path in sorted(job_dir.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+    result_path = Path(result).resolve().relative_to(job_dir.resolve()).as_posix()
+    probes = _store(job)
+    for path, data in files.items():
+        probes.add(_file_key(key, path), {"probe": key, "path": path}, data, "")
+    listing = {"files": {path: sha256_bytes(data) for path, data in files.items()}, "result": result_path}
+    probes.add(key, description, (canonical_json(listing) + "\n").encode(), LISTING_SUFFIX)
+    probes.flush()
+    job.log.info("probe reuse: stored %d file(s) under key %s", len(files), key)
+    size = figures_size(probes.directory)
+    job.log.info("probe store %s: %.1f MB in %d file(s)", probes.directory, size.bytes / 1e6, size.figures)
