@@ -18,7 +18,7 @@ from sandflow.core.layout import stats_cache_dir
 from sandflow.hooks.dj_probe_reuse import PROBES_SUBDIR, without_thresholds
 
 from helpers.dj_jobs import DjJob, process_recipe, run_dj_job
-from helpers.env import OFFLINE_ENV, environ
+from helpers.env import OFFLINE_ENV, environ, fresh_python
 from helpers.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -66,8 +66,21 @@ def test_a_threshold_change_copies_the_files_data_juicer_writes(tmp_path, offlin
     assert "probe reuse: stored 15 file(s)" in first.log and REUSED not in first.log
     assert len(job_files(first)) == FILES
 
+    # in a process of its own, as a job runs (the first probe's analysis changed this process's matplotlib settings)
     threshold = process_recipe(data, with_args(DEMO_OPS, "text_length_filter", max_len=90000, min_len=3))
-    again = run_dj_job(work, PROBE, "threshold", threshold)
+    fresh = fresh_python(
+        f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from helpers.dj_jobs import run_dj_job
+        job = run_dj_job(Path({str(work)!r}), {PROBE!r}, "threshold", {threshold!r})
+        print(job.job_dir, job.result, sep="\\n")
+        """,
+        timeout=300,
+    )
+    job_dir, result = fresh.splitlines()[-2:]
+    again = DjJob(Path(result), Path(job_dir), (work / f"{PROBE}-threshold.log").read_text())
     assert REUSED in again.log and "stats cache" not in again.log  # Data-Juicer did not run
     empty = run_dj_job(tmp_path / "empty", PROBE, "threshold", threshold)
     off = run_dj_job(tmp_path / "off", PROBE, "threshold", threshold, cache=False)

@@ -287,7 +287,8 @@ def probe_via_analyzer(job: JobRun) -> str:
     refinement; Data-Juicer's own tables and plots are in ``<job_dir>/dj_work/analysis``.
     """
     recipe = dj_recipe(job)
-    reused = dj_probe_reuse.reuse(job, recipe)
+    probe = dj_probe_reuse.probe_key(job, recipe)  # before the run: the analysis changes matplotlib's settings
+    reused = None if probe is None else dj_probe_reuse.reuse(job, probe)
     if reused is not None:
         return str(reused)
     with dj_session(job), ray_session(job, recipe):
@@ -315,7 +316,8 @@ def probe_via_analyzer(job: JobRun) -> str:
         result = export_path if cfg.export_original_dataset else stats_file
         if cfg.export_original_dataset and not os.path.isfile(export_path):
             raise RuntimeError(f"Data-Juicer's Analyzer did not write {export_path}")
-    dj_probe_reuse.store(job, recipe, result)  # after the session: its scratch directory is gone
+    if probe is not None:
+        dj_probe_reuse.store(job, probe, result)  # after the session: its scratch directory is gone
     return result
 
 

@@ -11,7 +11,7 @@ The probe key is the sha256 of: the recipe as the job runs it, less its threshol
 directory (the export path is kept relative to it); the sha256 of the dataset file; the versions of py-data-juicer,
 datasets, pandas, numpy, pyarrow, matplotlib and Pillow; the source digests of the recipe's ops, of Data-Juicer's
 analyzer and analysis modules and of sandflow's Data-Juicer hooks; the drawing environment of the analysis cache
-(matplotlib settings and font). Only probes of covered filters alone (tokenization off where it reads a model), on
+(matplotlib settings, with the two the column-wise analysis sets before it draws, and the font). Only probes of covered filters alone (tokenization off where it reads a model), on
 one local dataset file, with the default executor, no op fusion and no ``auto`` are stored or reused: any other op
 may read a model or file that no key pins.
 
@@ -31,6 +31,7 @@ import hashlib
 import importlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -43,7 +44,7 @@ from sandflow.hooks.dj_figure_store import PROBES_SUBDIR, FigureStore, figures_s
 from sandflow.hooks.dj_ray import RAY_EXECUTOR, executor_type
 from sandflow.hooks.dj_stats_cache import COVERED, RANGE_ARGS, READS_MODEL_WHEN, cache_off_reason, op_source_digest
 
-__all__ = ["FORMAT", "PROBES_SUBDIR", "probe_key", "reuse", "store"]
+__all__ = ["FORMAT", "ProbeKey", "probe_key", "reuse", "store"]
 
 FORMAT = 1  # what a probe key covers; bump it when that changes
 LISTING_SUFFIX = ".listing"
@@ -54,6 +55,9 @@ ANALYSIS_MODULES = (
     COLUMN_WISE_MODULE,
     CORRELATION_MODULE,
 )
+# What Data-Juicer's column-wise analysis sets in matplotlib's rcParams before it draws (its __init__), whatever
+# an earlier analysis in the process left there; ANALYZER_FONT names the font.
+DEFAULT_ANALYZER_FONT = "Heiti SC"
 # Set by sandflow for each job (hooks/data_juicer.py): paths into the job directory.
 JOB_PATHS = ("work_dir", "job_id", "ds_cache_dir", "export_path", "dataset_path", "process")
 
@@ -68,9 +72,15 @@ def without_thresholds(name: str, args: dict[str, Any]) -> dict[str, Any] | None
     return {key: value for key, value in args.items() if key not in COVERED[name] | RANGE_ARGS}
 
 
-def probe_key(job: JobRun, recipe: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The probe key of this job's prepared recipe and what it stands for; None when the probe is not one that
-    is stored or reused (the module's docstring says which are)."""
+@dataclass(frozen=True)
+class ProbeKey:
+    key: str  # 32 hex digits
+    description: dict[str, Any]  # what it stands for (key.json)
+
+
+def probe_key(job: JobRun, recipe: dict[str, Any]) -> ProbeKey | None:
+    """The probe key of this job's prepared recipe, before the probe runs; None when the probe is not one that is
+    stored or reused (the module's docstring says which are)."""
     if cache_off_reason(job) is not None or work_dir_of_job_dir(str(job.job_dir)) is None:
         return None
     if executor_type(recipe) == RAY_EXECUTOR or recipe.get("op_fusion") or recipe.get("auto"):
@@ -93,7 +103,11 @@ def probe_key(job: JobRun, recipe: dict[str, Any]) -> tuple[str, dict[str, Any]]
     modules = sorted({OPERATORS.modules[name].__module__ for entry in ops for name in entry} | set(ANALYSIS_MODULES))
     for module in modules:
         importlib.import_module(module)
-    environments = [drawing_environment(module) for module in (COLUMN_WISE_MODULE, CORRELATION_MODULE)]
+    import matplotlib
+
+    font = os.environ.get("ANALYZER_FONT", DEFAULT_ANALYZER_FONT)
+    with matplotlib.rc_context({"font.sans-serif": [font], "axes.unicode_minus": False}):
+        environments = [drawing_environment(module) for module in (COLUMN_WISE_MODULE, CORRELATION_MODULE)]
     if any(environment is None for environment in environments):
         return None
     from sandflow.hooks.source_digest import module_digest
@@ -108,9 +122,9 @@ def probe_key(job: JobRun, recipe: dict[str, Any]) -> tuple[str, dict[str, Any]]
         "sources": {module: op_source_digest(module) for module in modules},
         "sandflow": module_digest("sandflow.hooks.data_juicer"),
         "drawing": environments,
-        "analyzer_font": os.environ.get("ANALYZER_FONT"),
+        "analyzer_font": font,
     }
-    return hashlib.sha256(canonical_json(description).encode()).hexdigest()[:32], description
+    return ProbeKey(hashlib.sha256(canonical_json(description).encode()).hexdigest()[:32], description)
 
 
 def _store(job: JobRun) -> FigureStore:
@@ -130,13 +144,10 @@ def _safe_relative(path: Any) -> bool:
     return not PurePosixPath(path).is_absolute() and ".." not in parts and "." not in parts
 
 
-def reuse(job: JobRun, recipe: dict[str, Any]) -> Path | None:
-    """Write the stored files of this probe's key into its job directory; the path of its result (what the probe
+def reuse(job: JobRun, probe: ProbeKey) -> Path | None:
+    """Write the files stored under the probe's key into its job directory; the path of its result (what the probe
     returns). None when nothing usable is stored: the probe then runs."""
-    keyed = probe_key(job, recipe)
-    if keyed is None:
-        return None
-    key, _ = keyed
+    key = probe.key
     store = _store(job)
     stored = store.get(key, LISTING_SUFFIX)
     if stored is None:
@@ -164,13 +175,10 @@ def reuse(job: JobRun, recipe: dict[str, Any]) -> Path | None:
     return Path(job.job_dir) / result
 
 
-def store(job: JobRun, recipe: dict[str, Any], result: str | Path) -> None:
+def store(job: JobRun, probe: ProbeKey, result: str | Path) -> None:
     """Store the files this probe wrote in its job directory (all of them: nothing else is there yet), for a later
     probe of the same key."""
-    keyed = probe_key(job, recipe)
-    if keyed is None:
-        return
-    key, description = keyed
+    key, description = probe.key, probe.description
     job_dir = Path(job.job_dir)
     files = {
         path.relative_to(job_dir).as_posix(): path.read_bytes()
