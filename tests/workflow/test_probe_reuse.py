@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from sandflow.core.layout import stats_cache_dir
-from sandflow.hooks.dj_probe_reuse import PROBES_SUBDIR, without_thresholds
+from sandflow.hooks import dj_probe_reuse
+from sandflow.hooks.dj_figure_store import PROBES_SUBDIR
+from sandflow.hooks.dj_probe_reuse import without_thresholds
 
 from helpers.dj_jobs import DjJob, process_recipe, run_dj_job
 from helpers.env import OFFLINE_ENV, environ, fresh_python
@@ -131,3 +133,14 @@ def test_a_store_entry_that_is_not_intact_runs_the_probe(tmp_path, offline_env, 
     again = run_dj_job(work, PROBE, "threshold", threshold)
     assert REUSED not in again.log and "stats cache:" in again.log
     assert job_files(again) == job_files(first)
+
+
+def test_a_probe_over_the_size_cap_is_not_stored(tmp_path, offline_env, data, monkeypatch):
+    monkeypatch.setattr(dj_probe_reuse, "STORE_CAP_BYTES", 1000)
+    work = tmp_path / "work"
+    first = run_dj_job(work, PROBE, "first", process_recipe(data, DEMO_OPS))
+    assert "probe reuse: not stored (0 MB of files, over 0 MB)" in first.log
+    threshold = process_recipe(data, with_args(DEMO_OPS, "text_length_filter", max_len=90000))
+    again = run_dj_job(work, PROBE, "threshold", threshold)
+    assert REUSED not in again.log and "stats cache:" in again.log
+    assert not (Path(stats_cache_dir(str(work))) / PROBES_SUBDIR).exists()

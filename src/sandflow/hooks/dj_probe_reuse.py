@@ -48,6 +48,9 @@ __all__ = ["FORMAT", "ProbeKey", "probe_key", "reuse", "store"]
 
 FORMAT = 1  # what a probe key covers; bump it when that changes
 LISTING_SUFFIX = ".listing"
+# A probe's files are stored only up to this size in all (they are read into memory to store and to copy): an
+# export of the whole dataset (export_original_dataset) may be far larger, and such a probe runs each time.
+STORE_CAP_BYTES = 256 * 1024 * 1024
 LIBRARIES = ("py-data-juicer", "datasets", "pandas", "numpy", "pyarrow", "matplotlib", "pillow")
 ANALYSIS_MODULES = (
     "data_juicer.core.analyzer",
@@ -152,7 +155,12 @@ def reuse(job: JobRun, probe: ProbeKey) -> Path | None:
     stored = store.get(key, LISTING_SUFFIX)
     if stored is None:
         return None
-    listing = json.loads(stored)
+    try:
+        listing = json.loads(stored)
+    except ValueError:
+        return None
+    if not isinstance(listing, dict):
+        return None
     files, result = listing.get("files"), listing.get("result")
     if not isinstance(files, dict) or not all(map(_safe_relative, [*files, result])) or result not in files:
         return None
@@ -180,11 +188,12 @@ def store(job: JobRun, probe: ProbeKey, result: str | Path) -> None:
     probe of the same key."""
     key, description = probe.key, probe.description
     job_dir = Path(job.job_dir)
-    files = {
-        path.relative_to(job_dir).as_posix(): path.read_bytes()
-        for path in sorted(job_dir.rglob("*"))
-        if path.is_file() and not path.is_symlink()
-    }
+    paths = [path for path in sorted(job_dir.rglob("*")) if path.is_file() and not path.is_symlink()]
+    total = sum(path.stat().st_size for path in paths)
+    if total > STORE_CAP_BYTES:
+        job.log.info("probe reuse: not stored (%.0f MB of files, over %d MB)", total / 1e6, STORE_CAP_BYTES >> 20)
+        return
+    files = {path.relative_to(job_dir).as_posix(): path.read_bytes() for path in paths}
     result_path = Path(result).resolve().relative_to(job_dir.resolve()).as_posix()
     probes = _store(job)
     for path, data in files.items():
