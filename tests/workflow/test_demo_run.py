@@ -211,6 +211,9 @@ def test_changing_the_first_job_reruns_everything_downstream_even_across_two_kil
 
     def other_percentiles(data):
         data["probe_job_configs"][0]["local"] = {"dj_configs.percentiles": [0.1, 0.9]}
+        # the analysis of the processed rows too: otherwise it would copy the cold run's files (the same rows,
+        # hooks/dj_probe_reuse.py) in too little time to be killed while it runs
+        data["evaluation_job_configs"][0]["local"] = {"dj_configs.percentiles": [0.1, 0.9]}
 
     name = variant(run_dir, "first_changed", other_percentiles)
     work = run_dir / WORK

@@ -12,7 +12,7 @@ A figure key is the sha256 of: the kind (hist, box, correlation and its method),
 (the stat's name, dtypes, index and values, exactly as handed to the draw call), the drawing settings, the
 versions of py-data-juicer, matplotlib, pandas, numpy and Pillow, the sha256 of the source of the Data-Juicer
 module that draws it (and of the Data-Juicer modules it names), of every matplotlib setting (rcParams: fonts,
-dpi, ...; not the backend, see ``drawing_environment``) and of the font file matplotlib draws text with. Not cached: word clouds (WordCloud places words at
+dpi, ...; not the backend settings, see ``drawing_environment``) and of the font file matplotlib draws text with. Not cached: word clouds (WordCloud places words at
 random, so they differ from run to run), ``save_stats_in_one_file: true`` (one figure of every stat), percentile
 lines, and the overall table (pandas' describe, needed in memory by the other analyses; cheap).
 
@@ -97,13 +97,15 @@ def drawing_environment(module_name: str) -> dict[str, Any] | None:
     """What a figure drawn by module_name depends on besides its data and settings, as it is right now; None when
     its PNG is not printed by Agg (a Cairo backend): such a figure is always drawn.
 
-    The backend is left out of the key: savefig prints a PNG with Agg under the backend matplotlib picks by itself
-    and under every other one but Cairo's. Reading it through rcParams would import pyplot to pick it."""
+    The backend settings are left out of the key: savefig prints a PNG with Agg under the backend matplotlib picks
+    by itself and under every other one but Cairo's. Reading the backend through rcParams would import pyplot to
+    pick it, and ``matplotlib.use`` turns ``backend_fallback`` off, as sandflow's HPO report does in its process."""
     import matplotlib
     from matplotlib import font_manager
 
     settings = dict(dict.items(matplotlib.rcParams))  # as stored
     backend = settings.pop("backend")
+    settings.pop("backend_fallback", None)
     if isinstance(backend, str) and "cairo" in backend.lower():
         return None
     return {

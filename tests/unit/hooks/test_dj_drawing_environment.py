@@ -34,6 +34,14 @@ def test_the_key_is_the_same_before_and_after_pyplot_picks_the_backend():
     assert unpicked == picked
 
 
+def test_choosing_a_backend_leaves_the_key_as_it_was():
+    with stored_backend("agg"):
+        before = drawing_environment(COLUMN_WISE_MODULE)
+        with matplotlib.rc_context({"backend_fallback": False}):  # what matplotlib.use sets
+            chosen = drawing_environment(COLUMN_WISE_MODULE)
+    assert before == chosen
+
+
 def test_any_other_setting_changes_the_key():
     with stored_backend("agg"):
         before = drawing_environment(COLUMN_WISE_MODULE)
