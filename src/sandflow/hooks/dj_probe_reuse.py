@@ -43,6 +43,7 @@ from sandflow.hooks.dj_analysis_cache import COLUMN_WISE_MODULE, CORRELATION_MOD
 from sandflow.hooks.dj_figure_store import PROBES_SUBDIR, FigureStore, figures_size
 from sandflow.hooks.dj_ray import RAY_EXECUTOR, executor_type
 from sandflow.hooks.dj_stats_cache import COVERED, RANGE_ARGS, READS_MODEL_WHEN, cache_off_reason, op_source_digest
+from sandflow.hooks.source_digest import module_digest
 
 __all__ = ["FORMAT", "ProbeKey", "probe_key", "reuse", "store"]
 
@@ -113,8 +114,6 @@ def probe_key(job: JobRun, recipe: dict[str, Any]) -> ProbeKey | None:
         environments = [drawing_environment(module) for module in (COLUMN_WISE_MODULE, CORRELATION_MODULE)]
     if any(environment is None for environment in environments):
         return None
-    from sandflow.hooks.source_digest import module_digest
-
     description = {
         "format": FORMAT,
         "recipe": {key: value for key, value in recipe.items() if key not in JOB_PATHS},
