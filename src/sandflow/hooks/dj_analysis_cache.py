@@ -12,9 +12,10 @@ A figure key is the sha256 of: the kind (hist, box, correlation and its method),
 (the stat's name, dtypes, index and values, exactly as handed to the draw call), the drawing settings, the
 versions of py-data-juicer, matplotlib, pandas, numpy and Pillow, the sha256 of the source of the Data-Juicer
 module that draws it (and of the Data-Juicer modules it names), of every matplotlib setting (rcParams: fonts,
-dpi, ...; not the backend settings, see ``drawing_environment``) and of the font file matplotlib draws text with. Not cached: word clouds (WordCloud places words at
-random, so they differ from run to run), ``save_stats_in_one_file: true`` (one figure of every stat), percentile
-lines, and the overall table (pandas' describe, needed in memory by the other analyses; cheap).
+dpi, ...; not the backend settings, see ``drawing_environment``) and of the font file matplotlib draws text with.
+Not cached: word clouds (WordCloud places words at random, so they differ from run to run),
+``save_stats_in_one_file: true`` (one figure of every stat), percentile lines, and the overall table (pandas'
+describe, needed in memory by the other analyses; cheap).
 
 An analysis whose figures are all stored does not import pyplot (0.2-0.3 s): the column-wise analysis's ``plt``
 hands out matplotlib's rcParams (the object pyplot's are) and imports pyplot for anything else.

@@ -5,15 +5,16 @@ threshold. Two probes whose recipes differ only in the thresholds of covered fil
 and every filter's range settings) therefore write the same files: the stats, the analysis tables and figures, the
 summary k-sigma refinement reads. After a probe ran, its files are stored under a probe key; a later probe with the
 same key writes the stored bytes where it would have written its own (a threshold changed in the probe's recipe:
-0.6 s of Data-Juicer's config init and analysis on the demo, for a copy of 14 files).
+0.6 s of Data-Juicer's config init and analysis on the demo, for a copy of 15 files).
 
 The probe key is the sha256 of: the recipe as the job runs it, less its thresholds and the paths into the job
 directory (the export path is kept relative to it); the sha256 of the dataset file; the versions of py-data-juicer,
 datasets, pandas, numpy, pyarrow, matplotlib and Pillow; the source digests of the recipe's ops, of Data-Juicer's
 analyzer and analysis modules and of sandflow's Data-Juicer hooks; the drawing environment of the analysis cache
-(matplotlib settings, with the two the column-wise analysis sets before it draws, and the font). Only probes of covered filters alone (tokenization off where it reads a model), on
-one local dataset file, with the default executor, no op fusion and no ``auto`` are stored or reused: any other op
-may read a model or file that no key pins.
+(matplotlib settings, with the two the column-wise analysis sets before it draws, and the font). Only probes of
+covered filters alone (tokenization off where it reads a model), on one local dataset file, with the default
+executor, no op fusion and no ``auto`` are stored or reused: any other op may read a model or file that no key
+pins.
 
 On disk, in the analysis cache's layout and with its discipline (hooks/dj_figure_store.py: written once under a
 temp name, named by the sha256 of the bytes; a torn, planted or ambiguous entry is never used, the probe runs):
@@ -85,7 +86,7 @@ class ProbeKey:
 def probe_key(job: JobRun, recipe: dict[str, Any]) -> ProbeKey | None:
     """The probe key of this job's prepared recipe, before the probe runs; None when the probe is not one that is
     stored or reused (the module's docstring says which are)."""
-    if cache_off_reason(job) is not None or work_dir_of_job_dir(str(job.job_dir)) is None:
+    if cache_off_reason(job) is not None:  # also when the job is not in a work_dir's jobs/
         return None
     if executor_type(recipe) == RAY_EXECUTOR or recipe.get("op_fusion") or recipe.get("auto"):
         return None
