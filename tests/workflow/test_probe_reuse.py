@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from sandflow.core.layout import stats_cache_dir
+from sandflow.core.private_fs import UnsafePath
 from sandflow.hooks import dj_probe_reuse
 from sandflow.hooks.dj_figure_store import PROBES_SUBDIR
 from sandflow.hooks.dj_probe_reuse import without_thresholds
@@ -144,3 +145,13 @@ def test_a_probe_over_the_size_cap_is_not_stored(tmp_path, offline_env, data, mo
     again = run_dj_job(work, PROBE, "threshold", threshold)
     assert REUSED not in again.log and "stats cache:" in again.log
     assert not (Path(stats_cache_dir(str(work))) / PROBES_SUBDIR).exists()
+
+
+def test_a_probe_store_leading_out_of_the_work_dir_is_refused(tmp_path, offline_env, data):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (work / "stats-cache").mkdir(parents=True)
+    elsewhere.mkdir()
+    (work / "stats-cache" / PROBES_SUBDIR).symlink_to(elsewhere)  # planted before the run
+    with pytest.raises(UnsafePath, match="the probe store .* would be written outside"):
+        run_dj_job(work, PROBE, "first", process_recipe(data, DEMO_OPS))
+    assert list(elsewhere.iterdir()) == []

@@ -56,17 +56,19 @@ def figures_size(directory: str | Path) -> FiguresSize:
 
 @dataclass
 class FigureStore:
-    """The figures of one work_dir's analysis cache: what earlier jobs stored, and what this job adds."""
+    """The figures of one work_dir's analysis cache: what earlier jobs stored, and what this job adds (also the
+    files of stored probes, hooks/dj_probe_reuse.py)."""
 
-    directory: Path  # <work_dir>/stats-cache/analysis
+    directory: Path  # <work_dir>/stats-cache/analysis (or probes)
     work_dir: Path
+    name: str = "the analysis cache"  # in the error that refuses a directory leading out of work_dir
     skipped: list[str] = field(default_factory=list)  # <key>/<file> whose name is not the sha256 of its bytes
     ambiguous: list[str] = field(default_factory=list)  # keys with two different intact figures
     pending: dict[str, tuple[dict[str, Any], bytes, str]] = field(default_factory=dict)
 
     def _key_dir(self, key: str) -> Path:
         directory = self.directory / key
-        ensure_within(directory / KEY_RECORD, self.work_dir, "the analysis cache")
+        ensure_within(directory / KEY_RECORD, self.work_dir, self.name)
         return directory
 
     def get(self, key: str, suffix: str) -> bytes | None:

@@ -133,7 +133,7 @@ def probe_key(job: JobRun, recipe: dict[str, Any]) -> ProbeKey | None:
 def _store(job: JobRun) -> FigureStore:
     work_dir = work_dir_of_job_dir(str(job.job_dir))
     assert work_dir is not None
-    return FigureStore(Path(stats_cache_dir(work_dir)) / PROBES_SUBDIR, Path(work_dir))
+    return FigureStore(Path(stats_cache_dir(work_dir)) / PROBES_SUBDIR, Path(work_dir), name="the probe store")
 
 
 def _file_key(key: str, path: str) -> str:
