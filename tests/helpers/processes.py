@@ -15,6 +15,7 @@ JOB_SERVER_MODULE = "sandflow.run.job_server"  # in a job server's command line 
 
 class Process(NamedTuple):
     pid: int
+    parent: int
     cwd: Path  # resolved
     command: str  # its command line, arguments separated by spaces
 
@@ -28,12 +29,12 @@ def living_processes() -> Iterator[Process]:
             if proc.stat().st_uid != os.getuid():
                 continue
             cwd = (proc / "cwd").resolve()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state, parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:  # gone meanwhile
             continue
         if state != "Z":
-            yield Process(int(proc.name), cwd, command)
+            yield Process(int(proc.name), int(parent), cwd, command)
 
 
 def processes_in(directory: Path) -> list[str]:
@@ -43,11 +44,14 @@ def processes_in(directory: Path) -> list[str]:
 
 
 def job_servers_in(directory: Path) -> list[int]:
-    """The pids of the job servers working in directory: those a run there started (run/job_server.py)."""
+    """The pids of the job servers working in directory: those a run there started (run/job_server.py).
+
+    A job's worker is forked from its server, so it has the server's command line and, for a job run in the
+    same directory, its cwd too: it is told apart by its parent, a server. Not by pid order, which wraps."""
     root = directory.resolve()
-    return [
-        process.pid for process in living_processes() if process.cwd == root and JOB_SERVER_MODULE in process.command
-    ]
+    found = [process for process in living_processes() if process.cwd == root and JOB_SERVER_MODULE in process.command]
+    servers = {process.pid for process in found}
+    return [process.pid for process in found if process.parent not in servers]
 
 
 def left_behind(directory: Path, grace_s: float = 10.0) -> list[str]:
