@@ -19,6 +19,25 @@ class JobFailed(RuntimeError):
     """A job could not run; the message says why."""
 
 
+IN_THE_LOG = "(traceback in the job's log)"
+
+
+def error_line(exc: BaseException) -> str:
+    """An error from code that is not sandflow's, in one line for the terminal: its type and first line, and those
+    of the error at the root of its chain (``raise ... from``), since libraries wrap the parser's error, which names
+    the problem, in their own. The traceback belongs in the job's log."""
+    root, seen = exc, {id(exc)}
+    while root.__cause__ is not None and id(root.__cause__) not in seen:
+        root = root.__cause__
+        seen.add(id(root))
+    return first_line(exc) if root is exc else f"{first_line(exc)}, from {first_line(root)}"
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
 def load_context(path: str | Path) -> dict[str, Any]:
     with open(path) as handle:
         return json.load(handle)

@@ -44,6 +44,7 @@ from typing import Any
 
 from sandflow.config.dj_settings import RUN_DEFAULTS, refused_setting, setting_notes
 from sandflow.core.atomic import write_text_atomic
+from sandflow.core.jsonl import BadData, read_objects
 from sandflow.hooks import dj_probe_reuse
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_analysis_cache import analysis_cache, fresh_figures
@@ -202,6 +203,25 @@ def dj_session(job: JobRun) -> Iterator[None]:
         shutil.rmtree(Path(job.job_dir) / WORK_SUBDIR / SCRATCH_SUBDIR, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def bad_line_named(dataset_path: str) -> Iterator[None]:
+    """A failed run whose dataset is one local JSON Lines file fails on the file's first bad line when it has one,
+    '<file>:<line>: <problem>': Data-Juicer's loader says only Arrow's 'JSON parse error ... in row N', N counted
+    within a block of the file. The file is read again only when the run has failed."""
+    try:
+        yield
+    except Exception as exc:
+        path = Path(dataset_path)
+        if path.is_relative_to(Path.cwd()):  # named as the config names it (Data-Juicer made it absolute)
+            path = path.relative_to(Path.cwd())
+        if path.suffix == ".jsonl" and path.is_file():
+            try:
+                read_objects(path)
+            except BadData as bad:
+                raise bad from exc
+        raise
+
+
 def keep_environ_object(environ: MutableMapping[str, str]) -> None:
     """Make ``environ`` os.environ again, holding what os.environ holds now. Hugging Face datasets' map with
     num_proc assigns a deep copy to os.environ, after which whoever holds the original (a test's monkeypatch,
@@ -302,8 +322,9 @@ def probe_via_analyzer(job: JobRun) -> str:
 
             analyzer = Analyzer(cfg)
             job.log.info("analysing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-            with stats_cache(job, cfg), fresh_figures(), analysis_cache(job), free_models_lazily():
-                analyzer.run(skip_return=True)
+            with bad_line_named(cfg.dataset_path), stats_cache(job, cfg), fresh_figures(), analysis_cache(job):
+                with free_models_lazily():
+                    analyzer.run(skip_return=True)
             export_path = analyzer.exporter.export_path
             stats_file = stats_file_of(export_path, analyzer.exporter.suffix)
         if not os.path.isfile(stats_file):
@@ -338,7 +359,7 @@ def process_data(job: JobRun) -> str:
 
         executor = DefaultExecutor(cfg)
         job.log.info("processing %s with %d op(s)", cfg.dataset_path, len(cfg.process))
-        with stats_cache(job, cfg), free_models_lazily():
+        with bad_line_named(cfg.dataset_path), stats_cache(job, cfg), free_models_lazily():
             dataset = executor.run()
         if cfg.open_tracer:
             trace_dir = Path(job.job_dir) / WORK_SUBDIR / TRACE_SUBDIR

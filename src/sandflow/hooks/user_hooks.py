@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from sandflow.config.errors import ConfigError
-from sandflow.core.jobio import JobFailed
+from sandflow.core.jobio import IN_THE_LOG, JobFailed, error_line
 from sandflow.hooks.base import Hook, JobRun
 from sandflow.hooks.llm.messages import resolve_function, user_module_file
 from sandflow.hooks.user_base import BaseHook, JobWatcher
@@ -98,7 +98,7 @@ def run_user_hook(spec: str, job: JobRun) -> Any:
         raise JobFailed(str(exc)) from None
     except Exception as exc:
         job.log.exception("importing %s failed", spec)
-        raise JobFailed(f"importing {spec} raised {type(exc).__name__}: {exc} (traceback in the job's log)") from None
+        raise JobFailed(f"importing {spec} raised {error_line(exc)} {IN_THE_LOG}") from None
     if not (isinstance(hook_class, type) and issubclass(hook_class, BaseHook)):
         raise JobFailed(f"hook {spec!r} is not a subclass of sandflow.BaseHook")
     job_cfg = {
@@ -113,7 +113,7 @@ def run_user_hook(spec: str, job: JobRun) -> Any:
         result = hook.hook()
     except Exception as exc:
         job.log.exception("%s failed", spec)
-        raise JobFailed(f"{spec} raised {type(exc).__name__}: {exc} (traceback in the job's log)") from None
+        raise JobFailed(f"{spec} raised {error_line(exc)} {IN_THE_LOG}") from None
     names = job.output_names or []
     if len(names) > 1 and isinstance(result, list) and len(result) == len(names):
         return tuple(result)  # a list with one value per output name: several outputs

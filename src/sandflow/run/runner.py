@@ -24,7 +24,16 @@ from typing import Any
 
 from sandflow.config.files import read_yaml_or_json
 from sandflow.config.tree import set_path
-from sandflow.core.jobio import JobFailed, job_logging, load_context, output_to_log, replace_prefix, write_json
+from sandflow.core.jobio import (
+    IN_THE_LOG,
+    JobFailed,
+    error_line,
+    job_logging,
+    load_context,
+    output_to_log,
+    replace_prefix,
+    write_json,
+)
 from sandflow.core.keys import library_version
 from sandflow.core.layout import COMMIT_FILE, CONTEXT_FILE, MANIFEST_FILE
 from sandflow.core.paths import guess_kind
@@ -176,10 +185,13 @@ def compute(spec: RunJobSpec, partial: Partial, log_path: str, threads: int, wai
             write_json(partial.path / MANIFEST_FILE, manifest_of(partial.path))
             write_json(partial.path / CONTEXT_FILE, record)
             link_or_copy(partial.path / CONTEXT_FILE, partial.path / COMMIT_FILE)
-        except BaseException:
+        except BaseException as exc:
             log.exception("job %s failed", spec["key"])
             if partial.is_intact():
                 remove_tree(partial.path)
+            if isinstance(exc, Exception) and not isinstance(exc, (JobFailed, UnsafePath)):
+                # A library's own error: its traceback is for the log, the terminal gets one line.
+                raise JobFailed(f"{error_line(exc)} {IN_THE_LOG}") from exc
             raise
         try:
             commit(partial, final_dir)

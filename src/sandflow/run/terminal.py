@@ -37,6 +37,8 @@ SET_UP = (
 QUIET_EVENTS = {LogEvent.WORKFLOW_STARTED, LogEvent.RESOURCES_INFO, LogEvent.JOB_STARTED, LogEvent.SHELLCMD}
 CONTEXT_FILE = "context.json"  # a job rule's output: its job directory is where its results are
 FAILED_LOG_LINES = 20  # of a failed job's log, with --show-failed-logs
+# The frame Snakemake's error block names for a job the job server ran: sandflow's hand-off, not where it failed.
+HAND_OFF_FRAME = os.path.join("sandflow", "run", "dispatch_shortcuts.py") + '", line '
 
 
 def shown_path(path: str) -> str:
@@ -124,6 +126,8 @@ class TerminalHandler(LogHandlerBase):
         message = record.getMessage() if record.msg is not None else ""
         if record.levelno <= logging.INFO and message.startswith(SET_UP):
             return []
+        if record.levelno >= logging.ERROR:
+            message = "\n".join(line for line in message.split("\n") if HAND_OFF_FRAME not in line)
         return [message] if message else []
 
     def jobs_to_run(self, stats: dict[str, int]) -> str:
