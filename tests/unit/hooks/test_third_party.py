@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.hf.launch import TORCHRUN_LOGS
 from sandflow.hooks.third_party.easyanimate import (
     PROGRESS,
     TRAIN_ARGS,
@@ -269,6 +270,9 @@ def free_port() -> int:
 @pytest.mark.slow  # the real torchrun imports torch: ~10 s
 def test_internvl_training_runs_upstreams_torchrun_command_per_meta_file_and_logs_its_curve(tmp_path, gpu, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # the real torchrun
+    temp = tmp_path / "tmp"  # where torchrun would leave its torchelastic_* log directory
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     config = internvl_train_config(tmp_path)
     assert internvl_train_requirements(None, config) == []
     job, log = make_job(tmp_path, "TrainModelHook", config)
@@ -287,6 +291,8 @@ def test_internvl_training_runs_upstreams_torchrun_command_per_meta_file_and_log
     ]
     assert len(json.loads((Path(outputs[1]) / "train_log.json").read_text())) == 2
     assert "{'loss': 2.5, 'learning_rate'" in (low / "training_log.txt").read_text()
+    assert any("--log_dir=" in line for line in log)  # torchrun's logs go to the job's directory, gone when it ends
+    assert list(temp.iterdir()) == [] and list(job.job_dir.rglob(f"{TORCHRUN_LOGS}-*")) == []
 
 
 def test_internvl_training_checks_before_any_job_and_refuses_a_batch_that_does_not_divide_512(

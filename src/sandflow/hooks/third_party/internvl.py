@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from sandflow.hooks.base import JobRun
+from sandflow.hooks.hf.launch import TORCHRUN_LOGS
 from sandflow.hooks.third_party.tools import env_prefix, environment_problems, gpu_count, logged
 
 CAPTION_SCORES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
@@ -176,8 +178,12 @@ def internvl_train_requirements(dj_configs: Any, extra_configs: Any) -> list[str
     return missing + environment_problems(config, "internvl.yaml")
 
 
-def internvl_training_argv(config: dict[str, Any], gpus: int, output_dir: Path, meta_path: str) -> list[str]:
-    """Upstream's torchrun command for one meta file, with its batch arithmetic (512 samples per step)."""
+def internvl_training_argv(
+    config: dict[str, Any], gpus: int, output_dir: Path, meta_path: str, log_dir: Path
+) -> list[str]:
+    """Upstream's torchrun command for one meta file, with its batch arithmetic (512 samples per step). With a log
+    directory of the job's: without one torch leaves a torchelastic_* directory in $TMPDIR. (``--log_dir``: the
+    spelling every torchrun since torch 1.10 takes.)"""
     per_device = int(config.get("batch_size_per_device", 4))
     if INTERNVL_TOTAL_BATCH_SIZE % (gpus * per_device):
         raise ValueError(
@@ -193,6 +199,7 @@ def internvl_training_argv(config: dict[str, Any], gpus: int, output_dir: Path, 
         "--master_addr=127.0.0.1",
         f"--nproc_per_node={gpus}",
         f"--master_port={config.get('master_port', 34229)}",
+        f"--log_dir={log_dir}",
         INTERNVL_FINETUNE,
         "--model_name_or_path",
         str(config["model_name_or_path"]),
@@ -225,7 +232,6 @@ def internvl_coco_caption_train(job: JobRun) -> list[str]:
         name = f"{Path(meta_path).stem}_{Path(str(config['model_name_or_path'])).stem}"
         output_dir = job.job_dir / "output" / name
         output_dir.mkdir(parents=True)
-        argv = internvl_training_argv(config, gpus, output_dir, os.path.abspath(meta_path))
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(chat_dir)])),
@@ -233,13 +239,20 @@ def internvl_coco_caption_train(job: JobRun) -> list[str]:
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "LAUNCHER": "pytorch",
         }
-        job.log.info("running %s", argv)
         steps = []
-        for line in logged(argv, chat_dir, env, job, "InternVL training (torchrun)", output_dir / "training_log.txt"):
-            found = TRAINER_LOG.match(line.strip())
-            if found:
-                loss, rate, epoch = (float(value) for value in found.groups())
-                steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "learning_rate": rate})
+        # torchrun's log directory is removed once it has ended, as data-parallel training's (hooks/hf/launch.py).
+        with tempfile.TemporaryDirectory(
+            prefix=f"{TORCHRUN_LOGS}-", dir=job.job_dir, ignore_cleanup_errors=True
+        ) as logs:
+            argv = internvl_training_argv(config, gpus, output_dir, os.path.abspath(meta_path), Path(logs))
+            job.log.info("running %s", argv)
+            for line in logged(
+                argv, chat_dir, env, job, "InternVL training (torchrun)", output_dir / "training_log.txt"
+            ):
+                found = TRAINER_LOG.match(line.strip())
+                if found:
+                    loss, rate, epoch = (float(value) for value in found.groups())
+                    steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "learning_rate": rate})
         (output_dir / "train_log.json").write_text(json.dumps(steps, indent=2) + "\n")
         outputs.append(str(output_dir))
     return outputs
