@@ -133,6 +133,11 @@ def test_a_store_entry_that_is_not_intact_runs_the_probe(tmp_path, offline_env, 
     threshold = process_recipe(data, with_args(DEMO_OPS, "text_length_filter", max_len=90000))
     again = run_dj_job(work, PROBE, "threshold", threshold)
     assert REUSED not in again.log and "stats cache:" in again.log
+    assert f"probe reuse: skipped {blob.parent.name}/{blob.name} (its name is not the sha256 of its bytes)" in again.log
+    assert (
+        f"probe reuse: the probe stored under key {listing.parent.name} is not whole ({stats_path} is missing or altered)"
+        in again.log
+    )
     assert job_files(again) == job_files(first)
 
 

@@ -149,27 +149,21 @@ def _safe_relative(path: Any) -> bool:
 
 def reuse(job: JobRun, probe: ProbeKey) -> Path | None:
     """Write the files stored under the probe's key into its job directory; the path of its result (what the probe
-    returns). None when nothing usable is stored: the probe then runs."""
-    key = probe.key
+    returns). None when nothing usable is stored: the probe then runs (and a stored probe that is not whole is
+    said in the job's log, as the analysis cache says a figure it skips)."""
     store = _store(job)
-    stored = store.get(key, LISTING_SUFFIX)
-    if stored is None:
+    stored = _stored_files(store, probe.key)
+    for name in store.skipped:
+        job.log.warning("probe reuse: skipped %s (its name is not the sha256 of its bytes)", name)
+    for key in store.ambiguous:
+        job.log.warning("probe reuse: %s holds two different copies of a file: neither is used", key)
+    if isinstance(stored, str):
+        job.log.warning(
+            "probe reuse: the probe stored under key %s is not whole (%s): Data-Juicer runs", probe.key, stored
+        )
+    if not isinstance(stored, tuple):
         return None
-    try:
-        listing = json.loads(stored)
-    except ValueError:
-        return None
-    if not isinstance(listing, dict):
-        return None
-    files, result = listing.get("files"), listing.get("result")
-    if not isinstance(files, dict) or not all(map(_safe_relative, [*files, result])) or result not in files:
-        return None
-    contents = {}
-    for path, digest in files.items():
-        data = store.get(_file_key(key, path), "")
-        if data is None or sha256_bytes(data) != digest:
-            return None
-        contents[path] = data
+    contents, result = stored
     for path, data in contents.items():
         target = Path(job.job_dir) / path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -178,9 +172,31 @@ def reuse(job: JobRun, probe: ProbeKey) -> Path | None:
         "probe reuse: %d file(s) of an earlier probe of the same data, ops and stat arguments (key %s); "
         "Data-Juicer not run",
         len(contents),
-        key,
+        probe.key,
     )
     return Path(job.job_dir) / result
+
+
+def _stored_files(store: FigureStore, key: str) -> tuple[dict[str, bytes], str] | str | None:
+    """The files stored under key, by path in the job directory, and the result's path; None when nothing is
+    stored, what is wrong when a stored probe is not whole."""
+    stored = store.get(key, LISTING_SUFFIX)
+    if stored is None:
+        return "its listing is not intact" if store.skipped or store.ambiguous else None
+    try:
+        listing = json.loads(stored)
+    except ValueError:
+        return "its listing is not JSON"
+    files, result = (listing.get("files"), listing.get("result")) if isinstance(listing, dict) else (None, None)
+    if not isinstance(files, dict) or not all(map(_safe_relative, [*files, result])) or result not in files:
+        return "its listing is not one this version writes"
+    contents = {}
+    for path, digest in files.items():
+        data = store.get(_file_key(key, path), "")
+        if data is None or sha256_bytes(data) != digest:
+            return f"{path} is missing or altered"
+        contents[path] = data
+    return contents, result
 
 
 def store(job: JobRun, probe: ProbeKey, result: str | Path) -> None:
