@@ -13,12 +13,12 @@ from sandflow.config.load import load_config_file
 from sandflow.core.collector import collector_paused
 from sandflow.plan.history import Explainer
 from sandflow.plan.model import Job, Plan, Ref
-from sandflow.plan.planner import Planner, plan_config
+from sandflow.plan.planner import plan_config
 from sandflow.run import job_server, noop
 from sandflow.run.import_shortcuts import slurm_efficiency_report_on_use
 from sandflow.run.launch import SNAKEFILE, with_terminal_logger
 from sandflow.run.warm_imports import plan_preload
-from sandflow.run.workflow import SandflowRun, cannot_run_here
+from sandflow.run.workflow import SandflowRun, cannot_run_here, plan_for_snakemake
 
 
 def describe_job(job: Job, number: dict[int, int], why: str) -> list[str]:
@@ -122,7 +122,7 @@ def plain_run_plan(config_file: str, snakemake_args: list[str]) -> SandflowRun |
     if not noop.qualifies(snakemake_args):
         return None
     try:
-        return SandflowRun(Planner(load_config_file(config_file)))
+        return plan_for_snakemake(config_file)  # the Snakefile takes this plan rather than planning again
     except ConfigError:
         return None
 

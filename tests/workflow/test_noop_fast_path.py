@@ -91,6 +91,15 @@ def hpo_dir(tmp_path: Path, iterative: bool) -> Path:
 
 CONFIG = "configs/hpo/sandbox.yaml"
 SANDFLOW_RUN = "import sys\nfrom sandflow.cli import main\nassert main(['run', sys.argv[1]]) == 0"
+# `sandflow run`, saying how many plans its process made.
+SANDFLOW_RUN_COUNTING_PLANS = """import sys
+from sandflow.plan.planner import Planner
+from sandflow.cli import main
+plans, plan = [], Planner.plan
+Planner.plan = lambda self: plans.append(self) or plan(self)
+assert main(['run', sys.argv[1]]) == 0
+print(f'plans made: {len(plans)}', file=sys.stderr)
+"""
 
 
 def assert_decided_light(run_dir: Path) -> None:
@@ -155,6 +164,16 @@ def test_a_noop_rerun_skips_snakemake_and_any_change_goes_to_it(tmp_path: Path, 
         "grade"
     )
     (run_dir / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
-    changed = sandflow_run(run_dir, CONFIG)
+    changed = subprocess.run(
+        [sys.executable, "-c", SANDFLOW_RUN_COUNTING_PLANS, CONFIG],
+        cwd=run_dir,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert changed.returncode == 0, changed.stderr[-3000:]
     assert not took_fast_path(changed) and "evaluate_data" in changed.stderr
+    # The plan that found work is the one Snakemake's Snakefile runs (it is not made again).
+    assert changed.stderr.strip().endswith("plans made: 1"), changed.stderr[-3000:]
     assert took_fast_path(sandflow_run(run_dir, CONFIG))

@@ -13,10 +13,11 @@ value, so no config value is ever spliced into a shell command and the job never
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sandflow.config.errors import ConfigError
 from sandflow.config.files import read_config_file
@@ -150,6 +151,44 @@ class SandflowRun:
         ]
 
 
+def config_source(configfiles: list[str]) -> str:
+    """Config files named as the user gave them (Snakemake hands them over absolute)."""
+    relative = [os.path.relpath(f) for f in configfiles]
+    return ", ".join(r if not r.startswith("..") else str(f) for f, r in zip(configfiles, relative)) or "config"
+
+
+class HandedOver(NamedTuple):
+    """A plan `sandflow run` made in this process before it started Snakemake here, of this config."""
+
+    configfile: str  # absolute
+    data: dict[str, Any]  # the file's mapping, as read then
+    run: SandflowRun
+
+
+_handed_over: list[HandedOver] = []
+
+
+def plan_for_snakemake(config_file: str) -> SandflowRun:
+    """Plan a config file as the Snakefile would, and leave the plan for it: `sandflow run` plans to see whether
+    anything is to be done, and the Snakefile, read next in the same process, takes the plan instead of making it
+    again (seconds for a grid of thousands of trials). A ConfigError when the config does not plan."""
+    configfile = os.path.abspath(config_file)
+    data = read_config_file(configfile)
+    collect_garbage_less_often()  # before planning: the plan is most of what a pass would scan (run/per_job.py)
+    run = SandflowRun(Planner(load_config(copy.deepcopy(data), source=config_source([configfile]))))
+    _handed_over[:] = [HandedOver(configfile, data, run)]
+    return run
+
+
+def handed_over(config: dict[str, Any], configfiles: list[str]) -> SandflowRun | None:
+    """The plan left by plan_for_snakemake when Snakemake read the same one file into the same mapping (no
+    --config, no second file); taken once."""
+    taken = _handed_over.pop() if _handed_over else None
+    if taken is None or [os.path.abspath(f) for f in configfiles] != [taken.configfile] or config != taken.data:
+        return None
+    return taken.run
+
+
 def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun:
     """Plan the Snakemake config; a bad config prints one line and exits 2 before anything runs.
 
@@ -158,15 +197,11 @@ def load_or_exit(config: dict[str, Any], snakemake_workflow: Any) -> SandflowRun
     """
     collect_garbage_less_often()  # before planning: the plan is most of what a pass would scan (run/per_job.py)
     configfiles = snakemake_workflow.configfiles
-    # Name config files as the user gave them (Snakemake hands them over absolute).
-    source = (
-        ", ".join(os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in configfiles)
-        or "config"
-    )
+    source = config_source(configfiles)
     try:
         for path in configfiles:  # Snakemake's own YAML loader lets a repeated key through silently
             read_config_file(path)
-        run = SandflowRun(Planner(load_config(dict(config), source=source)))
+        run = handed_over(config, configfiles) or SandflowRun(Planner(load_config(dict(config), source=source)))
     except ConfigError as exc:
         exit_with_error(f"{source}: {exc}")
         raise  # unreachable: exit_with_error does not return
