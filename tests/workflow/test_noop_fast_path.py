@@ -164,15 +164,7 @@ def test_a_noop_rerun_skips_snakemake_and_any_change_goes_to_it(tmp_path: Path, 
         "grade"
     )
     (run_dir / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
-    changed = subprocess.run(
-        [sys.executable, "-c", SANDFLOW_RUN_COUNTING_PLANS, CONFIG],
-        cwd=run_dir,
-        env=snakemake_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert changed.returncode == 0, changed.stderr[-3000:]
+    changed, _ = imported_after(run_dir, SANDFLOW_RUN_COUNTING_PLANS, CONFIG)
     assert not took_fast_path(changed) and "evaluate_data" in changed.stderr
     # The plan that found work is the one Snakemake's Snakefile runs (it is not made again).
     assert changed.stderr.strip().endswith("plans made: 1"), changed.stderr[-3000:]
