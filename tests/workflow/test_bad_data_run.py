@@ -142,6 +142,7 @@ def test_an_error_line_is_the_first_line_of_the_error_and_of_its_root_cause():
     except WrappedError as exc:
         assert error_line(exc) == "WrappedError: could not load, from ValueError: bad byte at 17"
     assert error_line(KeyError()) == "KeyError"
+    assert error_line(ValueError("x" * 1000)) == f"ValueError: {'x' * 297}..."  # a library's message holding a row
     try:
         try:
             raise KeyError("x")

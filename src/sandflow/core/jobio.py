@@ -20,6 +20,7 @@ class JobFailed(RuntimeError):
 
 
 IN_THE_LOG = "(traceback in the job's log)"
+FIRST_LINE_CHARS = 300
 
 
 def error_line(exc: BaseException) -> str:
@@ -34,8 +35,13 @@ def error_line(exc: BaseException) -> str:
 
 
 def first_line(error: BaseException) -> str:
+    """The error's type and the first line of its message, cut at FIRST_LINE_CHARS (some libraries put a whole
+    row or array in it)."""
     text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+    line = text.splitlines()[0] if text else ""
+    if len(line) > FIRST_LINE_CHARS:
+        line = line[: FIRST_LINE_CHARS - 3] + "..."
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
 def load_context(path: str | Path) -> dict[str, Any]:
