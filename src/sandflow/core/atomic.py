@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,18 @@ def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[tuple[int, str
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def remove_leftover_temps(directory: str | Path, suffix: str = ".tmp") -> None:
+    """Remove the temp files ``replacing`` left in directory when their writer was killed before its rename
+    (``.<name>.<8 random characters><suffix>``). Only for a writer that no other can be at work beside: one
+    that holds the work_dir lock, as the assembly of a run does (a live writer's temp would go from under it)."""
+    leftover = re.compile(rf"\..+\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(directory):
+            if leftover.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core import layout
-from sandflow.core.atomic import replacing, write_text_atomic
+from sandflow.core.atomic import remove_leftover_temps, replacing, write_text_atomic
 from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.private_fs import copy_replacing, ensure_within, resolves_within
 from sandflow.report.tracking import TRAIN_LOG, scalars, training_curves
@@ -162,6 +162,10 @@ def build(spec: dict[str, Any], figures_dir: str, metrics_path: str) -> None:
     for path in (figures / MANIFEST, cache / "x", metrics_path, plots / PLOTS_MANIFEST, plots / "train_loss" / "x"):
         ensure_within(path, work_dir, "report file")
     remove_own_files(figures, figures / MANIFEST)  # no figure of an older plan stays (Snakemake empties it anyway)
+    # What a build killed mid-write left (the run's lock is held: no other build is at work).
+    for directory in (figures.parent, figures, plots, plots / "train_loss"):
+        remove_leftover_temps(directory)
+    remove_leftover_temps(cache, suffix=".png")
     figures.mkdir(parents=True, exist_ok=True)
     cache.mkdir(exist_ok=True)
     written: list[str] = []

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandflow.core import layout
-from sandflow.core.atomic import write_text_atomic
+from sandflow.core.atomic import remove_leftover_temps, write_text_atomic
 from sandflow.core.jobio import JobFailed, job_logging
 from sandflow.core.keys import digest_of
 from sandflow.core.private_fs import UnsafePath
@@ -99,10 +99,11 @@ def main_from_snakemake(snakemake: Any) -> None:
     spec = stage_spec(snakemake.params.spec, declared=snakemake.params.spec["context_infos"], local=snakemake.output[0])
     try:
         with job_logging(snakemake.log[0]):
-            assemble_context_infos(spec, snakemake.output[0])
             # Report files stay under the work_dir as this machine holds it: with a store, its staged copy,
             # where context_infos.json (<work_dir>/context_infos.json) is staged too.
             local_work_dir = os.path.dirname(os.path.abspath(snakemake.output[0]))
+            remove_leftover_temps(local_work_dir)  # of an assembly killed mid-write; the run holds the lock
+            assemble_context_infos(spec, snakemake.output[0])
             report_figures.build(
                 {**spec, "work_dir": local_work_dir}, snakemake.output.figures, snakemake.output.metrics
             )

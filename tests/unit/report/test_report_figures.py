@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,29 @@ def test_a_training_log_that_is_not_a_list_of_objects_is_one_line_naming_it(tmp_
         with pytest.raises(JobFailed) as failure:
             report_figures.build({"work_dir": str(tmp_path), "jobs": [job]}, str(figures), str(metrics))
         assert str(failure.value) == failure_line
+
+
+def test_a_rebuild_removes_what_a_build_killed_mid_write_left_and_nothing_else(tmp_path: Path):
+    figures, metrics = tmp_path / "report" / "figures", tmp_path / "report" / "metrics.csv"
+    spec = {"work_dir": str(tmp_path), "jobs": [training_job(tmp_path, [4.0, 3.0])]}
+    report_figures.build(spec, str(figures), str(metrics))
+    report, plots, cache = tmp_path / "report", tmp_path / "report" / "plots", tmp_path / "report" / ".figure-cache"
+    # The temp files of writes killed before their rename, named as core/atomic.replacing names them (seen in CI:
+    # plots/..sandflow-plots.<random>.tmp after a kill during the assembly).
+    left = [
+        tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=suffix)
+        for directory, name, suffix in [
+            (plots, report_figures.PLOTS_MANIFEST, ".tmp"),
+            (plots / "train_loss", "p.train.csv", ".tmp"),
+            (report, "metrics.csv", ".tmp"),
+            (cache, "0123456789abcdef01234567.png", ".png"),
+        ]
+    ]
+    for handle, _ in left:
+        os.close(handle)
+    users = [report / ".notes.tmp", plots / "draft.tmp"]  # not named as those temps are: not the build's
+    for path in users:
+        path.write_text("mine")
+    report_figures.build(spec, str(figures), str(metrics))
+    assert [path for _, path in left if os.path.lexists(path)] == []
+    assert all(path.read_text() == "mine" for path in users)
