@@ -82,6 +82,23 @@ def test_publishing_into_work_dir_is_not_written_through_a_planted_symlinked_dir
     assert list(outside.iterdir()) == []
 
 
+def test_publishing_in_work_dir_removes_the_temp_files_a_killed_assembly_left_beside_what_it_publishes(
+    tmp_path: Path,
+):
+    # copy_replacing's temp names (.<name>.<8 random characters>), as a kill between copy and rename leaves them.
+    left, users = ".data.jsonl.k3x_9q2a", [".data.jsonl.notes", ".other.jsonl.k3x_9q2a", "data.jsonl~"]
+    for work, export in [(tmp_path / "a", tmp_path / "a" / "exported"), (tmp_path / "b", tmp_path / "shared")]:
+        job = finished_job(work, {"data.jsonl": b"{}\n"}, export)
+        export.mkdir(parents=True)
+        for name in [left, *users]:
+            (export / name).write_text("left")
+        assemble({"work_dir": str(work), "jobs": [job]})
+        assert (export / "data.jsonl").read_bytes() == b"{}\n"
+        # In work_dir the run's lock is held: that temp is a dead writer's. Outside it, another run's may be live.
+        assert (export / left).exists() == (export == tmp_path / "shared")
+        assert all((export / name).read_text() == "left" for name in users)
+
+
 # ---- the report's figures --------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 
@@ -39,14 +39,16 @@ def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[tuple[int, str
         raise
 
 
-def remove_leftover_temps(directory: str | Path, suffix: str = ".tmp") -> None:
+def remove_leftover_temps(directory: str | Path, suffix: str = ".tmp", names: Collection[str] | None = None) -> None:
     """Remove the temp files ``replacing`` left in directory when their writer was killed before its rename
-    (``.<name>.<8 random characters><suffix>``). Only for a writer that no other can be at work beside: one
-    that holds the work_dir lock, as the assembly of a run does (a live writer's temp would go from under it)."""
-    leftover = re.compile(rf"\..+\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+    (``.<name>.<8 random characters><suffix>``; of those names only, when given). Only for a writer that no
+    other can be at work beside: one that holds the work_dir lock, as a run's assembly does (a live writer's temp
+    would go from under it)."""
+    leftover = re.compile(rf"\.(.+)\.[a-z0-9_]{{8}}{re.escape(suffix)}")
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in os.scandir(directory):
-            if leftover.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
+            found = leftover.fullmatch(entry.name)
+            if found and (names is None or found[1] in names) and not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sandflow.core import layout
-from sandflow.core.atomic import write_text_atomic
+from sandflow.core.atomic import remove_leftover_temps, write_text_atomic
 from sandflow.core.jobio import load_context, replace_prefix
 from sandflow.core.layout import CONTEXT_FILE
 from sandflow.core.private_fs import UnsafePath, copy_replacing, ensure_within, resolves_within
@@ -30,8 +30,10 @@ JOB_INFOS = "job_infos"
 def publish_tree(source: Path, destination: Path, work_dir: Path) -> None:
     """Copy every file under source (a job's slot) into destination (overlaying what is there), each by temp +
     rename. A symlink out of the job's directory is refused (it would publish what the job never wrote); so is a
-    symlinked directory on the way to a target, below destination and, for a destination in work_dir, below it."""
+    symlinked directory on the way to a target, below destination and, for a destination in work_dir, below it.
+    In work_dir, the temp files a killed assembly left beside the names published are removed first."""
     inside = os.path.commonpath([os.path.abspath(destination), os.path.abspath(work_dir)]) == os.path.abspath(work_dir)
+    targets: dict[Path, Path] = {}
     for path in sorted(source.rglob("*")):
         if not path.is_file():
             continue
@@ -41,6 +43,14 @@ def publish_tree(source: Path, destination: Path, work_dir: Path) -> None:
         ensure_within(target, destination, "published file")  # a symlinked directory planted on the way
         if inside:
             ensure_within(target, work_dir, "published file")
+        targets[target] = path
+    if inside:  # under the run's lock a temp of a published name is a killed assembly's (outside, another run's may be)
+        names: dict[Path, set[str]] = {}
+        for target in targets:
+            names.setdefault(target.parent, set()).add(target.name)
+        for directory, published in names.items():
+            remove_leftover_temps(directory, suffix="", names=published)
+    for target, path in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         copy_replacing(path, target)
 
