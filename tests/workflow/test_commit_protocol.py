@@ -237,6 +237,18 @@ def test_write_text_atomic_never_writes_through_a_planted_name(tmp_path: Path):
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([victim.name, target.name, planted.name])
 
 
+def test_a_sole_writer_removes_its_killed_writers_temp_files_and_no_other(tmp_path: Path):
+    target, other = tmp_path / "decision.json", tmp_path / "outcome.json"
+    killed = [tmp_path / f".{target.name}.k3x_9q2a.tmp", tmp_path / f".{other.name}.k3x_9q2a.tmp"]
+    for path in killed:
+        path.write_text("a killed writer's")
+    write_text_atomic(target, "{}\n")  # another process may be writing this name: nothing is removed
+    assert all(path.exists() for path in killed)
+    write_text_atomic(target, "[]\n", sole_writer=True)  # a rule's output, under the run's lock
+    assert target.read_text() == "[]\n"
+    assert [path.exists() for path in killed] == [False, True]  # another name's temp is not this writer's
+
+
 def write_chain(run_dir: Path, work: str) -> str:
     """Two pool jobs in a chain on run_dir/data.jsonl: downsample, then duplicate."""
     config = {

@@ -53,13 +53,17 @@ def remove_leftover_temps(directory: str | Path, suffix: str = ".tmp", names: Co
                     os.unlink(entry.path)
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: str | Path, text: str, sole_writer: bool = False) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), sole_writer)
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+def write_bytes_atomic(path: str | Path, data: bytes, sole_writer: bool = False) -> None:
+    """sole_writer: no other process can be writing path (a rule's output, written while the run holds the
+    work_dir lock), so the temp files of its killed writers are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if sole_writer:
+        remove_leftover_temps(path.parent, names={path.name})
     with replacing(path) as (handle, _):
         os.fchmod(handle, 0o666 & ~current_umask())  # as open() would make it (mkstemp makes 600)
         with os.fdopen(handle, "wb") as stream:

@@ -90,7 +90,7 @@ def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: 
     results = trial_results(spec)
     best = best_of(results, spec["goal"])
     names = spec["parameters"]
-    write_text_atomic(table_path, trials_table(results, names, spec["metric"]))
+    write_text_atomic(table_path, trials_table(results, names, spec["metric"]), sole_writer=True)
     plot_metric(results, best, spec["metric"], spec["goal"], plot_path)
     record = {
         "trial": None if best is None else best["trial"],
@@ -101,5 +101,5 @@ def summarise(spec: dict[str, Any], best_path: str, table_path: str, plot_path: 
     if spec.get("target") is not None:
         reached_by = first_at_target(results, spec["goal"], spec["target"])
         record["target"] = {"value": spec["target"], "reached_by": reached_by}
-    write_text_atomic(best_path, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(best_path, json.dumps(record, indent=2) + "\n", sole_writer=True)
     return record

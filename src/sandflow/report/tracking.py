@@ -139,5 +139,7 @@ def track(spec: dict[str, Any], output: str) -> list[dict[str, Any]]:
     # run.finish() returns before wandb's service has flushed and closed the run files; stopping the
     # service waits for that, so the files are complete once the rule's output exists.
     wandb.teardown()
-    write_text_atomic(output, json.dumps({"mode": settings["mode"], "runs": tracked}, indent=2) + "\n")
+    write_text_atomic(
+        output, json.dumps({"mode": settings["mode"], "runs": tracked}, indent=2) + "\n", sole_writer=True
+    )
     return tracked

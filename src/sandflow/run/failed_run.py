@@ -100,4 +100,4 @@ def record_failed_run(
     what rule all asks beside it) so that the next run assembles it again."""
     record = failed_run_record(spec, started, hashes)
     forget_records(final_records)  # first: killed in between, the next run still reassembles
-    write_text_atomic(spec["context_infos"], json.dumps(record, indent=4, ensure_ascii=False) + "\n")
+    write_text_atomic(spec["context_infos"], json.dumps(record, indent=4, ensure_ascii=False) + "\n", sole_writer=True)

@@ -78,7 +78,7 @@ def decision_from_snakemake(snakemake: Any) -> None:
         log.info("%s", decision["reason"])
         for check in decision["targets"]:
             log.info("%s: value %r, %s", check["target"], check["value"], "met" if check["met"] else "not met")
-        write_text_atomic(snakemake.output[0], json.dumps(decision, indent=2) + "\n")
+        write_text_atomic(snakemake.output[0], json.dumps(decision, indent=2) + "\n", sole_writer=True)
 
 
 def outcome_from_snakemake(snakemake: Any) -> None:
@@ -96,4 +96,4 @@ def outcome_from_snakemake(snakemake: Any) -> None:
             "reason": last["reason"],
             "decisions": [str(path) for path in snakemake.input],
         }
-        write_text_atomic(snakemake.output[0], json.dumps(outcome, indent=2) + "\n")
+        write_text_atomic(snakemake.output[0], json.dumps(outcome, indent=2) + "\n", sole_writer=True)
