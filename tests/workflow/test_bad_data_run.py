@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sandflow.core.jobio import error_line
-from sandflow.core.jsonl import BadData, read_objects
+from sandflow.core.jsonl import BadData, first_bad_row, read_objects
 from sandflow.hooks.hf.models import read_texts
 
 from helpers.snakemake import snakemake
@@ -91,6 +91,16 @@ def test_a_line_that_is_not_json_is_named_by_file_and_line_for_model_training(tm
     with pytest.raises(BadData) as failure:
         read_texts([path], "text")
     assert str(failure.value).startswith(f"{path}:3: not JSON (")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_THIRD_LINES))
+def test_the_line_at_a_time_check_names_the_line_read_objects_names(case: str, tmp_path: Path):
+    path = dataset(tmp_path, BAD_THIRD_LINES[case][0])
+    with pytest.raises(BadData) as failure:
+        read_objects(path)
+    bad = first_bad_row(path)
+    assert bad is not None and str(bad) == str(failure.value)
+    assert first_bad_row(dataset(tmp_path, f"{GOOD_LINE}\n".encode())) is None
 
 
 def data_juicer_job(meta_name: str, dataset_path: str) -> dict:

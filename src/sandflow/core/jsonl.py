@@ -75,3 +75,25 @@ def read_objects(path: str | Path) -> list[dict[str, Any]]:
             raise BadData(path, number, "not a JSON object")
         rows.append(row)
     return rows
+
+
+def first_bad_row(path: str | Path) -> BadData | None:
+    """The first line ``read_objects`` would refuse, found a line at a time (a dataset of any size stays out of
+    memory); None when every line is a JSON object or blank."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):  # binary lines end at b"\n" only, as numbered_json_lines
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return BadData(path, number, "not UTF-8 text")
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                return BadJsonLine(path, number, exc)
+            except RecursionError:
+                return BadData(path, number, "not JSON (nested too deeply)")
+            if not isinstance(row, dict):
+                return BadData(path, number, "not a JSON object")
+    return None

@@ -44,7 +44,7 @@ from typing import Any
 
 from sandflow.config.dj_settings import RUN_DEFAULTS, refused_setting, setting_notes
 from sandflow.core.atomic import write_text_atomic
-from sandflow.core.jsonl import BadData, read_objects
+from sandflow.core.jsonl import first_bad_row
 from sandflow.hooks import dj_probe_reuse
 from sandflow.hooks.base import JobRun
 from sandflow.hooks.dj_analysis_cache import analysis_cache, fresh_figures
@@ -204,21 +204,21 @@ def dj_session(job: JobRun) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def bad_line_named(dataset_path: str) -> Iterator[None]:
+def bad_line_named(dataset_path: str | None) -> Iterator[None]:
     """A failed run whose dataset is one local JSON Lines file fails on the file's first bad line when it has one,
     '<file>:<line>: <problem>': Data-Juicer's loader says only Arrow's 'JSON parse error ... in row N', N counted
     within a block of the file. The file is read again only when the run has failed."""
     try:
         yield
     except Exception as exc:
-        path = Path(dataset_path)
-        if path.is_relative_to(Path.cwd()):  # named as the config names it (Data-Juicer made it absolute)
+        path = Path(dataset_path) if isinstance(dataset_path, str) else None  # None: a `dataset:` config
+        if path is not None and path.is_relative_to(
+            Path.cwd()
+        ):  # as the config names it (Data-Juicer made it absolute)
             path = path.relative_to(Path.cwd())
-        if path.suffix == ".jsonl" and path.is_file():
-            try:
-                read_objects(path)
-            except BadData as bad:
-                raise bad from exc
+        bad = first_bad_row(path) if path is not None and path.suffix == ".jsonl" and path.is_file() else None
+        if bad is not None:
+            raise bad from exc
         raise
 
 
