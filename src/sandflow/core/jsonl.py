@@ -40,16 +40,24 @@ def numbered_json_lines(path: str | Path, text: str | None = None) -> list[tuple
     with ensure_ascii=False may hold a raw U+2028 inside a string."""
     if text is None:
         text = read_utf8(path)
-    rows = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise BadJsonLine(path, number, exc) from None
-            except RecursionError:
-                raise BadData(path, number, "not JSON (nested too deeply)") from None
-    return rows
+    return [(number, json_line(path, number, line)) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+
+def json_line(path: str | Path, number: int | None, line: str) -> Any:
+    """The value of one non-blank line (number None: of the whole file); a BadData naming the line when it is not
+    JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BadJsonLine(path, number, exc) from None
+    except RecursionError:
+        raise BadData(path, number, "not JSON (nested too deeply)") from None
+
+
+def json_object(path: str | Path, number: int, row: Any) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise BadData(path, number, "not a JSON object")
+    return row
 
 
 def json_rows(path: str | Path) -> tuple[list[Any], list[int] | None]:
@@ -57,43 +65,27 @@ def json_rows(path: str | Path) -> tuple[list[Any], list[int] | None]:
     exports), with each row's line number (None for an array)."""
     text = read_utf8(path)
     if text.lstrip().startswith("["):
-        try:
-            return json.loads(text), None
-        except json.JSONDecodeError as exc:
-            raise BadJsonLine(path, None, exc) from None
-        except RecursionError:
-            raise BadData(path, None, "not JSON (nested too deeply)") from None
+        return json_line(path, None, text), None
     numbered = numbered_json_lines(path, text)
     return [row for _, row in numbered], [number for number, _ in numbered]
 
 
 def read_objects(path: str | Path) -> list[dict[str, Any]]:
     """Every row of a JSON Lines file, each a JSON object."""
-    rows = []
-    for number, row in numbered_json_lines(path):
-        if not isinstance(row, dict):
-            raise BadData(path, number, "not a JSON object")
-        rows.append(row)
-    return rows
+    return [json_object(path, number, row) for number, row in numbered_json_lines(path)]
 
 
 def first_bad_row(path: str | Path) -> BadData | None:
-    """The first line ``read_objects`` would refuse, found a line at a time (a dataset of any size stays out of
-    memory); None when every line is a JSON object or blank."""
+    """The first line ``read_objects`` would refuse, in its words, found a line at a time (a dataset of any size
+    stays out of memory); None when every line is a JSON object or blank."""
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):  # binary lines end at b"\n" only, as numbered_json_lines
             try:
                 line = raw.decode("utf-8")
+                if line.strip():
+                    json_object(path, number, json_line(path, number, line))
             except UnicodeDecodeError:
                 return BadData(path, number, "not UTF-8 text")
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                return BadJsonLine(path, number, exc)
-            except RecursionError:
-                return BadData(path, number, "not JSON (nested too deeply)")
-            if not isinstance(row, dict):
-                return BadData(path, number, "not a JSON object")
+            except BadData as bad:
+                return bad
     return None
