@@ -211,12 +211,12 @@ def bad_line_named(dataset_path: str | None) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        path = Path(dataset_path) if isinstance(dataset_path, str) else None  # None: a `dataset:` config
-        if path is not None and path.is_relative_to(
-            Path.cwd()
-        ):  # as the config names it (Data-Juicer made it absolute)
+        if not isinstance(dataset_path, str):  # a `dataset:` config
+            raise
+        path = Path(dataset_path)
+        if path.is_relative_to(Path.cwd()):  # named as the config names it (Data-Juicer made it absolute)
             path = path.relative_to(Path.cwd())
-        bad = first_bad_row(path) if path is not None and path.suffix == ".jsonl" and path.is_file() else None
+        bad = first_bad_row(path) if path.suffix == ".jsonl" and path.is_file() else None
         if bad is not None:
             raise bad from exc
         raise
